@@ -1,0 +1,136 @@
+"""Auger cascade: multiexciton decay rates and the time evolution of the populations.
+
+SI section 1.5.  A QD with N photo-excited excitons and n electrochemical electrons has
+e = N + n electrons and h = N holes; the number of Auger pathways (eq. S20-S21) is::
+
+    N_Aug(N, n) = (N + n) N (max(N + n - 1, 0) + max(N - 1, 0))
+
+and the rate is k(N, n) = (k_xx / 8) N_Aug (eq. S22; the neutral biexciton has 8 pathways, so
+k(2, 0) = k_xx and k(3, 0) / k(2, 0) = 36 / 8 = 4.5).  The paper sets the single-exciton decay to
+zero; real single excitons live tens of ns, so an optional ``k_x`` is added as N k_x (each exciton
+also decays on its own).  Rates are per ps.
+
+Each Auger event removes one exciton and conserves n, so for every n the populations obey the
+linear chain of eq. S19, f_N' = -k_N f_N + k_{N+1} f_{N+1}.  Its matrix is bidiagonal with
+eigenvalues -k_N, so the solution is a closed-form sum of exponentials (Bateman)::
+
+    f_j(t) = sum_{i=j..m} C[j, m, i] exp(-k_i t)   for a QD that starts with m excitons,
+    C[j, m, i] = prod_{l=j+1..m} k_l / prod_{l=j..m, l != i} (k_l - k_i).
+
+The coefficients are built in log-magnitude/sign form from cumulative sums (no Python loop over
+N, so the truncation n_max may be symbolic).  The empty state N = 0 is never decayed and its
+population follows from conservation, so a zero k(1, 0) (the paper's choice) is exact.  The
+formula needs distinct rates among N >= 1 for each n, which eq. S22 guarantees (N_Aug grows
+strictly with N); free rates that coincide to rounding would make it ill-conditioned.
+"""
+
+import numpy as np
+import pytensor.tensor as pt
+
+from .poisson import poisson_weights
+
+__all__ = ["auger_pathways", "auger_rate", "rate_table", "bateman_coefficients", "cascade_populations",
+           "cascade_absorption"]
+
+
+def auger_pathways(N, n_echem):
+    """Number of Auger transitions N_Aug(N, n_echem) of eq. S21."""
+    N = pt.as_tensor_variable(N)
+    e = N + pt.as_tensor_variable(n_echem)
+    return e * N * (pt.maximum(e - 1, 0) + pt.maximum(N - 1, 0))
+
+
+def auger_rate(N, n_echem, k_xx, k_x=0.0):
+    """k(N, n) per ps: (k_xx / 8) N_Aug(N, n) + N k_x (eq. S22 plus single-exciton decay)."""
+    N = pt.as_tensor_variable(N)
+    return pt.as_tensor_variable(k_xx) / 8.0 * auger_pathways(N, n_echem) + N * pt.as_tensor_variable(k_x)
+
+
+def rate_table(n_max, g_e, k_xx, k_x=0.0):
+    """Rates k(N, n) for n = 0..g_e (rows) and N = 1..n_max (columns), per ps."""
+    N = pt.arange(1, n_max + 1, dtype="float64")[None, :]
+    n = pt.as_tensor_variable(np.arange(g_e + 1, dtype="float64"))[:, None]
+    return auger_rate(N, n, k_xx, k_x)
+
+
+def bateman_coefficients(rates):
+    """C[..., j, m, i] of the chain with decay rates ``rates[..., p]`` for states N = p + 1.
+
+    Indices j (state), m (initial state) and i (exponential) run over N = 1..M.  Entries outside
+    j <= i <= m are zero.  rates[..., 0] may be zero; rates[..., 1:] must be positive.
+    """
+    k = pt.as_tensor_variable(rates)
+    M = k.shape[-1]
+    idx = pt.arange(M)
+    diag = pt.eq(idx[:, None], idx[None, :])  # [i, l]
+    diff = k[..., None, :] - k[..., :, None]  # [..., i, l] = k_l - k_i
+    log_abs = pt.log(pt.abs(pt.switch(diag, 1.0, diff)))
+    negative = pt.switch(diag, 0.0, pt.lt(diff, 0.0))
+    cum_log = pt.cumsum(log_abs, axis=-1)  # sum over l' <= l
+    cum_neg = pt.cumsum(negative, axis=-1)
+    excl_log = cum_log - log_abs  # sum over l' < l
+    excl_neg = cum_neg - negative
+    # denominator over l in [j, m]: [..., j, m, i]
+    swap = lambda x: pt.swapaxes(x, -1, -2)  # noqa: E731  [i, l] -> [l, i]
+    den_log = swap(cum_log)[..., None, :, :] - swap(excl_log)[..., :, None, :]
+    den_neg = swap(cum_neg)[..., None, :, :] - swap(excl_neg)[..., :, None, :]
+    # numerator prod_{l=j+1..m} k_l; position 0 (N = 1) never enters it, so a zero rate there is fine
+    log_k = pt.log(pt.switch(pt.eq(idx, 0), 1.0, k))
+    cum_k = pt.cumsum(log_k, axis=-1)
+    num_log = cum_k[..., None, :] - cum_k[..., :, None]  # [..., j, m]
+    j = idx[:, None, None]
+    m = idx[None, :, None]
+    i = idx[None, None, :]
+    valid = pt.and_(pt.le(j, i), pt.le(i, m))
+    exponent = pt.switch(valid, num_log[..., None] - den_log, 0.0)
+    sign = 1.0 - 2.0 * pt.mod(pt.round(den_neg), 2.0)
+    return pt.switch(valid, sign * pt.exp(exponent), 0.0)
+
+
+def cascade_populations(initial, rates, delays_ps):
+    """Populations f[..., N, t] for N = 0..M of a single chain (one n), from ``initial[..., N]``.
+
+    ``rates[..., p]`` are the decay rates of N = p + 1; ``delays_ps`` is 1-D.  N = 0 follows from
+    conservation.  Intended for tests and plots; models use :func:`cascade_absorption`.
+    """
+    f0 = pt.as_tensor_variable(initial)
+    k = pt.as_tensor_variable(rates)
+    t = pt.as_tensor_variable(delays_ps)
+    C = bateman_coefficients(k)  # [..., j, m, i]
+    expo = pt.exp(-k[..., :, None] * t)  # [..., i, t]
+    E = pt.matmul(C, expo[..., None, :, :])  # [..., j, m, t]
+    excited = pt.sum(E * f0[..., None, 1:, None], axis=-2)  # [..., j, t]
+    ground = pt.sum(f0, axis=-1)[..., None] - pt.sum(excited, axis=-2)
+    return pt.concatenate([ground[..., None, :], excited], axis=-2)
+
+
+def cascade_absorption(mean_excitons, charge_fractions, delays_ps, rates, table):
+    """Ensemble band-edge absorption A*(t) in units of gamma (time-dependent eq. S17 with S18-S19).
+
+    Parameters
+    ----------
+    mean_excitons : (...) initial <N> per QD at each point (a Poisson distribution, eq. S18).
+    charge_fractions : (..., S) fractions f_n of QDs with n = 0..S-1 electrochemical electrons.
+    delays_ps : (T,) pump-probe delays in ps shared by the batch, or (..., T) with the batch shape.
+    rates : (S, M) decay rates k(N, n) for N = 1..M per ps (see :func:`rate_table`).
+    table : (M + 1, S) A*(N, n) for N = 0..M (see ``transitions.transition_table``).
+
+    Returns (..., T).  Poisson weight beyond M is dropped (choose M with ``required_n_max``).
+    """
+    k = pt.as_tensor_variable(rates)
+    A = pt.as_tensor_variable(table)
+    f = pt.as_tensor_variable(charge_fractions)
+    t = pt.as_tensor_variable(delays_ps)
+    M = k.shape[-1]
+    P = poisson_weights(mean_excitons, M)  # (..., M + 1)
+    C = bateman_coefficients(k)  # (S, j, m, i)
+    dA = pt.swapaxes(A[1:, :] - A[0][None, :], 0, 1)  # (S, j): absorption change relative to N = 0
+    G = pt.sum(dA[:, :, None, None] * C, axis=1)  # (S, m, i)
+    expo = pt.exp(-k[:, :, None] * t[..., None, None, :])  # (..., S, i, T)
+    H = pt.matmul(G, expo)  # (..., S, m, T): response of a QD starting with m excitons
+    if t.ndim == 1:  # delays shared by the batch (models): contract N with a tensordot
+        Q = pt.tensordot(P[..., 1:], H, axes=[[-1], [1]])  # (..., S, T)
+    else:  # one delay row per batch element
+        Q = pt.sum(P[..., None, 1:, None] * H, axis=-2)
+    base = pt.sum(f * A[0, :], axis=-1) * pt.sum(P, axis=-1)  # (...): every QD back at N = 0
+    return base[..., None] + pt.sum(f[..., None] * Q, axis=-2)

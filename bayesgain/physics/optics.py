@@ -1,0 +1,70 @@
+"""Optics: reflection correction, pump fluence in a cuvette, bleach saturation, units, gain coefficient.
+
+Conventions: absorbances and differential signals are decadic (OD), Delta A = -log10(I_on / I_off)
+(SI eq. S29; the Methods' ln is a typo).  Fluences are photons/cm^2 unless the name says otherwise.
+"""
+
+import pytensor.tensor as pt
+
+from .constants import LN10, PLANCK_J_S, SPEED_OF_LIGHT_M_S
+
+__all__ = [
+    "reflection_correct",
+    "depth_averaged_fluence",
+    "bleach_saturation",
+    "photon_energy_J",
+    "fluence_to_energy_density_nJ_cm2",
+    "energy_density_nJ_cm2_to_fluence",
+    "gain_coefficient_per_cm",
+]
+
+
+def reflection_correct(dA_star, dR, F_A, F_R):
+    """True Delta A from the transient 'extinction' Delta A* and reflection Delta R (SI eq. S33).
+
+    Delta A = -log10( [10^-dR F_R + 10^-dA* (1 - F_A - F_R)] / (1 - F_A) ), with F_A and F_R the
+    steady-state absorbed and reflected fractions (integrating sphere).  F_R = 0 and dR = 0 give
+    Delta A = Delta A*.
+    """
+    dA_star, dR, F_A, F_R = map(pt.as_tensor_variable, (dA_star, dR, F_A, F_R))
+    mix = 10.0 ** (-dR) * F_R + 10.0 ** (-dA_star) * (1.0 - F_A - F_R)
+    return -pt.log10(mix / (1.0 - F_A))
+
+
+def depth_averaged_fluence(fluence_photons_cm2, pump_absorbance_OD):
+    """Pump fluence averaged over the optical path of a cuvette: J (1 - e^{-aL}) / (aL), aL = A ln 10.
+
+    (SI, after eq. S34.)  The ratio tends to 1 - aL/2 for small aL; that series is used below 1e-6
+    so an absorbance of exactly 0 is allowed.
+    """
+    J = pt.as_tensor_variable(fluence_photons_cm2)
+    aL = pt.as_tensor_variable(pump_absorbance_OD) * LN10
+    small = pt.lt(aL, 1e-6)
+    safe = pt.switch(small, 1.0, aL)
+    ratio = pt.switch(small, 1.0 - 0.5 * aL, -pt.expm1(-safe) / safe)
+    return J * ratio
+
+
+def bleach_saturation(cross_section_cm2, fluence_photons_cm2):
+    """Fraction of QDs still excited long after the multiexcitons decayed: 1 - e^{-sigma J} (eq. S34)."""
+    return -pt.expm1(-pt.as_tensor_variable(cross_section_cm2) * pt.as_tensor_variable(fluence_photons_cm2))
+
+
+def photon_energy_J(wavelength_nm):
+    """h c / lambda in joules."""
+    return PLANCK_J_S * SPEED_OF_LIGHT_M_S / (pt.as_tensor_variable(wavelength_nm) * 1e-9)
+
+
+def fluence_to_energy_density_nJ_cm2(fluence_photons_cm2, wavelength_nm):
+    """Pulse energy density (nJ/cm^2) of a photon fluence at the pump wavelength."""
+    return pt.as_tensor_variable(fluence_photons_cm2) * photon_energy_J(wavelength_nm) * 1e9
+
+
+def energy_density_nJ_cm2_to_fluence(energy_density_nJ_cm2, wavelength_nm):
+    """Photon fluence (photons/cm^2) of a pulse energy density in nJ/cm^2 (uJ/cm^2: multiply by 1000)."""
+    return pt.as_tensor_variable(energy_density_nJ_cm2) * 1e-9 / photon_energy_J(wavelength_nm)
+
+
+def gain_coefficient_per_cm(absorbance_OD, thickness_nm):
+    """Material gain g = -A ln(10) / d in cm^-1 (positive where the film amplifies)."""
+    return -pt.as_tensor_variable(absorbance_OD) * LN10 / (pt.as_tensor_variable(thickness_nm) * 1e-7)

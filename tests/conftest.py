@@ -1,0 +1,27 @@
+import os
+import pathlib
+import warnings
+
+import pytensor
+import pytest
+
+pytensor.config.floatX = "float64"  # the physics is checked to 1e-8; float32 would hide errors
+warnings.filterwarnings("ignore", message=".*BLAS.*")
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def rng():
+    import numpy as np
+
+    return np.random.default_rng(20261126)
+
+
+@pytest.fixture(scope="session")
+def real_data_dir():
+    path = pathlib.Path(os.environ.get("BAYESGAIN_REAL_DATA", SHARED / "real-data"))
+    if not path.is_dir():
+        pytest.skip(f"real instrument files not found at {path} (shared/real-data is absent)")
+    return path

@@ -1,0 +1,78 @@
+"""Independent plain-loop references written straight from the SI equations (no PyTensor, no vectorisation)."""
+
+import math
+
+import numpy as np
+from scipy import integrate
+
+K_B = 8.617333262e-5
+
+
+def band_edge(N, n, g_e=2, g_h=4):
+    # eq. S6: open absorption transitions minus stimulated-emission transitions
+    absorb = max(g_h - N, 0) * max(g_e - N - n, 0)
+    emit = min(N, g_h) * min(N + n, g_e)
+    return absorb - emit
+
+
+def poisson(N, mean):
+    return math.exp(-mean) * mean**N / math.factorial(N)
+
+
+def ensemble(mean, fractions, g_e=2, g_h=4, n_max=80):
+    total = 0.0
+    for n, f_n in enumerate(fractions):
+        for N in range(n_max + 1):
+            total += f_n * poisson(N, mean) * band_edge(N, n, g_e, g_h)
+    return total
+
+
+def fractions(V, V1S, VC=0.0, T=293.0, g_e=2):
+    beta = 1.0 / (K_B * T)
+    w = []
+    for n in range(g_e + 1):
+        energy = n * (V - V1S) + VC * n * (n - 1) / 2
+        w.append(math.comb(g_e, n) * math.exp(-beta * energy))
+    z = sum(w)
+    return [x / z for x in w]
+
+
+def fractions_disordered(V, V1S, VC, sigma, T=293.0, g_e=2):
+    out = []
+    for n in range(g_e + 1):
+        integrand = lambda v: fractions(V, v, VC, T, g_e)[n] * math.exp(-0.5 * ((v - V1S) / sigma) ** 2) / (
+            sigma * math.sqrt(2 * math.pi))
+        val, _ = integrate.quad(integrand, V1S - 10 * sigma, V1S + 10 * sigma, points=[V], limit=400,
+                                epsabs=1e-13, epsrel=1e-12)
+        out.append(val)
+    return out
+
+
+def auger_count(N, n):
+    e, h = N + n, N
+    return e * h * (max(e - 1, 0) + max(h - 1, 0))
+
+
+def rate(N, n, k_xx, k_x=0.0):
+    return k_xx / 8 * auger_count(N, n) + N * k_x
+
+
+def cascade_ode(mean, fractions_, delays, k_xx, k_x=0.0, g_e=2, g_h=4, n_max=45):
+    """Integrate eq. S19 for every n with solve_ivp (tight tolerances) and sum eq. S17 at each delay."""
+    out = np.zeros(len(delays))
+    for n, f_n in enumerate(fractions_):
+        if f_n == 0:
+            continue
+        y0 = np.array([f_n * poisson(N, mean) for N in range(n_max + 1)])
+        k = np.array([rate(N, n, k_xx, k_x) for N in range(n_max + 1)])
+
+        def rhs(t, y):
+            dy = -k * y
+            dy[:-1] += k[1:] * y[1:]
+            return dy
+
+        sol = integrate.solve_ivp(rhs, (0, max(delays)), y0, t_eval=delays, method="Radau", rtol=1e-12,
+                                  atol=1e-15, jac=lambda t, y: np.diag(-k) + np.diag(k[1:], 1))
+        A = np.array([band_edge(N, n, g_e, g_h) for N in range(n_max + 1)])
+        out += A @ sol.y
+    return out

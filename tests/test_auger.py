@@ -1,0 +1,79 @@
+"""Auger rates (eq. S20-S22) and the closed-form cascade (eq. S19) against solve_ivp."""
+
+import numpy as np
+import pytest
+
+from bayesgain import physics as ph
+
+from . import reference as ref
+
+K_XX = 1 / 310.0  # per ps, the paper's film biexciton lifetime
+
+
+def test_rates_match_plain_loop():
+    for N in range(8):
+        for n in range(3):
+            assert ph.auger_rate(N, n, K_XX, 1e-4) == pytest.approx(ref.rate(N, n, K_XX, 1e-4), rel=1e-14)
+
+
+def test_triexciton_to_biexciton_ratio_is_4_5():
+    assert ph.auger_rate(3, 0, K_XX) / ph.auger_rate(2, 0, K_XX) == pytest.approx(4.5)
+    assert ph.auger_rate(2, 0, K_XX) == pytest.approx(K_XX)  # k(2,0) is the biexciton rate
+    assert ph.auger_rate(1, 0, K_XX) == 0.0  # the paper's single exciton does not decay
+    assert ph.auger_rate(1, 1, K_XX) == pytest.approx(K_XX / 4)  # negative trion: 2 x 1 x 1 pathways
+
+
+@pytest.mark.parametrize("mean", [0.3, 1.9, 5.0, 10.0])
+@pytest.mark.parametrize("k_x", [0.0, 1 / 20000.0])
+def test_cascade_matches_solve_ivp(mean, k_x):
+    delays = np.concatenate([[0.0, 0.5, 2.0], np.linspace(5, 3000, 25)])
+    f = np.array([0.3, 0.45, 0.25])
+    got = ph.cascade_absorption(mean, f, delays, K_XX, k_x)
+    expected = ref.cascade_ode(mean, f, delays, K_XX, k_x)
+    np.testing.assert_allclose(got, expected, atol=1e-8, rtol=0)
+
+
+def test_cascade_at_zero_delay_is_ensemble_absorption(rng):
+    means = rng.uniform(0, 8, 6)
+    f = rng.dirichlet(np.ones(3), 6)
+    np.testing.assert_allclose(ph.cascade_absorption(means, f, [0.0], K_XX)[:, 0], ph.ensemble_absorption(means, f),
+                               atol=1e-11)
+
+
+def test_state_populations_match_solve_ivp():
+    from scipy import integrate
+
+    n_max = 30
+    k = np.array([ref.rate(N, 1, K_XX, 1e-4) for N in range(1, n_max + 1)])
+    f0 = np.array([ref.poisson(N, 8.0) for N in range(n_max + 1)])
+    t = np.linspace(0, 3000, 31)
+    got = ph.state_populations(f0, k, t)
+    kk = np.concatenate([[0.0], k])
+    rhs = lambda _, y: -kk * y + np.concatenate([kk[1:] * y[1:], [0.0]])  # noqa: E731
+    sol = integrate.solve_ivp(rhs, (0, 3000), f0, t_eval=t, method="Radau", rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(got, sol.y, atol=1e-9)
+    np.testing.assert_allclose(got.sum(0), f0.sum(), atol=1e-12)  # conservation
+
+
+def test_absorption_recovers_monotonically():
+    A = ph.cascade_absorption(6.0, [0.2, 0.3, 0.5], np.linspace(0, 5000, 400), K_XX, 1e-4)
+    assert np.all(np.diff(A) >= -1e-12)
+
+
+def test_gain_lifetime_is_the_zero_crossing():
+    f = np.array([1.0, 0.0, 0.0])
+    means = np.array([0.5, 1.9, 3.0, 6.0])
+    tau = ph.gain_lifetime(means, f, K_XX)
+    assert tau[0] == 0.0  # below threshold: no gain at zero delay
+    assert np.all(np.diff(tau[1:]) > 0)
+    for m, t in zip(means[1:], tau[1:]):
+        A = ref.cascade_ode(m, f, np.array([0.0, t * (1 - 1e-6), t * (1 + 1e-6)]), K_XX)
+        assert A[1] < 0 < A[2] or abs(A[1]) < 1e-9
+    assert 50 < tau[-1] < 700  # the paper: up to ~0.5 ns undoped
+
+
+def test_gain_lifetime_longer_when_doped():
+    neutral = ph.gain_lifetime(3.0, [1.0, 0, 0], K_XX)
+    doped = ph.gain_lifetime(3.0, [0.05, 0.25, 0.7], K_XX)
+    assert doped > neutral
+    assert np.isinf(ph.gain_lifetime(1.0, [0.0, 0.0, 1.0], K_XX))  # never recovers when fully doped

@@ -1,0 +1,104 @@
+"""Transition counting (eq. S3-S6), Poisson ensemble (eq. S5, S17) and thresholds, against plain loops and the paper."""
+
+import numpy as np
+import pytest
+from scipy import optimize
+
+from bayesgain import physics as ph
+from bayesgain.physics.poisson import required_n_max, truncated_tail
+
+from . import reference as ref
+
+
+@pytest.mark.parametrize("g_e,g_h", [(2, 4), (8, 8), (2, 2)])
+def test_band_edge_matches_plain_loop(g_e, g_h):
+    N = np.arange(0, 3 * max(g_e, g_h))
+    for n in range(g_e + 1):
+        expected = [ref.band_edge(int(x), n, g_e, g_h) for x in N]
+        np.testing.assert_array_equal(ph.band_edge_absorption(N, n, g_e, g_h), expected)
+
+
+def test_band_edge_neutral_ground_state_is_ge_gh():
+    assert ph.band_edge_absorption(0, 0) == 8  # eq. S1: A_0 = gamma g_e g_h
+    assert ph.band_edge_absorption(0, 2) == 0  # a full 1S(e) level is transparent
+    assert ph.band_edge_absorption(0, 0, 8, 8) == 64
+
+
+@pytest.mark.parametrize("g_e,g_h", [(2, 4), (8, 8), (2, 2)])
+def test_ensemble_matches_plain_loop(g_e, g_h, rng):
+    means = np.array([0.0, 0.3, 1.54, 4.0, 9.0])
+    f = rng.dirichlet(np.ones(g_e + 1), size=means.size)
+    got = ph.ensemble_absorption(means, f, g_e, g_h)
+    expected = [ref.ensemble(m, fr, g_e, g_h) for m, fr in zip(means, f)]
+    np.testing.assert_allclose(got, expected, atol=1e-11)
+
+
+def test_neutral_threshold_is_paper_1_54():
+    thr = ph.gain_threshold([1.0, 0.0, 0.0])
+    assert thr == pytest.approx(1.54, abs=0.005)  # SI section 1.1
+    # the root, checked with an independent solver on the plain-loop ensemble
+    root = optimize.brentq(lambda m: ref.ensemble(m, [1, 0, 0]), 0.1, 5, xtol=1e-14)
+    assert thr == pytest.approx(root, abs=1e-10)
+
+
+def test_unsaturated_threshold_is_four_thirds():
+    # eq. S3 in the ensemble: sum_N P(N) [(2-N)(4-N) - N^2] = 8 - 6<N>, zero at 4/3
+    def unsat(mean):
+        return sum(ref.poisson(N, mean) * ((2 - N) * (4 - N) - N**2) for N in range(80))
+
+    assert optimize.brentq(unsat, 0.1, 5) == pytest.approx(4 / 3, abs=1e-10)
+    assert ph.gain_threshold([1.0, 0, 0]) > 4 / 3 + 0.2  # saturation raises it (1.54)
+
+
+def test_threshold_zero_when_every_qd_holds_ge_electrons():
+    assert ph.gain_threshold([0.0, 0.0, 1.0]) == 0.0
+    assert ph.gain_threshold([0.0] * 8 + [1.0], g_e=8, g_h=8) == 0.0
+
+
+def test_threshold_decreases_with_doping(rng):
+    f = np.array([[1, 0, 0], [0.5, 0.5, 0], [0, 1, 0], [0, 0.5, 0.5], [0.02, 0.03, 0.95]], float)
+    thr = ph.gain_threshold(f)
+    assert np.all(np.diff(thr) < 0)
+    for t, fr in zip(thr, f):
+        assert ref.ensemble(t, fr) == pytest.approx(0.0, abs=1e-10)
+    # single-charged QDs: A*(N,1) = max(4-N,0) max(1-N,0) - min(N,4) min(N+1,2)
+    one = optimize.brentq(lambda m: ref.ensemble(m, [0, 1, 0]), 1e-6, 5)
+    assert thr[2] == pytest.approx(one, abs=1e-10)
+
+
+def test_threshold_other_degeneracies():
+    for g_e, g_h in [(8, 8), (2, 2)]:
+        f = np.zeros(g_e + 1)
+        f[0] = 1
+        root = optimize.brentq(lambda m: ref.ensemble(m, f, g_e, g_h), 0.01, 20)
+        assert ph.gain_threshold(f, g_e, g_h) == pytest.approx(root, abs=1e-9)
+
+
+def test_level_beyond_reach_is_inf():
+    assert np.isinf(ph.gain_threshold([1.0, 0, 0], level=-8.5))  # A_ens >= -g_e g_h = -8
+
+
+def test_single_wavelength_threshold_consistent_with_gain_coefficient():
+    f = np.array([0.05, 0.25, 0.70])
+    A0, d, gmin = 0.12, 116.0, 50.0
+    n = ph.single_wavelength_threshold(f, A0, d, gmin)
+    absorbance = A0 / 8 * ph.ensemble_absorption(n, f)
+    assert ph.gain_coefficient_per_cm(absorbance, d) == pytest.approx(gmin, rel=1e-8)
+    # a weak wing of the line cannot reach 50 cm^-1 at all
+    assert np.isinf(ph.single_wavelength_threshold(f, 1e-5, d, gmin))
+
+
+def test_threshold_versus_doping_hits_targets():
+    targets = np.array([0.1, 0.94, 1.5, 1.99])
+    thr, f = ph.threshold_versus_doping(targets, V_1S=-1.2, V_C=0.005, sigma_1S=0.11)
+    np.testing.assert_allclose(ph.mean_electrons(f), targets, atol=1e-9)
+    assert np.all(np.diff(thr) < 0)
+    assert thr[-1] < 0.2 and thr[0] > 1.3
+
+
+def test_required_n_max_tail_below_1e_10():
+    for mean in [0.0, 0.5, 2.0, 10.0, 30.0]:
+        n = required_n_max(mean)
+        assert truncated_tail(mean, n) < 1e-10
+        if n > 4:
+            assert truncated_tail(mean, n - 1) >= 1e-10  # the smallest such n
