@@ -364,7 +364,7 @@ def gain_lifetime(mean_excitons, charge_fractions, k_xx, k_x=0.0, g_e=2, g_h=4, 
 
 def threshold_versus_doping(mean_electrons_target, V_1S, V_C=0.0, sigma_1S=0.0, temperature_K=293.0,
                             g_e=2, g_h=4, n_nodes=charging.DEFAULT_QUADRATURE_NODES):
-    """<N_gain> at target doping levels <n_e> (0 < <n_e> < g_e), for scalar charging parameters.
+    """<N_gain> at target doping levels <n_e> (0 < <n_e> < g_e); all arguments broadcast (e.g. over draws).
 
     Inverts <n_e>(V) by bisection (it decreases monotonically with V), takes the charge fractions
     at that potential and solves for the threshold.  Returns (thresholds, fractions).
@@ -373,16 +373,20 @@ def threshold_versus_doping(mean_electrons_target, V_1S, V_C=0.0, sigma_1S=0.0, 
     if np.any(target <= 0) or np.any(target >= g_e):
         raise ValueError(f"mean_electrons_target must lie strictly between 0 and g_e = {g_e}; got "
                          f"[{target.min()!r}, {target.max()!r}]")
-    width = float(sigma_1S) * 12 + abs(float(V_C)) * g_e + 40 * 8.617e-5 * float(temperature_K)
-    lo = np.full(target.shape, float(V_1S) - width)  # <n_e> near g_e here
-    hi = np.full(target.shape, float(V_1S) + width)
+    target, V1, Vc, s, T = np.broadcast_arrays(target, _array(V_1S, "V_1S"), _array(V_C, "V_C"),
+                                               _nonnegative(sigma_1S, "sigma_1S", "V"),
+                                               _positive(temperature_K, "temperature_K", "K"))
+    from .constants import BOLTZMANN_EV_PER_K
+
+    # wide enough that <n_e> is within 1e-12 of g_e (lo) and of 0 (hi) at the ends
+    width = 12 * s + np.abs(Vc) * g_e + 40 * BOLTZMANN_EV_PER_K * T
+    lo, hi = V1 - width, V1 + width
     for _ in range(60):
         mid = 0.5 * (lo + hi)
-        ne = mean_electrons(charge_fractions(mid, V_1S, V_C, sigma_1S, temperature_K, g_e, n_nodes))
-        too_full = ne > target
+        too_full = mean_electrons(charge_fractions(mid, V1, Vc, s, T, g_e, n_nodes)) > target
         lo = np.where(too_full, mid, lo)
         hi = np.where(too_full, hi, mid)
-    f = charge_fractions(0.5 * (lo + hi), V_1S, V_C, sigma_1S, temperature_K, g_e, n_nodes)
+    f = charge_fractions(0.5 * (lo + hi), V1, Vc, s, T, g_e, n_nodes)
     return gain_threshold(f, g_e, g_h), f
 
 

@@ -1,0 +1,488 @@
+"""Load and check an experiment folder into an :class:`xarray.DataTree`.
+
+One routine, :func:`_build`, reads everything and collects problems; :func:`load_experiment`
+raises :class:`ExperimentError` listing all of them, :func:`check_experiment` returns them in a
+:class:`CheckReport`.  The tree layout (see ``docs/experiment-format.md``)::
+
+    /                 attrs: name, synthetic, description, g_e, g_h, temperature_K,
+                             film_thickness_nm, film_thickness_sd_nm, pump_wavelength_nm, source_folder
+    /solution         absorbance(wavelength_spectrum)          OD
+                      ta(fluence, wavelength, delay)            OD      attrs: pump_absorbance
+    /film             absorptance(wavelength_spectrum)          1 (fraction F_A)
+                      reflectance(wavelength_spectrum)          1 (fraction F_R)
+                      attrs: open_circuit_potential_V, reference_electrode
+    /film/sec         absorption(cycle, direction, potential, wavelength)           OD
+                      photoluminescence(cycle, direction, potential, wavelength_pl) counts
+    /film/ta          dA(potential, fluence, wavelength, delay)  OD
+                      reflection_corrected(potential, fluence)   bool
+    /film/tr          dR(potential, fluence, wavelength, delay)  OD
+    /truth            attrs: flattened truth.toml (synthetic experiments only)
+
+Spectra live on their own dim ``wavelength_spectrum`` because their grid (e.g. a UV-vis
+spectrometer) generally differs from the TA/SEC probe grid; each matrix group has its own
+``wavelength`` grid (groups are siblings, so they never have to align).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .errors import ExperimentError, _where
+from .manifest import DIRECTIONS, Entry, Manifest, parse_manifest, read_truth
+from .readers import read_matrix, read_spectrum
+
+__all__ = ["load_experiment", "check_experiment", "CheckReport"]
+
+# Tolerances for "the same grid": files from one instrument repeat the same axis values, but
+# printed with finite precision; these absorb rounding, not real differences.
+GRID_RTOL = 1e-6
+POTENTIAL_ATOL_V = 1e-3  # nominal SEC potentials may be logged to the mV
+FLUENCE_RTOL = 1e-6  # uJ/cm^2 -> photons/cm^2 conversions of the same energy agree to ~1e-15
+FRACTION_TOL = 1e-9
+
+
+@dataclass
+class CheckReport:
+    """Result of :func:`check_experiment`.
+
+    ``ok`` is True when no problem was found; ``problems`` lists every problem (each names the
+    file and line/field); ``summary`` says what was found (files, grids, potentials, fluences).
+    """
+
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+    summary: str = ""
+    folder: str = ""
+
+    @property
+    def text(self) -> str:
+        """A human-readable validation report."""
+        out = [f"Experiment folder: {self.folder}", "", "Found:", self.summary or "  (nothing readable)", ""]
+        if self.ok:
+            out.append("Result: OK - no problems found.")
+        else:
+            out.append(f"Result: {len(self.problems)} problem(s):")
+            out.extend(f"  {k}. {p}" for k, p in enumerate(self.problems, start=1))
+        return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- helpers
+class _Ctx:
+    """Build state: the folder, the problem list and the summary lines."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.problems: list[str] = []
+        self.summary: list[str] = []
+        self.files_read = 0
+
+    def path(self, rel: str) -> Path:
+        return self.folder / rel
+
+    def read(self, fn, rel: str, field_name: str, **kw):
+        """Run a reader on ``rel``, turning its error into a problem (None on failure)."""
+        p = self.path(rel)
+        if not p.is_file():
+            self.problems.append(f"{_where(p, field=field_name)}: file not found; expected the file "
+                                 f"named by {field_name} in {self.folder}")
+            return None
+        try:
+            out = fn(p, **kw)
+        except ExperimentError as exc:
+            self.problems.append(f"{exc} [{field_name}]")
+            return None
+        self.files_read += 1
+        return out
+
+    def problem(self, path, message: str, field_name: str | None = None) -> None:
+        self.problems.append(f"{_where(path, field=field_name)}: {message}")
+
+
+def _same_grid(a: np.ndarray, b: np.ndarray, atol: float = 0.0) -> bool:
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=GRID_RTOL, atol=atol))
+
+
+def _grid_text(values: np.ndarray, unit: str) -> str:
+    if values.size == 0:
+        return "none"
+    if values.size <= 6:
+        return "[" + ", ".join(f"{v:g}" for v in values) + f"] {unit}"
+    return f"{values.size} values, {values.min():g} to {values.max():g} {unit}"
+
+
+def _to_od(ctx: _Ctx, entry: Entry, da: xr.DataArray) -> xr.DataArray:
+    """Matrix values in OD.  The manifest's ``units`` (default OD) must agree with what the file
+    header itself states; mOD is divided by 1000 explicitly, never guessed."""
+    file_units = da.attrs.get("units", "unknown")
+    declared = entry.units
+    if declared and file_units in ("OD", "mOD") and file_units != declared and da.attrs.get("format") != "helios":
+        ctx.problem(ctx.path(entry.file), f"the file header says the values are in {file_units} but the "
+                    f"manifest says units = {declared!r}; expected them to agree", entry.field)
+    if declared is None and file_units not in ("OD", "mOD"):
+        # glotaran/KiMoPack files rarely say their unit and mOD is common: refuse to guess
+        ctx.problem(ctx.path(entry.file), f"the units of the values are not stated in this "
+                    f"{da.attrs.get('format')} file; expected units = \"OD\" or \"mOD\" in its manifest entry",
+                    f"{entry.field}.units")
+    units = declared or (file_units if file_units in ("OD", "mOD") else "OD")
+    out = da / 1000.0 if units == "mOD" else da.copy()
+    out.attrs = {**da.attrs, "units": "OD", "source_units": units}
+    return out
+
+
+def _check_against(ctx: _Ctx, ref, ref_entry: Entry, da: xr.DataArray, entry: Entry, dims, atol=None) -> bool:
+    """Is ``da`` on the same grid as the group's first file ``ref``?  Reports the difference."""
+    ok = True
+    for dim in dims:
+        a, b = ref[dim].values, da[dim].values
+        if not _same_grid(a, b, (atol or {}).get(dim, 0.0)):
+            unit = da[dim].attrs.get("units", "")
+            ctx.problem(ctx.path(entry.file),
+                        f"{dim} grid {_grid_text(b, unit)} differs from {_grid_text(a, unit)} in "
+                        f"{ref_entry.file}; expected every file of {entry.field.split('[')[0]} on the same "
+                        f"{dim} grid", entry.field)
+            ok = False
+    return ok
+
+
+def _group_values(values: list[float], rtol: float = 0.0, atol: float = 0.0) -> np.ndarray:
+    """Sorted distinct values, merging those equal within tolerance (nominal settings)."""
+    out: list[float] = []
+    for v in sorted(values):
+        if not out or not np.isclose(v, out[-1], rtol=rtol, atol=atol):
+            out.append(v)
+    return np.asarray(out, float)
+
+
+def _index(grid: np.ndarray, v: float, rtol=0.0, atol=0.0) -> int:
+    return int(np.nonzero(np.isclose(grid, v, rtol=rtol, atol=atol))[0][0])
+
+
+_COORD_ATTRS = {
+    "fluence": {"units": "photons/cm^2", "long_name": "pump photon fluence"},
+    "potential": {"units": "V", "long_name": "electrode potential"},
+    "cycle": {"units": "1", "long_name": "SEC cycle number (1-based)"},
+    "direction": {"units": "1", "long_name": "sweep direction (forward = towards negative potential)"},
+}
+
+
+# ----------------------------------------------------------------------------- groups
+def _solution(ctx: _Ctx, m: Manifest, nodes: dict) -> None:
+    sol = m.solution
+    ds = xr.Dataset(attrs={})
+    if sol.get("pump_absorbance") is not None:
+        ds.attrs["pump_absorbance"] = sol["pump_absorbance"]
+        ds.attrs["pump_absorbance_units"] = "OD"
+    if sol.get("absorbance_file"):
+        spec = ctx.read(read_spectrum, sol["absorbance_file"], "solution.absorbance_file", units="OD")
+        if spec is not None:
+            ds["absorbance"] = _spectrum_var(spec, "solution absorbance", "OD")
+            ctx.summary.append(f"  solution absorbance: {sol['absorbance_file']}, "
+                               f"{spec.sizes['wavelength']} wavelengths")
+    entries = sol.get("ta") or []
+    stack = _stack_fluences(ctx, entries, "solution TA")
+    if stack is not None:
+        ds["ta"] = stack
+        ctx.summary.append(f"  solution TA: {stack.sizes['fluence']} file(s), fluences "
+                           f"{_grid_text(stack.fluence.values, 'photons/cm^2')}, "
+                           f"{stack.sizes['wavelength']} wavelengths x {stack.sizes['delay']} delays")
+    nodes["/solution"] = ds
+
+
+def _spectrum_var(spec: xr.DataArray, long_name: str, units: str) -> xr.DataArray:
+    da = spec.rename(wavelength="wavelength_spectrum")
+    da.attrs.update(units=units, long_name=long_name)
+    da["wavelength_spectrum"].attrs.update(units="nm", long_name="wavelength of the steady-state spectra")
+    return da
+
+
+def _read_matrices(ctx: _Ctx, entries: list[Entry], axis: str) -> list[tuple[Entry, xr.DataArray]]:
+    out = []
+    for e in entries:
+        da = ctx.read(read_matrix, e.file, e.field, format=e.format, axis=axis, nan=e.nan)
+        if da is not None:
+            out.append((e, da))
+    return out
+
+
+def _stack_fluences(ctx: _Ctx, entries: list[Entry], what: str):
+    """Solution TA: one file per fluence -> ta(fluence, wavelength, delay)."""
+    read = [(e, _to_od(ctx, e, da)) for e, da in _read_matrices(ctx, entries, "delay")]
+    read = [(e, da) for e, da in read if e.fluence_photons_cm2 is not None]
+    if not read:
+        return None
+    ref_e, ref = read[0]
+    good = [(e, da) for e, da in read if _check_against(ctx, ref, ref_e, da, e, ("wavelength", "delay"))]
+    seen: dict = {}
+    for e, da in good:
+        key = _index_or_none(list(seen), e.fluence_photons_cm2)
+        if key is not None:
+            ctx.problem(ctx.path(e.file), f"duplicate fluence {e.fluence_photons_cm2:.6g} photons/cm^2 "
+                        f"(also {seen[key].file}); expected one file per fluence", e.field)
+        else:
+            seen[e.fluence_photons_cm2] = e
+    fl = sorted(seen)
+    arrs = [next(da for e, da in good if e is seen[f]) for f in fl]
+    out = xr.concat(arrs, dim="fluence", combine_attrs="drop").assign_coords(
+        fluence=("fluence", np.asarray(fl), _COORD_ATTRS["fluence"]))
+    out = out.transpose("fluence", "wavelength", "delay")
+    out.attrs = {"units": "OD", "long_name": f"{what} dA"}
+    out = out.assign_coords(source_file=("fluence", [seen[f].file for f in fl], {"units": "1"}))
+    return out
+
+
+def _index_or_none(grid: list, v: float):
+    for g in grid:
+        if np.isclose(g, v, rtol=FLUENCE_RTOL):
+            return g
+    return None
+
+
+def _film(ctx: _Ctx, m: Manifest, nodes: dict) -> None:
+    film = m.film
+    ds = xr.Dataset()
+    for key in ("open_circuit_potential_V", "reference_electrode"):
+        if film.get(key) is not None:
+            ds.attrs[key] = film[key]
+    fa = fr = None
+    if film.get("absorptance_file"):
+        fa = ctx.read(read_spectrum, film["absorptance_file"], "film.absorptance_file", units="1")
+    if film.get("reflectance_file"):
+        fr = ctx.read(read_spectrum, film["reflectance_file"], "film.reflectance_file", units="1")
+    for spec, key, sym in ((fa, "absorptance_file", "F_A"), (fr, "reflectance_file", "F_R")):
+        if spec is None:
+            continue
+        bad = (spec.values < -FRACTION_TOL) | (spec.values > 1 + FRACTION_TOL)
+        if bad.any():
+            k = int(np.nonzero(bad)[0][0])
+            ctx.problem(ctx.path(film[key]), f"{sym} = {spec.values[k]:g} at {spec.wavelength.values[k]:g} nm "
+                        f"({int(bad.sum())} value(s) outside [0, 1]); expected 0 <= {sym} <= 1", f"film.{key}")
+    if fa is not None and fr is not None:
+        if not _same_grid(fa.wavelength.values, fr.wavelength.values):
+            ctx.problem(ctx.path(film["reflectance_file"]), "wavelength grid differs from "
+                        f"{film['absorptance_file']}; expected F_A and F_R on the same wavelengths",
+                        "film.reflectance_file")
+        else:
+            total = fa.values + fr.values
+            bad = total > 1 + FRACTION_TOL
+            if bad.any():
+                k = int(np.nonzero(bad)[0][0])
+                ctx.problem(ctx.path(film["reflectance_file"]),
+                            f"F_A + F_R = {total[k]:g} at {fa.wavelength.values[k]:g} nm (with "
+                            f"{film['absorptance_file']}); expected F_A + F_R <= 1", "film.reflectance_file")
+            ds["absorptance"] = _spectrum_var(fa, "film absorptance F_A", "1")
+            ds["reflectance"] = _spectrum_var(fr, "film reflectance F_R", "1")
+            ctx.summary.append(f"  film F_A/F_R: {film['absorptance_file']}, {film['reflectance_file']}, "
+                               f"{fa.sizes['wavelength']} wavelengths")
+    nodes["/film"] = ds
+    sec_range = _sec(ctx, film.get("sec") or [], nodes)
+    _film_matrix(ctx, film.get("ta") or [], nodes, "ta", sec_range)
+    _film_matrix(ctx, film.get("tr") or [], nodes, "tr", sec_range)
+
+
+def _sec(ctx: _Ctx, entries: list[Entry], nodes: dict):
+    """SEC sweeps -> /film/sec; returns the (min, max) potential range, or None."""
+    entries = [e for e in entries if e.kind and e.cycle and e.direction]
+    read = []
+    for e, da in _read_matrices(ctx, entries, "potential"):
+        if e.kind == "absorption":
+            da = _to_od(ctx, e, da)
+        elif e.units is not None:
+            ctx.problem(ctx.path(e.file), f"units = {e.units!r} given for a photoluminescence sweep; "
+                        "expected no units key (PL values are detector counts)", f"{e.field}.units")
+        read.append((e, da))
+    if not read:
+        return None
+    ref_e, ref = read[0]
+    pot = ref.potential.values
+    ok = []
+    for e, da in read:
+        if not _same_grid(pot, da.potential.values, POTENTIAL_ATOL_V):
+            ctx.problem(ctx.path(e.file), f"potential grid {_grid_text(da.potential.values, 'V')} differs "
+                        f"from {_grid_text(pot, 'V')} in {ref_e.file}; expected every SEC sweep on the "
+                        "same nominal potential grid", e.field)
+            continue
+        ok.append((e, da))
+    made = {}  # kind -> (cycles, directions, variables)
+    for kind, wl_dim, units in (("absorption", "wavelength", "OD"), ("photoluminescence", "wavelength_pl", "counts")):
+        mine = [(e, da) for e, da in ok if e.kind == kind]
+        if not mine:
+            continue
+        k_ref_e, k_ref = mine[0]
+        mine = [(e, da) for e, da in mine if _check_against(ctx, k_ref, k_ref_e, da, e, ("wavelength",))]
+        cells: dict = {}
+        for e, da in mine:
+            key = (e.cycle, e.direction)
+            if key in cells:
+                ctx.problem(ctx.path(e.file), f"duplicate {kind} sweep cycle {e.cycle} {e.direction} (also "
+                            f"{cells[key][0].file}); expected one file per cycle and direction", e.field)
+                continue
+            cells[key] = (e, da)
+        cycles = sorted({c for c, _ in cells})
+        dirs = [d for d in DIRECTIONS if any(dd == d for _, dd in cells)]
+        missing = [(c, d) for c in cycles for d in dirs if (c, d) not in cells]
+        for c, d in missing:
+            ctx.problem(ctx.folder / "experiment.toml", f"no {kind} SEC sweep for cycle {c} {d} in the "
+                        f"manifest; expected a complete cycle x direction grid (cycles {cycles}, directions "
+                        f"{dirs})", "film.sec")
+        if missing:
+            continue
+        data = np.stack([np.stack([cells[(c, d)][1].values.T for d in dirs]) for c in cycles])
+        wl = k_ref.wavelength.values
+        note = "OD relative to open circuit" if units == "OD" else "counts"
+        variables = {
+            kind: xr.DataArray(
+                data, dims=("cycle", "direction", "potential", wl_dim),
+                coords={wl_dim: (wl_dim, wl, {"units": "nm", "long_name": f"{kind} wavelength"})},
+                attrs={"units": units, "long_name": f"SEC {kind} ({note})"}),
+            f"{kind}_source_file": xr.DataArray(
+                np.array([[cells[(c, d)][0].file for d in dirs] for c in cycles]), dims=("cycle", "direction"),
+                attrs={"units": "1"}),
+        }
+        made[kind] = (cycles, dirs, variables)
+        ctx.summary.append(f"  film SEC {kind}: {len(cells)} sweep(s), cycles {cycles}, directions {dirs}, "
+                           f"potentials {_grid_text(pot, 'V')}, {wl.size} wavelengths")
+    grids = {kind: (c, d) for kind, (c, d, _) in made.items()}
+    if len(set(map(repr, grids.values()))) > 1:
+        ctx.problem(ctx.folder / "experiment.toml",
+                    f"absorption sweeps cover (cycles, directions) {grids['absorption']} but photoluminescence "
+                    f"sweeps cover {grids['photoluminescence']}; expected both kinds on the same cycles and "
+                    "directions", "film.sec")
+    elif made:
+        cycles, dirs, _ = next(iter(made.values()))
+        ds = xr.Dataset(coords={"cycle": ("cycle", np.asarray(cycles, dtype=np.int64), _COORD_ATTRS["cycle"]),
+                                "direction": ("direction", np.asarray(dirs), _COORD_ATTRS["direction"]),
+                                "potential": ("potential", pot, _COORD_ATTRS["potential"])})
+        for _, _, variables in made.values():
+            for name, var in variables.items():
+                ds[name] = var
+        nodes["/film/sec"] = ds
+    return (float(pot.min()), float(pot.max()))
+
+
+def _film_matrix(ctx: _Ctx, entries: list[Entry], nodes: dict, which: str, sec_range) -> None:
+    """Film TA or TR files -> a complete potential x fluence grid of matrices."""
+    label = {"ta": "film TA", "tr": "film TR"}[which]
+    read = [(e, _to_od(ctx, e, da)) for e, da in _read_matrices(ctx, entries, "delay")]
+    read = [(e, da) for e, da in read if e.fluence_photons_cm2 is not None and e.potential_V is not None]
+    if which == "ta" and sec_range is not None:
+        lo, hi = sec_range
+        for e, _ in read:
+            if not (lo - POTENTIAL_ATOL_V <= e.potential_V <= hi + POTENTIAL_ATOL_V):
+                ctx.problem(ctx.path(e.file), f"potential_V = {e.potential_V:g} V is outside the SEC "
+                            f"potential range [{lo:g}, {hi:g}] V; expected film TA potentials within the "
+                            "range of the SEC sweeps", f"{e.field}.potential_V")
+    if not read:
+        return
+    ref_e, ref = read[0]
+    good = [(e, da) for e, da in read if _check_against(ctx, ref, ref_e, da, e, ("wavelength", "delay"))]
+    if not good:
+        return
+    pots = _group_values([e.potential_V for e, _ in good], atol=1e-9)
+    fls = _group_values([e.fluence_photons_cm2 for e, _ in good], rtol=FLUENCE_RTOL)
+    cells: dict = {}
+    for e, da in good:
+        key = (_index(pots, e.potential_V, atol=1e-9), _index(fls, e.fluence_photons_cm2, rtol=FLUENCE_RTOL))
+        if key in cells:
+            ctx.problem(ctx.path(e.file), f"duplicate {label} measurement at {e.potential_V:g} V and "
+                        f"{e.fluence_photons_cm2:.6g} photons/cm^2 (also {cells[key][0].file}); expected one "
+                        "file per potential and fluence", e.field)
+            continue
+        cells[key] = (e, da)
+    missing = [(i, j) for i in range(pots.size) for j in range(fls.size) if (i, j) not in cells]
+    if missing:
+        listed = ", ".join(f"({pots[i]:g} V, {fls[j]:.4g} photons/cm^2)" for i, j in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        ctx.problem(ctx.folder / "experiment.toml", f"{label} grid is incomplete: no file for {listed}{more}; "
+                    f"expected one file for every potential x fluence ({pots.size} x {fls.size})",
+                    f"film.{which}")
+        return
+    data = np.stack([np.stack([cells[(i, j)][1].values for j in range(fls.size)]) for i in range(pots.size)])
+    var = "dA" if which == "ta" else "dR"
+    ds = xr.Dataset(coords={
+        "potential": ("potential", pots, _COORD_ATTRS["potential"]),
+        "fluence": ("fluence", fls, _COORD_ATTRS["fluence"]),
+        "wavelength": ("wavelength", ref.wavelength.values, {"units": "nm", "long_name": "probe wavelength"}),
+        "delay": ("delay", ref.delay.values, {"units": "ps", "long_name": "pump-probe delay"}),
+    })
+    long = "film TA dA" if which == "ta" else "film transient reflection dR"
+    ds[var] = xr.DataArray(data, dims=("potential", "fluence", "wavelength", "delay"),
+                           attrs={"units": "OD", "long_name": long})
+    if which == "ta":
+        ds["reflection_corrected"] = xr.DataArray(
+            np.array([[bool(cells[(i, j)][0].reflection_corrected) for j in range(fls.size)]
+                      for i in range(pots.size)]), dims=("potential", "fluence"),
+            attrs={"units": "1", "long_name": "dA already corrected for transient reflection"})
+    ds["source_file"] = xr.DataArray(np.array([[cells[(i, j)][0].file for j in range(fls.size)]
+                                               for i in range(pots.size)]), dims=("potential", "fluence"),
+                                     attrs={"units": "1"})
+    nodes[f"/film/{which}"] = ds
+    ctx.summary.append(f"  {label}: {len(cells)} file(s), potentials {_grid_text(pots, 'V')} x fluences "
+                       f"{_grid_text(fls, 'photons/cm^2')}, {ref.sizes['wavelength']} wavelengths x "
+                       f"{ref.sizes['delay']} delays")
+
+
+# ----------------------------------------------------------------------------- build
+def _build(folder) -> tuple[xr.DataTree | None, _Ctx]:
+    folder = Path(folder)
+    if folder.name == "experiment.toml" and folder.is_file():
+        folder = folder.parent  # accept the manifest path too
+    ctx = _Ctx(folder)
+    m = parse_manifest(folder, ctx.problems)
+    if m is None:
+        return None, ctx
+    attrs = {"name": m.name or "", "synthetic": bool(m.synthetic), "description": m.description,
+             "source_folder": os.fspath(folder.resolve())}
+    for key in ("g_e", "g_h", "temperature_K", "film_thickness_nm", "film_thickness_sd_nm"):
+        if m.sample.get(key) is not None:
+            attrs[key] = m.sample[key]
+    if m.pump_wavelength_nm is not None:
+        attrs["pump_wavelength_nm"] = m.pump_wavelength_nm
+    ctx.summary.append(f"  manifest: {m.path.name}, name {m.name!r}, synthetic {m.synthetic}")
+    nodes: dict = {"/": xr.Dataset(attrs=attrs)}
+    if m.solution is not None:
+        _solution(ctx, m, nodes)
+    if m.film is not None:
+        _film(ctx, m, nodes)
+    if m.synthetic:
+        truth = read_truth(folder, ctx.problems)
+        if truth:
+            nodes["/truth"] = xr.Dataset(attrs=truth)
+            ctx.summary.append(f"  truth: truth.toml, {len(truth)} value(s)")
+    ctx.summary.insert(1, f"  data files read: {ctx.files_read}")
+    try:
+        tree = xr.DataTree.from_dict(nodes)
+    except Exception as exc:  # alignment errors would be a bug here, but report instead of crash
+        ctx.problems.append(f"{folder}: could not assemble the data tree ({exc})")
+        return None, ctx
+    return tree, ctx
+
+
+def load_experiment(folder) -> xr.DataTree:
+    """Load the experiment in ``folder`` (with ``experiment.toml``) into an ``xarray.DataTree``.
+
+    Raises :class:`ExperimentError` listing every problem found (each naming the file and line or
+    manifest field).  Input files are only read.
+    """
+    tree, ctx = _build(folder)
+    if ctx.problems or tree is None:
+        n = len(ctx.problems)
+        raise ExperimentError(f"{folder}: {n} problem(s) in the experiment:\n  - " + "\n  - ".join(ctx.problems),
+                              problems=ctx.problems)
+    return tree
+
+
+def check_experiment(folder) -> CheckReport:
+    """Validate ``folder`` without raising: a :class:`CheckReport` with every problem found."""
+    try:
+        tree, ctx = _build(folder)
+    except Exception as exc:  # a checker must report, not crash; this is a bug in bayesgain
+        return CheckReport(folder=os.fspath(folder), ok=False,
+                           problems=[f"{folder}: internal error while checking ({type(exc).__name__}: {exc}); "
+                                     "please report it with this folder"])
+    return CheckReport(folder=os.fspath(folder), ok=not ctx.problems and tree is not None,
+                       problems=list(ctx.problems), summary="\n".join(ctx.summary))
