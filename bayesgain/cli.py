@@ -1,4 +1,8 @@
-"""Command line: ``bayesgain demo`` (more commands arrive with the data and model issues)."""
+"""Command line: ``bayesgain demo | check | simulate`` (fit commands arrive with the model issue).
+
+Exit status: 0 success, 1 invalid input (the message names the file and field), 2 usage error
+(argparse), 3 a fit that did not converge under ``--strict``.
+"""
 
 import argparse
 import sys
@@ -10,6 +14,27 @@ def _demo(args):
     ok = demo.run(args.out, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
                   progress=not args.quiet)
     return 0 if ok or not args.strict else 3
+
+
+def _check(args):
+    from .io import check_experiment
+
+    report = check_experiment(args.folder)
+    print(report.text)
+    return 0 if report.ok else 1
+
+
+def _simulate(args):
+    from .simulate import simulate_experiment
+
+    try:
+        path = simulate_experiment(args.out, preset=args.preset, seed=args.seed, overwrite=args.force)
+    except FileExistsError as exc:
+        print(f"bayesgain simulate: {exc} (use --force to replace a previous synthetic experiment)", file=sys.stderr)
+        return 1
+    print(f"wrote SYNTHETIC experiment '{args.preset}' (seed {args.seed}) to {path}; true parameters in "
+          f"{path / 'truth.toml'}")
+    return 0
 
 
 def build_parser():
@@ -24,6 +49,20 @@ def build_parser():
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.add_argument("--strict", action="store_true", help="exit with status 3 when the fit did not converge")
     d.set_defaults(func=_demo)
+
+    c = sub.add_parser("check", help="validate an experiment folder and print a report (exit 1 on problems)")
+    c.add_argument("folder", help="folder holding experiment.toml (or the path of experiment.toml)")
+    c.set_defaults(func=_check)
+
+    from .simulate import PRESETS
+
+    s = sub.add_parser("simulate", help="write a SYNTHETIC experiment folder with its truth.toml")
+    s.add_argument("--out", required=True, help="output folder (must not exist or be empty unless --force)")
+    s.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives byte-identical files")
+    s.add_argument("--preset", default="batch-a", choices=sorted(PRESETS),
+                   help="parameter set: batch-a (paper's main batch), batch-b (low-PLQY, hole trapping)")
+    s.add_argument("--force", action="store_true", help="replace a previous synthetic experiment in --out")
+    s.set_defaults(func=_simulate)
     return parser
 
 

@@ -45,7 +45,7 @@ def test_grad_cascade_parameters():
         rates = auger.rate_table(30, 2, 1e-3 / tau_xx_ns, k_x_per_10us * 1e-5)
         table = transitions.transition_table(30, 2, 4)
         f = pt.special.softmax(logits, axis=-1)
-        return auger.cascade_absorption(mean, f, delays, rates, table)
+        return auger.cascade_absorption(mean, f, delays, rates, table, n_saturated=4)
 
     verify_grad(model, [np.array(0.31), np.array(5.0), np.array([0.8, 4.0]), np.array([0.1, 0.0, -0.3])],
                 **OPTS)

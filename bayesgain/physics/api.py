@@ -165,7 +165,8 @@ def _cascade_fn(g_e, g_h, per_element=False):
     kxx, kx, n_max = pt.dscalar("k_xx"), pt.dscalar("k_x"), pt.lscalar("n_max")
     rates = auger.rate_table(n_max, g_e, kxx, kx)
     table = transitions.transition_table(n_max, g_e, g_h)
-    return _function([mean, f, t, kxx, kx, n_max], auger.cascade_absorption(mean, f, t, rates, table))
+    out = auger.cascade_absorption(mean, f, t, rates, table, n_saturated=max(g_e, g_h))
+    return _function([mean, f, t, kxx, kx, n_max], out)
 
 
 @functools.lru_cache(maxsize=None)
@@ -299,7 +300,8 @@ def _cascade_checked(mean_excitons, charge_fractions, k_xx, k_x, g_e, g_h, n_max
     f = _fractions(charge_fractions, g_e)
     kxx = float(_positive(k_xx, "k_xx", "per ps (biexciton Auger rate)"))
     kx = float(_nonnegative(k_x, "k_x", "per ps (single-exciton rate)"))
-    return g_e, g_h, mean, f, kxx, kx, _n_max(mean, n_max)
+    # the lumped cascade needs every state up to max(g_e, g_h) explicitly
+    return g_e, g_h, mean, f, kxx, kx, max(_n_max(mean, n_max), g_e, g_h)
 
 
 def cascade_absorption(mean_excitons, charge_fractions, delays_ps, k_xx, k_x=0.0, g_e=2, g_h=4, n_max=None):
@@ -381,7 +383,7 @@ def threshold_versus_doping(mean_electrons_target, V_1S, V_C=0.0, sigma_1S=0.0, 
     # wide enough that <n_e> is within 1e-12 of g_e (lo) and of 0 (hi) at the ends
     width = 12 * s + np.abs(Vc) * g_e + 40 * BOLTZMANN_EV_PER_K * T
     lo, hi = V1 - width, V1 + width
-    for _ in range(60):
+    for _ in range(44):  # bracket of ~2 V down to 1e-13 V
         mid = 0.5 * (lo + hi)
         too_full = mean_electrons(charge_fractions(mid, V1, Vc, s, T, g_e, n_nodes)) > target
         lo = np.where(too_full, mid, lo)

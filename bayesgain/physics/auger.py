@@ -53,15 +53,17 @@ def rate_table(n_max, g_e, k_xx, k_x=0.0):
     return auger_rate(N, n, k_xx, k_x)
 
 
-def bateman_coefficients(rates):
+def bateman_coefficients(rates, n_rows=None):
     """C[..., j, m, i] of the chain with decay rates ``rates[..., p]`` for states N = p + 1.
 
-    Indices j (state), m (initial state) and i (exponential) run over N = 1..M.  Entries outside
-    j <= i <= m are zero.  rates[..., 0] may be zero; rates[..., 1:] must be positive.
+    Indices m (initial state) and i (exponential) run over N = 1..M, j (state) over N = 1..n_rows
+    (all M by default; ``n_rows`` must be a Python int <= M).  Entries outside j <= i <= m are zero.
+    rates[..., 0] may be zero; rates[..., 1:] must be positive and distinct.
     """
     k = pt.as_tensor_variable(rates)
     M = k.shape[-1]
     idx = pt.arange(M)
+    rows = idx if n_rows is None else idx[:n_rows]
     diag = pt.eq(idx[:, None], idx[None, :])  # [i, l]
     diff = k[..., None, :] - k[..., :, None]  # [..., i, l] = k_l - k_i
     log_abs = pt.log(pt.abs(pt.switch(diag, 1.0, diff)))
@@ -72,13 +74,14 @@ def bateman_coefficients(rates):
     excl_neg = cum_neg - negative
     # denominator over l in [j, m]: [..., j, m, i]
     swap = lambda x: pt.swapaxes(x, -1, -2)  # noqa: E731  [i, l] -> [l, i]
-    den_log = swap(cum_log)[..., None, :, :] - swap(excl_log)[..., :, None, :]
-    den_neg = swap(cum_neg)[..., None, :, :] - swap(excl_neg)[..., :, None, :]
+    n = rows.shape[0]
+    den_log = swap(cum_log)[..., None, :, :] - swap(excl_log)[..., :n, None, :]
+    den_neg = swap(cum_neg)[..., None, :, :] - swap(excl_neg)[..., :n, None, :]
     # numerator prod_{l=j+1..m} k_l; position 0 (N = 1) never enters it, so a zero rate there is fine
     log_k = pt.log(pt.switch(pt.eq(idx, 0), 1.0, k))
     cum_k = pt.cumsum(log_k, axis=-1)
-    num_log = cum_k[..., None, :] - cum_k[..., :, None]  # [..., j, m]
-    j = idx[:, None, None]
+    num_log = cum_k[..., None, :] - cum_k[..., :n, None]  # [..., j, m]
+    j = rows[:, None, None]
     m = idx[None, :, None]
     i = idx[None, None, :]
     valid = pt.and_(pt.le(j, i), pt.le(i, m))
@@ -104,7 +107,7 @@ def cascade_populations(initial, rates, delays_ps):
     return pt.concatenate([ground[..., None, :], excited], axis=-2)
 
 
-def cascade_absorption(mean_excitons, charge_fractions, delays_ps, rates, table):
+def cascade_absorption(mean_excitons, charge_fractions, delays_ps, rates, table, n_saturated):
     """Ensemble band-edge absorption A*(t) in units of gamma (time-dependent eq. S17 with S18-S19).
 
     Parameters
@@ -114,6 +117,12 @@ def cascade_absorption(mean_excitons, charge_fractions, delays_ps, rates, table)
     delays_ps : (T,) pump-probe delays in ps shared by the batch, or (..., T) with the batch shape.
     rates : (S, M) decay rates k(N, n) for N = 1..M per ps (see :func:`rate_table`).
     table : (M + 1, S) A*(N, n) for N = 0..M (see ``transitions.transition_table``).
+    n_saturated : Python int J <= M such that A*(N, n) = A*(J, n) for every N >= J
+        (J = max(g_e, g_h) for transition counting: beyond it every level is saturated).
+
+    Only states N < J need their own populations; the states N >= J are lumped exactly: a QD leaves
+    them at the rate k_J E_J(t), so E_{>=J}(t) = sum_i k_J C[J, m, i] / k_i exp(-k_i t).  This cuts
+    the coefficient tensor from M^3 to J M^2 per charge state.
 
     Returns (..., T).  Poisson weight beyond M is dropped (choose M with ``required_n_max``).
     """
@@ -121,16 +130,19 @@ def cascade_absorption(mean_excitons, charge_fractions, delays_ps, rates, table)
     A = pt.as_tensor_variable(table)
     f = pt.as_tensor_variable(charge_fractions)
     t = pt.as_tensor_variable(delays_ps)
+    J = int(n_saturated)
     M = k.shape[-1]
     P = poisson_weights(mean_excitons, M)  # (..., M + 1)
-    C = bateman_coefficients(k)  # (S, j, m, i)
-    dA = pt.swapaxes(A[1:, :] - A[0][None, :], 0, 1)  # (S, j): absorption change relative to N = 0
-    G = pt.sum(dA[:, :, None, None] * C, axis=1)  # (S, m, i)
+    C = bateman_coefficients(k, n_rows=J)  # (S, j = 1..J, m, i)
+    dA = pt.swapaxes(A[1 : J + 1, :] - A[0][None, :], 0, 1)  # (S, j): absorption change relative to N = 0
+    # rows N < J as they are; row N = J becomes the lumped survival of all N >= J
+    # k_J / k_i, used only where C[J, m, i] != 0 (i >= J, where k_i > 0); elsewhere divide by 1, not by a zero rate
+    k_i = pt.switch(pt.ge(pt.arange(M), J - 1)[None, :], k, 1.0)
+    last = C[:, J - 1] * (k[:, J - 1][:, None] / k_i)[:, None, :]
+    G = pt.sum(dA[:, : J - 1, None, None] * C[:, : J - 1], axis=1) + dA[:, J - 1][:, None, None] * last  # (S, m, i)
+    # contract the initial state with the Poisson weights first: (..., S, i), then the exponentials
+    PG = pt.tensordot(P[..., 1:], G, axes=[[-1], [1]])  # (..., S, i)
     expo = pt.exp(-k[:, :, None] * t[..., None, None, :])  # (..., S, i, T)
-    H = pt.matmul(G, expo)  # (..., S, m, T): response of a QD starting with m excitons
-    if t.ndim == 1:  # delays shared by the batch (models): contract N with a tensordot
-        Q = pt.tensordot(P[..., 1:], H, axes=[[-1], [1]])  # (..., S, T)
-    else:  # one delay row per batch element
-        Q = pt.sum(P[..., None, 1:, None] * H, axis=-2)
+    Q = pt.sum(PG[..., None] * expo, axis=-2)  # (..., S, T)
     base = pt.sum(f * A[0, :], axis=-1) * pt.sum(P, axis=-1)  # (...): every QD back at N = 0
     return base[..., None] + pt.sum(f[..., None] * Q, axis=-2)

@@ -1,0 +1,68 @@
+"""The command line on small inputs: check, simulate (byte-identical with a seed), refusal to overwrite."""
+
+import hashlib
+import pathlib
+import shutil
+
+import pytest
+
+from bayesgain import cli
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _digest(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_check_accepts_shipped_batch(capsys):
+    assert cli.main(["check", str(ROOT / "data" / "synthetic-batch-b")]) == 0
+    assert "ok" in capsys.readouterr().out.lower()
+
+
+def test_check_rejects_a_broken_folder(tmp_path, capsys):
+    folder = tmp_path / "exp"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "tiny_experiment", folder)
+    text = (folder / "experiment.toml").read_text().replace("film_thickness_nm", "film_thicknes_nm")
+    (folder / "experiment.toml").write_text(text)
+    assert cli.main(["check", str(folder)]) == 1
+    out = capsys.readouterr().out
+    assert "film_thicknes_nm" in out and "experiment.toml" in out
+
+
+def test_simulate_is_checked_and_reproducible(tmp_path, capsys):
+    a, b = tmp_path / "1" / "exp", tmp_path / "2" / "exp"  # same name: the manifest records it
+    assert cli.main(["simulate", "--out", str(a), "--seed", "5", "--preset", "batch-b"]) == 0
+    assert cli.main(["simulate", "--out", str(b), "--seed", "5", "--preset", "batch-b"]) == 0
+    assert _digest(a) == _digest(b)
+    assert "SYNTHETIC" in capsys.readouterr().out
+    assert cli.main(["check", str(a)]) == 0
+
+
+def test_simulate_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "x"
+    out.mkdir()
+    (out / "mine.txt").write_text("user data")
+    assert cli.main(["simulate", "--out", str(out), "--preset", "batch-b"]) == 1
+    assert (out / "mine.txt").read_text() == "user data"
+    assert "--force" in capsys.readouterr().err
+
+
+def test_help_mentions_units(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["simulate", "--help"])
+    assert "seed" in capsys.readouterr().out
+
+
+def test_demo_runs_end_to_end_with_few_draws(tmp_path, capsys):
+    out = tmp_path / "demo"
+    status = cli.main(["demo", "--out", str(out), "--draws", "60", "--tune", "60", "--chains", "2", "--quiet"])
+    text = capsys.readouterr().out
+    assert status == 0  # without --strict a short run never fails the command
+    assert "SYNTHETIC" in text and "Gain threshold" in text
+    rows = (out / "thresholds.csv").read_text().splitlines()
+    assert rows[0].startswith("#") and rows[1] == "n_e,median,hdi_low,hdi_high,truth"
+    values = [list(map(float, r.split(","))) for r in rows[2:]]
+    assert all(lo <= med <= hi for _, med, lo, hi, _ in values)
+    assert (out / "demo.png").stat().st_size > 10_000 and (out / "summary.csv").exists()
