@@ -1,4 +1,4 @@
-"""Command line: ``bayesgain demo | check | simulate`` (fit commands arrive with the model issue).
+"""Command line: ``bayesgain demo | check | simulate | classic`` (fit commands arrive with the model issue).
 
 Exit status: 0 success, 1 invalid input (the message names the file and field), 2 usage error
 (argparse), 3 a fit that did not converge under ``--strict``.
@@ -37,6 +37,49 @@ def _simulate(args):
     return 0
 
 
+def _prepare_out(out, force):
+    """Refuse to write into an existing non-empty folder unless --force (nothing the user has is overwritten)."""
+    import pathlib
+
+    out = pathlib.Path(out)
+    if out.exists() and any(out.iterdir()) and not force:
+        raise FileExistsError(f"output folder {out} exists and is not empty; use --force to write into it")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _classic(args):
+    import math
+
+    from .classic import classic_analysis, write_classic_csv
+    from .io import ExperimentError, load_experiment
+
+    try:
+        out = _prepare_out(args.out, args.force)
+        tree = load_experiment(args.folder)
+    except (FileExistsError, ExperimentError) as exc:
+        print(f"bayesgain classic: {exc}", file=sys.stderr)
+        return 1
+    if tree.attrs.get("synthetic"):
+        print(f"note: {args.folder} is a SYNTHETIC experiment (truth.toml beside it)")
+    rows = classic_analysis(tree)
+    write_classic_csv(rows, out / "classic.csv")
+    print(f"{'quantity':<44} {'value':>12} {'+-':>10}  unit")
+    subgap = [r for r in rows if r["name"].startswith("subgap_residual")]
+    for r in rows:
+        if r in subgap:  # one line per potential x fluence: summarised below, all in classic.csv
+            continue
+        v, u = r["value"], r["uncertainty"]
+        vs = f"{v:12.5g}" if isinstance(v, float) and not math.isnan(v) else f"{'--':>12}"
+        us = f"{u:10.3g}" if isinstance(u, float) and not math.isnan(u) else f"{'':>10}"
+        print(f"{r['name']:<44} {vs} {us}  {r['unit']}" + (f"   ({r['note']})" if r.get("note") else ""))
+    if subgap:
+        worst = max(r["value"] for r in subgap)
+        print(f"sub-gap residual after reflection correction: at most {worst:.3g} OD over {len(subgap)} TA files")
+    print(f"wrote {out / 'classic.csv'}")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="bayesgain", description="Bayesian analysis of optical gain in doped QD films")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +106,12 @@ def build_parser():
                    help="parameter set: batch-a (paper's main batch), batch-b (low-PLQY, hole trapping)")
     s.add_argument("--force", action="store_true", help="replace a previous synthetic experiment in --out")
     s.set_defaults(func=_simulate)
+
+    k = sub.add_parser("classic", help="the paper's own analysis (point estimates + uncertainties) -> classic.csv")
+    k.add_argument("folder", help="experiment folder (experiment.toml)")
+    k.add_argument("--out", required=True, help="output folder for classic.csv (not overwritten without --force)")
+    k.add_argument("--force", action="store_true", help="write into an existing non-empty --out")
+    k.set_defaults(func=_classic)
     return parser
 
 

@@ -66,3 +66,22 @@ def test_demo_runs_end_to_end_with_few_draws(tmp_path, capsys):
     values = [list(map(float, r.split(","))) for r in rows[2:]]
     assert all(lo <= med <= hi for _, med, lo, hi, _ in values)
     assert (out / "demo.png").stat().st_size > 10_000 and (out / "summary.csv").exists()
+
+
+def test_classic_writes_csv_and_refuses_to_overwrite(tmp_path, capsys):
+    out = tmp_path / "classic"
+    assert cli.main(["classic", str(ROOT / "data" / "synthetic-batch-a"), "--out", str(out)]) == 0
+    text = (out / "classic.csv").read_text().splitlines()
+    assert text[0] == "name,value,uncertainty,unit,method,note"
+    names = {line.split(",")[0] for line in text[1:]}
+    assert "cross_section_cm2" in names
+    assert "SYNTHETIC" in capsys.readouterr().out
+    before = (out / "classic.csv").read_bytes()
+    assert cli.main(["classic", str(ROOT / "data" / "synthetic-batch-a"), "--out", str(out)]) == 1
+    assert (out / "classic.csv").read_bytes() == before
+    assert "--force" in capsys.readouterr().err
+
+
+def test_classic_rejects_invalid_folder(tmp_path, capsys):
+    assert cli.main(["classic", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 1
+    assert "missing" in capsys.readouterr().err
