@@ -85,7 +85,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="fit the demo (synthetic SEC charging -> gain threshold) and print the results")
     d.add_argument("--out", default="bayesgain-demo", help="output folder (default: ./bayesgain-demo)")
-    d.add_argument("--draws", type=int, default=500, help="posterior draws per chain (default 500)")
+    d.add_argument("--draws", type=int, default=1000, help="posterior draws per chain (default 1000)")
     d.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default 1000)")
     d.add_argument("--chains", type=int, default=2, help="chains (default 2)")
     d.add_argument("--seed", type=int, default=1, help="random seed: same seed, same posterior (default 1)")
