@@ -10,6 +10,7 @@ warnings.filterwarnings("ignore", message=".*BLAS.*")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+BATCH_A = ROOT / "data" / "synthetic-batch-a"
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +26,19 @@ def real_data_dir():
     if not path.is_dir():
         pytest.skip(f"real instrument files not found at {path} (shared/real-data is absent)")
     return path
+
+
+@pytest.fixture(scope="session")
+def batch_a():
+    """The shipped SYNTHETIC batch-A experiment, loaded once for the whole session."""
+    from bayesgain.io import load_experiment
+
+    return load_experiment(BATCH_A)
+
+
+@pytest.fixture(scope="session")
+def batch_a_corrected(batch_a):
+    """Batch A film TA after the eq. S33 reflection correction (shared by preprocess and classic tests)."""
+    from bayesgain import preprocess
+
+    return preprocess.reflection_correct_film(batch_a)

@@ -2,7 +2,6 @@
 
 import csv
 import math
-import pathlib
 
 import numpy as np
 import pytest
@@ -11,15 +10,11 @@ from bayesgain import classic as cl
 from bayesgain import physics as ph
 from bayesgain import preprocess as pp
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-BATCH_A = ROOT / "data" / "synthetic-batch-a"
 
 
 @pytest.fixture(scope="session")
-def tree():
-    from bayesgain.io import load_experiment
-
-    return load_experiment(BATCH_A)
+def tree(batch_a):
+    return batch_a
 
 
 @pytest.fixture(scope="session")
@@ -28,8 +23,8 @@ def truth(tree):
 
 
 @pytest.fixture(scope="session")
-def corrected(tree):
-    return pp.reflection_correct_film(tree)
+def corrected(batch_a_corrected):
+    return batch_a_corrected
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
 """Preprocessing: hand-made arrays with known answers, and the SYNTHETIC batch-a against its truth."""
 
 import math
-import pathlib
 
 import numpy as np
 import pytest
@@ -9,20 +8,6 @@ import xarray as xr
 
 from bayesgain import preprocess as pp
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-BATCH_A = ROOT / "data" / "synthetic-batch-a"
-
-
-@pytest.fixture(scope="session")
-def batch_a():
-    from bayesgain.io import load_experiment
-
-    return load_experiment(BATCH_A)
-
-
-@pytest.fixture(scope="session")
-def batch_a_corrected(batch_a):
-    return pp.reflection_correct_film(batch_a)
 
 
 # ----------------------------------------------------------------------------- hand-made data
