@@ -77,6 +77,11 @@ def _classic(args):
         worst = max(r["value"] for r in subgap)
         print(f"sub-gap residual after reflection correction: at most {worst:.3g} OD over {len(subgap)} TA files")
     print(f"wrote {out / 'classic.csv'}")
+    if not args.no_figures:
+        from .classic_figures import write_classic_figures
+
+        for path in write_classic_figures(tree, out):
+            print(f"wrote {path}")
     return 0
 
 
@@ -111,6 +116,8 @@ def build_parser():
     k.add_argument("folder", help="experiment folder (experiment.toml)")
     k.add_argument("--out", required=True, help="output folder for classic.csv (not overwritten without --force)")
     k.add_argument("--force", action="store_true", help="write into an existing non-empty --out")
+    k.add_argument("--no-figures", action="store_true",
+                   help="skip the PNG figures (gain maps, threshold fits, charging fit, kinetics, cross-section)")
     k.set_defaults(func=_classic)
     return parser
 

@@ -75,6 +75,8 @@ def test_classic_writes_csv_and_refuses_to_overwrite(tmp_path, capsys):
     assert text[0] == "name,value,uncertainty,unit,method,note"
     names = {line.split(",")[0] for line in text[1:]}
     assert "cross_section_cm2" in names
+    for figure in ["gain_maps", "threshold_fits", "charging_fit", "kinetics_fits", "cross_section_fit"]:
+        assert (out / f"{figure}.png").stat().st_size > 20_000
     assert "SYNTHETIC" in capsys.readouterr().out
     before = (out / "classic.csv").read_bytes()
     assert cli.main(["classic", str(ROOT / "data" / "synthetic-batch-a"), "--out", str(out)]) == 1
@@ -85,3 +87,17 @@ def test_classic_writes_csv_and_refuses_to_overwrite(tmp_path, capsys):
 def test_classic_rejects_invalid_folder(tmp_path, capsys):
     assert cli.main(["classic", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 1
     assert "missing" in capsys.readouterr().err
+
+
+def test_atomic_outputs_get_ordinary_permissions(tmp_path):
+    import os
+
+    from bayesgain._atomic import write_text_atomic
+
+    umask = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "x.csv", "a,b\n")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "x.csv").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["x.csv"]  # no temporary file left

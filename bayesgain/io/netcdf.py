@@ -8,12 +8,12 @@ Writing is atomic: a temporary file in the target directory, then :func:`os.repl
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
+
+from .._atomic import atomic_path
 
 __all__ = ["save_experiment", "open_experiment"]
 
@@ -81,19 +81,8 @@ def save_experiment(tree: xr.DataTree, path) -> Path:
     _require_h5py()
     path = Path(path)
     encoded = _map_attrs(tree, _encode_attrs)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(fd)
-    try:
-        # mkstemp makes the file private (0600); give the result the usual umask permissions
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+    with atomic_path(path, create_parent=False) as tmp:
         encoded.to_netcdf(tmp, engine=ENGINE, mode="w")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 
