@@ -13,6 +13,10 @@ These are the baselines the Bayesian models are compared with (NOTES.md):
   is fitted with one exponential plus a constant background, its rate is then fixed and one more
   exponential is added for the next fit.
 * :func:`gain_lifetime` -- first delay at which the window-averaged A* returns to >= 0.
+* :func:`single_wavelength_thresholds` / :func:`lowest_gain_threshold` -- the same heuristic fit at
+  every probe wavelength, solved for A*(lambda) = -g_min d / ln10 (main text Fig. 5d-f): the lowest
+  <N> (and photons/cm^2, nJ/cm^2) at which the gain coefficient reaches g_min (50 cm^-1).
+* :func:`gain_lifetime_fit` -- Fig. S28: zero crossing of a sum of exponentials + constant fitted to -A*(t).
 * :func:`classic_analysis` runs everything on a loaded experiment; :func:`write_classic_csv`.
 
 Degenerate inputs (too few points, fits that do not converge, thresholds not reached) raise
@@ -47,6 +51,11 @@ __all__ = [
     "gain_lifetime",
     "classic_analysis",
     "write_classic_csv",
+    "threshold_at_level",
+    "fit_saturation_many",
+    "single_wavelength_thresholds",
+    "lowest_gain_threshold",
+    "gain_lifetime_fit",
 ]
 
 
@@ -371,16 +380,25 @@ def _row(name, value, uncertainty, unit, method, note=""):
 
 
 def classic_analysis(tree, V_C=0.0, threshold_delays_ps=(1.0, 3.0), biexciton_fluence_indices=(0, 3),
-                     gain_lifetime_confirm=1):
+                     gain_lifetime_confirm=1, g_min_per_cm=50.0, gain_lifetime_method="crossing"):
     """Run the classic analysis on a loaded experiment; returns a list of rows
     dict(name, value, uncertainty, unit, method, note).  A step that cannot be done gives a row with
-    value NaN and the reason in ``note`` (never a bare NaN)."""
+    value NaN and the reason in ``note`` (never a bare NaN).
+
+    ``g_min_per_cm``: gain coefficient of the lowest single-wavelength threshold rows
+    (``lowest_threshold_g50_excitons[V=...]``, ``..._photons_cm2``, ``..._nJ_cm2``; the tag is
+    ``g{g_min:g}``); None skips them.  ``gain_lifetime_method``: "crossing" (raw crossing,
+    :func:`gain_lifetime`), "fit" (Fig. S28 multi-exponential fit, :func:`gain_lifetime_fit`, rows
+    ``gain_lifetime_fit_ps[...]``) or "both"."""
+    if gain_lifetime_method not in ("crossing", "fit", "both"):
+        raise ValueError(f"gain_lifetime_method must be 'crossing', 'fit' or 'both', got {gain_lifetime_method!r}")
+    cs_sd = 0.0
     rows = []
     sigma = None
     if pp._has(tree, "solution"):
         try:
             cs = cross_section_from_tree(tree)
-            sigma = cs["value"]
+            sigma, cs_sd = cs["value"], cs["uncertainty"]
             rows.append(_row("cross_section_cm2", cs["value"], cs["uncertainty"], "cm^2",
                              "eq. S34 fit of the 1-3 ns solution bleach vs depth-averaged fluence"))
         except ValueError as err:
@@ -425,6 +443,8 @@ def classic_analysis(tree, V_C=0.0, threshold_delays_ps=(1.0, 3.0), biexciton_fl
             else:
                 rows.append(_row(name, res["value"], res["uncertainty"], "excitons/QD", how,
                                  f"A = {res['A']:.4g} OD, B = {res['B']:.4g}, sigma = {sigma:.4g} cm^2"))
+        if g_min_per_cm is not None:
+            rows.extend(_lowest_threshold_rows(tree, corrected, sigma, cs_sd, threshold_delays_ps, g_min_per_cm))
     try:
         bx = biexciton_lifetime(tree, corrected, fluence_indices=biexciton_fluence_indices)
         rows.append(_row("biexciton_lifetime_ps", bx["lifetime_ps"], bx["lifetime_sd_ps"], "ps",
@@ -445,6 +465,57 @@ def classic_analysis(tree, V_C=0.0, threshold_delays_ps=(1.0, 3.0), biexciton_fl
                                  np.nan, "ps", how, "no uncertainty (interpolated crossing)"))
             except ValueError as err:
                 rows.append(_row(name, np.nan, np.nan, "ps", how, str(err)))
+    if gain_lifetime_method in ("fit", "both"):
+        how = ("Fig. S28: -A*(t) (1S window) fitted with up to 2 exponentials + constant (t >= 0.5 ps); "
+               "first zero crossing of the fit")
+        for V in astar["potential"].values:
+            for F in astar["fluence"].values:
+                name = f"gain_lifetime_fit_ps[V={V:+.3f},J={F:.3g}]"
+                try:
+                    gl = gain_lifetime_fit(astar["delay"].values, astar.sel(potential=V, fluence=F).values)
+                    rows.append(_row(name, gl["value"], np.nan, "ps", how,
+                                     f"no uncertainty (crossing of the fitted curve); {gl['n_exp']} exponential(s)"))
+                except ValueError as err:
+                    rows.append(_row(name, np.nan, np.nan, "ps", how, str(err)))
+    if gain_lifetime_method == "fit":
+        rows = [r for r in rows if not r["name"].startswith("gain_lifetime_ps[")]
+    return rows
+
+
+def _lowest_threshold_rows(tree, corrected, sigma, sigma_sd, delays_ps, g_min_per_cm):
+    tag = f"g{float(g_min_per_cm):g}"
+    how = (f"lowest over probe wavelengths of the single-wavelength threshold: -dA(lambda) (1-3 ps) = "
+           f"A(1-exp(-B N)) fitted over fluences (N = sigma J) and solved for A* = A_0 + dA_SEC + dA_TA = "
+           f"-g d/ln10 with g = {float(g_min_per_cm):g} cm^-1 (main text Fig. 5d-f); sd from g^T Sigma g")
+    try:
+        lo = lowest_gain_threshold(tree, corrected, delays_ps=delays_ps, g_min_per_cm=g_min_per_cm,
+                                   cross_section_cm2=sigma, cross_section_sd_cm2=sigma_sd)
+    except ValueError as err:
+        return [_row(f"lowest_threshold_{tag}_excitons", np.nan, np.nan, "excitons/QD", how, f"failed: {err}")]
+    rows = []
+    lam_pump = lo.attrs["pump_wavelength_nm"]
+    for i, V in enumerate(lo["potential"].values):
+        r = lo.isel(potential=i)
+        N = float(r["threshold_excitons"])
+        if not np.isfinite(N):
+            why = str(r["reason"].values)
+            for unit_tag, unit in (("excitons", "excitons/QD"), ("photons_cm2", "photons/cm^2"), ("nJ_cm2", "nJ/cm^2")):
+                rows.append(_row(f"lowest_threshold_{tag}_{unit_tag}[V={V:+.3f}]", np.nan, np.nan, unit, how, why))
+            continue
+        lam = float(r["wavelength_nm"])
+        ext = " EXTRAPOLATED: outside the measured <N> range;" if bool(r["extrapolated"]) else ""
+        note = (f"at {lam:g} nm;{ext} {int(r['n_reachable'])} wavelengths reach it; sd includes the "
+                f"cross-section error (fit only: {float(r['threshold_sd_excitons']):.3g}); the minimum over "
+                "wavelengths is biased low")
+        rows.append(_row(f"lowest_threshold_{tag}_excitons[V={V:+.3f}]", N, float(r["threshold_total_sd_excitons"]),
+                         "excitons/QD", how, note))
+        note_J = (f"at {lam:g} nm;{ext} J = <N>/sigma (sigma = {sigma:.4g} cm^2); independent of sigma, sd from the "
+                  "fit and level only")
+        rows.append(_row(f"lowest_threshold_{tag}_photons_cm2[V={V:+.3f}]", float(r["threshold_photons_cm2"]),
+                         float(r["threshold_sd_photons_cm2"]), "photons/cm^2", how, note_J))
+        rows.append(_row(f"lowest_threshold_{tag}_nJ_cm2[V={V:+.3f}]", float(r["threshold_nJ_cm2"]),
+                         float(r["threshold_sd_nJ_cm2"]), "nJ/cm^2", how,
+                         note_J + f"; photon energy at the pump wavelength {lam_pump:g} nm"))
     return rows
 
 
@@ -458,3 +529,391 @@ def write_classic_csv(rows, path):
             for r in rows:
                 w.writerow({k: r.get(k, "") for k in fields})
     return path
+
+
+# ----------------------------------------------------------------------------- single-wavelength thresholds
+import xarray as xr  # noqa: E402  (kept with the code that needs it)
+
+LN10 = math.log(10.0)
+
+
+def threshold_at_level(A, B, cov, level, level_sd=0.0):
+    """<N> where the saturating bleach A (1 - exp(-B N)) reaches ``level`` (OD), with its standard deviation.
+
+    N* = -ln(1 - L/A) / B.  Variance: the delta method g^T Sigma g with g = (dN*/dA, dN*/dB) and
+    Sigma = ``cov`` (the 2x2 fit covariance of (A, B)), plus (dN*/dL)^2 level_sd^2 (L independent of
+    the fit).  The SI formula for this quantity is a variance (NOTES.md); the square root is returned.
+    ``level`` <= 0: reached without pump (N* = 0, sd 0).  Raises :class:`ThresholdNotReached` when
+    L >= A and ValueError for B <= 0.
+    """
+    A, B, L = float(A), float(B), float(level)
+    if not (np.isfinite(A) and np.isfinite(B) and np.isfinite(L)):
+        raise ValueError(f"non-finite input (A={A}, B={B}, level={L})")
+    if L <= 0.0:
+        return 0.0, 0.0
+    if B <= 0:
+        raise ValueError(f"rate B = {B:g} <= 0")
+    if L >= A:
+        raise ThresholdNotReached(f"bleach saturates at A = {A:.3g} OD <= required {L:.3g} OD")
+    u = L / A
+    f = -math.log1p(-u) / B
+    g = np.array([-(L / A**2) / ((1.0 - u) * B), -f / B])
+    dfdL = 1.0 / (A * (1.0 - u) * B)
+    var = float(g @ np.asarray(cov, float) @ g) + dfdL**2 * float(level_sd) ** 2
+    return f, math.sqrt(max(var, 0.0))
+
+
+def _sec_sem(tree, lam, potentials):
+    """Standard error of the cycle/direction mean of Delta A_SEC on (potential, wavelength); zeros without SEC."""
+    if not (pp._has(tree, "film/sec") and "absorption" in tree["film/sec"]):
+        return xr.DataArray(np.zeros((len(potentials), len(lam))), dims=("potential", "wavelength"),
+                            coords=dict(potential=potentials, wavelength=lam))
+    sec = tree["film/sec"]["absorption"].stack(sweep=("cycle", "direction"))
+    n = sec.sizes["sweep"]
+    sem = sec.std("sweep", ddof=1) / math.sqrt(n) if n > 1 else sec.isel(sweep=0, drop=True) * 0.0
+    sem = pp._to_grid(sem, "wavelength", lam, "SEC wavelength")
+    sem = pp._to_grid(sem, "potential", potentials, "SEC potential")
+    return sem.transpose("potential", "wavelength")
+
+
+def fit_saturation_many(x, Y, n_grid=801, b_range=(1e-5, 1e3)):
+    """Least squares of y = a (1 - exp(-b x)) for many series at once (rows of ``Y``, shape (S, F)).
+
+    Same estimator and covariance as :func:`fit_saturation` (``curve_fit`` with absolute_sigma False:
+    cov = s^2 (J^T J)^-1, s^2 = SSR / (F - 2)), vectorised: the linear amplitude is profiled out, the
+    rate b (in units of 1 / max x) is found on a log grid over ``b_range``, refined on a finer grid and
+    polished with Gauss-Newton steps.  Returns (popt (S, 2), pcov (S, 2, 2), msg (S,) str): ``msg`` is
+    '' for a good fit, else why the fit is not usable (NaN/inf data, fewer than 3 points, amplitude
+    <= 0, rate at the edge of the grid: the data do not identify it); such rows are NaN.
+    """
+    x = np.asarray(x, float).ravel()
+    Y = np.atleast_2d(np.asarray(Y, float))
+    S, F = Y.shape
+    if x.size != F:
+        raise ValueError(f"fit_saturation_many: x has {x.size} points, Y rows have {F}")
+    msg = np.full(S, "", dtype=object)
+    popt = np.full((S, 2), np.nan)
+    pcov = np.full((S, 2, 2), np.nan)
+    if F < 3 or not np.all(np.isfinite(x)):
+        msg[:] = f"a fluence series needs at least 3 finite points, got {F}"
+        return popt, pcov, msg.astype(str)
+    ok = np.all(np.isfinite(Y), axis=1)
+    msg[~ok] = "NaN or inf in the data"
+    sx = np.max(np.abs(x)) or 1.0
+    xs = x / sx
+    sy = np.max(np.abs(Y), axis=1, where=np.isfinite(Y), initial=0.0)
+    sy = np.where(sy > 0, sy, 1.0)
+    Yn = np.where(ok[:, None], Y, 0.0) / sy[:, None]
+
+    def profile(bgrid):  # bgrid (S, G) or (G,)
+        phi = -np.expm1(-bgrid[..., None] * xs)                      # (..., G, F)
+        pp_ = np.sum(phi * phi, axis=-1)
+        if bgrid.ndim == 1:
+            yp = Yn @ phi.T                                          # (S, G)
+        else:
+            yp = np.einsum("sf,sgf->sg", Yn, phi)
+        a = yp / pp_
+        ssr = np.sum(Yn**2, axis=1)[:, None] - yp * a
+        return a, ssr
+
+    lg = np.linspace(math.log(b_range[0]), math.log(b_range[1]), n_grid)
+    a, ssr = profile(np.exp(lg))
+    k = np.argmin(ssr, axis=1)
+    edge = (k == 0) | (k == n_grid - 1)
+    step = lg[1] - lg[0]
+    fine = lg[k][:, None] + np.linspace(-step, step, 101)[None, :]
+    a2, ssr2 = profile(np.exp(fine))
+    k2 = np.argmin(ssr2, axis=1)
+    b = np.exp(fine[np.arange(S), k2])
+    A = a2[np.arange(S), k2]
+    for _ in range(5):  # Gauss-Newton polish in (A, b)
+        e = np.exp(-b[:, None] * xs)
+        r = Yn - A[:, None] * (1 - e)
+        J = np.stack([1 - e, A[:, None] * xs * e], axis=-1)        # (S, F, 2)
+        JTJ = np.einsum("sfi,sfj->sij", J, J)
+        JTr = np.einsum("sfi,sf->si", J, r)
+        det = JTJ[:, 0, 0] * JTJ[:, 1, 1] - JTJ[:, 0, 1] ** 2
+        good = np.abs(det) > 1e-300
+        dA_ = np.where(good, (JTJ[:, 1, 1] * JTr[:, 0] - JTJ[:, 0, 1] * JTr[:, 1]) / np.where(good, det, 1), 0)
+        db = np.where(good, (JTJ[:, 0, 0] * JTr[:, 1] - JTJ[:, 0, 1] * JTr[:, 0]) / np.where(good, det, 1), 0)
+        A_new, b_new = A + dA_, b + db
+        accept = good & (b_new > 0)
+        A, b = np.where(accept, A_new, A), np.where(accept, b_new, b)
+    e = np.exp(-b[:, None] * xs)
+    r = Yn - A[:, None] * (1 - e)
+    J = np.stack([1 - e, A[:, None] * xs * e], axis=-1)
+    JTJ = np.einsum("sfi,sfj->sij", J, J)
+    s2 = np.sum(r * r, axis=1) / max(F - 2, 1)
+    det = JTJ[:, 0, 0] * JTJ[:, 1, 1] - JTJ[:, 0, 1] ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = np.stack([np.stack([JTJ[:, 1, 1], -JTJ[:, 0, 1]], -1),
+                        np.stack([-JTJ[:, 0, 1], JTJ[:, 0, 0]], -1)], -2) / det[:, None, None]
+        cov = inv * s2[:, None, None]
+    D = np.stack([sy, np.full(S, 1.0 / sx)], axis=-1)                 # back to data units
+    with np.errstate(invalid="ignore", over="ignore"):
+        P = np.stack([A, b], axis=-1) * D
+        C = cov * D[:, :, None] * D[:, None, :]
+    bad = ~ok
+    msg[ok & edge & (k == 0)] = ("bleach linear in fluence (no saturation): rate B -> 0 and A -> inf, "
+                                  "not identified")
+    msg[ok & edge & (k == n_grid - 1)] = "bleach saturated at every fluence: rate B not identified"
+    msg[ok & ~edge & ~(A > 0)] = "fitted amplitude A <= 0 (no saturating bleach)"
+    fin = np.all(np.isfinite(P), axis=1) & np.all(np.isfinite(C), axis=(1, 2)) & (det > 0)
+    msg[ok & (msg == "") & ~fin] = "non-finite parameter or covariance (data do not constrain it)"
+    use = (msg == "") & ~bad
+    popt[use], pcov[use] = P[use], C[use]
+    return popt, pcov, msg.astype(str)
+
+
+def single_wavelength_thresholds(tree, corrected=None, delays_ps=(1, 3), potential=None, g_min_per_cm=0.0,
+                                 cross_section_cm2=None, cross_section_sd_cm2=None, thickness_nm=None,
+                                 thickness_sd_nm=None):
+    """Single-wavelength gain thresholds (main text Fig. 5d-f, SI "Error calculations" per wavelength).
+
+    At every probe wavelength lambda and TA potential: the bleach b(lambda) = -Delta A_TA
+    (reflection corrected, averaged over ``delays_ps``) versus <N> = sigma J is fitted with
+    b = A (1 - exp(-B <N>)) (:func:`fit_saturation`) and solved for
+    A*(lambda) = A_0 + Delta A_SEC(V) - b = -g_min d / ln10, i.e. b = L = A_pre + g_min d / ln10
+    (g = -A* ln10 / d; ``g_min_per_cm`` = 0: transparency).  The bleach is fitted signed: where the pump
+    induces absorption the fit fails or saturates below L and the wavelength is flagged.
+
+    ``cross_section_cm2`` defaults to :func:`cross_section_from_tree`; ``thickness_nm`` /
+    ``thickness_sd_nm`` to the tree attrs ``film_thickness_nm`` / ``film_thickness_sd_nm``.
+    ``potential``: None (all TA potentials), one value or a list (nearest TA potentials).
+
+    Returns a Dataset over (potential, wavelength):
+
+    * ``threshold_excitons`` / ``threshold_sd_excitons``: <N*> and the standard deviation of the
+      fit (variance g^T Sigma g, Sigma the (A, B) covariance, plus the level term from the SEC
+      sweep spread and, for g_min > 0, the film thickness); NaN where not reached.
+    * ``threshold_total_sd_excitons``: adds the cross-section error, sd^2 + (J* sd_sigma)^2 (the
+      threshold fluence J* = <N*>/sigma does not depend on sigma, <N*> does).
+    * ``threshold_photons_cm2`` / ``threshold_sd_photons_cm2``: J* = <N*>/sigma (fit error only).
+    * ``reachable`` (bool), ``reason`` (str: '' when reached by the pump, 'reached without pump'
+      when A_pre <= -g_min d/ln10 (threshold 0), else why it is NaN), ``extrapolated`` (threshold
+      outside the measured <N> range), ``level_OD``, ``level_sd_OD``,
+      ``A_OD``, ``B_per_exciton``, ``A_pre_OD``.
+    """
+    corrected = pp.reflection_correct_film(tree) if corrected is None else corrected
+    esa = pp.excited_state_absorption(tree, corrected, thickness_nm=thickness_nm)
+    if cross_section_cm2 is None:
+        cs = cross_section_from_tree(tree)
+        cross_section_cm2, cs_sd = cs["value"], cs["uncertainty"]
+    else:
+        cs_sd = 0.0 if cross_section_sd_cm2 is None else float(cross_section_sd_cm2)
+    sigma = float(cross_section_cm2)
+    if not (np.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"cross_section_cm2 must be > 0, got {cross_section_cm2!r}")
+    d = float(tree.attrs["film_thickness_nm"] if thickness_nm is None else thickness_nm)
+    d_sd = float(tree.attrs.get("film_thickness_sd_nm", 0.0) if thickness_sd_nm is None else thickness_sd_nm)
+    g_min = float(g_min_per_cm)
+    if not (np.isfinite(g_min) and g_min >= 0):
+        raise ValueError(f"g_min_per_cm must be >= 0, got {g_min_per_cm!r}")
+    offset = g_min * d * 1e-7 / LN10          # OD: -A* needed for g = g_min
+    offset_sd = g_min * d_sd * 1e-7 / LN10
+
+    dA = corrected["dA"]
+    pots = dA["potential"].values
+    if potential is not None:
+        want = np.atleast_1d(np.asarray(potential, float))
+        pots = np.array([pots[int(np.argmin(np.abs(pots - v)))] for v in want])
+    lam = dA["wavelength"].values
+    bleach = (-_delay_mean(dA.sel(potential=pots), (float(delays_ps[0]), float(delays_ps[1]))))
+    bleach = bleach.transpose("potential", "fluence", "wavelength").values
+    A_pre = esa["A_pre"].sel(potential=pots).transpose("potential", "wavelength").values
+    pre_sd = _sec_sem(tree, lam, pots).values
+    N = sigma * dA["fluence"].values
+
+    shape = (pots.size, lam.size)
+    thr, sd = np.full(shape, np.nan), np.full(shape, np.nan)
+    reason = np.full(shape, "", dtype=object)
+    level = A_pre + offset
+    level_sd = np.sqrt(pre_sd**2 + offset_sd**2)
+    # one vectorised fit for all (potential, wavelength) series: (P*W, F)
+    Y = np.moveaxis(bleach, 1, 2).reshape(-1, N.size)
+    popt, pcov, fit_msg = fit_saturation_many(N, Y)
+    Afit = popt[:, 0].reshape(shape)
+    Bfit = popt[:, 1].reshape(shape)
+    pcov = pcov.reshape(shape + (2, 2))
+    fit_msg = fit_msg.reshape(shape)
+    for i in range(pots.size):
+        for j in range(lam.size):
+            L = level[i, j]
+            if not np.isfinite(L):
+                reason[i, j] = "absorption A_0 + dA_SEC not finite at this wavelength"
+                continue
+            if L <= 0:
+                thr[i, j], sd[i, j] = 0.0, 0.0
+                reason[i, j] = (f"reached without pump: A_0 + dA_SEC = {A_pre[i, j]:.3g} OD <= "
+                                f"{-offset:.3g} OD (g >= {g_min:g}/cm at <N> = 0)")
+                continue
+            if not np.any(bleach[i, :, j] > 0):
+                reason[i, j] = "not reached: no bleach (pump-induced absorption) at this wavelength"
+                continue
+            if fit_msg[i, j]:
+                reason[i, j] = f"not reached: saturation fit at {lam[j]:g} nm failed ({fit_msg[i, j]})"
+                continue
+            try:
+                thr[i, j], sd[i, j] = threshold_at_level(Afit[i, j], Bfit[i, j], pcov[i, j], L, level_sd[i, j])
+            except ValueError as err:  # ThresholdNotReached included
+                reason[i, j] = f"not reached: {err}"
+    reachable = np.isfinite(thr)
+    J = thr / sigma
+    total_sd = np.sqrt(sd**2 + (J * cs_sd) ** 2)
+    coords = dict(potential=pots, wavelength=lam)
+    dims = ("potential", "wavelength")
+
+    def da(v, units, long_name):
+        return xr.DataArray(v, dims=dims, coords=coords, attrs=dict(units=units, long_name=long_name))
+
+    out = xr.Dataset({
+        "threshold_excitons": da(thr, "excitons/QD", f"<N> at which g reaches {g_min:g}/cm"),
+        "threshold_sd_excitons": da(sd, "excitons/QD", "sd of the threshold, fit + level (g^T Sigma g)"),
+        "threshold_total_sd_excitons": da(total_sd, "excitons/QD", "sd including the cross-section error"),
+        "threshold_photons_cm2": da(J, "photons/cm^2", "threshold pump fluence <N>/sigma"),
+        "threshold_sd_photons_cm2": da(sd / sigma, "photons/cm^2", "sd of the threshold fluence"),
+        "reachable": da(reachable, "1", "threshold reached (by the pump or without it)"),
+        "extrapolated": da(reachable & ((thr < N.min()) | (thr > N.max())) & (thr > 0), "1",
+                           "threshold outside the measured <N> range (fit extrapolated)"),
+        "reason": da(reason.astype(str), "", "why the threshold is NaN or 0 ('' when reached by the pump)"),
+        "level_OD": da(level, "OD", "bleach needed: A_0 + dA_SEC + g_min d / ln10"),
+        "level_sd_OD": da(level_sd, "OD", "sd of the level (SEC sweep spread, film thickness)"),
+        "A_OD": da(Afit, "OD", "fitted saturation bleach A"),
+        "B_per_exciton": da(Bfit, "1/exciton", "fitted saturation rate B"),
+        "A_pre_OD": da(A_pre, "OD", "A_0 + dA_SEC before the pump"),
+    })
+    out.attrs.update(g_min_per_cm=g_min, thickness_nm=d, thickness_sd_nm=d_sd, cross_section_cm2=sigma,
+                     cross_section_sd_cm2=float(cs_sd), delays_ps=[float(delays_ps[0]), float(delays_ps[1])],
+                     method="fit -dA(lambda) = A(1-exp(-B N)) over fluences, N = sigma J, solved for "
+                            "A* = A_0 + dA_SEC + dA_TA = -g_min d/ln10")
+    return out
+
+
+def lowest_gain_threshold(tree, corrected=None, delays_ps=(1, 3), potential=None, g_min_per_cm=50.0,
+                          cross_section_cm2=None, cross_section_sd_cm2=None, thickness_nm=None,
+                          thickness_sd_nm=None, pump_wavelength_nm=None, spectral=None):
+    """Lowest single-wavelength threshold at which g >= ``g_min_per_cm`` is reached, per potential.
+
+    Runs :func:`single_wavelength_thresholds` (or uses ``spectral``, its output) and takes the minimum
+    over wavelengths of the thresholds reached by the pump (wavelengths with gain already without
+    pump are counted separately in ``n_reached_without_pump``; they would give 0).  Units: excitons/QD,
+    pump fluence J* = <N>/sigma (photons/cm^2) and energy density (nJ/cm^2) at the pump wavelength
+    (tree attr ``pump_wavelength_nm``).  Returns a Dataset over potential: ``threshold_excitons``,
+    ``threshold_sd_excitons`` (fit), ``threshold_total_sd_excitons`` (with sigma error),
+    ``threshold_photons_cm2`` / ``_sd_``, ``threshold_nJ_cm2`` / ``_sd_`` (fit error only: J* does
+    not depend on sigma), ``wavelength_nm``, ``extrapolated`` (below/above the measured <N>),
+    ``n_reachable``, ``n_reached_without_pump``, ``reason`` ('' or why NaN).  The minimum over ~100
+    noisy estimates is biased low; its sd is that of the one wavelength picked, not of the selection.
+    With ``g_min_per_cm`` = 0 (transparency) sub-gap wavelengths, where A_0 ~ 0, give trivially small
+    thresholds set by noise; use g_min > 0 (the paper uses 50 cm^-1) for a meaningful minimum.
+    """
+    sp = spectral if spectral is not None else single_wavelength_thresholds(
+        tree, corrected, delays_ps, potential, g_min_per_cm, cross_section_cm2, cross_section_sd_cm2,
+        thickness_nm, thickness_sd_nm)
+    lam_pump = float(tree.attrs["pump_wavelength_nm"] if pump_wavelength_nm is None else pump_wavelength_nm)
+    e_photon_nJ = float(ph.fluence_to_energy_density_nJ_cm2(1.0, lam_pump))  # nJ/cm^2 per photon/cm^2
+    sigma = float(sp.attrs["cross_section_cm2"])
+    pots = sp["potential"].values
+    keys = ["threshold_excitons", "threshold_sd_excitons", "threshold_total_sd_excitons", "threshold_photons_cm2",
+            "threshold_sd_photons_cm2", "threshold_nJ_cm2", "threshold_sd_nJ_cm2", "wavelength_nm"]
+    vals = {k: np.full(pots.size, np.nan) for k in keys}
+    n_reach = np.zeros(pots.size, int)
+    n_free = np.zeros(pots.size, int)
+    extrap = np.zeros(pots.size, bool)
+    reasons = []
+    for i, V in enumerate(pots):
+        row = sp.isel(potential=i)
+        t = row["threshold_excitons"].values
+        free = row["reachable"].values & (t == 0.0)
+        pumped = row["reachable"].values & (t > 0.0)
+        n_free[i], n_reach[i] = int(free.sum()), int(pumped.sum())
+        if not pumped.any():
+            why = "no wavelength reaches g >= %g/cm at any pump fluence" % sp.attrs["g_min_per_cm"]
+            if free.any():
+                why += f" by the pump ({int(free.sum())} wavelength(s) already have it without pump)"
+            else:
+                counts = {}
+                for r in row["reason"].values:
+                    key = r.split(":")[0] + ": " + (r.split(":")[1].strip().split(" ")[0] if ":" in r else "")
+                    counts[key] = counts.get(key, 0) + 1
+                why += " (" + "; ".join(f"{k.strip()} x{v}" for k, v in counts.items()) + ")"
+            reasons.append(why)
+            continue
+        j = int(np.nanargmin(np.where(pumped, t, np.nan)))
+        N = float(t[j])
+        sdN = float(row["threshold_sd_excitons"].values[j])
+        J, sdJ = N / sigma, sdN / sigma
+        vals["threshold_excitons"][i] = N
+        vals["threshold_sd_excitons"][i] = sdN
+        vals["threshold_total_sd_excitons"][i] = float(row["threshold_total_sd_excitons"].values[j])
+        vals["threshold_photons_cm2"][i], vals["threshold_sd_photons_cm2"][i] = J, sdJ
+        vals["threshold_nJ_cm2"][i] = J * e_photon_nJ
+        vals["threshold_sd_nJ_cm2"][i] = sdJ * e_photon_nJ
+        vals["wavelength_nm"][i] = float(row["wavelength"].values[j])
+        extrap[i] = bool(row["extrapolated"].values[j])
+        reasons.append("")
+    units = ["excitons/QD"] * 3 + ["photons/cm^2"] * 2 + ["nJ/cm^2"] * 2 + ["nm"]
+    out = xr.Dataset({k: xr.DataArray(vals[k], dims="potential", coords=dict(potential=pots), attrs=dict(units=u))
+                      for k, u in zip(keys, units)})
+    out["n_reachable"] = xr.DataArray(n_reach, dims="potential", coords=dict(potential=pots))
+    out["extrapolated"] = xr.DataArray(extrap, dims="potential", coords=dict(potential=pots))
+    out["n_reached_without_pump"] = xr.DataArray(n_free, dims="potential", coords=dict(potential=pots))
+    out["reason"] = xr.DataArray(np.array(reasons, dtype=str), dims="potential", coords=dict(potential=pots))
+    out.attrs.update(sp.attrs)
+    out.attrs.update(pump_wavelength_nm=lam_pump, photon_energy_nJ=e_photon_nJ)
+    return out
+
+
+# ----------------------------------------------------------------------------- gain lifetime (Fig. S28 fit)
+def _multi_exp(t, c, *p):
+    n = len(p) // 2
+    return c + sum(p[2 * k] * np.exp(-p[2 * k + 1] * t) for k in range(n))
+
+
+def gain_lifetime_fit(delays_ps, A_star, n_exp=2, t_min_ps=0.5):
+    """Gain lifetime from a fit (SI Fig. S28): -A*(t) = c + sum_k a_k exp(-r_k t) over t >= ``t_min_ps``,
+    then the first zero crossing of the fitted curve (bisection on the fit, after its first negative-A*
+    point).  More robust to noise than :func:`gain_lifetime` (raw crossing).  Tries ``n_exp`` and
+    fewer terms, keeps the smallest residual.  Returns dict(value (ps), n_exp, popt).  ValueError when
+    the fit never shows gain (fitted -A* <= 0 at all fitted delays) or never crosses zero before the
+    last delay (the fitted constant c > 0 means gain that outlives the window)."""
+    t, a = _check_series(delays_ps, A_star, "gain lifetime fit", minimum=4)
+    order = np.argsort(t)
+    t, a = t[order], a[order]
+    sel = t >= t_min_ps
+    t, y = t[sel], -a[sel]
+    if t.size < 2 * n_exp + 2:
+        raise ValueError(f"gain lifetime fit: only {t.size} delays >= {t_min_ps} ps for {n_exp} exponentials")
+    ts = t.max()
+    x = t / ts
+    ys = np.max(np.abs(y)) or 1.0
+    yn = y / ys
+    best = None
+    for k in range(1, int(n_exp) + 1):
+        for r0 in ((3.0,), (30.0, 3.0), (100.0, 10.0, 1.0))[min(k, 3) - 1:min(k, 3)]:
+            p0 = [yn[-1]]
+            for r in (list(r0) + [1.0] * k)[:k]:
+                p0 += [yn[0] / k, r]
+            lo = [-np.inf] + [-np.inf, 1e-4] * k
+            hi = [np.inf] + [np.inf, 1e4] * k
+            try:
+                popt, _ = _curve_fit(_multi_exp, x, yn, p0, "gain lifetime fit", bounds=(lo, hi))
+            except ValueError:
+                continue
+            ssr = float(np.sum((_multi_exp(x, *popt) - yn) ** 2))
+            if best is None or ssr < best[0] * 0.999:
+                best = (ssr, popt, k)
+    if best is None:
+        raise ValueError("gain lifetime fit: no multi-exponential fit converged")
+    _, popt, k = best
+    grid = np.linspace(x[0], x[-1], 4000)
+    fit = _multi_exp(grid, *popt)
+    pos = np.nonzero(fit > 0)[0]
+    if pos.size == 0:
+        raise ValueError("no gain: the fitted -A* is never positive")
+    after = np.nonzero(fit[pos[0]:] <= 0)[0]
+    if after.size == 0:
+        raise ValueError(f"fitted gain lasts beyond the last delay ({t[-1]:g} ps)")
+    j = pos[0] + after[0]
+    root = optimize.brentq(lambda z: _multi_exp(z, *popt), grid[j - 1], grid[j])
+    return dict(value=float(root * ts), n_exp=k, popt=popt, unit="ps")
