@@ -220,3 +220,22 @@ def test_potential_selection(batch_a, batch_a_corrected, lowest_a):
     lo = classic.lowest_gain_threshold(batch_a, batch_a_corrected, g_min_per_cm=50.0, spectral=sp)
     assert float(lo["threshold_excitons"][0]) == pytest.approx(
         float(lowest_a["threshold_excitons"].sel(potential=sp["potential"][0])), rel=1e-12)
+
+
+def test_effective_temperature_fit_recovers_a_plain_fermi_dirac_curve():
+    from bayesgain import classic as cl
+
+    V = np.linspace(-1.6, -0.9, 60)
+    n = ph.mean_electrons(ph.charge_fractions(V, -1.25, 0.0, 0.0, 841.0))
+    fit = cl.fit_fermi_dirac_effective_temperature(V, n + np.random.default_rng(3).normal(0, 0.005, V.size))
+    assert fit["T_eff_K"][0] == pytest.approx(841.0, rel=0.03)
+    assert fit["V_1S"][0] == pytest.approx(-1.25, abs=0.003)
+
+
+def test_classic_rows_include_effective_temperature(batch_a):
+    from bayesgain import classic as cl
+
+    rows = {r["name"]: r for r in cl.classic_analysis(batch_a)}
+    # sigma_1S = 110 mV of disorder reads as an effective temperature near the paper's 841 K
+    assert 700 < rows["T_eff_K"]["value"] < 1000
+    assert rows["T_eff_K"]["unit"] == "K" and rows["T_eff_K"]["uncertainty"] > 0
