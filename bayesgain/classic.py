@@ -31,11 +31,13 @@ import math
 import warnings
 
 import numpy as np
+import xarray as xr
 from scipy import optimize
 
 from . import physics as ph
 from . import preprocess as pp
 from ._atomic import atomic_path
+from .physics.constants import LN10
 
 __all__ = [
     "ThresholdNotReached",
@@ -570,9 +572,6 @@ def write_classic_csv(rows, path):
 
 
 # ----------------------------------------------------------------------------- single-wavelength thresholds
-import xarray as xr  # noqa: E402  (kept with the code that needs it)
-
-LN10 = math.log(10.0)
 
 
 def threshold_at_level(A, B, cov, level, level_sd=0.0):

@@ -83,14 +83,6 @@ def _band_window(tree, corrected):
     return pp.band_edge_window(pp.film_absorbance(tree), probe_wavelengths=corrected["dA"]["wavelength"].values)
 
 
-def _delay_mean(da, delays_ps):
-    d = da["delay"].values
-    sel = (d >= delays_ps[0]) & (d <= delays_ps[1])
-    if not sel.any():
-        raise ValueError(f"no delays within {delays_ps} ps")
-    return da.isel(delay=np.nonzero(sel)[0]).mean("delay").assign_attrs(units="OD")
-
-
 def _sigma_label(value, sd):
     k = int(np.floor(np.log10(abs(value)))) if value else 0
     return (rf"$a(1-e^{{-\sigma J'}})$: $\sigma = ({value / 10.0**k:.2f} \pm {sd / 10.0**k:.2f})"
@@ -161,7 +153,7 @@ def threshold_figure(tree, corrected, sigma_cm2, delays_ps=(1.0, 3.0)):
     results = classic.film_thresholds(tree, sigma_cm2, corrected, delays_ps=delays_ps)
     esa = pp.excited_state_absorption(tree, corrected)
     bw = _band_window(tree, corrected)
-    bleach, bleach_sem = pp.window_average(-_delay_mean(corrected["dA"], delays_ps), bw)
+    bleach, bleach_sem = pp.window_average(-classic._delay_mean(corrected["dA"], delays_ps), bw)
     level, level_sem = pp.window_average(esa["A_pre"], bw)
     N = sigma_cm2 * corrected["fluence"].values
     Ngrid = np.linspace(0.0, N.max() * 1.05, 300)
@@ -312,7 +304,7 @@ def cross_section_figure(tree, cs=None, delays_ps=(1000.0, 3000.0)):
     sol = tree["solution"]
     ta = sol["ta"]
     bw = pp.BandEdgeWindow(*cs["window_nm"], source="from cross_section_from_tree")
-    late = _delay_mean(ta, delays_ps)
+    late = classic._delay_mean(ta, delays_ps)
     mean, sem = pp.window_average(late, bw)
     Jp = np.asarray(cs["fluence_avg"], float)
     y = np.abs(mean.values)

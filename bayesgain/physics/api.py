@@ -13,6 +13,7 @@ import pytensor
 import pytensor.tensor as pt
 
 from . import auger, charging, ensemble, optics, transitions
+from .constants import BOLTZMANN_EV_PER_K
 from .poisson import DEFAULT_TAIL, required_n_max, truncated_tail
 
 __all__ = [
@@ -378,8 +379,6 @@ def threshold_versus_doping(mean_electrons_target, V_1S, V_C=0.0, sigma_1S=0.0, 
     target, V1, Vc, s, T = np.broadcast_arrays(target, _array(V_1S, "V_1S"), _array(V_C, "V_C"),
                                                _nonnegative(sigma_1S, "sigma_1S", "V"),
                                                _positive(temperature_K, "temperature_K", "K"))
-    from .constants import BOLTZMANN_EV_PER_K
-
     # wide enough that <n_e> is within 1e-12 of g_e (lo) and of 0 (hi) at the ends
     width = 12 * s + np.abs(Vc) * g_e + 40 * BOLTZMANN_EV_PER_K * T
     lo, hi = V1 - width, V1 + width
