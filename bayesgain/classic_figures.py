@@ -80,7 +80,7 @@ def _ref_electrode(tree):
 
 
 def _band_window(tree, corrected):
-    return pp.band_edge_window(pp.film_absorbance(tree), probe_wavelengths=corrected["dA"]["wavelength"].values)
+    return pp.resolve_window(tree, probe_wavelengths=corrected["dA"]["wavelength"].values)
 
 
 def _sigma_label(value, sd):

@@ -7,7 +7,10 @@ Inputs are never modified.
   transient reflection Delta R measured at open circuit, used for *every* potential (the paper's
   approximation, SI section 1.6), plus a sub-gap residual report (before / after) that shows how
   well that approximation removes the below-gap artefact.
-* :func:`band_edge_window` -- 1S window from a Gaussian fit of the steady-state absorbance.
+* :func:`band_edge_window` -- 1S window from a Gaussian fit of the steady-state absorbance, or the
+  manifest's ``[analysis] band_edge_window_nm`` (an attr of the spectrum, see :func:`film_absorbance`).
+* :func:`resolve_window` -- the window every function uses by default: call argument > manifest
+  (tree attr ``band_edge_window_nm`` / ``solution_band_edge_window_nm``) > Gaussian fit.
 * :func:`window_average` -- mean and standard error of the mean over wavelength (SI "Error
   calculations": sigma_mean = sigma / sqrt(n), sigma the sample standard deviation, ddof = 1).
 * :func:`film_absorbance` -- A_0 of the film from the absorbed fraction, A_0 = -log10(1 - F_A)
@@ -15,6 +18,7 @@ Inputs are never modified.
 * :func:`excited_state_absorption` -- A* = A_0 + Delta A_SEC(V) + Delta A_TA and the gain
   coefficient g = -A* ln(10) / d.
 * :func:`sec_electrons` -- <n_e>(V) = g_e (-Delta A_1S) / A_0,1S per cycle and sweep direction,
+  from window averages (default) or Gaussian fits of the 1S bleach (:func:`fit_1s_amplitudes`),
   and the normalised integrated PL.
 """
 
@@ -32,6 +36,8 @@ from . import physics as ph
 __all__ = [
     "BandEdgeWindow",
     "band_edge_window",
+    "resolve_window",
+    "fit_1s_amplitudes",
     "window_average",
     "film_absorbance",
     "reflection_correct_film",
@@ -98,6 +104,41 @@ def _gauss_lin(x, a, c, s, b0, b1):
     return a * np.exp(-0.5 * ((x - c) / s) ** 2) + b0 + b1 * (x - c)
 
 
+def _gaussian_1s_fit(spectrum):
+    """Gaussian + linear background fit of the reddest 1S peak of ``spectrum`` (1-D).  Returns
+    (amplitude, centre nm, sd nm, (fit_lo, fit_hi) nm); ValueError when no peak / no fit."""
+    dim = _spectrum_dim(spectrum)
+    x = np.asarray(spectrum[dim].values, float)
+    y = np.asarray(spectrum.values, float)
+    if not np.all(np.isfinite(y)):
+        raise ValueError("band_edge_window: the spectrum holds NaN/inf")
+    peaks, props = signal.find_peaks(y, prominence=0.0)
+    keep = [p for p, pr in zip(peaks, props["prominences"]) if y[p] > 0 and pr >= 0.05 * y[p]]
+    if not keep:
+        raise ValueError("band_edge_window: no 1S peak found (no local maximum with >= 5 % prominence); "
+                         "give window=(lo, hi) explicitly")
+    i = max(keep, key=lambda p: x[p])  # reddest peak
+    peak, c0 = y[i], x[i]
+    red = np.nonzero((x > c0) & (y <= 0.5 * peak))[0]
+    hw0 = (x[red[0]] - c0) if red.size else 10.0
+    hw0 = max(hw0, 2.0 * np.median(np.diff(x)))
+    sel = (x >= c0 - 1.5 * hw0) & (x <= c0 + 3.0 * hw0)
+    if sel.sum() < 6:
+        raise ValueError(f"band_edge_window: only {int(sel.sum())} points around the 1S peak at {c0:g} nm; "
+                         "too few for the Gaussian fit; give window=(lo, hi)")
+    p0 = [peak, c0, hw0 / math.sqrt(2 * math.log(2)), 0.0, 0.0]
+    try:
+        popt, _ = optimize.curve_fit(_gauss_lin, x[sel], y[sel], p0=p0, maxfev=5000)
+    except (RuntimeError, optimize.OptimizeWarning) as err:
+        raise ValueError(f"band_edge_window: Gaussian fit of the 1S peak near {c0:g} nm failed ({err}); "
+                         "give window=(lo, hi)") from err
+    a, c, s = popt[0], popt[1], abs(popt[2])
+    if not (a > 0 and np.isfinite(c) and x[sel].min() <= c <= x[sel].max() and 0 < s < 5 * hw0):
+        raise ValueError(f"band_edge_window: Gaussian fit near {c0:g} nm is not a peak (amplitude {a:g}, "
+                         f"centre {c:g} nm, sd {s:g} nm); give window=(lo, hi)")
+    return float(a), float(c), float(s), (float(x[sel].min()), float(x[sel].max()))
+
+
 def band_edge_window(spectrum, window=None, probe_wavelengths=None, half_widths=1.0):
     """1S band-edge window (nm) of a steady-state absorbance spectrum ``spectrum`` (1-D DataArray, OD).
 
@@ -106,50 +147,56 @@ def band_edge_window(spectrum, window=None, probe_wavelengths=None, half_widths=
     centre + 3 HWHM (the red side is clean; the blue side rises into 2S).  The window is centre +-
     ``half_widths`` HWHM.  ``window=(lo, hi)`` overrides the fit.  With ``probe_wavelengths`` the
     window must lie inside their range (else ValueError).  Returns a :class:`BandEdgeWindow`.
+
+    Without ``window``, a ``band_edge_window_nm`` attr of ``spectrum`` (set by :func:`film_absorbance`
+    from the manifest's ``[analysis] band_edge_window_nm``, and on the solution absorbance by the
+    loader from ``solution_band_edge_window_nm``) overrides the fit (``source`` "manifest"; its
+    ``center`` / ``hwhm`` are the midpoint and half width of the window).  Precedence: call argument
+    > manifest > Gaussian fit.
     """
     probe = None if probe_wavelengths is None else np.asarray(probe_wavelengths, float)
-    if window is not None:
+    manifest = None if window is not None else getattr(spectrum, "attrs", {}).get("band_edge_window_nm")
+    if manifest is not None:
+        lo, hi = (float(v) for v in np.asarray(manifest, float).ravel())
+        if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+            raise ValueError(f"manifest [analysis] band_edge_window_nm must be [lo, hi] nm with lo < hi, "
+                             f"got {list(np.asarray(manifest).ravel())}")
+        out = BandEdgeWindow(lo, hi, 0.5 * (lo + hi), 0.5 * (hi - lo), source="manifest")
+    elif window is not None:
         lo, hi = (float(v) for v in window)
         if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
             raise ValueError(f"window must be (lo, hi) nm with lo < hi, got {window!r}")
         out = BandEdgeWindow(lo, hi, source="explicit")
     else:
-        dim = _spectrum_dim(spectrum)
-        x = np.asarray(spectrum[dim].values, float)
-        y = np.asarray(spectrum.values, float)
-        if not np.all(np.isfinite(y)):
-            raise ValueError("band_edge_window: the spectrum holds NaN/inf")
-        peaks, props = signal.find_peaks(y, prominence=0.0)
-        keep = [p for p, pr in zip(peaks, props["prominences"]) if y[p] > 0 and pr >= 0.05 * y[p]]
-        if not keep:
-            raise ValueError("band_edge_window: no 1S peak found (no local maximum with >= 5 % prominence); "
-                             "give window=(lo, hi) explicitly")
-        i = max(keep, key=lambda p: x[p])  # reddest peak
-        peak, c0 = y[i], x[i]
-        red = np.nonzero((x > c0) & (y <= 0.5 * peak))[0]
-        hw0 = (x[red[0]] - c0) if red.size else 10.0
-        hw0 = max(hw0, 2.0 * np.median(np.diff(x)))
-        sel = (x >= c0 - 1.5 * hw0) & (x <= c0 + 3.0 * hw0)
-        if sel.sum() < 6:
-            raise ValueError(f"band_edge_window: only {int(sel.sum())} points around the 1S peak at {c0:g} nm; "
-                             "too few for the Gaussian fit; give window=(lo, hi)")
-        p0 = [peak, c0, hw0 / math.sqrt(2 * math.log(2)), 0.0, 0.0]
-        try:
-            popt, _ = optimize.curve_fit(_gauss_lin, x[sel], y[sel], p0=p0, maxfev=5000)
-        except (RuntimeError, optimize.OptimizeWarning) as err:
-            raise ValueError(f"band_edge_window: Gaussian fit of the 1S peak near {c0:g} nm failed ({err}); "
-                             "give window=(lo, hi)") from err
-        a, c, s = popt[0], popt[1], abs(popt[2])
-        if not (a > 0 and np.isfinite(c) and x[sel].min() <= c <= x[sel].max() and 0 < s < 5 * hw0):
-            raise ValueError(f"band_edge_window: Gaussian fit near {c0:g} nm is not a peak (amplitude {a:g}, "
-                             f"centre {c:g} nm, sd {s:g} nm); give window=(lo, hi)")
+        a, c, s, _ = _gaussian_1s_fit(spectrum)
         hwhm = s * FWHM_PER_SD / 2.0
         out = BandEdgeWindow(float(c - half_widths * hwhm), float(c + half_widths * hwhm), float(c), float(hwhm),
                              float(a))
     if probe is not None and (out.lo < probe.min() or out.hi > probe.max()):
-        raise ValueError(f"band-edge window {out.lo:.1f}..{out.hi:.1f} nm lies outside the probe range "
+        origin = " (manifest [analysis] band_edge_window_nm)" if out.source == "manifest" else ""
+        raise ValueError(f"band-edge window {out.lo:.1f}..{out.hi:.1f} nm{origin} lies outside the probe range "
                          f"{probe.min():.1f}..{probe.max():.1f} nm")
     return out
+
+
+def resolve_window(tree, window=None, probe_wavelengths=None, which="film"):
+    """The 1S window a function uses: ``window`` (a :class:`BandEdgeWindow` is returned as is, a
+    (lo, hi) pair is checked) > the manifest's window (tree attr ``band_edge_window_nm`` for
+    ``which="film"``, ``solution_band_edge_window_nm`` for ``"solution"``) > the Gaussian fit of the
+    film A_0 (:func:`film_absorbance`) or of the solution absorbance.  ``probe_wavelengths``: the
+    window must lie inside their range (ValueError)."""
+    if isinstance(window, BandEdgeWindow):
+        return window
+    if which == "film":
+        spec = film_absorbance(tree)
+    elif which == "solution":
+        spec = tree["solution"]["absorbance"]
+        win = tree.attrs.get("solution_band_edge_window_nm")
+        if win is not None and window is None:
+            spec = spec.copy().assign_attrs(band_edge_window_nm=list(np.asarray(win, float).ravel()))
+    else:
+        raise ValueError(f"which must be 'film' or 'solution', got {which!r}")
+    return band_edge_window(spec, window=window, probe_wavelengths=probe_wavelengths)
 
 
 def _bounds(window):
@@ -185,13 +232,20 @@ def window_average(da, window, dim=None):
 
 # ----------------------------------------------------------------------------- film spectra
 def film_absorbance(tree, wavelength=None):
-    """A_0 = -log10(1 - F_A) (SI eq. S27/S28) of the film, on ``wavelength`` (nm) if given (interpolated)."""
+    """A_0 = -log10(1 - F_A) (SI eq. S27/S28) of the film, on ``wavelength`` (nm) if given (interpolated).
+
+    When the tree carries the manifest's 1S window (root attr ``band_edge_window_nm``), the result
+    carries it as an attr too, so that :func:`band_edge_window` of it uses the manifest's window."""
     FA = tree["film"]["absorptance"]
     A0 = -np.log10(1.0 - FA)
     A0 = A0.rename(wavelength_spectrum="wavelength") if "wavelength_spectrum" in A0.dims else A0
     if wavelength is not None:
         A0 = _to_grid(A0, "wavelength", wavelength, "film absorbance A_0")
-    return A0.rename("A0").assign_attrs(units="OD", long_name="film absorbance -log10(1 - F_A)")
+    attrs = dict(units="OD", long_name="film absorbance -log10(1 - F_A)")
+    win = tree.attrs.get("band_edge_window_nm")
+    if win is not None:
+        attrs["band_edge_window_nm"] = [float(v) for v in np.asarray(win, float).ravel()]
+    return A0.rename("A0").assign_attrs(attrs)
 
 
 def _film_fractions(tree, wavelength):
@@ -221,7 +275,7 @@ def reflection_correct_film(tree, window=None, subgap_start_hwhm=2.0, subgap_del
     lam = dA_raw["wavelength"].values
     done = ta["reflection_corrected"]
     A0 = film_absorbance(tree, lam)
-    if window is None:
+    if window is None:  # manifest window (centre/HWHM from its bounds) or the Gaussian fit
         bw = band_edge_window(film_absorbance(tree), probe_wavelengths=lam)
     else:  # explicit (lo, hi) or a BandEdgeWindow: centre and HWHM from its bounds
         lo, hi = _bounds(window)
@@ -328,38 +382,97 @@ def excited_state_absorption(tree, corrected=None, thickness_nm=None):
     return xr.Dataset({"A_star": A_star, "gain_per_cm": g, "A0": A0, "dA_sec": sec, "A_pre": A_pre})
 
 
-def sec_electrons(tree, window=None, pl_background_counts=0.0):
+def fit_1s_amplitudes(da, center_nm, sd_nm, fit_range_nm, dim=None):
+    """Amplitude of a Gaussian of fixed centre and width on a linear background, by linear least squares.
+
+    Every spectrum of ``da`` (any dims plus a wavelength dim) is fitted over the wavelengths in
+    ``fit_range_nm`` (lo, hi) with y = a exp(-(x - c)^2 / (2 s^2)) + b0 + b1 (x - c), c =
+    ``center_nm`` and s = ``sd_nm`` fixed: the model is linear in (a, b0, b1), so all spectra are
+    solved at once.  Standard errors from the ordinary least-squares covariance s_r^2 (X^T X)^-1,
+    s_r^2 = SSR / (n - 3).  Returns ``(amplitude, amplitude_se)`` DataArrays (units of ``da``).
+    Fewer than 5 points in the range -> ValueError.
+    """
+    dim = dim or _wavelength_dim(da)
+    lo, hi = (float(v) for v in fit_range_nm)
+    x = np.asarray(da[dim].values, float)
+    sel = (x >= lo) & (x <= hi)
+    n = int(sel.sum())
+    if n < 5:
+        raise ValueError(f"Gaussian 1S fit: {n} point(s) of {dim} within {lo:.1f}..{hi:.1f} nm; need at least 5")
+    if not (np.isfinite(center_nm) and np.isfinite(sd_nm) and sd_nm > 0):
+        raise ValueError(f"Gaussian 1S fit: centre {center_nm!r} nm and sd {sd_nm!r} nm must be finite, sd > 0")
+    xs = x[sel]
+    X = np.stack([np.exp(-0.5 * ((xs - center_nm) / sd_nm) ** 2), np.ones_like(xs), xs - center_nm], axis=1)
+    sub = da.isel({dim: np.nonzero(sel)[0]}).transpose(..., dim)
+    Y = np.asarray(sub.values, float)
+    if not np.all(np.isfinite(Y)):
+        raise ValueError("Gaussian 1S fit: NaN/inf in the spectra")
+    XtX_inv = np.linalg.inv(X.T @ X)
+    beta = Y @ (X @ XtX_inv)                        # (..., 3) = (X^T X)^-1 X^T y for every spectrum
+    resid = Y - beta @ X.T
+    s2 = np.sum(resid**2, axis=-1) / (n - 3)
+    se = np.sqrt(s2 * XtX_inv[0, 0])
+    dims = sub.dims[:-1]
+    coords = {k: v for k, v in sub.coords.items() if dim not in v.dims}
+    attrs = dict(units=da.attrs.get("units", ""), fit_range_nm=[lo, hi], center_nm=float(center_nm),
+                 sd_nm=float(sd_nm), n_points=n)
+    amp = xr.DataArray(beta[..., 0], dims=dims, coords=coords, attrs=attrs)
+    amp_se = xr.DataArray(se, dims=dims, coords=coords, attrs=attrs)
+    return amp, amp_se
+
+
+def sec_electrons(tree, window=None, pl_background_counts=0.0, method="window"):
     """<n_e>(V) = g_e (-Delta A_1S) / A_0,1S per cycle and sweep direction (kept apart), and normalised PL.
 
-    Delta A_1S and A_0,1S are window averages over the 1S window (``window``: (lo, hi) nm or a
-    :class:`BandEdgeWindow`; default: Gaussian fit of the film A_0).  The standard error combines
-    the window SEMs of both.  PL: the spectrum minus ``pl_background_counts`` integrated over
-    wavelength (trapezoid) and divided by its value at the potential nearest open circuit, per
-    cycle and direction.  Returns a Dataset: ``n_e``, ``n_e_sem`` (cycle, direction, potential),
-    ``pl_norm`` (same dims, when PL sweeps exist).
+    ``method="window"`` (default; the Bayesian models use it): Delta A_1S and A_0,1S are window
+    averages over the 1S window (``window``: (lo, hi) nm or a :class:`BandEdgeWindow`; default: the
+    manifest's ``band_edge_window_nm``, else the Gaussian fit of the film A_0).  The standard error
+    combines the window SEMs of both.
+
+    ``method="gaussian"`` (the issue's "Gaussian fits of the 1S bleach"): the 1S line shape (centre,
+    sd) is fixed from the Gaussian fit of the film A_0 (:func:`band_edge_window`'s fit, always the
+    fit, whatever the window), and the amplitude of that Gaussian on a linear background is fitted
+    to -Delta A_SEC of every potential, cycle and direction and to A_0 on the SEC grid, over the A_0
+    fit range (1S centre - 1.5 .. + 3 HWHM; :func:`fit_1s_amplitudes`).  <n_e> = g_e a_bleach /
+    a_0; standard error from both amplitude errors.  ``window`` is not used by this method.
+
+    PL: the spectrum minus ``pl_background_counts`` integrated over wavelength (trapezoid) and
+    divided by its value at the potential nearest open circuit, per cycle and direction.  Returns a
+    Dataset: ``n_e``, ``n_e_sem`` (cycle, direction, potential), ``pl_norm`` (same dims, when PL
+    sweeps exist); attrs ``method``, ``A0_1S_OD``, ``A0_1S_sem_OD``, ``window_nm`` (the window or the
+    fit range).
     """
+    if method not in ("window", "gaussian"):
+        raise ValueError(f"method must be 'window' or 'gaussian', got {method!r}")
     sec = tree["film/sec"]
     dA = sec["absorption"]
     lam = dA["wavelength"].values
     A0 = film_absorbance(tree, lam)
-    if isinstance(window, BandEdgeWindow):
-        bw = window
-    else:
-        bw = band_edge_window(film_absorbance(tree), window=window, probe_wavelengths=lam)
     g_e = int(tree.attrs.get("g_e", 2))
-    bleach, bleach_sem = window_average(-dA, bw)
-    a0, a0_sem = window_average(A0, bw)
+    if method == "window":
+        bw = resolve_window(tree, window, probe_wavelengths=lam)
+        bleach, bleach_sem = window_average(-dA, bw)
+        a0, a0_sem = window_average(A0, bw)
+        rng = [bw.lo, bw.hi]
+    else:
+        _, c, sd, rng = _gaussian_1s_fit(film_absorbance(tree))
+        rng = [max(rng[0], float(lam.min())), min(rng[1], float(lam.max()))]
+        bleach, bleach_sem = fit_1s_amplitudes(-dA, c, sd, rng)
+        a0, a0_sem = fit_1s_amplitudes(A0, c, sd, rng)
     a0, a0_sem = float(a0), float(a0_sem)
     if a0 <= 0:
-        raise ValueError(f"window-averaged A_0 over {bw.lo:.1f}..{bw.hi:.1f} nm is {a0:g} <= 0")
+        raise ValueError(f"1S A_0 over {rng[0]:.1f}..{rng[1]:.1f} nm ({method}) is {a0:g} <= 0")
     n_e = g_e * bleach / a0
     n_sem = np.abs(n_e) * np.sqrt((bleach_sem / np.maximum(np.abs(bleach), 1e-300)) ** 2 + (a0_sem / a0) ** 2)
     n_sem = xr.where(np.abs(bleach) > 0, n_sem, g_e * bleach_sem / a0)
+    how = "window average" if method == "window" else "Gaussian fit (fixed 1S centre/width + linear background)"
     out = xr.Dataset({
-        "n_e": n_e.assign_attrs(units="1", long_name="<n_e> electrons per QD from the 1S SEC bleach"),
+        "n_e": n_e.assign_attrs(units="1", long_name=f"<n_e> electrons per QD from the 1S SEC bleach ({how})"),
         "n_e_sem": n_sem.assign_attrs(units="1", long_name="standard error of <n_e>"),
     })
-    out.attrs.update(window_nm=[bw.lo, bw.hi], A0_1S_OD=a0, A0_1S_sem_OD=a0_sem, g_e=g_e)
+    out.attrs.update(window_nm=list(rng), A0_1S_OD=a0, A0_1S_sem_OD=a0_sem, g_e=g_e, method=method)
+    if method == "gaussian":
+        out.attrs.update(center_1S_nm=float(c), sd_1S_nm=float(sd))
     if "photoluminescence" in sec:
         pl = sec["photoluminescence"] - pl_background_counts
         total = pl.integrate("wavelength_pl")

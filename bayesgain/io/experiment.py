@@ -5,7 +5,9 @@ raises :class:`ExperimentError` listing all of them, :func:`check_experiment` re
 :class:`CheckReport`.  The tree layout (see ``docs/experiment-format.md``)::
 
     /                 attrs: name, synthetic, description, g_e, g_h, temperature_K,
-                             film_thickness_nm, film_thickness_sd_nm, pump_wavelength_nm, source_folder
+                             film_thickness_nm, film_thickness_sd_nm, pump_wavelength_nm, source_folder,
+                             band_edge_window_nm / solution_band_edge_window_nm ([lo, hi] nm, only when
+                             the manifest's [analysis] table sets them)
     /solution         absorbance(wavelength_spectrum)          OD
                       ta(fluence, wavelength, delay)            OD      attrs: pump_absorbance
     /film             absorptance(wavelength_spectrum)          1 (fraction F_A)
@@ -426,6 +428,43 @@ def _film_matrix(ctx: _Ctx, entries: list[Entry], nodes: dict, which: str, sec_r
                        f"{ref.sizes['delay']} delays")
 
 
+# ----------------------------------------------------------------------------- [analysis]
+def _analysis(ctx: _Ctx, m: Manifest, nodes: dict) -> None:
+    """[analysis] band-edge windows -> root attrs ``band_edge_window_nm`` (film) and
+    ``solution_band_edge_window_nm`` (also an attr of the solution absorbance), after checking that
+    each window lies inside, and holds at least 2 wavelengths of, every probe grid it is used on."""
+    film_grids = [("/film/ta", "dA", "film TA"), ("/film/sec", "absorption", "film SEC absorption"),
+                  ("/film/tr", "dR", "film TR")]
+    for key, grids in (("band_edge_window_nm", film_grids),
+                       ("solution_band_edge_window_nm", [("/solution", "ta", "solution TA")])):
+        win = m.analysis.get(key)
+        if win is None:
+            continue
+        lo, hi = win
+        ok = True
+        for node, var, what in grids:
+            ds = nodes.get(node)
+            if ds is None or var not in ds:
+                continue
+            lam = ds[var]["wavelength"].values
+            n_in = int(((lam >= lo) & (lam <= hi)).sum())
+            if lo < lam.min() or hi > lam.max():
+                ctx.problem(m.path, f"window [{lo:g}, {hi:g}] nm lies outside the {what} probe range "
+                            f"{lam.min():g}..{lam.max():g} nm; expected lo >= {lam.min():g} and hi <= "
+                            f"{lam.max():g}", f"analysis.{key}")
+                ok = False
+            elif n_in < 2:
+                ctx.problem(m.path, f"window [{lo:g}, {hi:g}] nm holds {n_in} {what} wavelength(s); expected "
+                            "at least 2 (widen the window)", f"analysis.{key}")
+                ok = False
+        if not ok:
+            continue
+        nodes["/"].attrs[key] = [float(lo), float(hi)]
+        ctx.summary.append(f"  analysis: {key} = [{lo:g}, {hi:g}] nm (overrides the Gaussian fit)")
+        if key == "solution_band_edge_window_nm" and "/solution" in nodes and "absorbance" in nodes["/solution"]:
+            nodes["/solution"]["absorbance"].attrs["band_edge_window_nm"] = [float(lo), float(hi)]
+
+
 # ----------------------------------------------------------------------------- build
 def _build(folder) -> tuple[xr.DataTree | None, _Ctx]:
     folder = Path(folder)
@@ -448,6 +487,7 @@ def _build(folder) -> tuple[xr.DataTree | None, _Ctx]:
         _solution(ctx, m, nodes)
     if m.film is not None:
         _film(ctx, m, nodes)
+    _analysis(ctx, m, nodes)
     if m.synthetic:
         truth = read_truth(folder, ctx.problems)
         if truth:

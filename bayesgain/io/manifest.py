@@ -52,6 +52,7 @@ TOP = {
     "pump": Key("table", required=True),
     "solution": Key("table"),
     "film": Key("table"),
+    "analysis": Key("table"),
 }
 SAMPLE = {
     "g_e": Key("int", default=2, check=_INT1),
@@ -74,6 +75,12 @@ FILM = {
     "sec": Key("tables", default=[]),
     "ta": Key("tables", default=[]),
     "tr": Key("tables", default=[]),
+}
+_RANGE = (lambda v: v[0] < v[1], "[lo, hi] with lo < hi (nm)")
+# [analysis]: optional choices of the classic analysis (call argument > manifest > automatic)
+ANALYSIS = {
+    "band_edge_window_nm": Key("range", check=_RANGE),
+    "solution_band_edge_window_nm": Key("range", check=_RANGE),
 }
 # keys every matrix entry may carry
 _MATRIX_COMMON = {
@@ -128,6 +135,7 @@ class Manifest:
     pump_wavelength_nm: float | None = None
     solution: dict | None = None  # absorbance_file, pump_absorbance, ta: list[Entry]
     film: dict | None = None  # absorptance_file, reflectance_file, open_circuit_potential_V, ...
+    analysis: dict = field(default_factory=dict)  # band_edge_window_nm, solution_band_edge_window_nm
 
     @property
     def folder(self) -> Path:
@@ -148,6 +156,8 @@ def _show(value) -> str:
     """A manifest value as the user would write it (1e+14, not 100000000000000.0)."""
     if isinstance(value, float):
         return f"{value:.12g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
     return repr(value)
 
 
@@ -164,11 +174,15 @@ def _type_ok(value, type_: str) -> bool:
         return isinstance(value, dict)
     if type_ == "tables":
         return isinstance(value, list) and all(isinstance(v, dict) for v in value)
+    if type_ == "range":
+        return (isinstance(value, list) and len(value) == 2
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
     raise AssertionError(type_)
 
 
 _TYPE_WORDS = {"str": "a string", "bool": "true or false", "int": "an integer", "float": "a number",
-               "table": "a table [..]", "tables": "an array of tables [[..]]"}
+               "table": "a table [..]", "tables": "an array of tables [[..]]",
+               "range": "an array of two numbers [lo, hi]"}
 
 
 def _check_table(table: dict, schema: dict, prefix: str, problems: _Problems) -> dict:
@@ -196,6 +210,12 @@ def _check_table(table: dict, schema: dict, prefix: str, problems: _Problems) ->
             problems.add(name, f"expected {_TYPE_WORDS[spec.type]}, got {value!r}")
             out[key] = None
             continue
+        if spec.type == "range":
+            value = [float(v) for v in value]
+            if not all(math.isfinite(v) for v in value):
+                problems.add(name, f"expected two finite numbers, got {table[key]!r}")
+                out[key] = None
+                continue
         if spec.type == "float":
             value = float(value)
             if not math.isfinite(value):
@@ -297,6 +317,9 @@ def parse_manifest(folder, problems: list[str]) -> Manifest | None:
         film["ta"] = _entries(film["ta"] or [], FILM_TA, "film.ta", p, m.pump_wavelength_nm)
         film["tr"] = _entries(film["tr"] or [], FILM_TR, "film.tr", p, m.pump_wavelength_nm)
         m.film = film
+    if top["analysis"] is not None:
+        m.analysis = {k: v for k, v in _check_table(top["analysis"], ANALYSIS, "analysis", p).items()
+                      if v is not None}
     if "solution" not in raw and "film" not in raw:
         p.add("solution", "expected at least one of the tables [solution] or [film]")
     if m.synthetic and not (folder / TRUTH_NAME).is_file():
