@@ -1,4 +1,4 @@
-"""Command line: ``bayesgain demo | check | simulate | classic`` (fit commands arrive with the model issue).
+"""Command line: ``bayesgain demo | check | simulate | classic | fit | compare | report``.
 
 Exit status: 0 success, 1 invalid input (the message names the file and field), 2 usage error
 (argparse), 3 a fit that did not converge under ``--strict``.
@@ -85,6 +85,191 @@ def _classic(args):
     return 0
 
 
+# ----------------------------------------------------------------------------- Bayesian fits
+FIT_FILES = ("posterior.nc", "summary.csv", "thresholds.csv", "report.md")
+
+
+def _load_spec_arg(model):
+    from .model.spec import load_spec
+
+    return load_spec(model)
+
+
+def _save_fit(model, path):
+    """model.save, with the attrs made NetCDF-safe first (numpy strings in list attrs cannot be written by h5netcdf)."""
+    attrs = model.idata.attrs
+    for k, v in list(attrs.items()):
+        if isinstance(v, (list, tuple)):
+            attrs[k] = [x.item() if hasattr(x, "item") else x for x in v]
+            attrs[k] = [str(x) if isinstance(x, str) else x for x in attrs[k]]
+    return model.save(path, overwrite=True)
+
+
+def _fit(args):
+    import time
+
+    from .io import ExperimentError
+    from .model.spec import SpecError
+
+    prog = "bayesgain fit"
+    for folder in args.folders:
+        import pathlib
+
+        if not pathlib.Path(folder).exists():
+            print(f"{prog}: experiment folder {folder} does not exist", file=sys.stderr)
+            return 1
+    try:
+        spec = _load_spec_arg(args.model)
+    except SpecError as exc:
+        print(f"{prog}: --model: {exc}", file=sys.stderr)
+        return 1
+    import pathlib
+
+    target = pathlib.Path(args.out)
+    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not args.force)):
+        print(f"{prog}: output folder {target} exists and is not empty (or is a file); use --force to write into "
+              "it (files of the same names are replaced)", file=sys.stderr)
+        return 1
+    from .model.core import GainModel
+
+    say = (lambda s: None) if args.quiet else print
+    t0 = time.time()
+    try:
+        model = GainModel(spec, list(args.folders))
+        model.build()
+    except (ExperimentError, SpecError, ValueError, KeyError) as exc:
+        print(f"{prog}: invalid input: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    out = _prepare_out(target, True)
+    synthetic = bool((model.data["experiment_synthetic"].values > 0).any())
+    say(f"model '{spec.name}' ({', '.join(model.observed_names)}) on {', '.join(map(str, model.names))}"
+        + (" -- SYNTHETIC data" if synthetic else ""))
+    say(f"sampling {args.chains} chains x {args.draws} draws after {args.tune} tuning steps with {args.sampler} "
+        f"(compiling first: this can take minutes)")
+    model.fit(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler,
+              progress=not args.quiet)
+    t1 = time.time()
+    _save_fit(model, out / "posterior.nc")
+    say(f"fitted in {t1 - t0:.1f} s; wrote {out / 'posterior.nc'}")
+    classic_rows = None
+    if not args.no_classic and len(args.folders) == 1:
+        classic_rows = _classic_rows(args.folders[0], out, say)
+    _write_report(model, out, classic_rows, not args.no_figures, say)
+    print(model.convergence.text())
+    if not model.convergence.ok:
+        print("the thresholds in thresholds.csv and report.md are NOT FINAL (marked so in both)")
+    return 3 if (args.strict and not model.convergence.ok) else 0
+
+
+def _classic_rows(folder, out, say):
+    """The classic analysis of the first experiment (for the side-by-side table); also written to classic.csv."""
+    try:
+        from .classic import classic_analysis, write_classic_csv
+        from .io import load_experiment
+
+        rows = classic_analysis(load_experiment(folder))
+        write_classic_csv(rows, out / "classic.csv")
+        say(f"wrote {out / 'classic.csv'} (classic analysis of {folder})")
+        return rows
+    except Exception as exc:  # noqa: BLE001 -- the Bayesian report does not depend on it
+        print(f"note: classic analysis of {folder} failed ({type(exc).__name__}: {exc}); report without it",
+              file=sys.stderr)
+        return None
+
+
+def _write_report(model, out, classic_rows, figures, say):
+    from .report import write_report
+
+    result = write_report(model, out, classic_rows=classic_rows, figures=figures, log=say)
+    bad = {k: v for k, v in result["figures"].items() if v.startswith("FAILED")}
+    for k, v in bad.items():
+        print(f"figure {k} {v} (recorded in report.md)", file=sys.stderr)
+    return result
+
+
+def _fit_path(d, prog):
+    import pathlib
+
+    d = pathlib.Path(d)
+    path = d / "posterior.nc" if d.is_dir() else d
+    if not path.exists():
+        raise FileNotFoundError(f"{prog}: no saved fit {path} (run `bayesgain fit ... --out {d}` first)")
+    return path
+
+
+def _report(args):
+    from .model.core import GainModel
+    from .report import read_classic_csv
+
+    prog = "bayesgain report"
+    try:
+        path = _fit_path(args.dir, prog)
+        model = GainModel.load(path)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+    out = path.parent
+    classic_path = out / "classic.csv"
+    rows = read_classic_csv(classic_path) if classic_path.exists() else None
+    say = (lambda s: None) if args.quiet else print
+    _write_report(model, out, rows, not args.no_figures, say)
+    print(model.convergence.text() if model.convergence is not None else "no convergence report")
+    return 3 if (args.strict and not (model.convergence and model.convergence.ok)) else 0
+
+
+def _compare(args):
+    import pathlib
+
+    from .model.comparison import compare
+    from .model.core import GainModel
+
+    prog = "bayesgain compare"
+    if len(args.dirs) < 2:
+        print(f"{prog}: needs at least two fit folders", file=sys.stderr)
+        return 1
+    fits = {}
+    try:
+        for d in args.dirs:
+            path = _fit_path(d, prog)
+            m = GainModel.load(path)
+            name = m.spec.name
+            label = name if name not in fits else f"{name} ({pathlib.Path(d).name})"
+            k = 2
+            while label in fits:
+                label = f"{name} ({pathlib.Path(d).name}) #{k}"
+                k += 1
+            fits[label] = m
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+    for label, m in fits.items():
+        if m.convergence is not None and not m.convergence.ok:
+            print(f"warning: fit '{label}' did NOT converge; its comparison is not final")
+    comps = [c.strip() for c in args.components.split(",") if c.strip()] if args.components else None
+    try:
+        table, verdict = compare(fits, components=comps)
+    except ValueError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+    import pandas as pd
+
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print(table.to_string())
+    print()
+    print(verdict)
+    if args.out:
+        from ._atomic import atomic_path
+
+        target = pathlib.Path(args.out)
+        if target.exists() and not args.force:
+            print(f"{prog}: {target} exists; use --force to replace it", file=sys.stderr)
+            return 1
+        with atomic_path(target) as tmp:
+            table.to_csv(tmp)
+        print(f"wrote {target}")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="bayesgain", description="Bayesian analysis of optical gain in doped QD films")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,6 +304,64 @@ def build_parser():
     k.add_argument("--no-figures", action="store_true",
                    help="skip the PNG figures (gain maps, threshold fits, charging fit, kinetics, cross-section)")
     k.set_defaults(func=_classic)
+
+    from .model.spec import available_models
+
+    models = ", ".join(available_models())
+    f = sub.add_parser(
+        "fit", help="Bayesian fit of one or more experiment folders -> posterior.nc, summary.csv, thresholds.csv, "
+                    "report.md, figures",
+        description="Fit a model spec (models/*.toml) to one or more experiment folders with NUTS, then write "
+                    "DIR/posterior.nc (the whole fit), summary.csv (parameters with units), thresholds.csv "
+                    "(<N_gain> in excitons/QD versus <n_e> in electrons/QD: n_e, median, hdi_low, hdi_high), "
+                    "report.md and PNG figures.  Exit status: 0 done, 1 invalid input, 3 not converged with "
+                    "--strict.")
+    f.add_argument("folders", nargs="+", metavar="FOLDER",
+                   help="experiment folder(s) holding experiment.toml; several are fitted jointly (partial pooling)")
+    f.add_argument("--model", default="joint",
+                   help=f"model specification: a TOML file path or a shipped name ({models}); default joint")
+    f.add_argument("--out", required=True,
+                   help="output folder DIR (an existing non-empty folder is refused unless --force)")
+    f.add_argument("--draws", type=int, default=1000, help="posterior draws per chain (count; default 1000)")
+    f.add_argument("--tune", type=int, default=1000, help="tuning (warm-up) steps per chain (count; default 1000)")
+    f.add_argument("--chains", type=int, default=4,
+                   help="independent chains (count; default 4; at least 2 to check R-hat)")
+    f.add_argument("--seed", type=int, default=0, help="random seed (integer): same seed, same posterior (default 0)")
+    f.add_argument("--sampler", default="nutpie", choices=["nutpie", "pymc"],
+                   help="NUTS implementation: nutpie (numba, default; long first compile) or pymc (C backend)")
+    f.add_argument("--force", action="store_true", help="write into an existing non-empty --out folder")
+    f.add_argument("--strict", action="store_true",
+                   help="exit with status 3 when the fit did not converge (R-hat > 1.01, bulk/tail ESS < 400 or "
+                        "divergences); the files are written either way and say NOT CONVERGED")
+    f.add_argument("--quiet", action="store_true", help="no progress bar and no per-file messages")
+    f.add_argument("--no-figures", action="store_true", help="skip the PNG figures (tables and report.md only)")
+    f.add_argument("--no-classic", action="store_true",
+                   help="skip the classic analysis (classic.csv and the Bayesian-versus-classic table)")
+    f.set_defaults(func=_fit)
+
+    r = sub.add_parser(
+        "report", help="remake report.md, summary.csv, thresholds.csv and the figures from DIR/posterior.nc",
+        description="Reopen a saved fit (DIR/posterior.nc) and regenerate its report and figures in DIR without "
+                    "resampling (posterior predictive and prior draws are redrawn with seed 0).")
+    r.add_argument("dir", metavar="DIR", help="folder written by `bayesgain fit` (or the path of its posterior.nc)")
+    r.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    r.add_argument("--quiet", action="store_true", help="no per-file messages")
+    r.add_argument("--strict", action="store_true", help="exit with status 3 when the saved fit did not converge")
+    r.set_defaults(func=_report)
+
+    m = sub.add_parser(
+        "compare", help="compare saved fits by PSIS-LOO (elpd differences, stacking weights, verdict)",
+        description="Load DIR/posterior.nc of each fit and compare them by PSIS-LOO on the observed components "
+                    "they share: elpd (log predictive density, nats) with standard errors, elpd differences, "
+                    "stacking weights, share of Pareto k > 0.7, and a plain-language verdict.  Writes nothing "
+                    "unless --out.")
+    m.add_argument("dirs", nargs="+", metavar="DIR", help="folders written by `bayesgain fit` (two or more)")
+    m.add_argument("--components", default=None,
+                   help="comma-separated observed components to score (cross_section, charging, photoluminescence, "
+                        "gain, dynamics, reflection); default: those every fit has")
+    m.add_argument("--out", default=None, metavar="FILE.csv", help="also write the comparison table to this CSV file")
+    m.add_argument("--force", action="store_true", help="replace an existing --out file")
+    m.set_defaults(func=_compare)
     return parser
 
 

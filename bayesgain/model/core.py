@@ -1,0 +1,638 @@
+"""The joint hierarchical model: one posterior from solution TA, SEC and film TA of one or more films.
+
+``GainModel(spec, experiments)`` owns its priors (the spec, see :mod:`.spec`) and its data (the
+reduced observations, see :mod:`.data`); ``build()`` wires the physics graphs of
+:mod:`bayesgain.physics` into a ``pm.Model`` with named dims; ``fit()`` samples it (nutpie by
+default) and returns an ``xarray.DataTree``; ``save``/``load`` round-trip the fit through one NetCDF
+file that also holds the spec and the observations, so a fit can be reopened, checked and reported
+in a new process without the raw folder.
+
+Component by component (observations are 1S-window averages, in OD unless stated):
+
+* cross_section: Delta A_sol(F, t) = gamma_sol [A_ens(<N>, neutral, t) - g_e g_h] at 1-3 ns with
+  <N> = sigma J' c_F (J' depth-averaged nominal fluence, c_F a latent calibration factor per file,
+  log c_F ~ Normal(0, fluence_log_sd)).  The Auger cascade (not only eq. S34's 1 - e^{-<N>}) is
+  used, so biexcitons still alive at 1 ns do not bias sigma.
+* charging: <n_e>_obs(V) = s_SEC <n_e>(V + offset_sweep) with the fractions of eq. S10-S16
+  (sign-corrected), disorder "gaussian" (sigma_1S), "effective-temperature" (T_eff) or "none";
+  offsets centred per experiment (drift and hysteresis of each sweep).
+* photoluminescence: PL(V)/PL(V_oc) = f_0 + q_1 f_1 + q_2 f_2 (same sweeps and offsets).
+* gain + dynamics: A*(V, F, t) = gamma A_eff(<N>, f(V), t) - beta occ(<N>, f(V), t) + b - (s_V - 1) S,
+  with A_eff the cascade absorption of transition counting (eq. S6, S17-S22; hole trapping adds
+  eta x emission), occ the 1S(e) occupancy <min(N + n, g_e)>/g_e (higher transitions in the window
+  bleach with it), b the non-band-edge absorbance in the window, <N> = sigma r J c_(V,F) with r
+  the film/solution cross-section ratio, s_V the Delta R scale of the potential and S the
+  sensitivity of the corrected Delta A to it.  Gain uses the early delays, dynamics the later ones.
+* reflection: corrected sub-gap Delta A = -(s_V - 1) S_subgap + noise (the true Delta A is ~0 there).
+
+Physical parameters carry the dim ``experiment``; those named in [pooling] are partially pooled
+across experiments (non-centred).  Optical-density scales are in units of each film's measured
+A_0 in the 1S window, so the same priors fit thin and thick films.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import pathlib
+import time
+import warnings
+
+import numpy as np
+import xarray as xr
+
+from .. import __version__
+from .._atomic import atomic_path
+from ..physics.poisson import required_n_max
+from .data import concat_experiments, reduce_experiment
+from .spec import DISTRIBUTIONS, ModelSpec, load_spec, spec_from_dict
+
+__all__ = ["GainModel", "ConvergenceReport", "convergence_report", "PHYSICAL_PARAMETERS"]
+
+PHYSICAL_PARAMETERS = ("cross_section_cm2", "film_cross_section_ratio", "V_1S_V", "V_C_V", "sigma_1S_V", "T_eff_K",
+                       "tau_xx_ps", "tau_x_ps", "trion_rate_factor", "triexciton_rate_factor", "hole_trap_fraction",
+                       "pl_yield_1", "pl_yield_2", "reflection_scale", "fluence_log_sd")
+# the disorder average runs over +-6 sigma (Gaussian tail 2e-9); with 40 trapezoid nodes its error is
+# < 1e-6 in <n_e> for sigma_1S >= 50 mV at room temperature (see tests/test_model_structure.py)
+QUADRATURE_HALF_WIDTH_SIGMA = 6.0
+OBSERVED = ("cross_section", "charging", "photoluminescence", "gain", "dynamics", "reflection")
+
+
+def _dist(name, p, **kw):
+    import pymc as pm
+
+    cls = getattr(pm, DISTRIBUTIONS[p["dist"]][0])
+    args = {k: v for k, v in p.items() if k not in ("dist", "unit", "doc", "component")}
+    return cls(name, **args, **kw)
+
+
+class ConvergenceReport(dict):
+    """max R-hat, min bulk/tail ESS, divergences, and ``ok`` (R-hat <= 1.01, ESS >= min_ess, no divergence)."""
+
+    @property
+    def ok(self):
+        return bool(self["ok"])
+
+    def text(self):
+        verdict = "converged" if self.ok else "NOT CONVERGED -- do not report these numbers"
+        return (f"{verdict}: max R-hat {self['max_r_hat']:.4f} (<= 1.01), min bulk ESS {self['min_ess_bulk']:.0f}, "
+                f"min tail ESS {self['min_ess_tail']:.0f} (>= {self['min_ess']}), divergences {self['divergences']}")
+
+
+def convergence_report(idata, var_names, min_ess=400):
+    import arviz as az
+
+    post = idata["posterior"].to_dataset()
+    names = [v for v in var_names if v in post]
+    rhat = az.rhat(post[names])
+    ess_b = az.ess(post[names], method="bulk")
+    ess_t = az.ess(post[names], method="tail")
+    mx = lambda ds: float(max(np.nanmax(np.asarray(v)) for v in ds.data_vars.values()))  # noqa: E731
+    mn = lambda ds: float(min(np.nanmin(np.asarray(v)) for v in ds.data_vars.values()))  # noqa: E731
+    div = int(np.asarray(idata["sample_stats"]["diverging"]).sum()) if "diverging" in idata["sample_stats"] else 0
+    r = ConvergenceReport(max_r_hat=mx(rhat), min_ess_bulk=mn(ess_b), min_ess_tail=mn(ess_t), divergences=div,
+                          min_ess=min_ess)
+    n_chains = idata["posterior"].sizes["chain"]
+    r["ok"] = bool(r["max_r_hat"] <= 1.01 and r["min_ess_bulk"] >= min_ess and div == 0 and n_chains >= 2)
+    if n_chains < 2:
+        r["note"] = "one chain: R-hat cannot be checked"
+    return r
+
+
+class GainModel:
+    """A Bayesian model of doped-QD gain experiments, built from a spec and reduced observations.
+
+    Parameters
+    ----------
+    spec : ModelSpec, path to a TOML file, or the name of a shipped model (``"joint"``).
+    experiments : DataTree, folder path, or a list of them (several films / batches in one fit).
+    names : optional names of the experiments (default: folder names or ``exp0``, ``exp1``...).
+    """
+
+    def __init__(self, spec="joint", experiments=None, names=None, _reduced=None):
+        self.spec = spec if isinstance(spec, ModelSpec) else load_spec(spec)
+        if _reduced is not None:
+            self.data = _reduced
+        else:
+            if experiments is None:
+                raise ValueError("GainModel needs experiments: a folder, a loaded DataTree, or a list of them")
+            self.data = self._reduce(experiments, names)
+        self.names = list(self.data["experiment"].values)
+        self.model = None
+        self.idata = None
+        self.n_max = self._choose_n_max()
+        self.quadrature_nodes = self._choose_nodes()
+
+    # ------------------------------------------------------------------ data
+    def _reduce(self, experiments, names):
+        from ..io import load_experiment
+
+        items = experiments if isinstance(experiments, (list, tuple)) else [experiments]
+        reduced = []
+        for i, item in enumerate(items):
+            if isinstance(item, (str, pathlib.Path)):
+                label = pathlib.Path(item).name
+                tree = load_experiment(item)
+            else:
+                tree = item
+                label = str(tree.attrs.get("name", f"exp{i}"))
+            if names is not None:
+                label = names[i]
+            reduced.append(reduce_experiment(tree, self.spec.options, label, self.spec.components))
+        return concat_experiments(reduced)
+
+    # neglected Poisson weight: it changes A_ens by at most g_e g_h x tail (8e-7 gamma ~ 1e-9 OD here)
+    POISSON_TAIL = 1e-7
+
+    def _choose_n_max(self):
+        """Poisson truncations (static: they size the cascade), film and solution separately.
+
+        <N> at the highest fluence is estimated with the solution cross-section of a quick eq. S34
+        fit (prior median without solution data), times a margin of 1.3 for the film ratio, the
+        fluence calibration and the posterior spread; n_max keeps P(N > n_max) < ``POISSON_TAIL``
+        there.  After sampling, :meth:`truncation_check` verifies the posterior stays inside (the
+        cost of the cascade grows as n_max^2, so the margin is not made generous).
+        """
+        d = self.data
+        sigma = self._cross_section_estimate()
+        self.n_max_film = self.n_max_solution = 0
+        if "ta_fluence_nominal_photons_cm2" in d:
+            self.n_max_film = int(required_n_max(1.3 * sigma * float(d["ta_fluence_nominal_photons_cm2"].max()),
+                                                 tail=self.POISSON_TAIL))
+        if "sol_fluence_eff_photons_cm2" in d:
+            self.n_max_solution = int(required_n_max(1.3 * sigma * float(d["sol_fluence_eff_photons_cm2"].max()),
+                                                     tail=self.POISSON_TAIL))
+        return max(self.n_max_film, self.n_max_solution, 8)
+
+    # error of the disorder average in the fractions (SEC <n_e> scatters by ~1e-2)
+    QUADRATURE_TOL = 1e-5
+
+    def _choose_nodes(self):
+        """Trapezoid nodes of the disorder average: the spec's ``quadrature_nodes``, or (0) enough for
+        1.5 x the sigma_1S of a quick Fermi-Dirac least-squares fit of the SEC <n_e> at ``QUADRATURE_TOL``."""
+        from ..physics.charging import disorder_nodes
+
+        n = int(self.spec.options["quadrature_nodes"])
+        if n > 0 or self.spec.options["disorder"] != "gaussian":
+            return max(n, 1)
+        sigma = 0.2
+        d = self.data
+        if "sec_n_e" in d:
+            from ..classic import fit_fermi_dirac
+
+            try:
+                fit = fit_fermi_dirac(d["sec_point_potential"].values, d["sec_n_e"].values,
+                                      temperature_K=float(d["experiment_temperature_K"].values[0]))
+                sigma = float(fit["sigma_1S"][0])
+            except (ValueError, RuntimeError, KeyError, TypeError):
+                sigma = 0.2
+        T = float(np.min(d["experiment_temperature_K"].values))
+        return disorder_nodes(1.5 * max(sigma, 0.02), T, tol=self.QUADRATURE_TOL, minimum=24,
+                              half_width=QUADRATURE_HALF_WIDTH_SIGMA)
+
+    def _cross_section_estimate(self):
+        p = self.spec.priors.get("cross_section_cm2", {"dist": "LogNormal", "mu": math.log(3.5e-14), "sigma": 0})
+        prior_median = math.exp(p["mu"]) if p["dist"] == "LogNormal" else float(p.get("mu", 3.5e-14))
+        d = self.data
+        if "sol_dA" not in d:
+            return prior_median
+        from ..classic import fit_cross_section
+
+        try:
+            fi = d["sol_point_fluence"].values
+            n = np.bincount(fi)
+            keep = n > 0
+            y = np.bincount(fi, -d["sol_dA"].values)[keep] / n[keep]
+            J = np.bincount(fi, d["sol_fluence_eff_photons_cm2"].values)[keep] / n[keep]
+            est = fit_cross_section(J, y)["value"]
+        except (ValueError, RuntimeError):
+            return prior_median
+        return float(est) if np.isfinite(est) and est > 0 else prior_median
+
+    def truncation_check(self, tail=1e-5):
+        """Largest posterior <N> (film files, solution fluences) and the Poisson tail P(N > n_max) there."""
+        from ..physics.poisson import truncated_tail
+
+        post = self.idata["posterior"]
+        out = {"ok": True}
+        if "ta_mean_excitons" in post:
+            worst = float(post["ta_mean_excitons"].max())
+            t = float(truncated_tail(worst, self.n_max_film))
+            out.update(film_max_mean_excitons=worst, film_n_max=self.n_max_film, film_tail=t)
+            out["ok"] &= t < tail
+        if "fluence_z_solution" in post:
+            e = self.data["sol_fluence_experiment"].values
+            J = np.zeros(self.data.sizes["sol_fluence"])
+            J[self.data["sol_point_fluence"].values] = self.data["sol_fluence_eff_photons_cm2"].values
+            sig = post["cross_section_cm2"].values[..., e]
+            sd = post["fluence_log_sd"].values[..., e]
+            worst = float(np.max(sig * J * np.exp(sd * post["fluence_z_solution"].values)))
+            t = float(truncated_tail(worst, self.n_max_solution))
+            out.update(solution_max_mean_excitons=worst, solution_n_max=self.n_max_solution, solution_tail=t)
+            out["ok"] &= t < tail
+        out["ok"] = bool(out["ok"])
+        return out
+
+    @property
+    def coords(self):
+        d = self.data
+        c = {"experiment": self.names}
+        for dim in ("sweep", "ta_potential", "ta_fluence", "sol_fluence"):
+            if dim in d.dims:
+                c[dim] = np.arange(d.sizes[dim])
+        if "ta_point_component" in d:
+            comp = d["ta_point_component"].values
+            for label in ("gain", "dynamics"):
+                if self.spec.components[label]:
+                    c[f"{label}_point"] = np.nonzero(comp == label)[0]
+        for dim in ("sol_point", "sec_point", "subgap_point"):
+            if dim in d.dims:
+                c[dim] = np.arange(d.sizes[dim])
+        if "ta_potential" in d.dims:
+            c["ta_file"] = np.arange(self._n_ta_files())
+        c["charge_state"] = np.arange(int(d["experiment_g_e"].values[0]) + 1)
+        return c
+
+    def _n_ta_files(self):
+        d = self.data
+        return int(sum(int((d["ta_potential_experiment"] == e).sum()) * int((d["ta_fluence_experiment"] == e).sum())
+                       for e in range(len(self.names))))
+
+    # ------------------------------------------------------------------ priors
+    def _physical(self, name):
+        """A physical parameter with dim experiment; partially pooled when [pooling] names it."""
+        import pymc as pm
+
+        p = self.spec.priors[name]
+        n = len(self.names)
+        if name in self.spec.pooling and n > 1:
+            pool = self.spec.pooling[name]
+            mu = pm.Normal(f"{name}__population", p["mu"], p["sigma"])
+            spread = _dist(f"{name}__pooling_sd", pool)
+            z = pm.Normal(f"{name}__z", 0.0, 1.0, dims="experiment")
+            inner = mu + spread * z
+            value = pt_exp(inner) if p["dist"] == "LogNormal" else inner
+            return pm.Deterministic(name, value, dims="experiment")
+        return _dist(name, p, dims="experiment")
+
+    def _nuisance(self, name, dims="experiment"):
+        return _dist(name, self.spec.priors[name], dims=dims)
+
+    # ------------------------------------------------------------------ build
+    def build(self):
+        """Create ``self.model`` (a pm.Model) from the spec and the data; returns it."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        from ..physics import auger, charging, transitions
+
+        spec, d, comp, opt = self.spec, self.data, self.spec.components, self.spec.options
+        n_exp = len(self.names)
+        g_e = int(d["experiment_g_e"].values[0])
+        g_h = int(d["experiment_g_h"].values[0])
+        if not (np.all(d["experiment_g_e"].values == g_e) and np.all(d["experiment_g_h"].values == g_h)):
+            raise ValueError("all experiments of one fit must share g_e and g_h")
+        T = pt.as_tensor_variable(d["experiment_temperature_K"].values)
+        A0 = d["experiment_film_A0_1S_OD"].values
+        gg = g_e * g_h
+        S = g_e + 1
+        nodes = self.quadrature_nodes
+        likelihood = opt["likelihood"]
+        coords = self.coords
+        with pm.Model(coords=coords) as model:
+            P = {}
+            for name in spec.priors:
+                if name in PHYSICAL_PARAMETERS and name not in ("reflection_scale", "fluence_log_sd"):
+                    P[name] = self._physical(name)
+            nu = self._nuisance("student_nu", None) if likelihood == "student-t" else None
+
+            def observe(label, mu, sigma, obs, dims):
+                if nu is not None:
+                    return pm.StudentT(label, nu=nu, mu=mu, sigma=sigma, observed=obs, dims=dims)
+                return pm.Normal(label, mu=mu, sigma=sigma, observed=obs, dims=dims)
+
+            def fractions(V, e_idx):
+                V1 = P["V_1S_V"][e_idx]
+                Vc = P["V_C_V"][e_idx]
+                if opt["disorder"] == "gaussian":
+                    return charging.charge_fractions_disordered(V, V1, Vc, P["sigma_1S_V"][e_idx], T[e_idx], g_e,
+                                                                n_nodes=nodes, half_width=QUADRATURE_HALF_WIDTH_SIGMA)
+                temp = P["T_eff_K"][e_idx] if opt["disorder"] == "effective-temperature" else T[e_idx]
+                return charging.charge_fractions(V, V1, Vc, temp, g_e)
+
+            needs_cascade = comp["cross_section"] or comp["gain"] or comp["dynamics"]
+            if needs_cascade:
+                k_xx = pm.Deterministic("k_xx_per_ps", 1.0 / P["tau_xx_ps"], dims="experiment")
+                k_x = 1.0 / P["tau_x_ps"] if "tau_x_ps" in P else pt.zeros(n_exp)
+                M = self.n_max
+                rates = auger.rate_table(M, g_e, k_xx[:, None, None], k_x[:, None, None])  # (E, S, M)
+                if opt["auger"] == "free":
+                    Nn = np.arange(1, M + 1)[None, :]
+                    nn = np.arange(S)[:, None]
+                    trion = ((Nn == 1) & (nn >= 1)).astype(float)
+                    tri = ((Nn == 3) & (nn == 0)).astype(float)
+                    factor = (1.0 + trion[None] * (P["trion_rate_factor"][:, None, None] - 1.0)
+                              + tri[None] * (P["triexciton_rate_factor"][:, None, None] - 1.0))
+                    # the factor scales the Auger part; single-exciton decay N k_x stays as it is
+                    auger_part = rates - Nn[None] * k_x[:, None, None]
+                    rates = auger_part * factor + Nn[None] * k_x[:, None, None]
+                table = transitions.transition_table(M, g_e, g_h)  # (M+1, S)
+                Nv = np.arange(M + 1, dtype=float)[:, None]
+                nv = np.arange(S, dtype=float)[None, :]
+                emission = np.minimum(Nv, g_h) * np.minimum(Nv + nv, g_e)
+                occupancy = np.minimum(Nv + nv, g_e) / g_e
+                J_sat = max(g_e, g_h)
+                fl_sd = self._nuisance("fluence_log_sd")
+
+            if comp["gain"] or comp["dynamics"]:
+                gamma = pm.Deterministic("gamma_OD", A0 / gg * self._nuisance("gamma_scale"), dims="experiment")
+                b = pm.Deterministic("window_offset_OD", A0 * self._nuisance("window_offset_rel"), dims="experiment")
+                beta = pm.Deterministic("window_occupancy_bleach_OD", A0 * self._nuisance("window_occupancy_bleach_rel"),
+                                        dims="experiment")
+                ta_noise = self._nuisance("ta_noise_rel")
+                eta = P["hole_trap_fraction"] if comp["hole_trapping"] else None
+                film_sigma = pm.Deterministic("film_cross_section_cm2", P["cross_section_cm2"] *
+                                              P["film_cross_section_ratio"], dims="experiment")
+                z_film = pm.Normal("fluence_z_film", 0.0, 1.0, dims="ta_file")
+            if comp["reflection"]:
+                refl = self._nuisance("reflection_scale", dims="ta_potential")
+                sub_noise = self._nuisance("subgap_noise_rel")
+
+            # ---------------------------------------------------------- cross-section (solution)
+            if comp["cross_section"]:
+                z_sol = pm.Normal("fluence_z_solution", 0.0, 1.0, dims="sol_fluence")
+                gamma_sol = d["experiment_solution_A0_1S_OD"].values / gg * self._nuisance("solution_gamma_scale")
+                sol_noise = self._nuisance("solution_noise_rel")
+                e = d["sol_point_experiment"].values
+                fi = d["sol_point_fluence"].values
+                J_sol = np.zeros(d.sizes["sol_fluence"])
+                J_sol[fi] = d["sol_fluence_eff_photons_cm2"].values
+                f_neutral = np.eye(S)[0]
+                mus = []
+                for k in range(n_exp):
+                    # the cascade is evaluated once per fluence on the shared delays, then gathered
+                    sel = np.nonzero(e == k)[0]
+                    files, f_loc = np.unique(fi[sel], return_inverse=True)
+                    delays, t_loc = np.unique(d["sol_point_delay"].values[sel], return_inverse=True)
+                    mean_f = P["cross_section_cm2"][k] * J_sol[files] * pt.exp(fl_sd[k] * z_sol[files])
+                    Ms = self.n_max_solution
+                    A = auger.cascade_absorption(mean_f, np.tile(f_neutral, (files.size, 1)), delays,
+                                                 rates[k][:, :Ms], table[: Ms + 1], J_sat)
+                    mus.append(gamma_sol[k] * (A[f_loc, t_loc] - gg))
+                mu = pt.concatenate(mus)
+                sd = d["experiment_solution_A0_1S_OD"].values[e] * sol_noise[e]
+                observe("cross_section", mu, sd, d["sol_dA"].values, "sol_point")
+
+            # ---------------------------------------------------------- charging and PL (SEC)
+            if comp["charging"]:
+                sd_off = float(opt["sweep_offset_sd_V"])
+                raw = pm.Normal("sweep_offset_raw_V", 0.0, sd_off, dims="sweep")
+                sweep_exp = d["sweep_experiment"].values
+                # centre the offsets per experiment so V_1S stays the mean level of the film's sweeps
+                Cm = (sweep_exp[:, None] == sweep_exp[None, :]).astype(float)
+                Cm = Cm / Cm.sum(axis=1, keepdims=True)
+                offset = pm.Deterministic("sweep_offset_V", raw - pt.dot(pt.as_tensor_variable(Cm), raw), dims="sweep")
+                e = d["sec_point_experiment"].values
+                V = d["sec_point_potential"].values + offset[d["sec_point_sweep"].values]
+                f = fractions(V, e)
+                scale = self._nuisance("sec_bleach_scale")
+                noise = self._nuisance("sec_noise")
+                mu = scale[e] * charging.mean_electrons(f)
+                observe("charging", mu, noise[e], d["sec_n_e"].values, "sec_point")
+                if comp["photoluminescence"]:
+                    if g_e != 2:
+                        raise ValueError("the photoluminescence component is written for g_e = 2")
+                    mu_pl = f[:, 0] + P["pl_yield_1"][e] * f[:, 1] + P["pl_yield_2"][e] * f[:, 2]
+                    observe("photoluminescence", mu_pl, self._nuisance("pl_noise")[e], d["sec_pl"].values, "sec_point")
+
+            # ---------------------------------------------------------- gain and dynamics (film TA)
+            if comp["gain"] or comp["dynamics"]:
+                pot_exp = d["ta_potential_experiment"].values
+                f_pot = fractions(d["ta_potential_V"].values, pot_exp)  # (ta_potential, S)
+                pm.Deterministic("ta_charge_fractions", f_pot, dims=("ta_potential", "charge_state"))
+                e = d["ta_point_experiment"].values
+                # potential index of each point: position of its potential within its experiment
+                pot_index = _index_of(d["ta_point_potential"].values, d["ta_potential_V"].values, e, pot_exp)
+                fl_index = d["ta_point_fluence"].values
+                n_fl = np.bincount(d["ta_fluence_experiment"].values, minlength=n_exp)
+                fl_first = np.concatenate([[0], np.cumsum(n_fl)[:-1]])
+                pot_first = np.concatenate([[0], np.cumsum(np.bincount(pot_exp, minlength=n_exp))[:-1]])
+                file_first = np.concatenate([[0], np.cumsum(np.bincount(pot_exp, minlength=n_exp) * n_fl)[:-1]])
+                file_index = file_first[e] + (pot_index - pot_first[e]) * n_fl[e] + (fl_index - fl_first[e])
+                self.file_index = file_index  # film TA file of every ta_point (ta_mean_excitons is per file)
+                fe = _file_experiment(pot_exp, n_fl)
+                ff = _file_fluence(pot_exp, n_fl, fl_first)
+                J_file = d["ta_fluence_nominal_photons_cm2"].values[ff]
+                # <N> of every film TA file: film cross-section x nominal fluence x latent calibration
+                file_mean = pm.Deterministic("ta_mean_excitons", film_sigma[fe] * J_file * pt.exp(fl_sd[fe] * z_film),
+                                             dims="ta_file")
+                mus = []
+                for k in range(n_exp):
+                    sel = np.nonzero(e == k)[0]
+                    Mf = self.n_max_film
+                    tab = gamma[k] * table[: Mf + 1] - beta[k] * occupancy[: Mf + 1]
+                    if eta is not None:
+                        tab = tab + gamma[k] * eta[k] * emission[: Mf + 1]
+                    # once per file on the experiment's delays (all files share them), then gathered per point
+                    files, f_loc = np.unique(file_index[sel], return_inverse=True)
+                    delays, t_loc = np.unique(d["ta_point_delay"].values[sel], return_inverse=True)
+                    pot_of_file = pot_index[sel][np.unique(f_loc, return_index=True)[1]]
+                    A = auger.cascade_absorption(file_mean[files], f_pot[pot_of_file], delays, rates[k][:, :Mf], tab,
+                                                 J_sat)
+                    mus.append(A[f_loc, t_loc] + b[k])
+                mu = pt.concatenate(mus)
+                if comp["reflection"]:
+                    mu = mu - (refl[pot_index] - 1.0) * d["ta_reflection_sensitivity"].values
+                sd = A0[e] * ta_noise[e]
+                comp_label = d["ta_point_component"].values
+                for label in ("gain", "dynamics"):
+                    if comp[label]:
+                        idx = np.nonzero(comp_label == label)[0]
+                        observe(label, mu[idx], sd[idx], d["ta_A"].values[idx], f"{label}_point")
+
+            if comp["reflection"]:
+                e = d["subgap_point_experiment"].values
+                pot_sub = _index_of(d["subgap_point_potential"].values, d["ta_potential_V"].values, e,
+                                    d["ta_potential_experiment"].values)
+                mu = -(refl[pot_sub] - 1.0) * d["subgap_reflection_sensitivity"].values
+                observe("reflection", mu, A0[e] * sub_noise[e], d["subgap_dA"].values, "subgap_point")
+        self.model = model
+        return model
+
+    # ------------------------------------------------------------------ sampling
+    @property
+    def observed_names(self):
+        return [n for n in OBSERVED if self.spec.components.get(n)]
+
+    @property
+    def parameter_names(self):
+        """Physical parameters of the posterior (what summary.csv reports)."""
+        if self.model is None:
+            self.build()
+        names = [n for n in PHYSICAL_PARAMETERS if n in self.model.named_vars]
+        extra = ["film_cross_section_cm2", "gamma_OD", "window_offset_OD", "window_occupancy_bleach_OD",
+                 "sweep_offset_V", "sec_bleach_scale", "student_nu"]
+        return names + [n for n in extra if n in self.model.named_vars]
+
+    def sample_prior_predictive(self, draws=200, seed=0):
+        import pymc as pm
+
+        model = self.model or self.build()
+        with model:
+            return pm.sample_prior_predictive(draws=draws, random_seed=seed)
+
+    def fit(self, draws=1000, tune=1000, chains=4, seed=0, sampler="nutpie", progress=True, target_accept=0.9,
+            cores=None, min_ess=400, adaptation="low_rank"):
+        """Sample the posterior; returns the DataTree (also kept as ``self.idata``) with log-likelihoods.
+
+        ``sampler``: "nutpie" (default, compiled with numba) or "pymc".  With nutpie the mass matrix is
+        adapted with a low-rank correction (``adaptation="low_rank"``): the cross-section, the film ratio
+        and the per-file fluence calibrations form long correlated directions that a diagonal mass
+        matrix crawls along (measured: bulk ESS 5 of 600 draws with "diag").  The convergence report is in
+        ``self.convergence`` and in the tree's attrs; a fit that is not converged says so everywhere.
+        """
+        import pymc as pm
+
+        model = self.model or self.build()
+        t0 = time.time()
+        kw = dict(draws=draws, tune=tune, chains=chains, random_seed=seed, progressbar=progress,
+                  nuts_sampler=sampler, target_accept=target_accept)
+        if cores is not None:
+            kw["cores"] = cores
+        if sampler == "nutpie" and adaptation != "diag":
+            kw["nuts"] = {"adaptation": adaptation}
+        with model, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*BLAS.*")
+            idata = pm.sample(**kw)
+            t1 = time.time()
+            pm.compute_log_likelihood(idata, var_names=self.observed_names, progressbar=False)
+        self.idata = idata
+        self._finish(idata, sampling_s=t1 - t0, min_ess=min_ess)
+        return idata
+
+    def _finish(self, idata, sampling_s=None, min_ess=400):
+        self.convergence = convergence_report(idata, self.parameter_names, min_ess=min_ess)
+        a = idata.attrs
+        a["bayesgain_version"] = __version__
+        a["model_name"] = self.spec.name
+        a["model_spec_toml"] = self.spec.to_toml()
+        a["converged"] = int(self.convergence.ok)
+        a["convergence"] = self.convergence.text()
+        a["n_max"] = self.n_max
+        a["n_max_film"] = self.n_max_film
+        a["n_max_solution"] = self.n_max_solution
+        trunc = self.truncation_check()
+        if not trunc["ok"]:
+            self.convergence["ok"] = False
+            self.convergence["note"] = f"Poisson truncation too short for the posterior: {trunc}"
+        a["converged"] = int(self.convergence.ok)
+        a["experiments"] = ", ".join(self.names)
+        a["synthetic"] = int(bool(np.any(self.data["experiment_synthetic"].values > 0)))
+        if sampling_s is not None:
+            a["sampling_seconds"] = float(sampling_s)
+        a.setdefault("created", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+
+    def sample_posterior_predictive(self, seed=0, var_names=None):
+        """Posterior predictive draws of every observed component (added to ``self.idata``)."""
+        import pymc as pm
+
+        if self.idata is None:
+            raise RuntimeError("fit() or load() first")
+        model = self.model or self.build()
+        with model:
+            pm.sample_posterior_predictive(self.idata, var_names=var_names or self.observed_names, random_seed=seed,
+                                           extend_inferencedata=True, progressbar=False)
+        return self.idata["posterior_predictive"]
+
+    # ------------------------------------------------------------------ results
+    def summary(self, var_names=None):
+        """ArviZ summary (mean, sd, 94 % HDI, ESS, R-hat) of the physical parameters, with a unit column."""
+        import arviz as az
+
+        names = var_names or self.parameter_names
+        s = az.summary(self.idata, var_names=[n for n in names if n in self.idata["posterior"]], ci_prob=0.94,
+                       round_to="none")
+        units = {k: p["unit"] for k, p in self.spec.priors.items()}
+        units.update(film_cross_section_cm2="cm^2", gamma_OD="OD", window_offset_OD="OD",
+                     window_occupancy_bleach_OD="OD", sweep_offset_V="V", k_xx_per_ps="1/ps")
+        s.insert(0, "unit", [units.get(str(i).split("[")[0], "") for i in s.index])
+        return s
+
+    def save(self, path, overwrite=False):
+        """Write the fit (posterior, log-likelihoods, observations, spec, version) to one NetCDF file atomically."""
+        path = pathlib.Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        if self.idata is None:
+            raise RuntimeError("nothing to save: fit() first")
+        tree = self.idata.copy()
+        tree["reduced_data"] = xr.DataTree(_netcdf_safe(self.data))
+        with atomic_path(path) as tmp:
+            tree.to_netcdf(tmp, engine="h5netcdf")
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """Reopen a saved fit: the model is rebuilt from the stored spec and observations."""
+        path = pathlib.Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no saved fit at {path}")
+        tree = xr.open_datatree(path, engine="h5netcdf").load()
+        if "reduced_data" not in tree or "model_spec_toml" not in tree.attrs:
+            raise ValueError(f"{path}: not a bayesgain fit (no reduced_data group or model_spec_toml attribute)")
+        import tomllib
+
+        spec = spec_from_dict(tomllib.loads(tree.attrs["model_spec_toml"]), source=f"{path}:model_spec_toml",
+                              text=tree.attrs["model_spec_toml"])
+        data = _netcdf_restore(tree["reduced_data"].to_dataset())
+        obj = cls(spec, _reduced=data)
+        obj.n_max = int(tree.attrs.get("n_max", obj.n_max))
+        obj.n_max_film = int(tree.attrs.get("n_max_film", obj.n_max_film))
+        obj.n_max_solution = int(tree.attrs.get("n_max_solution", obj.n_max_solution))
+        del tree["reduced_data"]
+        obj.idata = tree
+        obj.build()
+        obj.convergence = convergence_report(tree, obj.parameter_names) if "posterior" in tree else None
+        return obj
+
+
+def pt_exp(x):
+    import pytensor.tensor as pt
+
+    return pt.exp(x)
+
+
+def _index_of(values, axis, point_exp, axis_exp):
+    """For each point, the index in ``axis`` of its value within its own experiment."""
+    out = np.empty(len(values), int)
+    for i, (v, e) in enumerate(zip(values, point_exp)):
+        cand = np.nonzero(axis_exp == e)[0]
+        out[i] = cand[np.argmin(np.abs(axis[cand] - v))]
+    return out
+
+
+def _file_experiment(pot_exp, n_fl):
+    return np.concatenate([np.full(n_fl[e] * int((pot_exp == e).sum()), e) for e in range(len(n_fl))])
+
+
+def _file_fluence(pot_exp, n_fl, fl_first):
+    return np.concatenate([np.tile(np.arange(n_fl[e]) + fl_first[e], int((pot_exp == e).sum()))
+                           for e in range(len(n_fl))])
+
+
+def _netcdf_safe(ds):
+    ds = ds.copy()
+    ds.attrs = {k.replace(":", "__"): v for k, v in ds.attrs.items()}
+    for k in list(ds.variables):
+        if ds[k].dtype.kind == "U":
+            ds[k] = ds[k].astype(object)
+    return ds
+
+
+def _netcdf_restore(ds):
+    ds = ds.copy()
+    ds.attrs = {k.replace("__", ":"): v for k, v in ds.attrs.items()}
+    for k in list(ds.variables):
+        if ds[k].dtype.kind == "O":
+            ds[k] = ds[k].astype(str)
+    return ds

@@ -1,0 +1,429 @@
+"""Posterior quantities: what the paper derives from point estimates, here as distributions over draws.
+
+Every function takes a fitted :class:`~bayesgain.model.core.GainModel` (or one reopened with
+``GainModel.load``) and returns xarray objects with a ``sample`` dim (chain x draw stacked, thinned
+where a quantity is expensive) so that :func:`hdi_table` gives the median and 94 % HDI.
+
+* :func:`threshold_curve` -- <N_gain> (excitons/QD, t = 0, transition counting) versus <n_e>
+  from 0 to g_e: per draw, the fractions are tabulated on a potential grid around V_1S and
+  interpolated at the doping levels (<n_e>(V) is monotone), and the threshold is the root of
+  A_ens(<N>) = sum_n f_n a_n(<N>) with a_n tabulated once on a fine <N> grid from the PyTensor
+  physics (vectorised bisection on the grid, then linear interpolation: error < 1e-4 excitons/QD).
+* :func:`thresholds_at_potentials` -- the same at every measured film TA potential.
+* :func:`mean_electrons_band` -- <n_e>(V) per draw.
+* :func:`gain_lifetime_curves` -- gain lifetime (ps) versus <N> at several doping levels, from the
+  Auger cascade with each draw's rates (first delay at which A_ens(t) >= 0).
+* :func:`effective_temperature` -- T_eff equivalent of sigma_1S (variance matching).
+* :func:`gain_coefficient` -- window gain coefficient g = -A* ln10 / d at each film TA file and
+  delay with the thickness drawn from its stated uncertainty.
+* :func:`single_wavelength_thresholds` -- per wavelength and potential, the <N> at which A*(lambda)
+  reaches 0 and g >= 50 cm^-1, from per-draw saturation fits with the draws' <N> of every file; the
+  lowest such fluence in photons/cm^2 and nJ/cm^2.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import xarray as xr
+
+from .. import physics as ph
+from ..physics.constants import BOLTZMANN_EV_PER_K, LN10
+
+__all__ = ["threshold_curve", "thresholds_at_potentials", "mean_electrons_band", "gain_lifetime_curves",
+           "effective_temperature", "gain_coefficient", "single_wavelength_thresholds", "hdi_table",
+           "posterior_samples", "ensemble_table"]
+
+
+def posterior_samples(model, names, experiment=0, max_samples=None, seed=0):
+    """Flat (sample,) arrays of the named posterior variables for one experiment, optionally thinned."""
+    post = model.idata["posterior"]
+    out = {}
+    n = post.sizes["chain"] * post.sizes["draw"]
+    take = np.arange(n)
+    if max_samples is not None and n > max_samples:
+        take = np.sort(np.random.default_rng(seed).choice(n, max_samples, replace=False))
+    for name in names:
+        if name not in post:
+            out[name] = None
+            continue
+        da = post[name]
+        if "experiment" in da.dims:
+            da = da.isel(experiment=experiment)
+        v = np.asarray(da.values)
+        out[name] = v.reshape((n,) + v.shape[2:])[take]
+    return out, take
+
+
+def _constants(model, experiment=0):
+    d = model.data
+    return (int(d["experiment_g_e"].values[experiment]), int(d["experiment_g_h"].values[experiment]),
+            float(d["experiment_temperature_K"].values[experiment]))
+
+
+def _fractions_relative(model, x_V, V_C, sigma, T_eff, g_e, T):
+    """Fractions at V = V_1S + x for every draw: (sample, grid, S); V_1S drops out."""
+    disorder = model.spec.options["disorder"]
+    x = np.asarray(x_V)[None, :]
+    if disorder == "gaussian":
+        return ph.charge_fractions(x, 0.0, V_C[:, None], sigma[:, None], T, g_e, n_nodes=64)
+    temp = T_eff[:, None] if disorder == "effective-temperature" else T
+    return ph.charge_fractions(x, 0.0, V_C[:, None], 0.0, temp, g_e)
+
+
+@functools.lru_cache(maxsize=8)
+def ensemble_table(g_e, g_h, upper=None, n_grid=4001):
+    """a_n(<N>) = sum_N P(N; <N>) A*(N, n) and e_n(<N>) (emission part) on a <N> grid: (grid,), (grid, S) x 2."""
+    upper = ph.ensemble.threshold_bracket(g_e, g_h) if upper is None else upper
+    grid = np.linspace(0.0, upper, n_grid)
+    S = g_e + 1
+    eye = np.eye(S)
+    a = np.stack([ph.ensemble_absorption(grid, eye[n], g_e, g_h) for n in range(S)], axis=-1)
+    n_max = ph.poisson.required_n_max(upper)
+    N = np.arange(n_max + 1, dtype=float)
+    from scipy import stats
+
+    P = stats.poisson.pmf(N[None, :], grid[:, None])
+    emis = np.minimum(N, g_h)[:, None] * np.minimum(N[:, None] + np.arange(S)[None, :], g_e)
+    return grid, a, P @ emis
+
+
+def _solve_on_table(f, g_e, g_h, eta=None, level=0.0):
+    """<N> where sum_n f_n [a_n + eta e_n](<N>) = level, for f (..., S); eta broadcast over (...)."""
+    grid, a, e = ensemble_table(g_e, g_h)
+    f = np.asarray(f, float)
+    shape = f.shape[:-1]
+    ff = f.reshape(-1, f.shape[-1])
+    et = np.zeros(ff.shape[0]) if eta is None else np.broadcast_to(np.asarray(eta, float), shape).reshape(-1)
+    lv = np.broadcast_to(np.asarray(level, float), shape).reshape(-1)
+
+    def A(i):
+        return np.einsum("bs,bs->b", ff, a[i]) + et * np.einsum("bs,bs->b", ff, e[i]) - lv
+
+    lo = np.zeros(ff.shape[0], int)
+    hi = np.full(ff.shape[0], grid.size - 1)
+    A_lo, A_hi = A(lo), A(hi)
+    out = np.full(ff.shape[0], np.nan)
+    out[A_lo <= 0] = 0.0
+    out[A_hi > 0] = np.inf
+    todo = (A_lo > 0) & (A_hi <= 0)
+    while np.any(todo & (hi - lo > 1)):
+        mid = (lo + hi) // 2
+        above = A(mid) > 0
+        lo = np.where(todo & above, mid, lo)
+        hi = np.where(todo & ~above, mid, hi)
+    a_lo, a_hi = A(lo), A(hi)
+    frac = np.where(a_lo != a_hi, a_lo / np.where(a_lo != a_hi, a_lo - a_hi, 1.0), 0.0)
+    root = grid[lo] + frac * (grid[hi] - grid[lo])
+    out[todo] = root[todo]
+    return out.reshape(shape)
+
+
+def threshold_curve(model, n_e=None, experiment=0, n_grid=241):
+    """<N_gain> (excitons/QD) versus <n_e> (default 101 levels from 0 to g_e) for every posterior draw.
+
+    Returns a DataArray (sample, n_e).
+    """
+    g_e, g_h, T = _constants(model, experiment)
+    n_e = np.linspace(0.0, g_e, 101) if n_e is None else np.asarray(n_e, float)
+    s, _ = posterior_samples(model, ["V_C_V", "sigma_1S_V", "T_eff_K", "hole_trap_fraction"], experiment)
+    V_C = s["V_C_V"]
+    ns = V_C.size
+    sigma = s["sigma_1S_V"] if s["sigma_1S_V"] is not None else np.zeros(ns)
+    T_eff = s["T_eff_K"] if s["T_eff_K"] is not None else np.full(ns, T)
+    width = 7.0 * float(np.max(sigma)) + 2.0 * float(np.max(np.abs(V_C))) + 40 * BOLTZMANN_EV_PER_K * float(
+        np.max(T_eff))
+    x = np.linspace(-width, width, n_grid)
+    f = _fractions_relative(model, x, V_C, sigma, T_eff, g_e, T)  # (ns, G, S), <n_e> falls with x
+    ne = f @ np.arange(g_e + 1.0)
+    # append the exact end points <n_e> = g_e (all full) and 0 (all empty)
+    eye = np.eye(g_e + 1)
+    ne = np.concatenate([np.full((ns, 1), float(g_e)), ne, np.zeros((ns, 1))], axis=1)
+    f = np.concatenate([np.broadcast_to(eye[g_e], (ns, 1, g_e + 1)), f, np.broadcast_to(eye[0], (ns, 1, g_e + 1))],
+                       axis=1)
+    # per draw, interpolate the fractions at the doping levels (ne is decreasing along the grid)
+    rev_ne = ne[:, ::-1]
+    rev_f = f[:, ::-1]
+    ft = np.empty((ns, n_e.size, g_e + 1))
+    for i in range(ns):
+        ne_i = np.maximum.accumulate(rev_ne[i])
+        for k in range(g_e + 1):
+            ft[i, :, k] = np.interp(n_e, ne_i, rev_f[i, :, k])
+    eta = s["hole_trap_fraction"]
+    thr = _solve_on_table(ft, g_e, g_h, None if eta is None else eta[:, None])
+    return xr.DataArray(thr, dims=("sample", "n_e"), coords={"n_e": n_e}, name="threshold_mean_excitons",
+                        attrs={"units": "excitons/QD", "long_name": "<N_gain> at t = 0 versus doping <n_e>"})
+
+
+def thresholds_at_potentials(model, experiment=0):
+    """<N_gain> at every film TA potential of one experiment: DataArray (sample, potential)."""
+    g_e, g_h, _ = _constants(model, experiment)
+    d = model.data
+    sel = np.nonzero(d["ta_potential_experiment"].values == experiment)[0]
+    s, _ = posterior_samples(model, ["ta_charge_fractions", "hole_trap_fraction"], experiment)
+    f = s["ta_charge_fractions"][:, sel]
+    eta = s["hole_trap_fraction"]
+    thr = _solve_on_table(f, g_e, g_h, None if eta is None else eta[:, None])
+    ne = f @ np.arange(g_e + 1.0)
+    V = d["ta_potential_V"].values[sel]
+    return xr.Dataset({
+        "threshold_mean_excitons": (("sample", "potential"), thr, {"units": "excitons/QD"}),
+        "mean_electrons": (("sample", "potential"), ne, {"units": "electrons/QD"}),
+    }, coords={"potential": V})
+
+
+def mean_electrons_band(model, potential_V=None, experiment=0, max_samples=1000):
+    """<n_e>(V) per draw on a potential grid (default: the SEC range): DataArray (sample, potential)."""
+    g_e, _, T = _constants(model, experiment)
+    d = model.data
+    if potential_V is None:
+        V = d["sec_point_potential"].values if "sec_point_potential" in d else d["ta_potential_V"].values
+        potential_V = np.linspace(V.min(), V.max(), 131)
+    s, _ = posterior_samples(model, ["V_1S_V", "V_C_V", "sigma_1S_V", "T_eff_K"], experiment, max_samples)
+    ns = s["V_1S_V"].size
+    sigma = s["sigma_1S_V"] if s["sigma_1S_V"] is not None else np.zeros(ns)
+    T_eff = s["T_eff_K"] if s["T_eff_K"] is not None else np.full(ns, T)
+    x = np.asarray(potential_V)[None, :] - s["V_1S_V"][:, None]
+    disorder = model.spec.options["disorder"]
+    if disorder == "gaussian":
+        f = ph.charge_fractions(x, 0.0, s["V_C_V"][:, None], sigma[:, None], T, g_e, n_nodes=64)
+    else:
+        f = ph.charge_fractions(x, 0.0, s["V_C_V"][:, None], 0.0, T_eff[:, None], g_e)
+    return xr.DataArray(f @ np.arange(g_e + 1.0), dims=("sample", "potential"), coords={"potential": potential_V},
+                        name="mean_electrons", attrs={"units": "electrons/QD"})
+
+
+def effective_temperature(model, experiment=0):
+    """T_eff (K) equivalent to each draw's sigma_1S (variance matching; see physics.charging)."""
+    _, _, T = _constants(model, experiment)
+    s, _ = posterior_samples(model, ["sigma_1S_V", "T_eff_K"], experiment)
+    if s["T_eff_K"] is not None:
+        v = s["T_eff_K"]
+    elif s["sigma_1S_V"] is not None:
+        v = ph.effective_temperature_K(s["sigma_1S_V"], T)
+    else:
+        return None
+    return xr.DataArray(v, dims=("sample",), name="T_eff_K", attrs={"units": "K"})
+
+
+@functools.lru_cache(maxsize=8)
+def _cascade_draw_fn(g_e, g_h, n_max):
+    """Compiled A_ens(t) with per-call rates: (k_xx, k_x, trion, triexciton, eta, mean (B,), f (B, S), t (T,))."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    from ..physics import auger, transitions
+
+    kxx, kx, tr, tri, eta = (pt.dscalar(n) for n in ("kxx", "kx", "tr", "tri", "eta"))
+    mean, f, t = pt.dvector("mean"), pt.dmatrix("f"), pt.dvector("t")
+    S = g_e + 1
+    rates = auger.rate_table(n_max, g_e, kxx, kx)
+    Nn = np.arange(1, n_max + 1)[None, :]
+    nn = np.arange(S)[:, None]
+    factor = 1.0 + ((Nn == 1) & (nn >= 1)) * (tr - 1.0) + ((Nn == 3) & (nn == 0)) * (tri - 1.0)
+    rates = (rates - Nn * kx) * factor + Nn * kx
+    Nv = np.arange(n_max + 1, dtype=float)[:, None]
+    emission = np.minimum(Nv, g_h) * np.minimum(Nv + np.arange(S)[None, :], g_e)
+    table = transitions.transition_table(n_max, g_e, g_h) + eta * emission
+    out = auger.cascade_absorption(mean, f, t, rates, table, max(g_e, g_h))
+    return pytensor.function([kxx, kx, tr, tri, eta, mean, f, t], out)
+
+
+def gain_lifetime_curves(model, n_e_levels=(0.0, 0.5, 1.0, 1.5, 1.9), mean_excitons=None, experiment=0,
+                         max_samples=200, max_delay_ps=1e5, seed=0):
+    """Gain lifetime (ps) versus <N> at doping levels ``n_e_levels``: DataArray (sample, n_e, mean_excitons).
+
+    0 where there is no gain at t = 0; inf where A_ens is still negative at ``max_delay_ps``.  The
+    crossing is located on a log delay grid (256 points) and refined by linear interpolation.
+    Draws are thinned to ``max_samples`` (the cascade is evaluated per draw).
+    """
+    g_e, g_h, _ = _constants(model, experiment)
+    levels = np.asarray(n_e_levels, float)
+    Nm = np.linspace(0.5, 8.0, 31) if mean_excitons is None else np.asarray(mean_excitons, float)
+    curve_n = threshold_curve(model, n_e=levels, experiment=experiment)  # just to align draws below
+    del curve_n
+    names = ["tau_xx_ps", "tau_x_ps", "trion_rate_factor", "triexciton_rate_factor", "hole_trap_fraction"]
+    s, take = posterior_samples(model, names, experiment, max_samples, seed)
+    f_levels = _fractions_at_levels(model, levels, experiment, take)  # (ns, L, S)
+    n_max = ph.poisson.required_n_max(Nm.max())
+    fn = _cascade_draw_fn(g_e, g_h, max(n_max, g_e, g_h))
+    t = np.concatenate([[0.0], np.geomspace(1e-2, max_delay_ps, 256)])
+    ns = take.size
+    out = np.empty((ns, levels.size, Nm.size))
+    mean_b = np.tile(Nm, levels.size)
+    for i in range(ns):
+        kx = 0.0 if s["tau_x_ps"] is None else 1.0 / s["tau_x_ps"][i]
+        tr = 1.0 if s["trion_rate_factor"] is None else s["trion_rate_factor"][i]
+        tri = 1.0 if s["triexciton_rate_factor"] is None else s["triexciton_rate_factor"][i]
+        eta = 0.0 if s["hole_trap_fraction"] is None else s["hole_trap_fraction"][i]
+        f_b = np.repeat(f_levels[i], Nm.size, axis=0)
+        A = fn(1.0 / s["tau_xx_ps"][i], kx, tr, tri, eta, mean_b, f_b, t)  # (B, T)
+        out[i] = _first_crossing(t, A).reshape(levels.size, Nm.size)
+    return xr.DataArray(out, dims=("sample", "n_e", "mean_excitons"), coords={"n_e": levels, "mean_excitons": Nm},
+                        name="gain_lifetime_ps", attrs={"units": "ps"})
+
+
+def _first_crossing(t, A):
+    ok = A >= 0
+    out = np.full(A.shape[0], np.inf)
+    out[ok[:, 0]] = 0.0
+    todo = ~ok[:, 0] & ok.any(axis=1)
+    j = np.argmax(ok[todo], axis=1)
+    a0, a1 = A[todo, j - 1], A[todo, j]
+    t0, t1 = t[j - 1], t[j]
+    # interpolate in log time (the cascade is close to exponential on that grid)
+    lt0, lt1 = np.log(np.maximum(t0, 1e-3)), np.log(t1)
+    out[todo] = np.exp(lt0 + (0 - a0) / (a1 - a0) * (lt1 - lt0))
+    return out
+
+
+def _fractions_at_levels(model, levels, experiment, take):
+    g_e, _, T = _constants(model, experiment)
+    s, _ = posterior_samples(model, ["V_C_V", "sigma_1S_V", "T_eff_K"], experiment)
+    ns = s["V_C_V"].size
+    sig = s["sigma_1S_V"] if s["sigma_1S_V"] is not None else np.zeros(ns)
+    Te = s["T_eff_K"] if s["T_eff_K"] is not None else np.full(ns, T)
+    V_C, sig, Te = s["V_C_V"][take], sig[take], Te[take]
+    width = 7.0 * float(np.max(sig)) + 2 * float(np.max(np.abs(V_C))) + 40 * BOLTZMANN_EV_PER_K * float(np.max(Te))
+    x = np.linspace(-width, width, 241)
+    f = _fractions_relative(model, x, V_C, sig, Te, g_e, T)
+    ne = f @ np.arange(g_e + 1.0)
+    out = np.empty((take.size, levels.size, g_e + 1))
+    eye = np.eye(g_e + 1)
+    for i in range(take.size):
+        nei = np.concatenate([[0.0], ne[i][::-1], [float(g_e)]])
+        fi = np.concatenate([eye[:1], f[i][::-1], eye[g_e:]], axis=0)
+        nei = np.maximum.accumulate(nei)
+        for k in range(g_e + 1):
+            out[i, :, k] = np.interp(levels, nei, fi[:, k])
+    return out
+
+
+def gain_coefficient(model, experiment=0, seed=0):
+    """Window gain coefficient g = -A* ln10 / d (cm^-1) per film TA point, thickness d ~ Normal(d, sd).
+
+    Returns a Dataset with ``gain_per_cm`` (sample, point) for the experiment's points (``point`` is
+    the index into ``ta_point``), the drawn ``thickness_nm`` and the posterior ``mean_excitons`` of
+    each point's file (sample, point).
+    """
+    d = model.data
+    sel = np.nonzero(d["ta_point_experiment"].values == experiment)[0]
+    s, take = posterior_samples(model, ["ta_mean_excitons"], experiment)
+    ns = take.size
+    th = float(d["experiment_film_thickness_nm"].values[experiment])
+    sd = float(d["experiment_film_thickness_sd_nm"].values[experiment])
+    rng = np.random.default_rng(seed)
+    thick = np.clip(th + sd * rng.standard_normal(ns), 0.2 * th, None)
+    A = d["ta_A"].values[sel]
+    g = -A[None, :] * LN10 / (thick[:, None] * 1e-7)
+    N = s["ta_mean_excitons"][:, model.file_index[sel]]
+    return xr.Dataset({"gain_per_cm": (("sample", "point"), g, {"units": "1/cm"}),
+                       "thickness_nm": (("sample",), thick, {"units": "nm"}),
+                       "mean_excitons": (("sample", "point"), N, {"units": "excitons/QD"})},
+                      coords={"point": sel})
+
+
+def hdi_table(da, dim="sample", prob=0.94):
+    """Median and HDI along ``dim`` of a DataArray: a Dataset with ``median``, ``hdi_low``, ``hdi_high``.
+
+    Infinite values (no threshold reachable) are kept out of the HDI and counted in ``fraction_inf``.
+    """
+    x = np.moveaxis(np.asarray(da.values, float), da.get_axis_num(dim), -1)
+    shape = x.shape[:-1]
+    flat = x.reshape(-1, x.shape[-1])
+    med = np.full(flat.shape[0], np.nan)
+    lo = np.full(flat.shape[0], np.nan)
+    hi = np.full(flat.shape[0], np.nan)
+    finf = np.mean(~np.isfinite(flat), axis=1)
+    for i, row in enumerate(flat):
+        r = np.sort(row[np.isfinite(row)])
+        if r.size == 0:
+            continue
+        med[i] = np.median(r)
+        n = r.size
+        k = max(1, int(np.floor(prob * n)))
+        if k >= n:
+            lo[i], hi[i] = r[0], r[-1]
+            continue
+        widths = r[k:] - r[: n - k]
+        j = int(np.argmin(widths))
+        lo[i], hi[i] = r[j], r[j + k]
+    dims = [dd for dd in da.dims if dd != dim]
+    coords = {k: v for k, v in da.coords.items() if dim not in v.dims}
+    mk = lambda v: xr.DataArray(v.reshape(shape), dims=dims, coords=coords)  # noqa: E731
+    return xr.Dataset({"median": mk(med), "hdi_low": mk(lo), "hdi_high": mk(hi), "fraction_inf": mk(finf)},
+                      attrs={"hdi_prob": prob, **da.attrs})
+
+
+def single_wavelength_thresholds(model, experiment=0, g_min_per_cm=50.0, max_samples=100, seed=0,
+                                 min_significance=3.0):
+    """Single-wavelength thresholds (paper Fig. 5d-f) with the posterior <N> of every film TA file.
+
+    For each draw (thinned to ``max_samples``), potential and wavelength, A*(lambda) averaged over the
+    gain delays is fitted versus that draw's <N> of the files with A* = A_pre - a (1 - exp(-b <N>))
+    (the heuristic of SI Fig. S26, vectorised: ``classic.fit_saturation_many``), and solved for
+    A* = 0 (transparency) and for g = -A* ln10 / d >= ``g_min_per_cm`` (d drawn from its stated
+    uncertainty).  Wavelengths whose neutral absorbance A_0 is below ``min_significance`` x the
+    spread of the fit residuals are masked (NaN): there is no band-edge absorption to invert.
+    Returns a Dataset (sample, potential, wavelength) with ``transparency_mean_excitons`` and
+    ``gain_mean_excitons`` (inf where never reached), plus per (sample, potential) the lowest
+    g >= g_min threshold in excitons/QD, photons/cm^2 and nJ/cm^2 and its wavelength.
+    """
+    from ..classic import fit_saturation_many
+
+    d = model.data
+    if "spectrum_A_star" not in d:
+        raise ValueError("single-wavelength thresholds need the gain component (its spectra are stored with it)")
+    pots = np.nonzero(d["ta_potential_experiment"].values == experiment)[0]
+    fls = np.nonzero(d["ta_fluence_experiment"].values == experiment)[0]
+    lam_all = d["spectrum_wavelength_nm"].values[experiment]
+    keep = np.isfinite(lam_all)
+    lam = lam_all[keep]
+    # files of this experiment in (potential, fluence) order
+    fe = np.concatenate([np.full(int((d["ta_potential_experiment"].values == e).sum()) *
+                                 int((d["ta_fluence_experiment"].values == e).sum()), e)
+                         for e in range(len(model.names))])
+    files = np.nonzero(fe == experiment)[0]
+    spec = d["spectrum_A_star"].values[files][:, keep].reshape(pots.size, fls.size, lam.size)  # (P, F, L)
+    pre = d["spectrum_A_pre"].values[pots][:, keep]  # (P, L)
+    A0 = d["spectrum_A0"].values[experiment][keep]
+    s, take = posterior_samples(model, ["ta_mean_excitons", "film_cross_section_cm2"], experiment, max_samples, seed)
+    N = s["ta_mean_excitons"][:, files].reshape(take.size, pots.size, fls.size)
+    th = float(d["experiment_film_thickness_nm"].values[experiment])
+    sd = float(d["experiment_film_thickness_sd_nm"].values[experiment])
+    thick = np.clip(th + sd * np.random.default_rng(seed).standard_normal(take.size), 0.2 * th, None)
+    ns, P, L = take.size, pots.size, lam.size
+    transp = np.full((ns, P, L), np.nan)
+    gain = np.full((ns, P, L), np.nan)
+    for i in range(ns):
+        for p in range(P):
+            bleach = (pre[p][:, None] - spec[p].T)  # (L, F): A_pre - A*, grows with <N>
+            popt, _, msg = fit_saturation_many(N[i, p], bleach)
+            a, b = popt[:, 0], popt[:, 1]
+            resid = bleach - a[:, None] * (1 - np.exp(-b[:, None] * N[i, p][None, :]))
+            noise = np.sqrt(np.nanmean(resid**2, axis=1))
+            usable = (msg == "") & (A0 > min_significance * noise) & (b > 0)
+            for level, out in ((0.0, transp), (-g_min_per_cm * thick[i] * 1e-7 / LN10, gain)):
+                need = pre[p] - level  # bleach needed to bring A* down to the level
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    val = np.where(need <= 0, 0.0, np.where(a > need, -np.log1p(-need / a) / b, np.inf))
+                out[i, p] = np.where(usable, val, np.nan)
+    sigma = s["film_cross_section_cm2"][:, None]
+    best = np.where(np.isfinite(gain), gain, np.inf)
+    j = np.argmin(np.where(np.isnan(best), np.inf, best), axis=-1)  # (ns, P)
+    lowest = np.take_along_axis(best, j[..., None], axis=-1)[..., 0]
+    fluence = lowest / sigma
+    pump = float(d["experiment_pump_wavelength_nm"].values[experiment])
+    energy = ph.fluence_to_energy_density_nJ_cm2(np.where(np.isfinite(fluence), fluence, 0.0), pump)
+    energy = np.where(np.isfinite(fluence), energy, np.inf)
+    V = d["ta_potential_V"].values[pots]
+    return xr.Dataset({
+        "transparency_mean_excitons": (("sample", "potential", "wavelength"), transp, {"units": "excitons/QD"}),
+        "gain_mean_excitons": (("sample", "potential", "wavelength"), gain,
+                               {"units": "excitons/QD", "g_min_per_cm": g_min_per_cm}),
+        "lowest_gain_mean_excitons": (("sample", "potential"), lowest, {"units": "excitons/QD"}),
+        "lowest_gain_fluence_photons_cm2": (("sample", "potential"), fluence, {"units": "photons/cm^2"}),
+        "lowest_gain_energy_nJ_cm2": (("sample", "potential"), energy, {"units": "nJ/cm^2"}),
+        "lowest_gain_wavelength_nm": (("sample", "potential"), lam[j], {"units": "nm"}),
+    }, coords={"potential": V, "wavelength": lam}, attrs={"g_min_per_cm": g_min_per_cm})

@@ -1,0 +1,352 @@
+"""Model specifications: which components, which variants, which priors -- as data (TOML files in ``models/``).
+
+A specification is a TOML file::
+
+    name = "joint"
+    description = "..."
+    [components]            # each true/false
+    cross_section = true
+    charging = true
+    photoluminescence = false
+    gain = true
+    dynamics = true
+    reflection = true
+    hole_trapping = false
+    [options]               # variant choices and data selection
+    disorder = "gaussian"   # gaussian | effective-temperature | none
+    auger = "transition-counting"   # transition-counting | free
+    likelihood = "normal"   # normal | student-t
+    ...
+    [priors]                # one table per parameter: distribution name, its parameters, unit
+    V_1S_V = { dist = "Normal", mu = -1.2, sigma = 0.2, unit = "V" }
+    [pooling]               # with several experiments: spread of a pooled physical parameter
+    V_1S_V = { dist = "HalfNormal", sigma = 0.05 }
+
+Defaults for every option and prior live in :data:`DEFAULT_OPTIONS` / :data:`DEFAULT_PRIORS`; a
+file only states what it changes.  Unknown components, options, distributions, distribution
+arguments or parameter names are errors that list the valid names.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import math
+import pathlib
+import tomllib
+
+__all__ = ["ModelSpec", "SpecError", "load_spec", "spec_from_dict", "COMPONENTS", "DEFAULT_OPTIONS",
+           "DEFAULT_PRIORS", "DISTRIBUTIONS", "MODELS_DIR", "available_models"]
+
+MODELS_DIR = pathlib.Path(__file__).resolve().parents[2] / "models"
+
+
+class SpecError(ValueError):
+    """A model specification is invalid; the message names the file, the key and the valid choices."""
+
+
+COMPONENTS = {
+    "cross_section": "solution bleach at 1-3 ns versus depth-averaged fluence -> 400 nm cross-section",
+    "charging": "SEC band-edge bleach versus potential, every sweep -> V_1S, V_C, sigma_1S",
+    "photoluminescence": "SEC integrated PL versus potential -> relative quantum yields of charged QDs",
+    "gain": "film A* at early delays (default 2-8 ps) for every potential x fluence -> gain threshold",
+    "dynamics": "film A*(t) at later delays for every potential x fluence -> Auger rates",
+    "reflection": "Delta R scale per potential, informed by the sub-gap region where the true Delta A is zero",
+    "hole_trapping": "a trapped-hole fraction that removes stimulated-emission transitions",
+}
+
+DEFAULT_COMPONENTS = {k: k not in ("photoluminescence", "hole_trapping") for k in COMPONENTS}
+
+# option name -> (default, allowed values or a type)
+DEFAULT_OPTIONS = {
+    "disorder": ("gaussian", ("gaussian", "effective-temperature", "none")),
+    "auger": ("transition-counting", ("transition-counting", "free")),
+    "likelihood": ("normal", ("normal", "student-t")),
+    "single_exciton_decay": (True, bool),
+    "gain_delays_ps": ([2.0, 8.0], list),
+    "dynamics_delays_ps": ([8.0, 3000.0], list),
+    "n_dynamics_delays": (14, int),
+    "cross_section_delays_ps": ([1000.0, 3000.0], list),
+    "subgap_delays_ps": ([0.5, 10.0], list),
+    "quadrature_nodes": (0, int),  # 0: sized from a quick Fermi-Dirac fit (see GainModel.quadrature_nodes)
+    "sweep_offset_sd_V": (0.01, float),
+    "film_thickness_from": ("experiment", ("experiment",)),
+}
+
+# distribution name -> (PyMC class name, allowed keyword arguments)
+DISTRIBUTIONS = {
+    "Normal": ("Normal", {"mu", "sigma"}),
+    "HalfNormal": ("HalfNormal", {"sigma"}),
+    "LogNormal": ("LogNormal", {"mu", "sigma"}),
+    "TruncatedNormal": ("TruncatedNormal", {"mu", "sigma", "lower", "upper"}),
+    "StudentT": ("StudentT", {"nu", "mu", "sigma"}),
+    "HalfStudentT": ("HalfStudentT", {"nu", "sigma"}),
+    "Beta": ("Beta", {"alpha", "beta"}),
+    "Gamma": ("Gamma", {"alpha", "beta"}),
+    "InverseGamma": ("InverseGamma", {"alpha", "beta"}),
+    "Exponential": ("Exponential", {"lam"}),
+    "Uniform": ("Uniform", {"lower", "upper"}),
+}
+
+
+def _p(dist, unit, doc, component, **kw):
+    return {"dist": dist, "unit": unit, "doc": doc, "component": component, **kw}
+
+
+# every parameter a model can have; ``component`` says which switch (or option) brings it in
+DEFAULT_PRIORS = {
+    # cross-section and fluence calibration
+    "cross_section_cm2": _p("LogNormal", "cm^2", "400 nm absorption cross-section of the QDs (solution)",
+                            "cross_section|gain|dynamics", mu=math.log(3.5e-14), sigma=0.7),
+    "film_cross_section_ratio": _p("LogNormal", "1", "film / solution cross-section ratio (informative: close to 1)",
+                                   "gain|dynamics", mu=0.0, sigma=0.1),
+    "fluence_log_sd": _p("HalfNormal", "1", "log-normal spread of the true / nominal pump fluence of each file",
+                         "cross_section|gain|dynamics", sigma=0.1),
+    # charging
+    "V_1S_V": _p("Normal", "V", "1S(e) level potential vs the reference electrode", "charging|gain|dynamics",
+                 mu=-1.2, sigma=0.2),
+    "V_C_V": _p("LogNormal", "V", "charging energy per electron pair (weakly identified: informative prior)",
+                "charging|gain|dynamics", mu=math.log(0.005), sigma=0.5),
+    "sigma_1S_V": _p("HalfNormal", "V", "Gaussian disorder of the 1S(e) level potential", "disorder=gaussian",
+                     sigma=0.2),
+    "T_eff_K": _p("LogNormal", "K", "effective temperature of the Fermi-Dirac curve (no level disorder)",
+                  "disorder=effective-temperature", mu=math.log(800.0), sigma=0.5),
+    "sec_bleach_scale": _p("LogNormal", "1", "scale of the SEC <n_e> (window holds 2S tail and background)",
+                           "charging", mu=0.0, sigma=0.1),
+    "sec_noise": _p("HalfNormal", "electrons/QD", "extra scatter of the SEC <n_e> beyond the window SEM",
+                    "charging", sigma=0.1),
+    "pl_yield_1": _p("Beta", "1", "PL quantum yield of singly charged QDs relative to neutral", "photoluminescence",
+                     alpha=2.0, beta=5.0),
+    "pl_yield_2": _p("Beta", "1", "PL quantum yield of doubly charged QDs relative to neutral", "photoluminescence",
+                     alpha=1.0, beta=8.0),
+    "pl_noise": _p("HalfNormal", "1", "scatter of the normalised PL", "photoluminescence", sigma=0.1),
+    # dynamics
+    "tau_xx_ps": _p("LogNormal", "ps", "neutral biexciton Auger lifetime 1/k_xx", "gain|dynamics|cross_section",
+                    mu=math.log(300.0), sigma=0.7),
+    "tau_x_ps": _p("LogNormal", "ps", "single-exciton lifetime 1/k_x (option single_exciton_decay)",
+                   "gain|dynamics|cross_section",
+                   mu=math.log(20000.0), sigma=1.0),
+    "trion_rate_factor": _p("LogNormal", "1", "trion Auger rates (N = 1, n >= 1) / transition-counting scaling",
+                            "auger=free", mu=0.0, sigma=0.5),
+    "triexciton_rate_factor": _p("LogNormal", "1", "triexciton Auger rate (N = 3, n = 0) / scaling law",
+                                 "auger=free", mu=0.0, sigma=0.3),
+    # film optics
+    "gamma_scale": _p("LogNormal", "1", "band-edge OD scale gamma / (A0_1S / g_e g_h) of the film", "gain|dynamics",
+                      mu=0.0, sigma=0.3),
+    "window_offset_rel": _p("Normal", "A0_1S", "non-band-edge absorbance in the 1S window (background, 2S tail)",
+                            "gain|dynamics", mu=0.0, sigma=0.5),
+    "window_occupancy_bleach_rel": _p("HalfNormal", "A0_1S", "bleach of higher transitions per unit 1S(e) occupancy",
+                                      "gain|dynamics", sigma=0.5),
+    "ta_noise_rel": _p("HalfNormal", "A0_1S", "extra scatter of window-averaged film A* beyond the SEM",
+                       "gain|dynamics", sigma=0.05),
+    "hole_trap_fraction": _p("Beta", "1", "fraction of stimulated-emission transitions removed by hole trapping",
+                             "hole_trapping", alpha=1.5, beta=4.0),
+    # solution
+    "solution_gamma_scale": _p("LogNormal", "1", "band-edge OD scale of the solution / (A0_1S / g_e g_h)",
+                               "cross_section", mu=0.0, sigma=0.3),
+    "solution_noise_rel": _p("HalfNormal", "A0_1S", "extra scatter of the solution bleach (solution A0 units)",
+                             "cross_section", sigma=0.05),
+    # reflection
+    "reflection_scale": _p("LogNormal", "1", "Delta R at this potential / Delta R measured at open circuit",
+                           "reflection", mu=0.0, sigma=0.3),
+    "subgap_noise_rel": _p("HalfNormal", "A0_1S", "scatter of the corrected sub-gap Delta A", "reflection",
+                           sigma=0.05),
+    # likelihood
+    "student_nu": _p("Gamma", "1", "degrees of freedom of the Student-t likelihood", "likelihood=student-t",
+                     alpha=2.0, beta=0.1),
+}
+
+# physical parameters that are pooled across experiments when [pooling] names them
+POOLABLE = ("cross_section_cm2", "film_cross_section_ratio", "V_1S_V", "V_C_V", "sigma_1S_V", "T_eff_K",
+            "tau_xx_ps", "tau_x_ps", "trion_rate_factor", "triexciton_rate_factor", "hole_trap_fraction")
+
+
+def _suggest(name, valid):
+    close = difflib.get_close_matches(name, list(valid), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+@dataclasses.dataclass
+class ModelSpec:
+    """A validated model specification. ``priors`` holds only the parameters this model uses."""
+
+    name: str
+    description: str
+    components: dict
+    options: dict
+    priors: dict
+    pooling: dict
+    source: str = "<dict>"
+    text: str = ""
+
+    def uses(self, condition):
+        """True when a parameter's ``component`` condition ("a|b", "disorder=gaussian", ...) holds."""
+        for part in condition.split("|"):
+            if "=" in part:
+                key, value = part.split("=")
+                if str(self.options.get(key)) == value:
+                    return True
+            elif part in self.components:
+                if self.components[part]:
+                    return True
+            elif part in self.options:
+                if self.options[part] is True:
+                    return True
+        return False
+
+    def to_toml(self):
+        """The full specification (defaults filled in) as TOML text."""
+        lines = [f"name = {_toml(self.name)}", f"description = {_toml(self.description)}", "", "[components]"]
+        lines += [f"{k} = {_toml(v)}" for k, v in self.components.items()]
+        lines += ["", "[options]"] + [f"{k} = {_toml(v)}" for k, v in self.options.items()]
+        lines += ["", "[priors]"]
+        for k, p in self.priors.items():
+            args = ", ".join(f"{a} = {_toml(v)}" for a, v in p.items() if a not in ("doc", "component"))
+            lines.append(f"{k} = {{ {args} }}")
+        if self.pooling:
+            lines += ["", "[pooling]"]
+            for k, p in self.pooling.items():
+                args = ", ".join(f"{a} = {_toml(v)}" for a, v in p.items())
+                lines.append(f"{k} = {{ {args} }}")
+        return "\n".join(lines) + "\n"
+
+
+def _toml(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def _check_dist(where, spec, source):
+    if not isinstance(spec, dict) or "dist" not in spec:
+        raise SpecError(f"{source}: {where} must be a table with a 'dist' key, e.g. "
+                        f"{{ dist = \"Normal\", mu = 0.0, sigma = 1.0 }}; got {spec!r}")
+    dist = spec["dist"]
+    if dist not in DISTRIBUTIONS:
+        raise SpecError(f"{source}: {where}: unknown distribution {dist!r}{_suggest(dist, DISTRIBUTIONS)}; valid: "
+                        f"{', '.join(sorted(DISTRIBUTIONS))}")
+    allowed = DISTRIBUTIONS[dist][1]
+    args = {k: v for k, v in spec.items() if k not in ("dist", "unit", "doc", "component")}
+    bad = sorted(set(args) - allowed)
+    if bad:
+        raise SpecError(f"{source}: {where}: {dist} has no argument(s) {bad}; valid: {sorted(allowed)}")
+    missing = sorted(allowed - set(args) - {"lower", "upper"} if dist == "TruncatedNormal" else allowed - set(args))
+    if missing:
+        raise SpecError(f"{source}: {where}: {dist} needs argument(s) {missing}")
+    for k, v in args.items():
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+            raise SpecError(f"{source}: {where}: argument {k} must be a finite number, got {v!r}")
+
+
+def spec_from_dict(data, source="<dict>", text=""):
+    """Validate a parsed specification (dict as from TOML) and fill in defaults."""
+    data = copy.deepcopy(data)
+    allowed_top = {"name", "description", "components", "options", "priors", "pooling"}
+    bad = sorted(set(data) - allowed_top)
+    if bad:
+        raise SpecError(f"{source}: unknown top-level key(s) {bad}; valid: {sorted(allowed_top)}")
+    components = dict(DEFAULT_COMPONENTS)
+    for k, v in data.get("components", {}).items():
+        if k not in COMPONENTS:
+            raise SpecError(f"{source}: [components] unknown component {k!r}{_suggest(k, COMPONENTS)}; valid: "
+                            f"{', '.join(COMPONENTS)}")
+        if not isinstance(v, bool):
+            raise SpecError(f"{source}: [components] {k} must be true or false, got {v!r}")
+        components[k] = v
+    if not any(components.values()):
+        raise SpecError(f"{source}: [components] every component is switched off")
+    if components["photoluminescence"] and not components["charging"]:
+        raise SpecError(f"{source}: [components] photoluminescence needs charging = true (it shares the sweeps)")
+    if components["hole_trapping"] and not (components["gain"] or components["dynamics"]):
+        raise SpecError(f"{source}: [components] hole_trapping needs gain or dynamics")
+    if components["reflection"] and not (components["gain"] or components["dynamics"]):
+        raise SpecError(f"{source}: [components] reflection needs gain or dynamics")
+    options = {k: v[0] for k, v in DEFAULT_OPTIONS.items()}
+    for k, v in data.get("options", {}).items():
+        if k not in DEFAULT_OPTIONS:
+            raise SpecError(f"{source}: [options] unknown option {k!r}{_suggest(k, DEFAULT_OPTIONS)}; valid: "
+                            f"{', '.join(DEFAULT_OPTIONS)}")
+        default, allowed = DEFAULT_OPTIONS[k]
+        if isinstance(allowed, tuple):
+            if v not in allowed:
+                raise SpecError(f"{source}: [options] {k} = {v!r} is not one of {list(allowed)}")
+        elif allowed is float:
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
+                raise SpecError(f"{source}: [options] {k} must be a positive number, got {v!r}")
+            v = float(v)
+        elif allowed is int:
+            if not isinstance(v, int) or isinstance(v, bool) or v < (0 if k == "quadrature_nodes" else 1):
+                raise SpecError(f"{source}: [options] {k} must be a positive integer, got {v!r}")
+        elif allowed is bool:
+            if not isinstance(v, bool):
+                raise SpecError(f"{source}: [options] {k} must be true or false, got {v!r}")
+        elif allowed is list:
+            if (not isinstance(v, list) or len(v) != 2 or not all(isinstance(x, (int, float)) for x in v)
+                    or not 0 <= v[0] < v[1]):
+                raise SpecError(f"{source}: [options] {k} must be [low, high] in ps with 0 <= low < high, got {v!r}")
+            v = [float(x) for x in v]
+        options[k] = v
+    spec = ModelSpec(name=str(data.get("name", "unnamed")), description=str(data.get("description", "")),
+                     components=components, options=options, priors={}, pooling={}, source=source, text=text)
+    used = {k: copy.deepcopy(p) for k, p in DEFAULT_PRIORS.items() if spec.uses(p["component"])}
+    if not options["single_exciton_decay"]:
+        used.pop("tau_x_ps", None)
+    for k, p in data.get("priors", {}).items():
+        if k not in DEFAULT_PRIORS:
+            raise SpecError(f"{source}: [priors] unknown parameter {k!r}{_suggest(k, DEFAULT_PRIORS)}; valid: "
+                            f"{', '.join(DEFAULT_PRIORS)}")
+        if k not in used:
+            raise SpecError(f"{source}: [priors] {k} is not used by this model (it belongs to "
+                            f"{DEFAULT_PRIORS[k]['component']!r}); parameters of this model: {', '.join(used)}")
+        _check_dist(f"[priors] {k}", p, source)
+        unit = DEFAULT_PRIORS[k]["unit"]
+        if "unit" in p and p["unit"] != unit:
+            raise SpecError(f"{source}: [priors] {k} is in {unit!r}, not {p['unit']!r}")
+        used[k] = {**p, "unit": unit, "doc": DEFAULT_PRIORS[k]["doc"], "component": DEFAULT_PRIORS[k]["component"]}
+    for k, p in used.items():
+        _check_dist(f"default prior of {k}", p, "bayesgain")
+    spec.priors = used
+    for k, p in data.get("pooling", {}).items():
+        if k not in POOLABLE:
+            raise SpecError(f"{source}: [pooling] {k!r} cannot be pooled{_suggest(k, POOLABLE)}; poolable: "
+                            f"{', '.join(POOLABLE)}")
+        if k not in used:
+            raise SpecError(f"{source}: [pooling] {k} is not a parameter of this model")
+        if used[k]["dist"] not in ("Normal", "LogNormal"):
+            raise SpecError(f"{source}: [pooling] {k}: pooling needs a Normal or LogNormal prior, not {used[k]['dist']}")
+        _check_dist(f"[pooling] {k}", p, source)
+        if p["dist"] not in ("HalfNormal", "HalfStudentT", "Exponential", "Gamma", "LogNormal"):
+            raise SpecError(f"{source}: [pooling] {k}: the spread needs a positive distribution "
+                            f"(HalfNormal, HalfStudentT, Exponential, Gamma, LogNormal), not {p['dist']}")
+        spec.pooling[k] = dict(p)
+    return spec
+
+
+def available_models():
+    """Names of the specifications shipped in ``models/``."""
+    return sorted(p.stem for p in MODELS_DIR.glob("*.toml"))
+
+
+def load_spec(path_or_name):
+    """Read a specification from a TOML file path, or by name from the shipped ``models/`` folder."""
+    if isinstance(path_or_name, ModelSpec):
+        return path_or_name
+    path = pathlib.Path(path_or_name)
+    if not path.exists() and path.suffix != ".toml" and (MODELS_DIR / f"{path_or_name}.toml").exists():
+        path = MODELS_DIR / f"{path_or_name}.toml"
+    if not path.exists():
+        raise SpecError(f"model specification {str(path_or_name)!r} not found; shipped models: "
+                        f"{', '.join(available_models())} (in {MODELS_DIR})")
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    return spec_from_dict(data, source=str(path), text=text)

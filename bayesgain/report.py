@@ -1,0 +1,1033 @@
+"""The report of a Bayesian fit: CSV tables, a Markdown report and PNG figures (paper Fig. 5 with posterior bands).
+
+:func:`write_report` takes a fitted :class:`~bayesgain.model.core.GainModel` (or one reopened with
+``GainModel.load``) and writes, atomically, into ``out_dir``:
+
+* ``summary.csv`` -- ArviZ summary of every physical parameter (mean, sd, 94 % HDI, ESS, R-hat) with units;
+* ``thresholds.csv`` -- <N_gain> (excitons/QD) versus <n_e> (101 levels from 0 to g_e): columns
+  ``n_e, median, hdi_low, hdi_high``; ``#`` comment lines above the header say what it is and, where
+  it applies, ``SYNTHETIC`` and ``NOT CONVERGED`` (read it with ``pandas.read_csv(path, comment="#")``);
+* ``report.md`` -- what was fitted, the convergence verdict and table, parameters with 94 % HDI and
+  units, thresholds at the measured potentials, gain lifetimes, lowest single-wavelength thresholds,
+  the Bayesian-versus-classic table (when classic rows are given), and links to the figures;
+* PNG figures at :data:`DPI` dpi, units on every axis, SYNTHETIC in the title of synthetic data:
+
+  ===============================  ===========================================================
+  ``fig5a_charging.png``           <n_e>(V) posterior band with the SEC data points
+  ``fig5b_threshold_vs_doping``    <N_gain> versus <n_e> with its band (+ classic estimates)
+  ``fig5c_gain_lifetime.png``      gain lifetime versus <N> at several doping levels
+  ``fig5d_single_wavelength.png``  single-wavelength threshold spectrum (log axis), g >= 50 cm^-1
+  ``fig5e_gain_coefficient.png``   window gain coefficient versus <N> per potential
+  ``trace.png`` / ``rank.png``     trace + marginal and rank plots of the physical parameters
+  ``ppc.png``                      posterior predictive check of every observed component
+  ``prior_posterior.png``          prior versus posterior of every physical parameter
+  ===============================  ===========================================================
+
+A figure the model cannot make (e.g. gain lifetimes without a dynamics component) is listed as
+skipped with the reason; a figure that fails is listed with its error -- neither stops the report.
+A fit that did not converge says so at the top of ``report.md``, in ``thresholds.csv`` and in the
+title of every figure, and its thresholds are marked as not final.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import pathlib
+import textwrap
+import traceback
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from . import physics as _ph  # noqa: E402
+from ._atomic import atomic_path, write_text_atomic  # noqa: E402
+from .physics import constants as _constants  # noqa: E402
+
+# TEMPORARY shim: bayesgain.model.quantities uses ``physics.BOLTZMANN_EV_PER_K``, which ``bayesgain.physics``
+# does not export (it lives in physics.constants).  Remove once quantities imports it from physics.constants.
+if not hasattr(_ph, "BOLTZMANN_EV_PER_K"):
+    _ph.BOLTZMANN_EV_PER_K = _constants.BOLTZMANN_EV_PER_K
+
+__all__ = ["write_report", "read_classic_csv", "DPI", "FIGURES", "Skip"]
+
+DPI = 200
+HDI = 0.94
+G_MIN_PER_CM = 50.0
+FIGURES = {
+    "fig5a_charging.png": "<n_e>(V): posterior band of the charging model with the SEC data (paper Fig. 5a)",
+    "fig5b_threshold_vs_doping.png": "<N_gain> versus <n_e> with the 94 % HDI band (paper Fig. 5b)",
+    "fig5c_gain_lifetime.png": "gain lifetime versus <N> at several doping levels (paper Fig. 5c)",
+    "fig5d_single_wavelength.png": "single-wavelength threshold spectrum, g >= 50 cm^-1 region (paper Fig. 5d-f)",
+    "fig5e_gain_coefficient.png": "window gain coefficient versus <N> (paper Fig. 5)",
+    "trace.png": "trace and marginal posterior of each physical parameter (per chain)",
+    "rank.png": "rank histograms per chain of the physical parameters (uniform when the chains agree)",
+    "ppc.png": "posterior predictive checks of every observed component",
+    "prior_posterior.png": "prior versus posterior of every physical parameter",
+}
+
+
+class Skip(Exception):
+    """A figure or table this model cannot make (the message says why); not an error."""
+
+
+# ----------------------------------------------------------------------------- state of the fit
+def _synthetic(model):
+    d = model.data
+    return "experiment_synthetic" in d and bool(np.any(np.asarray(d["experiment_synthetic"].values) > 0))
+
+
+def _converged(model):
+    conv = getattr(model, "convergence", None)
+    return conv is not None and conv.ok
+
+
+def _post(model):
+    return model.idata["posterior"]
+
+
+def _has(model, *names):
+    return all(n in _post(model) for n in names)
+
+
+def _title(fig, model, title):
+    tags = []
+    if _synthetic(model):
+        tags.append("SYNTHETIC DATA")
+    if not _converged(model):
+        tags.append("NOT CONVERGED")
+    head = " -- ".join(tags + [title])
+    color = "firebrick" if tags else "black"
+    fig.suptitle(textwrap.fill(head, 70), fontsize=10.5, color=color, fontweight="bold" if tags else "normal")
+    notes = []
+    if _synthetic(model):
+        notes.append("SYNTHETIC data (bayesgain.simulate): not a measurement")
+    if not _converged(model):
+        notes.append("fit NOT CONVERGED: not final")
+    notes.append(f"model '{model.spec.name}', experiments: {', '.join(map(str, model.names))}; bands: {HDI:.0%} HDI")
+    fig.text(0.5, 0.003, "\n".join(notes), ha="center", va="bottom", fontsize=6.5, color=color)
+
+
+def _save(fig, model, path, title):
+    _title(fig, model, title)
+    h = fig.get_size_inches()[1]
+    fig.tight_layout(rect=(0, min(0.25, 0.45 / h), 1, 1 - min(0.2, 0.5 / h)))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=DPI, format="png")
+    plt.close(fig)
+    return path
+
+
+def _hdi(x, axis=0, prob=HDI):
+    """median, low, high of the finite values along ``axis`` (NaN where none)."""
+    import xarray as xr
+
+    from .model.quantities import hdi_table
+
+    x = np.moveaxis(np.asarray(x, float), axis, 0)
+    shape = x.shape[1:]
+    da = xr.DataArray(x.reshape(x.shape[0], -1), dims=("sample", "i"))
+    t = hdi_table(da, prob=prob)
+    return tuple(np.asarray(t[k].values).reshape(shape) for k in ("median", "hdi_low", "hdi_high"))
+
+
+def _fmt(x, digits=4):
+    if x is None:
+        return "--"
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if math.isnan(x):
+        return "--"
+    if math.isinf(x):
+        return "inf"
+    return f"{x:.{digits}g}"
+
+
+# ----------------------------------------------------------------------------- classic rows
+def read_classic_csv(path):
+    """Rows of a ``classic.csv`` (as written by :func:`bayesgain.classic.write_classic_csv`) with float values."""
+    rows = []
+    with open(path, newline="") as fh:
+        for r in csv.DictReader(fh):
+            for k in ("value", "uncertainty"):
+                try:
+                    r[k] = float(r.get(k, "nan") or "nan")
+                except ValueError:
+                    r[k] = float("nan")
+            rows.append(r)
+    return rows
+
+
+def _classic_value(rows, name):
+    for r in rows or ():
+        if r["name"] == name:
+            return r
+    return None
+
+
+def _classic_thresholds(rows):
+    """(V, value, uncertainty) of the classic ``threshold_excitons[V=...]`` rows."""
+    out = []
+    for r in rows or ():
+        n = r["name"]
+        if n.startswith("threshold_excitons[V="):
+            try:
+                V = float(n.split("=", 1)[1].rstrip("]"))
+            except ValueError:
+                continue
+            out.append((V, float(r["value"]), float(r["uncertainty"])))
+    return out
+
+
+# ----------------------------------------------------------------------------- quantities (cached)
+class _Cache:
+    def __init__(self, model):
+        self.model = model
+        self._c = {}
+
+    def get(self, key, fn):
+        if key not in self._c:
+            try:
+                self._c[key] = (True, fn())
+            except Skip as exc:
+                self._c[key] = (False, exc)
+            except Exception as exc:  # noqa: BLE001 -- recorded in the report
+                self._c[key] = (False, exc)
+        ok, v = self._c[key]
+        if not ok:
+            raise v
+        return v
+
+    def threshold_curve(self):
+        from .model.quantities import hdi_table, threshold_curve
+
+        def f():
+            if not _has(self.model, "V_C_V"):
+                raise Skip("needs the charging parameters (charging or gain component)")
+            curve = threshold_curve(self.model)
+            return curve, hdi_table(curve)
+
+        return self.get("curve", f)
+
+    def at_potentials(self):
+        from .model.quantities import thresholds_at_potentials
+
+        def f():
+            if not _has(self.model, "ta_charge_fractions"):
+                raise Skip("needs the gain or dynamics component (film TA potentials)")
+            return thresholds_at_potentials(self.model)
+
+        return self.get("at_potentials", f)
+
+    def lifetimes(self):
+        from .model.quantities import gain_lifetime_curves
+
+        def f():
+            if not _has(self.model, "tau_xx_ps", "V_C_V"):
+                raise Skip("needs the Auger rates (gain, dynamics or cross-section component) and the charging "
+                           "parameters")
+            g_e = int(self.model.data["experiment_g_e"].values[0])
+            levels = tuple(x for x in (0.0, 0.5, 1.0, 1.5, 1.9) if x < g_e)
+            return gain_lifetime_curves(self.model, n_e_levels=levels, mean_excitons=np.linspace(0.5, 8.0, 16),
+                                        max_samples=100)
+
+        return self.get("lifetimes", f)
+
+    def single_wavelength(self):
+        from .model.quantities import single_wavelength_thresholds
+
+        def f():
+            if "spectrum_A_star" not in self.model.data or not _has(self.model, "ta_mean_excitons"):
+                raise Skip("needs the gain component (film TA spectra)")
+            return single_wavelength_thresholds(self.model, g_min_per_cm=G_MIN_PER_CM, max_samples=60)
+
+        return self.get("single_wavelength", f)
+
+    def gain_coefficient(self):
+        from .model.quantities import gain_coefficient
+
+        def f():
+            if "ta_A" not in self.model.data or not _has(self.model, "ta_mean_excitons"):
+                raise Skip("needs the gain or dynamics component (film TA)")
+            return gain_coefficient(self.model)
+
+        return self.get("gain_coefficient", f)
+
+
+def _file_of_points(model, points):
+    """Index into ``ta_mean_excitons`` (dim ta_file) of each film TA point (same layout as the model)."""
+    d = model.data
+    e = d["ta_point_experiment"].values[points]
+    pot_exp = d["ta_potential_experiment"].values
+    fl_exp = d["ta_fluence_experiment"].values
+    n_exp = len(model.names)
+    n_fl = np.bincount(fl_exp, minlength=n_exp)
+    n_pot = np.bincount(pot_exp, minlength=n_exp)
+    fl_first = np.concatenate([[0], np.cumsum(n_fl)[:-1]])
+    pot_first = np.concatenate([[0], np.cumsum(n_pot)[:-1]])
+    file_first = np.concatenate([[0], np.cumsum(n_pot * n_fl)[:-1]])
+    Vp = d["ta_point_potential"].values[points]
+    Vaxis = d["ta_potential_V"].values
+    pot_index = np.array([np.nonzero(pot_exp == ei)[0][np.argmin(np.abs(Vaxis[pot_exp == ei] - v))]
+                          for v, ei in zip(Vp, e)], int)
+    fl_index = d["ta_point_fluence"].values[points]
+    return file_first[e] + (pot_index - pot_first[e]) * n_fl[e] + (fl_index - fl_first[e]), pot_index
+
+
+# ----------------------------------------------------------------------------- Fig. 5 panels
+def fig_charging(model, cache, path):
+    from .model.quantities import mean_electrons_band
+
+    if not _has(model, "V_1S_V", "V_C_V"):
+        raise Skip("needs the charging parameters")
+    d = model.data
+    band = mean_electrons_band(model)
+    V = band["potential"].values
+    med, lo, hi = _hdi(band.values)
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    ax.fill_between(V, lo, hi, color="tab:blue", alpha=0.3, lw=0, label=f"posterior <n_e>(V), {HDI:.0%} HDI")
+    ax.plot(V, med, color="tab:blue", lw=1.5, label="posterior median")
+    if "sec_n_e" in d and "sec_bleach_scale" in _post(model):
+        s = np.asarray(_post(model)["sec_bleach_scale"].isel(experiment=0).values).ravel()
+        ax.plot(V, med * float(np.median(s)), color="tab:blue", lw=1, ls="--",
+                label=f"x SEC bleach scale ({np.median(s):.3f}): what the SEC measures")
+    if "sec_n_e" in d:
+        sel = d["sec_point_experiment"].values == 0 if "sec_point_experiment" in d else slice(None)
+        sw = d["sec_point_sweep"].values[sel]
+        labels = d["sweep_label"].values if "sweep_label" in d else None
+        cmap = plt.get_cmap("tab10")
+        for k, s_ in enumerate(np.unique(sw)):
+            m = sw == s_
+            lab = str(labels[s_]) if labels is not None and s_ < len(labels) else f"sweep {s_}"
+            ax.plot(d["sec_point_potential"].values[sel][m], d["sec_n_e"].values[sel][m], "o", ms=2.5,
+                    color=cmap(k % 10), alpha=0.8, label=f"SEC data, {lab}")
+    if "ta_potential_V" in d:
+        for v in d["ta_potential_V"].values:
+            ax.axvline(v, color="0.6", lw=0.6, ls=":")
+    ax.set_xlabel("potential V (V vs reference electrode)")
+    ax.set_ylabel("<n_e> (electrons/QD)")
+    ax.legend(fontsize=6.5, loc="best")
+    ax.grid(alpha=0.3)
+    return _save(fig, model, path, "<n_e>(V): SEC charging")
+
+
+def fig_threshold(model, cache, path, classic_rows=None):
+    curve, table = cache.threshold_curve()
+    ne = table["n_e"].values
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    ax.fill_between(ne, table["hdi_low"].values, table["hdi_high"].values, color="tab:red", alpha=0.3, lw=0,
+                    label=f"posterior <N_gain>, {HDI:.0%} HDI")
+    ax.plot(ne, table["median"].values, color="tab:red", lw=1.5, label="posterior median")
+    try:
+        at = cache.at_potentials()
+        thr = at["threshold_mean_excitons"].values
+        nel = at["mean_electrons"].values
+        m, l_, h = _hdi(thr)
+        nm = np.median(nel, axis=0)
+        ax.errorbar(nm, m, yerr=[m - l_, h - m], fmt="s", color="black", ms=4, capsize=2,
+                    label="posterior at the measured TA potentials")
+    except Exception:  # noqa: BLE001 -- optional overlay
+        pass
+    ct = _classic_thresholds(classic_rows)
+    if ct:
+        from .model.quantities import mean_electrons_band
+
+        Vs = np.array([c[0] for c in ct])
+        try:
+            nes = np.median(mean_electrons_band(model, potential_V=Vs).values, axis=0)
+            vals = np.array([c[1] for c in ct])
+            errs = np.array([c[2] for c in ct])
+            ok = np.isfinite(vals)
+            ax.errorbar(nes[ok], vals[ok], yerr=np.where(np.isfinite(errs[ok]), errs[ok], 0), fmt="D", mfc="white",
+                        color="tab:green", ms=5, capsize=2,
+                        label="classic point estimates (+-1 sd; <n_e> from the posterior median)")
+        except Exception:  # noqa: BLE001
+            pass
+    ax.set_xlabel("<n_e> (electrons/QD)")
+    ax.set_ylabel("<N_gain> (excitons/QD)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _save(fig, model, path, "gain threshold versus doping")
+
+
+def fig_lifetime(model, cache, path):
+    lt = cache.lifetimes()
+    Nm = lt["mean_excitons"].values
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    cmap = plt.get_cmap("viridis")
+    levels = lt["n_e"].values
+    for i, n in enumerate(levels):
+        m, l_, h = _hdi(lt.isel(n_e=i).values)
+        c = cmap(i / max(1, len(levels) - 1))
+        ax.fill_between(Nm, l_, h, color=c, alpha=0.25, lw=0)
+        ax.plot(Nm, m, color=c, lw=1.5, label=f"<n_e> = {n:g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("<N> (excitons/QD)")
+    ax.set_ylabel("gain lifetime (ps)")
+    ax.legend(fontsize=7, title=f"median, {HDI:.0%} HDI band", title_fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+    return _save(fig, model, path, "gain lifetime versus excitation")
+
+
+def fig_single_wavelength(model, cache, path):
+    sw = cache.single_wavelength()
+    lam = sw["wavelength"].values
+    V = sw["potential"].values
+    sigma = np.asarray(_post(model)["film_cross_section_cm2"].isel(experiment=0).values).ravel()
+    sig = float(np.median(sigma))
+    fig, ax = plt.subplots(figsize=(6.5, 4.4))
+    cmap = plt.get_cmap("plasma")
+    for p in range(V.size):
+        c = cmap(p / max(1, V.size - 1) * 0.85)
+        g = sw["gain_mean_excitons"].isel(potential=p).values  # (sample, wavelength)
+        frac_finite = np.mean(np.isfinite(g), axis=0)
+        m, l_, h = _hdi(g)
+        ok = frac_finite >= 0.5
+        if not np.any(ok):
+            continue
+        ax.fill_between(lam, np.where(ok, l_, np.nan), np.where(ok, h, np.nan), color=c, alpha=0.2, lw=0)
+        ax.plot(lam, np.where(ok, m, np.nan), color=c, lw=1.3, label=f"V = {V[p]:+.3f} V")
+    ax.set_yscale("log")
+    ax.set_xlabel("probe wavelength (nm)")
+    ax.set_ylabel(f"<N> for g >= {G_MIN_PER_CM:g} cm$^{{-1}}$ (excitons/QD)")
+    sec = ax.secondary_yaxis("right", functions=(lambda n: n / sig, lambda J: J * sig))
+    sec.set_ylabel(f"pump fluence (photons/cm$^2$, film sigma {sig:.3g} cm$^2$)")
+    ax.text(0.02, 0.02, f"curves: <N> at which g >= {G_MIN_PER_CM:g} cm$^{{-1}}$ (the gain region lies above each curve); "
+            "missing where not reached in at least half the draws", transform=ax.transAxes, fontsize=6.5, va="bottom")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+    return _save(fig, model, path, f"single-wavelength threshold spectrum (g >= {G_MIN_PER_CM:g} per cm)")
+
+
+def fig_gain_coefficient(model, cache, path):
+    gc = cache.gain_coefficient()
+    d = model.data
+    points = gc["point"].values
+    comp = d["ta_point_component"].values[points]
+    use = comp == "gain" if np.any(comp == "gain") else np.ones(points.size, bool)
+    points = points[use]
+    g = gc["gain_per_cm"].values[:, use]
+    files, pot_index = _file_of_points(model, points)
+    Nf = np.asarray(_post(model)["ta_mean_excitons"].values)
+    Nf = Nf.reshape(-1, Nf.shape[-1])
+    # average the gain delays of each file (g and <N> per draw)
+    ufiles, inv = np.unique(files, return_inverse=True)
+    gf = np.stack([g[:, inv == k].mean(axis=1) for k in range(ufiles.size)], axis=1)
+    Nfile = Nf[:, ufiles]
+    potf = np.array([pot_index[inv == k][0] for k in range(ufiles.size)])
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    cmap = plt.get_cmap("plasma")
+    Vaxis = d["ta_potential_V"].values
+    upots = np.unique(potf)
+    for i, p in enumerate(upots):
+        m = potf == p
+        c = cmap(i / max(1, upots.size - 1) * 0.85)
+        gm, gl, gh = _hdi(gf[:, m])
+        nm, nl, nh = _hdi(Nfile[:, m])
+        o = np.argsort(nm)
+        ax.errorbar(nm[o], gm[o], xerr=[nm[o] - nl[o], nh[o] - nm[o]], yerr=[gm[o] - gl[o], gh[o] - gm[o]], fmt="o-",
+                    ms=3, lw=1, capsize=1.5, color=c, label=f"V = {Vaxis[p]:+.3f} V")
+    ax.axhline(G_MIN_PER_CM, color="0.3", ls="--", lw=0.8)
+    ax.axhline(0.0, color="0.5", lw=0.6)
+    ax.set_xscale("log")
+    ax.set_xlabel("<N> (excitons/QD, posterior)")
+    ax.set_ylabel("1S-window gain coefficient g (cm$^{-1}$)")
+    ax.legend(fontsize=7, title=f"g = -A* ln10 / d; dashed: {G_MIN_PER_CM:g} cm$^{{-1}}$", title_fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+    return _save(fig, model, path, "gain coefficient versus excitation")
+
+
+# ----------------------------------------------------------------------------- diagnostics
+def _physical_scalars(model):
+    """Physical parameters (dims chain, draw, experiment only) present in the posterior."""
+    from .model.core import PHYSICAL_PARAMETERS
+
+    post = _post(model)
+    out = []
+    for n in PHYSICAL_PARAMETERS:
+        if n in post and set(post[n].dims) <= {"chain", "draw", "experiment"}:
+            out.append(n)
+    return out
+
+
+def _unit(model, name):
+    p = model.spec.priors.get(name)
+    return p.get("unit", "") if p else ""
+
+
+def fig_trace(model, cache, path):
+    names = _physical_scalars(model)
+    if not names:
+        raise Skip("no physical parameter in the posterior")
+    try:
+        import arviz_plots as azp
+
+        pc = azp.plot_trace_dist(model.idata, var_names=names, backend="matplotlib", compact=True)
+        fig = pc.viz["figure"].item() if hasattr(pc.viz["figure"], "item") else pc.get_viz("figure")
+        fig.set_size_inches(10, 1.9 * len(names) + 0.9)
+        units = {n: _unit(model, n) for n in names}
+        for ax in fig.axes:  # arviz labels with the bare variable name: add the unit
+            for get, set_ in ((ax.get_xlabel, ax.set_xlabel), (ax.get_ylabel, ax.set_ylabel)):
+                lab = get()
+                if lab in units:
+                    set_(f"{lab} ({units[lab]})")
+                elif lab == "Draw":
+                    set_("draw (iteration after tuning)")
+        return _save(fig, model, path, "trace (left: marginal per chain; right: draws per chain)")
+    except Exception:  # noqa: BLE001 -- matplotlib fallback below
+        plt.close("all")
+    post = _post(model)
+    fig, axes = plt.subplots(len(names), 2, figsize=(10, 1.9 * len(names) + 0.6), squeeze=False)
+    for i, n in enumerate(names):
+        x = np.asarray(post[n].isel(experiment=0).values if "experiment" in post[n].dims else post[n].values)
+        for c in range(x.shape[0]):
+            axes[i, 0].hist(x[c], bins=30, histtype="step", density=True)
+            axes[i, 1].plot(x[c], lw=0.6)
+        axes[i, 0].set_xlabel(f"{n} ({_unit(model, n)})")
+        axes[i, 0].set_ylabel("density (1/unit)")
+        axes[i, 1].set_xlabel("draw")
+        axes[i, 1].set_ylabel(f"{n} ({_unit(model, n)})")
+    return _save(fig, model, path, "trace (per chain)")
+
+
+def fig_rank(model, cache, path):
+    names = _physical_scalars(model)
+    if not names:
+        raise Skip("no physical parameter in the posterior")
+    post = _post(model)
+    n_ch = post.sizes["chain"]
+    if n_ch < 2:
+        raise Skip("rank plots need at least two chains")
+    ncol = min(3, len(names))
+    nrow = math.ceil(len(names) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 2.6 * nrow + 0.5), squeeze=False)
+    from scipy.stats import rankdata
+
+    for ax in axes.ravel()[len(names):]:
+        ax.set_visible(False)
+    for ax, n in zip(axes.ravel(), names):
+        x = np.asarray(post[n].isel(experiment=0).values if "experiment" in post[n].dims else post[n].values)
+        r = rankdata(x.ravel()).reshape(x.shape)
+        total = r.size
+        bins = np.linspace(0, total, min(20, max(5, x.shape[1] // 10)) + 1)
+        expected = x.shape[1] / (bins.size - 1)
+        for c in range(n_ch):
+            h, _ = np.histogram(r[c], bins=bins)
+            ax.stairs(h / expected, bins / total, lw=1, label=f"chain {c}")
+        # 94 % band of a uniform histogram count (binomial)
+        from scipy.stats import binom
+
+        lo, hi = binom.ppf([0.03, 0.97], x.shape[1], 1.0 / (bins.size - 1)) / expected
+        ax.axhspan(lo, hi, color="0.85", zorder=0)
+        ax.axhline(1.0, color="0.4", lw=0.7)
+        ax.set_title(n, fontsize=8)
+        ax.set_xlabel("fractional rank (1)")
+        ax.set_ylabel("count / uniform (1)")
+    axes.ravel()[0].legend(fontsize=6)
+    return _save(fig, model, path, "rank plots (grey: 94 % band of uniform ranks)")
+
+
+_PPC_AXES = {
+    "cross_section": ("sol_point", "sol_dA", "sol_fluence_eff_photons_cm2", "depth-averaged fluence (photons/cm$^2$)",
+                      "solution $\\Delta$A, 1S window (OD)"),
+    "charging": ("sec_point", "sec_n_e", "sec_point_potential", "potential (V)", "SEC <n_e> (electrons/QD)"),
+    "photoluminescence": ("sec_point", "sec_pl", "sec_point_potential", "potential (V)", "PL / PL(V_oc) (1)"),
+    "gain": ("gain_point", "ta_A", "ta_point_fluence", "fluence index (1)", "film A*, 1S window (OD)"),
+    "dynamics": ("dynamics_point", "ta_A", "ta_point_delay", "delay (ps)", "film A*, 1S window (OD)"),
+    "reflection": ("subgap_point", "subgap_dA", "subgap_point_potential", "potential (V)",
+                   "sub-gap corrected $\\Delta$A (OD)"),
+}
+
+
+def fig_ppc(model, cache, path):
+    if "posterior_predictive" not in model.idata:
+        model.sample_posterior_predictive(seed=0)
+    pp_ = model.idata["posterior_predictive"]
+    comps = [c for c in model.observed_names if c in pp_]
+    if not comps:
+        raise Skip("no posterior predictive draws")
+    d = model.data
+    fig, axes = plt.subplots(len(comps), 2, figsize=(10, 3.0 * len(comps) + 0.6), squeeze=False)
+    for i, c in enumerate(comps):
+        point_dim, obs_name, x_name, xlabel, ylabel = _PPC_AXES[c]
+        y = np.asarray(pp_[c].values)
+        y = y.reshape(-1, y.shape[-1])
+        m, l_, h = _hdi(y)
+        if c in ("gain", "dynamics"):
+            idx = np.nonzero(d["ta_point_component"].values == c)[0]
+        else:
+            idx = np.arange(d.sizes[point_dim] if point_dim in d.dims else y.shape[1])
+        obs = d[obs_name].values[idx]
+        if x_name == "sol_fluence_eff_photons_cm2":
+            x = d[x_name].values[d["sol_point_fluence"].values[idx]]
+        else:
+            x = d[x_name].values[idx]
+        if c == "gain":  # the fluence index into the nominal fluences
+            x = d["ta_fluence_nominal_photons_cm2"].values[x.astype(int)]
+            xlabel = "nominal pump fluence (photons/cm$^2$)"
+        ax = axes[i, 0]
+        ax.errorbar(x, m, yerr=[m - l_, h - m], fmt="none", ecolor="tab:orange", alpha=0.5, lw=0.8,
+                    label=f"posterior predictive {HDI:.0%} interval")
+        ax.plot(x, obs, ".", ms=2.5, color="black", label="observed")
+        if c in ("dynamics", "gain", "cross_section"):
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        inside = float(np.mean((obs >= l_) & (obs <= h)))
+        ax.set_title(f"{c}: {inside:.0%} of {obs.size} points inside their {HDI:.0%} interval", fontsize=8)
+        ax.legend(fontsize=6)
+        ax = axes[i, 1]
+        ax.errorbar(obs, m, yerr=[m - l_, h - m], fmt=".", ms=2, color="tab:blue", ecolor="tab:blue", alpha=0.5,
+                    lw=0.6)
+        lim = [np.nanmin([obs.min(), l_.min()]), np.nanmax([obs.max(), h.max()])]
+        ax.plot(lim, lim, color="0.3", lw=0.8, ls="--", label="predicted = observed")
+        ax.set_xlabel(f"observed: {ylabel}")
+        ax.set_ylabel("predicted (median, 94 % interval)")
+        ax.legend(fontsize=6)
+    return _save(fig, model, path, "posterior predictive checks")
+
+
+def _prior(model, seed=0, draws=500):
+    idata = getattr(model, "_report_prior", None)
+    if idata is None:
+        idata = model.sample_prior_predictive(draws=draws, seed=seed)
+        model._report_prior = idata
+    return idata["prior"]
+
+
+def fig_prior_posterior(model, cache, path):
+    names = _physical_scalars(model)
+    if not names:
+        raise Skip("no physical parameter in the posterior")
+    prior = _prior(model)
+    post = _post(model)
+    ncol = min(3, len(names))
+    nrow = math.ceil(len(names) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.5 * ncol, 2.7 * nrow + 0.5), squeeze=False)
+    for ax in axes.ravel()[len(names):]:
+        ax.set_visible(False)
+    for ax, n in zip(axes.ravel(), names):
+        q = np.asarray(post[n].isel(experiment=0).values if "experiment" in post[n].dims else post[n].values).ravel()
+        if n in prior:
+            p = np.asarray(prior[n].isel(experiment=0).values if "experiment" in prior[n].dims
+                           else prior[n].values).ravel()
+        else:
+            p = np.array([])
+        positive = np.all(q > 0) and (p.size == 0 or np.all(p > 0))
+        spread = (q.max() / q.min()) if positive and q.min() > 0 else 0
+        logx = positive and spread > 1 and (p.size and np.quantile(p, 0.99) / np.quantile(p, 0.01) > 20)
+        allv = np.concatenate([q, p]) if p.size else q
+        lo, hi = np.quantile(allv, [0.005, 0.995])
+        lo, hi = min(lo, q.min()), max(hi, q.max())
+        bins = np.geomspace(lo, hi, 60) if logx else np.linspace(lo, hi, 60)
+        if p.size:
+            ax.hist(p, bins=bins, density=True, histtype="stepfilled", color="0.75", label="prior")
+        ax.hist(q, bins=bins, density=True, histtype="stepfilled", alpha=0.7, color="tab:blue", label="posterior")
+        if logx:
+            ax.set_xscale("log")
+        ax.set_xlabel(f"{n} ({_unit(model, n)})")
+        ax.set_ylabel("density (1/unit)")
+        ax.set_title(n, fontsize=8)
+        ax.legend(fontsize=6)
+    return _save(fig, model, path, "prior versus posterior (experiment 0)")
+
+
+# ----------------------------------------------------------------------------- tables
+def _summary(model):
+    s = model.summary()
+    return s
+
+
+def _threshold_csv_text(model, table):
+    lines = ["# <N_gain> (excitons/QD, t = 0, transition counting) versus <n_e> (electrons/QD); median and "
+             f"{HDI:.0%} HDI; model '{model.spec.name}'"]
+    if _synthetic(model):
+        lines.append("# SYNTHETIC data (made by bayesgain.simulate): not a measurement")
+    if not _converged(model):
+        lines.append("# NOT CONVERGED: these thresholds are not final -- " + _conv_stats(model))
+    fin = np.asarray(table["fraction_inf"].values)
+    if np.any(fin > 0):
+        lines.append("# some draws reach no threshold (inf); the HDI is over the finite draws")
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["n_e", "median", "hdi_low", "hdi_high"])
+    for n, m, lo, hi in zip(table["n_e"].values, table["median"].values, table["hdi_low"].values,
+                            table["hdi_high"].values):
+        w.writerow([f"{n:.6g}", f"{m:.6g}", f"{lo:.6g}", f"{hi:.6g}"])
+    return "\n".join(lines) + "\n" + buf.getvalue()
+
+
+def _md_table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _section_convergence(model, summary):
+    conv = model.convergence
+    lines = ["## Convergence", ""]
+    if conv is None:
+        return lines + ["No convergence report (no posterior).", ""]
+    lines += [conv.text(), ""]
+    if conv.get("note"):
+        lines += [f"Note: {conv['note']}", ""]
+    rows = []
+    for name, r in summary.iterrows():
+        flag = []
+        if float(r.get("r_hat", np.nan)) > 1.01:
+            flag.append("R-hat")
+        if float(r.get("ess_bulk", np.nan)) < conv["min_ess"]:
+            flag.append("bulk ESS")
+        if float(r.get("ess_tail", np.nan)) < conv["min_ess"]:
+            flag.append("tail ESS")
+        rows.append([f"`{name}`", _fmt(r.get("r_hat"), 4), _fmt(r.get("ess_bulk"), 4), _fmt(r.get("ess_tail"), 4),
+                     ", ".join(flag) or "ok"])
+    lines += [_md_table(["parameter", "R-hat (<= 1.01)", f"bulk ESS (>= {conv['min_ess']})",
+                         f"tail ESS (>= {conv['min_ess']})", "check"], rows), ""]
+    return lines
+
+
+def _section_parameters(model, summary):
+    lines = ["## Physical parameters (posterior median and 94 % HDI)", ""]
+    rows = []
+    post = _post(model)
+    lo_col = next((c for c in summary.columns if c.startswith("hdi_") and c.endswith("%") and "3" in c), None)
+    for name, r in summary.iterrows():
+        base = str(name).split("[")[0]
+        try:
+            sel = str(name)[len(base):]
+            da = post[base]
+            if sel:
+                idx = [x.strip() for x in sel.strip("[]").split(",")]
+                other = [dd for dd in da.dims if dd not in ("chain", "draw")]
+                sel_d = {}
+                for dim, key in zip(other, idx):
+                    vals = [str(v) for v in da[dim].values]
+                    sel_d[dim] = vals.index(key)
+                da = da.isel(sel_d)
+            x = np.asarray(da.values).ravel()
+            m, lo, hi = _hdi(x)
+            m, lo, hi = float(m), float(lo), float(hi)
+        except Exception:  # noqa: BLE001 -- fall back to the summary columns
+            m = float(r.get("median", r.get("mean", np.nan)))
+            lo = float(r[lo_col]) if lo_col else np.nan
+            hi = np.nan
+        doc = model.spec.priors.get(base, {}).get("doc", "")
+        rows.append([f"`{name}`", r.get("unit", ""), _fmt(m), _fmt(lo), _fmt(hi), doc])
+    lines += [_md_table(["parameter", "unit", "median", "HDI low", "HDI high", "meaning"], rows), ""]
+    try:
+        from .model.quantities import effective_temperature
+
+        te = effective_temperature(model)
+        if te is not None and "sigma_1S_V" in post:
+            m, lo, hi = _hdi(te.values)
+            lines += [f"T_eff equivalent of sigma_1S: {_fmt(float(m))} K (94 % HDI {_fmt(float(lo))} -- "
+                      f"{_fmt(float(hi))} K).", ""]
+    except Exception:  # noqa: BLE001
+        pass
+    return lines
+
+
+def _conv_stats(model):
+    conv = model.convergence
+    if conv is None:
+        return "no convergence report"
+    return conv.text().split(":", 1)[-1].strip() if ":" in conv.text() else conv.text()
+
+
+def _not_final(model):
+    return "" if _converged(model) else " **(NOT FINAL: the fit did not converge)**"
+
+
+def _section_thresholds(model, cache):
+    lines = [f"## Gain threshold <N_gain> versus doping{_not_final(model)}", ""]
+    try:
+        curve, table = cache.threshold_curve()
+        pick = [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 1.9, 2.0]
+        ne = table["n_e"].values
+        rows = []
+        for p in pick:
+            if p > ne.max() + 1e-9:
+                continue
+            i = int(np.argmin(np.abs(ne - p)))
+            rows.append([_fmt(ne[i], 3), _fmt(table["median"].values[i]), _fmt(table["hdi_low"].values[i]),
+                         _fmt(table["hdi_high"].values[i]), _fmt(table["fraction_inf"].values[i], 2)])
+        lines += ["All 101 levels are in `thresholds.csv`.", "",
+                  _md_table(["<n_e> (electrons/QD)", "median (excitons/QD)", "HDI low", "HDI high",
+                             "fraction of draws without threshold"], rows), ""]
+    except Skip as exc:
+        lines += [f"Not available for this model: {exc}.", ""]
+    except Exception as exc:  # noqa: BLE001
+        lines += [f"FAILED: {type(exc).__name__}: {exc}", ""]
+    lines += [f"### At the measured film TA potentials{_not_final(model)}", ""]
+    try:
+        at = cache.at_potentials()
+        rows = []
+        m, lo, hi = _hdi(at["threshold_mean_excitons"].values)
+        nm, nlo, nhi = _hdi(at["mean_electrons"].values)
+        for k, V in enumerate(at["potential"].values):
+            rows.append([f"{V:+.3f}", f"{_fmt(nm[k], 3)} [{_fmt(nlo[k], 3)}, {_fmt(nhi[k], 3)}]", _fmt(m[k]),
+                         _fmt(lo[k]), _fmt(hi[k])])
+        lines += [_md_table(["potential (V)", "<n_e> (electrons/QD) [94 % HDI]", "<N_gain> median (excitons/QD)",
+                             "HDI low", "HDI high"], rows), ""]
+    except Skip as exc:
+        lines += [f"Not available for this model: {exc}.", ""]
+    except Exception as exc:  # noqa: BLE001
+        lines += [f"FAILED: {type(exc).__name__}: {exc}", ""]
+    return lines
+
+
+def _section_lifetimes(model, cache):
+    lines = [f"## Gain lifetime{_not_final(model)}", ""]
+    try:
+        lt = cache.lifetimes()
+        Nm = lt["mean_excitons"].values
+        show = [x for x in (1.0, 2.0, 3.0, 4.0, 6.0, 8.0) if Nm.min() <= x <= Nm.max()]
+        rows = []
+        for i, n in enumerate(lt["n_e"].values):
+            for x in show:
+                j = int(np.argmin(np.abs(Nm - x)))
+                m, lo, hi = _hdi(lt.isel(n_e=i, mean_excitons=j).values)
+                rows.append([_fmt(n, 3), _fmt(Nm[j], 3), _fmt(float(m)), _fmt(float(lo)), _fmt(float(hi))])
+        lines += ["Time until the band edge absorbs again (A_ens(t) >= 0); 0 = no gain at t = 0.", "",
+                  _md_table(["<n_e> (electrons/QD)", "<N> (excitons/QD)", "median (ps)", "HDI low (ps)",
+                             "HDI high (ps)"], rows), ""]
+    except Skip as exc:
+        lines += [f"Not available for this model: {exc}.", ""]
+    except Exception as exc:  # noqa: BLE001
+        lines += [f"FAILED: {type(exc).__name__}: {exc}", ""]
+    return lines
+
+
+def _section_single_wavelength(model, cache):
+    lines = [f"## Lowest single-wavelength threshold (g >= {G_MIN_PER_CM:g} cm^-1){_not_final(model)}", ""]
+    try:
+        sw = cache.single_wavelength()
+        rows = []
+        for k, V in enumerate(sw["potential"].values):
+            vals = []
+            for name in ("lowest_gain_mean_excitons", "lowest_gain_fluence_photons_cm2", "lowest_gain_energy_nJ_cm2",
+                         "lowest_gain_wavelength_nm"):
+                m, lo, hi = _hdi(sw[name].isel(potential=k).values)
+                vals.append(f"{_fmt(float(m))} [{_fmt(float(lo))}, {_fmt(float(hi))}]")
+            rows.append([f"{V:+.3f}"] + vals)
+        lines += [_md_table(["potential (V)", "<N> (excitons/QD)", "fluence (photons/cm^2)", "energy (nJ/cm^2)",
+                             "wavelength (nm)"], rows),
+                  "", "Median [94 % HDI]; the minimum over wavelengths is biased low.", ""]
+    except Skip as exc:
+        lines += [f"Not available for this model: {exc}.", ""]
+    except Exception as exc:  # noqa: BLE001
+        lines += [f"FAILED: {type(exc).__name__}: {exc}", ""]
+    return lines
+
+
+_CLASSIC_MAP = {  # classic row name -> posterior variable
+    "cross_section_cm2": "cross_section_cm2",
+    "V_1S_V": "V_1S_V",
+    "sigma_1S_V": "sigma_1S_V",
+    "V_C_V": "V_C_V",
+    "T_eff_K": "T_eff_K",
+    "biexciton_lifetime_ps": "tau_xx_ps",
+}
+
+
+def _section_classic(model, cache, classic_rows):
+    lines = ["## Bayesian versus classic (the paper's point estimates)", ""]
+    if not classic_rows:
+        return lines + ["No classic analysis given (run `bayesgain classic FOLDER` or `bayesgain fit` on an "
+                        "experiment folder).", ""]
+    post = _post(model)
+    rows = []
+    for cname, pname in _CLASSIC_MAP.items():
+        r = _classic_value(classic_rows, cname)
+        if r is None:
+            continue
+        if pname in post:
+            m, lo, hi = _hdi(np.asarray(post[pname].isel(experiment=0).values if "experiment" in post[pname].dims
+                                        else post[pname].values).ravel())
+            b = f"{_fmt(float(m))} [{_fmt(float(lo))}, {_fmt(float(hi))}]"
+        elif pname == "T_eff_K" and "sigma_1S_V" in post:
+            from .model.quantities import effective_temperature
+
+            m, lo, hi = _hdi(effective_temperature(model).values)
+            b = f"{_fmt(float(m))} [{_fmt(float(lo))}, {_fmt(float(hi))}] (from sigma_1S)"
+        else:
+            b = "not in this model"
+        rows.append([f"`{cname}`", r.get("unit", ""), f"{_fmt(r['value'])} +- {_fmt(r['uncertainty'], 2)}", b,
+                     (r.get("note") or "")[:80]])
+    try:
+        at = cache.at_potentials()
+        m, lo, hi = _hdi(at["threshold_mean_excitons"].values)
+        Vb = at["potential"].values
+    except Exception:  # noqa: BLE001
+        Vb = None
+    for V, val, unc in _classic_thresholds(classic_rows):
+        b = "not in this model"
+        if Vb is not None:
+            k = int(np.argmin(np.abs(Vb - V)))
+            if abs(Vb[k] - V) < 5e-4:
+                b = f"{_fmt(float(m[k]))} [{_fmt(float(lo[k]))}, {_fmt(float(hi[k]))}]"
+        rows.append([f"`threshold_excitons[V={V:+.3f}]`", "excitons/QD", f"{_fmt(val)} +- {_fmt(unc, 2)}", b, ""])
+    try:
+        sw = cache.single_wavelength()
+        Vs = sw["potential"].values
+    except Exception:  # noqa: BLE001
+        sw, Vs = None, None
+    tag = f"g{G_MIN_PER_CM:g}"
+    for unit_tag, var, unit in (("excitons", "lowest_gain_mean_excitons", "excitons/QD"),
+                                ("photons_cm2", "lowest_gain_fluence_photons_cm2", "photons/cm^2"),
+                                ("nJ_cm2", "lowest_gain_energy_nJ_cm2", "nJ/cm^2")):
+        for r in classic_rows:
+            if not r["name"].startswith(f"lowest_threshold_{tag}_{unit_tag}[V="):
+                continue
+            V = float(r["name"].split("=", 1)[1].rstrip("]"))
+            b = "not in this model"
+            if sw is not None:
+                k = int(np.argmin(np.abs(Vs - V)))
+                if abs(Vs[k] - V) < 5e-4:
+                    mm, ll, hh = _hdi(sw[var].isel(potential=k).values)
+                    b = f"{_fmt(float(mm))} [{_fmt(float(ll))}, {_fmt(float(hh))}]"
+            rows.append([f"`{r['name']}`", unit, f"{_fmt(r['value'])} +- {_fmt(r['uncertainty'], 2)}", b,
+                         (r.get("note") or "")[:80]])
+    lines += [_md_table(["quantity", "unit", "classic (value +- 1 sd)", "Bayesian median [94 % HDI]", "classic note"],
+                        rows), ""]
+    lines += ["The classic rows are the paper's own chain of separate fits (`bayesgain.classic`); the Bayesian "
+              "column propagates every uncertainty of this model jointly.", ""]
+    return lines
+
+
+# ----------------------------------------------------------------------------- entry point
+_FIGURE_FUNCS = {
+    "fig5a_charging.png": fig_charging,
+    "fig5b_threshold_vs_doping.png": fig_threshold,
+    "fig5c_gain_lifetime.png": fig_lifetime,
+    "fig5d_single_wavelength.png": fig_single_wavelength,
+    "fig5e_gain_coefficient.png": fig_gain_coefficient,
+    "trace.png": fig_trace,
+    "rank.png": fig_rank,
+    "ppc.png": fig_ppc,
+    "prior_posterior.png": fig_prior_posterior,
+}
+
+
+def write_report(model, out_dir, classic_rows=None, figures=True, log=None):
+    """Write summary.csv, thresholds.csv, report.md and the figures of a fitted model into ``out_dir``.
+
+    ``classic_rows``: rows of :func:`bayesgain.classic.classic_analysis` (dicts name, value,
+    uncertainty, unit, method, note) for the side-by-side table and the classic points of Fig. 5b.
+    ``figures=False`` skips the PNGs.  ``log``: a callable given one line per file written (e.g. print).
+    Returns a dict: ``files`` (paths written), ``figures`` ({name: "ok" | "skipped: ..." | "FAILED: ..."}),
+    ``converged``, ``synthetic``.
+    """
+    if model.idata is None or "posterior" not in model.idata:
+        raise ValueError("write_report needs a fitted model (fit() or GainModel.load())")
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    say = log or (lambda s: None)
+    files = []
+    cache = _Cache(model)
+    status = {}
+
+    summary = _summary(model)
+    with atomic_path(out / "summary.csv") as tmp:
+        summary.to_csv(tmp)
+    files.append(out / "summary.csv")
+    say(f"wrote {out / 'summary.csv'}")
+
+    try:
+        _, table = cache.threshold_curve()
+        write_text_atomic(out / "thresholds.csv", _threshold_csv_text(model, table))
+        files.append(out / "thresholds.csv")
+        say(f"wrote {out / 'thresholds.csv'}")
+        thr_status = "ok"
+    except Exception as exc:  # noqa: BLE001
+        thr_status = f"not written: {exc}"
+        say(f"thresholds.csv {thr_status}")
+
+    if figures:
+        for name, fn in _FIGURE_FUNCS.items():
+            try:
+                if fn is fig_threshold:
+                    fn(model, cache, out / name, classic_rows)
+                else:
+                    fn(model, cache, out / name)
+                status[name] = "ok"
+                files.append(out / name)
+                say(f"wrote {out / name}")
+            except Skip as exc:
+                status[name] = f"skipped: {exc}"
+            except Exception as exc:  # noqa: BLE001 -- one figure must not stop the report
+                plt.close("all")
+                tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
+                status[name] = f"FAILED: {tb}"
+                say(f"figure {name} FAILED: {tb}")
+
+    text = _report_text(model, cache, summary, classic_rows, status, thr_status, figures)
+    write_text_atomic(out / "report.md", text)
+    files.append(out / "report.md")
+    say(f"wrote {out / 'report.md'}")
+    return {"files": files, "figures": status, "converged": _converged(model), "synthetic": _synthetic(model)}
+
+
+def _report_text(model, cache, summary, classic_rows, status, thr_status, figures):
+    from . import __version__
+
+    conv = model.convergence
+    attrs = model.idata.attrs if hasattr(model.idata, "attrs") else {}
+    L = []
+    if not _converged(model):
+        L += ["> **NOT CONVERGED** -- " + _conv_stats(model) +
+              ". The numbers below, thresholds included, are **not final**: sample longer (more --draws/--tune), "
+              "check the trace and rank plots, then refit.", ""]
+    if _synthetic(model):
+        L += ["> **SYNTHETIC data**: the experiments were made by `bayesgain.simulate` (truth.toml beside them); "
+              "not a measurement.", ""]
+    L += [f"# bayesgain fit report: model `{model.spec.name}`", ""]
+    post = _post(model)
+    comps = [k for k, v in model.spec.components.items() if v]
+    L += ["## What was fitted", "",
+          f"- model spec: `{model.spec.name}` -- {model.spec.description}",
+          f"- components: {', '.join(comps)}; observed: {', '.join(model.observed_names)}",
+          f"- options: disorder = {model.spec.options.get('disorder')}, auger = {model.spec.options.get('auger')}, "
+          f"likelihood = {model.spec.options.get('likelihood')}",
+          f"- experiments: {', '.join(map(str, model.names))}",
+          f"- observations: " + ", ".join(f"{d} {model.data.sizes[d]}" for d in
+                                          ("sol_point", "sec_point", "ta_point", "subgap_point")
+                                          if d in model.data.dims),
+          f"- sampling: {post.sizes['chain']} chains x {post.sizes['draw']} draws"
+          + (f", {float(attrs['sampling_seconds']):.1f} s" if "sampling_seconds" in attrs else "")
+          + f"; Poisson truncation n_max = {model.n_max}",
+          f"- bayesgain {attrs.get('bayesgain_version', __version__)}"
+          + (f", fitted {attrs['created']}" if "created" in attrs else ""), ""]
+    L += _section_convergence(model, summary)
+    L += _section_parameters(model, summary)
+    L += _section_thresholds(model, cache)
+    if thr_status != "ok":
+        L += [f"`thresholds.csv` {thr_status}", ""]
+    L += _section_lifetimes(model, cache)
+    L += _section_single_wavelength(model, cache)
+    L += _section_classic(model, cache, classic_rows)
+    L += ["## Figures", ""]
+    if not figures:
+        L += ["Figures were not made (--no-figures).", ""]
+    else:
+        for name, what in FIGURES.items():
+            st = status.get(name, "not made")
+            if st == "ok":
+                L += [f"- [{name}]({name}): {what}"]
+            else:
+                L += [f"- {name}: {what} -- {st}"]
+        L += [""]
+        L += [f"![{n}]({n})" for n in FIGURES if status.get(n) == "ok" and n.startswith("fig5")] + [""]
+    L += ["## Files", "", "- `posterior.nc`: the fit (posterior, log-likelihoods, observations, spec); "
+          "`bayesgain report DIR` remakes this report from it",
+          "- `summary.csv`: ArviZ summary with units", "- `thresholds.csv`: <N_gain> versus <n_e> (n_e, median, "
+          "hdi_low, hdi_high; comment lines start with #)", ""]
+    return "\n".join(L)

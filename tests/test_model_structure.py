@@ -1,0 +1,228 @@
+"""Structure of the Bayesian model: specs as data, the reduced observations, the wiring of the physics.
+
+No sampling here: the model is compiled once per session and checked at points (logp, gradient
+against finite differences, deterministic quantities at the simulation truth).
+"""
+
+import math
+import pathlib
+import tomllib
+
+import numpy as np
+import pytest
+
+from bayesgain import physics as ph
+from bayesgain.model import quantities
+from bayesgain.model.spec import SpecError, available_models, load_spec, spec_from_dict
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TRUTH_A = tomllib.loads((ROOT / "data" / "synthetic-batch-a" / "truth.toml").read_text())
+
+
+# ----------------------------------------------------------------------------- specs
+def test_every_shipped_spec_loads_and_round_trips():
+    names = available_models()
+    assert {"joint", "joint-no-disorder", "joint-effective-temperature", "joint-free-auger", "sec-only",
+            "cross-section-only"} <= set(names)
+    for n in names:
+        s = load_spec(n)
+        again = spec_from_dict(tomllib.loads(s.to_toml()))
+        assert again.priors == s.priors and again.options == s.options and again.components == s.components
+
+
+@pytest.mark.parametrize("data, match", [
+    ({"components": {"gian": True}}, "unknown component 'gian'.*did you mean 'gain'"),
+    ({"options": {"disorder": "lorentzian"}}, "not one of"),
+    ({"options": {"dissorder": "none"}}, "unknown option.*did you mean 'disorder'"),
+    ({"priors": {"V_1S": {"dist": "Normal", "mu": 0, "sigma": 1}}}, "unknown parameter 'V_1S'.*V_1S_V"),
+    ({"priors": {"V_1S_V": {"dist": "Gaussian", "mu": 0, "sigma": 1}}}, "unknown distribution 'Gaussian'.*Normal"),
+    ({"priors": {"V_1S_V": {"dist": "Normal", "mu": 0, "sd": 1}}}, "no argument.*sd.*valid"),
+    ({"priors": {"V_1S_V": {"dist": "Normal", "mu": 0, "sigma": 1, "unit": "mV"}}}, "in 'V', not 'mV'"),
+    ({"priors": {"T_eff_K": {"dist": "LogNormal", "mu": 6, "sigma": 1}}}, "not used by this model"),
+    ({"pooling": {"gamma_scale": {"dist": "HalfNormal", "sigma": 1}}}, "cannot be pooled"),
+    ({"components": {k: False for k in ("cross_section", "charging", "gain", "dynamics", "reflection")}},
+     "every component is switched off"),
+])
+def test_invalid_specs_name_the_key_and_the_valid_choices(data, match):
+    with pytest.raises(SpecError, match=match):
+        spec_from_dict(data, source="my.toml")
+
+
+def test_unknown_model_name_lists_the_shipped_models():
+    with pytest.raises(SpecError, match="joint-no-disorder"):
+        load_spec("joint-with-typo")
+
+
+def test_variants_bring_in_their_parameters():
+    assert "sigma_1S_V" in load_spec("joint").priors
+    assert "sigma_1S_V" not in load_spec("joint-no-disorder").priors
+    assert "T_eff_K" in load_spec("joint-effective-temperature").priors
+    assert {"trion_rate_factor", "triexciton_rate_factor"} <= set(load_spec("joint-free-auger").priors)
+    assert "student_nu" in load_spec("joint-student-t").priors
+    assert "hole_trap_fraction" in load_spec("joint-hole-trapping").priors
+
+
+# ----------------------------------------------------------------------------- quadrature used by the models
+@pytest.mark.parametrize("sigma", [0.05, 0.11, 0.25])
+def test_model_quadrature_matches_the_fine_rule(sigma):
+    """Nodes sized by disorder_nodes for 1.5 sigma on +-6 sigma keep the fractions within the model's tolerance."""
+    from bayesgain.model.core import QUADRATURE_HALF_WIDTH_SIGMA, GainModel
+    from bayesgain.physics import charging
+
+    nodes = charging.disorder_nodes(1.5 * sigma, 293.0, tol=GainModel.QUADRATURE_TOL, minimum=24,
+                                    half_width=QUADRATURE_HALF_WIDTH_SIGMA)
+    V = np.linspace(-1.25 - 5 * sigma, -1.25 + 5 * sigma, 45)
+    fine = charging.charge_fractions_disordered(V, -1.25, 0.005, sigma, 293.0, 2, n_nodes=1024).eval()
+    model = charging.charge_fractions_disordered(V, -1.25, 0.005, sigma, 293.0, 2, n_nodes=nodes,
+                                                 half_width=QUADRATURE_HALF_WIDTH_SIGMA).eval()
+    assert np.max(np.abs(fine - model)) < GainModel.QUADRATURE_TOL
+    fewer = charging.charge_fractions_disordered(V, -1.25, 0.005, sigma, 293.0, 2, n_nodes=nodes // 3,
+                                                 half_width=QUADRATURE_HALF_WIDTH_SIGMA).eval()
+    assert np.max(np.abs(fine - fewer)) > GainModel.QUADRATURE_TOL  # the check can fail
+
+
+def test_model_sizes_the_quadrature_from_the_data(joint_model):
+    assert 24 <= joint_model.quadrature_nodes <= 80
+
+
+# ----------------------------------------------------------------------------- reduced data
+@pytest.fixture(scope="session")
+def joint_model(batch_a):
+    from bayesgain.model.core import GainModel
+
+    m = GainModel("joint", batch_a, names=["batch-a"])
+    m.build()
+    return m
+
+
+def test_reduced_sec_matches_preprocessing(batch_a, joint_model):
+    from bayesgain import preprocess
+
+    d = joint_model.data
+    sec = preprocess.sec_electrons(batch_a)["n_e"]
+    i = 17
+    c, direction = sec["cycle"].values, sec["direction"].values
+    sweep = int(d["sec_point_sweep"].values[i])
+    want = sec.sel(cycle=c[sweep // len(direction)], direction=direction[sweep % len(direction)],
+                   potential=d["sec_point_potential"].values[i])
+    assert float(d["sec_n_e"].values[i]) == pytest.approx(float(want), abs=1e-12)
+
+
+def test_reflection_sensitivity_is_the_derivative_of_eq_s33(batch_a, joint_model):
+    """d(Delta A)/ds of SI eq. S33 with s x Delta R, by finite differences on the raw spectra."""
+    from bayesgain import preprocess
+    from bayesgain.model.data import _open_circuit_dR
+
+    d = joint_model.data
+    ta = batch_a["film/ta"]["dA"]
+    dR = _open_circuit_dR(batch_a, ta)
+    lam = ta["wavelength"].values
+    FA, FR = preprocess._film_fractions(batch_a, lam)
+    lo, hi = d.attrs["batch-a:band_edge_window_nm"]
+    sel = (lam >= lo) & (lam <= hi)
+    i = int(np.nonzero(d["ta_point_component"].values == "gain")[0][40])
+    V = d["ta_point_potential"].values[i]
+    F = int(d["ta_point_fluence"].values[i])
+    t = d["ta_point_delay"].values[i]
+    raw = ta.sel(potential=V, delay=t).isel(fluence=F).values[sel]
+    r = dR.sel(delay=t).isel(fluence=F).values[sel]
+    h = 1e-4
+    up = ph.reflection_correct(raw, (1 + h) * r, FA.values[sel], FR.values[sel])
+    dn = ph.reflection_correct(raw, (1 - h) * r, FA.values[sel], FR.values[sel])
+    assert float(d["ta_reflection_sensitivity"].values[i]) == pytest.approx(np.mean((up - dn) / (2 * h)), rel=1e-5)
+
+
+def test_gain_and_dynamics_delays_follow_the_spec(joint_model):
+    d = joint_model.data
+    comp = d["ta_point_component"].values
+    lo, hi = joint_model.spec.options["gain_delays_ps"]
+    assert np.all((d["ta_point_delay"].values[comp == "gain"] >= lo) & (d["ta_point_delay"].values[comp == "gain"] <= hi))
+    assert np.all(d["ta_point_delay"].values[comp == "dynamics"] > hi)
+    n_files = d.sizes["ta_potential"] * d.sizes["ta_fluence"]
+    assert (comp == "dynamics").sum() == n_files * joint_model.spec.options["n_dynamics_delays"]
+
+
+# ----------------------------------------------------------------------------- wiring at a point
+def _point_at_truth(m):
+    ip = m.model.initial_point()
+    fixed = {"V_1S_V": TRUTH_A["V_1S_V"], "V_C_V_log__": math.log(TRUTH_A["V_C_V"]),
+             "sigma_1S_V_log__": math.log(TRUTH_A["sigma_1S_V"])}
+    for k, v in fixed.items():
+        ip[k] = np.full_like(ip[k], v)
+    return ip
+
+
+def test_charge_fractions_at_the_truth_reproduce_the_simulated_doping(joint_model):
+    m = joint_model
+    ip = _point_at_truth(m)
+    out = m.model.replace_rvs_by_values([m.model["ta_charge_fractions"]])[0]
+    f = m.model.compile_fn(out, inputs=m.model.value_vars, on_unused_input="ignore")(ip)
+    ne = f @ np.arange(3.0)
+    truth = TRUTH_A["film_ta_mean_electrons"]
+    for V, n in zip(m.data["ta_potential_V"].values, ne):
+        assert n == pytest.approx(truth[f"{V:.3f}V"], abs=2e-6)
+
+
+def test_logp_is_finite_and_its_gradient_matches_finite_differences(joint_model):
+    m = joint_model.model
+    ip = _point_at_truth(joint_model)
+    logp = m.compile_logp()
+    dlogp = m.compile_dlogp()
+    assert np.isfinite(logp(ip))
+    grad = dlogp(ip)
+    # finite differences along a few raveled directions
+    from pymc.blocking import DictToArrayBijection
+
+    x0 = DictToArrayBijection.map({v.name: ip[v.name] for v in m.value_vars})
+    f = lambda x: logp(DictToArrayBijection.rmap(x0._replace(data=x)))  # noqa: E731
+    rng = np.random.default_rng(3)
+    for j in rng.choice(x0.data.size, 6, replace=False):
+        h = 1e-6 * max(1.0, abs(x0.data[j]))
+        e = np.zeros_like(x0.data)
+        e[j] = h
+        fd = (f(x0.data + e) - f(x0.data - e)) / (2 * h)
+        assert grad[j] == pytest.approx(fd, rel=1e-4, abs=1e-3)
+
+
+def test_logp_prefers_the_true_level_potential(joint_model):
+    m = joint_model.model
+    ip = _point_at_truth(joint_model)
+    logp = m.compile_logp(vars=[m["charging"]], sum=True)
+    shifted = dict(ip)
+    shifted["V_1S_V"] = ip["V_1S_V"] + 0.03
+    assert logp(ip) > logp(shifted) + 10
+
+
+# ----------------------------------------------------------------------------- posterior quantities
+def test_tabulated_threshold_solver_matches_the_physics_root(rng):
+    f = rng.dirichlet(np.ones(3), size=200)
+    want = ph.gain_threshold(f)
+    got = quantities._solve_on_table(f, 2, 4)
+    finite = np.isfinite(want)
+    assert np.array_equal(finite, np.isfinite(got))
+    assert np.max(np.abs(got[finite] - want[finite])) < 1e-4
+
+
+def test_hole_trapping_raises_the_threshold_as_the_simulator_says():
+    from bayesgain import simulate
+
+    p = simulate.preset_parameters("batch-b")
+    f = np.array([[1.0, 0.0, 0.0], [0.2, 0.5, 0.3]])
+    got = quantities._solve_on_table(f, 2, 4, eta=p["hole_trap_fraction"])
+    want = np.array([simulate._threshold_eta(p, fi) for fi in f]).ravel()
+    assert np.allclose(got, want, atol=2e-4)
+    assert np.all(got > ph.gain_threshold(f))
+
+
+def test_hdi_table_agrees_with_arviz(rng):
+    import arviz as az
+    import xarray as xr
+
+    x = rng.gamma(2.0, 1.0, size=(4000, 3))
+    da = xr.DataArray(x, dims=("sample", "k"))
+    t = quantities.hdi_table(da)
+    for k in range(3):
+        lo, hi = np.asarray(az.hdi(x[:, k], prob=0.94))
+        assert t["hdi_low"].values[k] == pytest.approx(lo, rel=1e-6)
+        assert t["hdi_high"].values[k] == pytest.approx(hi, rel=1e-6)
+        assert t["median"].values[k] == pytest.approx(np.median(x[:, k]))
