@@ -48,10 +48,6 @@ from . import physics as _ph  # noqa: E402
 from ._atomic import atomic_path, write_text_atomic  # noqa: E402
 from .physics import constants as _constants  # noqa: E402
 
-# TEMPORARY shim: bayesgain.model.quantities uses ``physics.BOLTZMANN_EV_PER_K``, which ``bayesgain.physics``
-# does not export (it lives in physics.constants).  Remove once quantities imports it from physics.constants.
-if not hasattr(_ph, "BOLTZMANN_EV_PER_K"):
-    _ph.BOLTZMANN_EV_PER_K = _constants.BOLTZMANN_EV_PER_K
 
 __all__ = ["write_report", "read_classic_csv", "DPI", "FIGURES", "Skip"]
 

@@ -226,3 +226,43 @@ def test_hdi_table_agrees_with_arviz(rng):
         assert t["hdi_low"].values[k] == pytest.approx(lo, rel=1e-6)
         assert t["hdi_high"].values[k] == pytest.approx(hi, rel=1e-6)
         assert t["median"].values[k] == pytest.approx(np.median(x[:, k]))
+
+
+class _FakeFit:
+    """Just enough of a fitted GainModel for the posterior quantities: posterior draws, data, spec."""
+
+    def __init__(self, draws, disorder="gaussian"):
+        import xarray as xr
+
+        from bayesgain.model.spec import spec_from_dict
+
+        self.spec = spec_from_dict({"options": {"disorder": disorder}})
+        n = len(next(iter(draws.values())))
+        post = xr.Dataset({k: (("chain", "draw", "experiment"), np.asarray(v, float).reshape(1, n, 1))
+                           for k, v in draws.items()})
+        self.idata = {"posterior": post}
+        self.data = xr.Dataset({"experiment_g_e": ("experiment", [2]), "experiment_g_h": ("experiment", [4]),
+                                "experiment_temperature_K": ("experiment", [293.0])})
+
+
+def test_threshold_curve_matches_direct_bisection(rng):
+    n = 40
+    V_C = rng.uniform(0.001, 0.03, n)
+    sigma = rng.uniform(0.05, 0.2, n)
+    fit = _FakeFit({"V_C_V": V_C, "sigma_1S_V": sigma, "V_1S_V": np.full(n, -1.25)})
+    levels = np.array([0.0, 0.1, 0.5, 1.0, 1.5, 1.9, 1.99, 2.0])
+    got = quantities.threshold_curve(fit, n_e=levels).values
+    inner = (levels > 0) & (levels < 2)
+    want, _ = ph.threshold_versus_doping(levels[inner][None, :], -1.25, V_C[:, None], sigma[:, None], 293.0)
+    assert np.max(np.abs(got[:, inner] - want)) < 1e-4
+    assert np.allclose(got[:, 0], ph.gain_threshold([1.0, 0.0, 0.0])) and np.all(got[:, -1] == 0.0)
+
+
+def test_threshold_curve_without_disorder_matches_direct_bisection(rng):
+    n = 10
+    V_C = rng.uniform(0.001, 0.03, n)
+    fit = _FakeFit({"V_C_V": V_C, "V_1S_V": np.full(n, -1.25)}, disorder="none")
+    levels = np.array([0.3, 1.0, 1.7])
+    got = quantities.threshold_curve(fit, n_e=levels).values
+    want, _ = ph.threshold_versus_doping(levels[None, :], -1.25, V_C[:, None], 0.0, 293.0)
+    assert np.max(np.abs(got - want)) < 1e-4

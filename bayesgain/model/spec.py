@@ -136,8 +136,14 @@ DEFAULT_PRIORS = {
                       mu=0.0, sigma=0.3),
     "window_offset_rel": _p("Normal", "A0_1S", "non-band-edge absorbance in the 1S window (background, 2S tail)",
                             "gain|dynamics", mu=0.0, sigma=0.5),
-    "window_occupancy_bleach_rel": _p("HalfNormal", "A0_1S", "bleach of higher transitions per unit 1S(e) occupancy",
-                                      "gain|dynamics", sigma=0.5),
+    # a Normal, not a HalfNormal: photo-induced absorption in the window can outweigh the 2S-tail bleach, and a
+    # boundary at 0 made b, beta and gamma mix badly (bulk ESS 11 of 800 draws on batch A with HalfNormal)
+    "window_occupancy_bleach_rel": _p("Normal", "A0_1S", "bleach (> 0) or induced absorption (< 0) of other "
+                                      "transitions in the window per unit 1S(e) occupancy", "gain|dynamics",
+                                      mu=0.0, sigma=0.5),
+    "window_shift_loss": _p("HalfNormal", "1", "loss kappa of the window-averaged excited band edge when it shifts "
+                            "(biexciton binding): gamma A_eff (1 - kappa x^4), x the bleached fraction",
+                            "gain|dynamics", sigma=0.3),
     "ta_noise_rel": _p("HalfNormal", "A0_1S", "extra scatter of window-averaged film A* beyond the SEM",
                        "gain|dynamics", sigma=0.05),
     "hole_trap_fraction": _p("Beta", "1", "fraction of stimulated-emission transitions removed by hole trapping",

@@ -1,0 +1,130 @@
+"""Joint model on data/synthetic-batch-a: compile time, sampling time, min bulk ESS and ESS per second
+with nutpie and with the PyMC sampler, and the time of the threshold curve (4000 draws x 101 levels).
+
+Issue targets (4 chains x 1000 draws after 1000 tune on the 2-core machine): whole nutpie fit under
+120 s including compilation; nutpie ESS/s at least 10x PyMC's; threshold curve under 2 s.  Prints a
+table, asserts nothing.
+
+    .venv/bin/python benchmarks/bench_model.py                        # full settings
+    .venv/bin/python benchmarks/bench_model.py --draws 50 --tune 50 --chains 2 --skip-pymc   # smoke
+
+nutpie: compile = GainModel.build() + nutpie.compile_pymc_model (numba), timed on its own; sampling =
+nutpie.sample on that compiled model with GainModel.fit's settings (low-rank mass matrix, target_accept
+0.9).  PyMC: GainModel.fit(sampler="pymc", cores=2); its sampling time is PyMC's own figure and the rest
+of the call (C compilation, log-likelihood) is reported as overhead.  The threshold curve is timed on
+the nutpie posterior resampled (with replacement) to 4000 draws when the fit has fewer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+import time
+import warnings
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--tune", type=int, default=1000)
+    ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--skip-pymc", action="store_true")
+    ap.add_argument("--spec", default="joint")
+    ap.add_argument("--experiment", default=str(ROOT / "data" / "synthetic-batch-a"))
+    ap.add_argument("--threshold-draws", type=int, default=4000)
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore", message=".*BLAS.*")
+
+    import xarray as xr
+
+    from bayesgain.model import distributed
+    from bayesgain.model.core import GainModel
+    from bayesgain.model.quantities import threshold_curve
+
+    rows = []  # (sampler, figure, value, unit)
+    fit_kw = {"draws": args.draws, "tune": args.tune, "chains": args.chains, "seed": args.seed}
+    print(f"joint model ({args.spec}) on {args.experiment}: {args.chains} chains x {args.draws} draws after "
+          f"{args.tune} tune", flush=True)
+
+    # ---------------------------------------------------------------- nutpie
+    t = time.perf_counter()
+    gm = GainModel(args.spec, args.experiment)
+    t_reduce = time.perf_counter() - t
+    t = time.perf_counter()
+    gm.build()
+    t_build = time.perf_counter() - t
+    t = time.perf_counter()
+    key = distributed._structure_key(gm, gm.observed_names)
+    distributed._compiled_for(gm, key)
+    t_compile = time.perf_counter() - t
+    t = time.perf_counter()
+    idata, compiled_again = distributed._fit_reusing_compile(gm, fit_kw)
+    t_fit = time.perf_counter() - t
+    assert not compiled_again
+    t_sample = float(idata["posterior"].attrs.get("sampling_time", t_fit))
+    ess = float(gm.convergence["min_ess_bulk"])
+    total = t_build + t_compile + t_fit
+    rows += [("nutpie", "data reduction", t_reduce, "s"), ("nutpie", "build (pm.Model)", t_build, "s"),
+             ("nutpie", "compile (numba)", t_compile, "s"), ("nutpie", "sampling", t_sample, "s"),
+             ("nutpie", "build + compile + sampling", total, "s"),
+             ("nutpie", "min bulk ESS", ess, ""), ("nutpie", "ESS / s (sampling)", ess / t_sample, "1/s"),
+             ("nutpie", "ESS / s (incl. compile)", ess / total, "1/s"),
+             ("nutpie", "max R-hat", gm.convergence["max_r_hat"], ""),
+             ("nutpie", "divergences", gm.convergence["divergences"], "")]
+    print(f"nutpie: {gm.convergence.text()}", flush=True)
+
+    # ---------------------------------------------------------------- threshold curve, 4000 draws
+    post = gm.idata["posterior"]
+    n = post.sizes["chain"] * post.sizes["draw"]
+    flat = post.stack(sample=("chain", "draw")).drop_vars(["sample", "chain", "draw"], errors="ignore")
+    take = np.random.default_rng(0).choice(n, args.threshold_draws, replace=n < args.threshold_draws)
+    big = flat.isel(sample=take).rename(sample="draw").expand_dims(chain=[0]).transpose("chain", "draw", ...)
+    big = big.assign_coords(draw=np.arange(args.threshold_draws))
+    gm_big = GainModel(gm.spec, _reduced=gm.data)
+    gm_big.idata = xr.DataTree.from_dict({"posterior": big})
+    t = time.perf_counter()
+    curve = threshold_curve(gm_big)
+    t_curve = time.perf_counter() - t
+    rows.append(("numpy", f"threshold_curve {curve.sizes.get('sample', '?')} draws x {curve.sizes.get('n_e', '?')} "
+                 "levels", t_curve, "s"))
+
+    # ---------------------------------------------------------------- PyMC
+    if not args.skip_pymc:
+        gp = GainModel(args.spec, _reduced=gm.data)
+        t = time.perf_counter()
+        gp.build()
+        t_build_p = time.perf_counter() - t
+        t = time.perf_counter()
+        gp.fit(**fit_kw, sampler="pymc", cores=2, progress=False)
+        t_fit_p = time.perf_counter() - t
+        t_sample_p = float(gp.idata["posterior"].attrs.get("sampling_time", t_fit_p))
+        ess_p = float(gp.convergence["min_ess_bulk"])
+        rows += [("pymc", "build (pm.Model)", t_build_p, "s"), ("pymc", "fit() total", t_fit_p, "s"),
+                 ("pymc", "sampling", t_sample_p, "s"),
+                 ("pymc", "compile + log-lik + overhead", t_fit_p - t_sample_p, "s"),
+                 ("pymc", "min bulk ESS", ess_p, ""), ("pymc", "ESS / s (sampling)", ess_p / t_sample_p, "1/s"),
+                 ("pymc", "max R-hat", gp.convergence["max_r_hat"], ""),
+                 ("pymc", "divergences", gp.convergence["divergences"], ""),
+                 ("ratio", "nutpie / pymc ESS per s (sampling)", (ess / t_sample) / (ess_p / t_sample_p), "x")]
+        print(f"pymc: {gp.convergence.text()}", flush=True)
+
+    print(f"\n{'sampler':8s} {'figure':48s} {'value':>12s}")
+    for sampler, name, value, unit in rows:
+        print(f"{sampler:8s} {name:48s} {float(value):12.3f} {unit}")
+    print("\ntargets: nutpie build + compile + sampling < 120 s (full settings); nutpie/pymc ESS/s >= 10; "
+          "threshold curve < 2 s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

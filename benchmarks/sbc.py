@@ -1,0 +1,168 @@
+"""Simulation-based calibration (Talts et al. 2018) of the charging or the gain component.
+
+For every replicate i: parameters and observations are drawn from the model's prior predictive
+(on the real observation layout of data/synthetic-batch-a: reduced once, then only the observed
+arrays are replaced), the model is conditioned on the simulated observations and fitted with nutpie,
+and the rank of each true parameter among ``L`` thinned posterior draws is recorded.  If the
+inference is calibrated the ranks are uniform on 0..L.  Printed per parameter: chi-square over
+``--bins`` rank bins with its p-value, and the maximum ECDF deviation from uniform (with the 95 %
+Kolmogorov bound 1.36/sqrt(n)); also the number of non-converged replicates.  Ranks go to a CSV.
+
+The fits run through Dask (bayesgain.model.distributed.fit_many): a local cluster by default,
+``--scheduler tcp://host:8786`` for any running cluster.  Each worker compiles the model once and
+swaps the simulated observations in for the later replicates.
+
+    .venv/bin/python benchmarks/sbc.py --component charging --replicates 100
+    .venv/bin/python benchmarks/sbc.py --component gain --replicates 100      (CI / nightly)
+
+All replicates share the spec's quadrature: ``quadrature_nodes`` is fixed to the count the model chooses
+on the real data (the default choice depends on the observations, which would change the model per
+replicate).  Gain-only: V_1S, V_C, sigma_1S are weakly identified without the SEC data; SBC stays valid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SPECS = {
+    "charging": {"components": {"cross_section": False, "gain": False, "dynamics": False, "reflection": False,
+                                "photoluminescence": False}},
+    "gain": {"components": {"cross_section": False, "charging": False, "dynamics": False, "reflection": False,
+                            "photoluminescence": False}},
+}
+
+
+def rank_statistics(ranks, n_draws, bins=10):
+    """Chi-square (over ``bins`` equal bins of the L+1 rank values) with p-value, and max ECDF deviation."""
+    from scipy import stats
+
+    ranks = np.asarray(ranks)
+    ranks = ranks[np.isfinite(ranks)].astype(int)
+    n = ranks.size
+    L1 = n_draws + 1
+    edges = np.linspace(0, L1, bins + 1)
+    counts = np.histogram(ranks, bins=edges)[0]
+    expected = n * np.diff(edges) / L1
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    p = float(stats.chi2.sf(chi2, bins - 1))
+    r = np.arange(L1)
+    ecdf = np.searchsorted(np.sort(ranks), r, side="right") / n
+    dev = float(np.max(np.abs(ecdf - (r + 1) / L1)))
+    return {"n": n, "chi2": chi2, "p": p, "ecdf_max_dev": dev, "ecdf_bound95": 1.36 / np.sqrt(n), "counts": counts}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--component", choices=sorted(SPECS), required=True)
+    ap.add_argument("--replicates", type=int, default=100)
+    ap.add_argument("--draws", type=int, default=250, help="per chain, after --tune")
+    ap.add_argument("--tune", type=int, default=250)
+    ap.add_argument("--chains", type=int, default=2)
+    ap.add_argument("--min-ess", type=int, default=100,
+                    help="bulk ESS a replicate needs to count as converged (with R-hat <= 1.01, no divergence); "
+                         "ranks use ~--rank-draws draws, so ESS of that order is what matters")
+    ap.add_argument("--rank-draws", type=int, default=99, help="L: thinned posterior draws per rank (ranks 0..L)")
+    ap.add_argument("--bins", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--experiment", default=str(ROOT / "data" / "synthetic-batch-a"))
+    ap.add_argument("--scheduler", default=None, help="address of a Dask scheduler (default: a local cluster)")
+    ap.add_argument("--workers", type=int, default=None, help="local cluster size (default: core count)")
+    ap.add_argument("--csv", default=None, help="ranks CSV (default: sbc_<component>_ranks.csv here)")
+    args = ap.parse_args(argv)
+
+    import pandas as pd
+
+    from bayesgain.model.core import GainModel
+    from bayesgain.model.distributed import fit_many
+    from bayesgain.model.spec import spec_from_dict
+
+    t0 = time.time()
+    base = GainModel(spec_from_dict(SPECS[args.component]), args.experiment)
+    spec_dict = {**SPECS[args.component], "options": {"quadrature_nodes": int(base.quadrature_nodes)}}
+    spec = spec_from_dict(spec_dict)
+    model = GainModel(spec, _reduced=base.data)
+    model.build()
+    labels = model.observed_names
+    free = [rv.name for rv in model.model.free_RVs]
+    params = list(dict.fromkeys(free + [n for n in model.parameter_names if n in model.model.named_vars]))
+    print(f"SBC of the {args.component} component ({', '.join(labels)} observed) on {args.experiment}: "
+          f"{args.replicates} replicates, {args.chains} chains x {args.draws} draws after {args.tune} tune, "
+          f"ranks among L = {args.rank_draws} thinned draws; quadrature nodes {spec.options['quadrature_nodes']}",
+          flush=True)
+    # all replicates' prior draws in one call (one compile); replicate i = prior predictive draw i
+    pp = model.sample_prior_predictive(draws=args.replicates, seed=args.seed)
+    prior, prior_pred = pp["prior"], pp["prior_predictive"]
+    print(f"prior predictive: {time.time() - t0:.1f} s", flush=True)
+    spec_toml = spec.to_toml()
+    jobs = []
+    for i in range(args.replicates):
+        obs = {lab: np.asarray(prior_pred[lab].values[0, i]) for lab in labels}
+        jobs.append({"name": f"rep{i}", "spec": spec_toml, "reduced": model.data, "observed": obs,
+                     "fit": {"draws": args.draws, "tune": args.tune, "chains": args.chains, "seed": 1000 + i,
+                             "cores": 1, "min_ess": args.min_ess},
+                     "return_draws": params, "thin_to": args.rank_draws})
+    t1 = time.time()
+    results = fit_many(jobs, scheduler=args.scheduler, n_workers=args.workers, progress=True)
+    t_fit = time.time() - t1
+
+    rows = []
+    failed = not_converged = 0
+    for i, r in enumerate(results):
+        if r.get("error"):
+            failed += 1
+            print(f"replicate {i} FAILED:\n{r['error']}", file=sys.stderr)
+            continue
+        not_converged += not r["ok"]
+        for name in params:
+            truth = np.asarray(prior[name].values[0, i]).ravel()
+            draws = np.asarray(r["draws"][name]).reshape(len(r["draws"][name]), -1)
+            ranks = (draws < truth[None, :]).sum(axis=0)
+            for j, (t, rank) in enumerate(zip(truth, ranks)):
+                label = name if truth.size == 1 else f"{name}[{j}]"
+                rows.append({"replicate": i, "parameter": label, "base": name, "truth": float(t), "rank": int(rank),
+                             "converged": bool(r["ok"]), "max_r_hat": r["convergence"]["max_r_hat"],
+                             "min_ess_bulk": r["convergence"]["min_ess_bulk"],
+                             "divergences": r["convergence"]["divergences"], "seconds": r["seconds"]})
+    df = pd.DataFrame(rows)
+    csv = pathlib.Path(args.csv or f"sbc_{args.component}_ranks.csv")
+    df.to_csv(csv, index=False)
+
+    L = args.rank_draws
+    print(f"\nfits: {t_fit:.0f} s for {len(results)} replicates ({failed} failed, {not_converged} not converged: "
+          f"R-hat > 1.01, bulk ESS < {args.min_ess} or divergences); per replicate median "
+          f"{np.median([r['seconds'] for r in results]):.1f} s, compiled {sum(bool(r.get('compiled')) for r in results)} x")
+    print(f"rank uniformity over {args.bins} bins (chi-square, {args.bins - 1} dof) and max ECDF deviation")
+    print(f"{'parameter':34s} {'n':>4s} {'chi2':>7s} {'p':>7s} {'ECDF dev':>9s} {'95% bound':>9s}  bin counts")
+    groups = list(df.groupby("parameter", sort=False)) if len(df) else []
+    # vector parameters with many elements: one pooled row (elements are exchangeable a priori)
+    for base_name, g in (df.groupby("base", sort=False) if len(df) else []):
+        elements = g["parameter"].unique()
+        todo = [(base_name + "[*]", g)] if len(elements) > 6 else [(e, g[g["parameter"] == e]) for e in elements]
+        for label, gg in todo:
+            s = rank_statistics(gg["rank"].values, L, args.bins)
+            flag = "  <-- p < 0.01" if s["p"] < 0.01 else ""
+            print(f"{label:34s} {s['n']:4d} {s['chi2']:7.2f} {s['p']:7.3f} {s['ecdf_max_dev']:9.3f} "
+                  f"{s['ecdf_bound95']:9.3f}  {' '.join(str(c) for c in s['counts'])}{flag}")
+    del groups
+    conv = df[df["converged"]] if len(df) else df
+    if len(conv) and not_converged:
+        print("\nconverged replicates only (chi-square p):",
+              ", ".join(f"{p}: {rank_statistics(g['rank'].values, L, args.bins)['p']:.3f}"
+                        for p, g in conv.groupby("parameter", sort=False) if len(g["parameter"]) and "[" not in p))
+    print(f"\nranks written to {csv}; total {time.time() - t0:.0f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
