@@ -145,7 +145,7 @@ def test_gain_and_dynamics_delays_follow_the_spec(joint_model):
 # ----------------------------------------------------------------------------- wiring at a point
 def _point_at_truth(m):
     ip = m.model.initial_point()
-    fixed = {"V_1S_V": TRUTH_A["V_1S_V"], "V_C_V_log__": math.log(TRUTH_A["V_C_V"]),
+    fixed = {"V_half_filling_V": TRUTH_A["V_1S_V"] - TRUTH_A["V_C_V"] / 2, "V_C_V_log__": math.log(TRUTH_A["V_C_V"]),
              "sigma_1S_V_log__": math.log(TRUTH_A["sigma_1S_V"])}
     for k, v in fixed.items():
         ip[k] = np.full_like(ip[k], v)
@@ -189,7 +189,7 @@ def test_logp_prefers_the_true_level_potential(joint_model):
     ip = _point_at_truth(joint_model)
     logp = m.compile_logp(vars=[m["charging"]], sum=True)
     shifted = dict(ip)
-    shifted["V_1S_V"] = ip["V_1S_V"] + 0.03
+    shifted["V_half_filling_V"] = ip["V_half_filling_V"] + 0.03
     assert logp(ip) > logp(shifted) + 10
 
 

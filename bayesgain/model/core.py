@@ -263,21 +263,25 @@ class GainModel:
                        for e in range(len(self.names))))
 
     # ------------------------------------------------------------------ priors
-    def _physical(self, name):
-        """A physical parameter with dim experiment; partially pooled when [pooling] names it."""
+    def _physical(self, name, rv_name=None):
+        """A physical parameter with dim experiment; partially pooled when [pooling] names it.
+
+        ``rv_name``: the variable's name in the model when it differs from the prior's (reparametrisation).
+        """
         import pymc as pm
 
         p = self.spec.priors[name]
+        label = rv_name or name
         n = len(self.names)
         if name in self.spec.pooling and n > 1:
             pool = self.spec.pooling[name]
-            mu = pm.Normal(f"{name}__population", p["mu"], p["sigma"])
-            spread = _dist(f"{name}__pooling_sd", pool)
-            z = pm.Normal(f"{name}__z", 0.0, 1.0, dims="experiment")
+            mu = pm.Normal(f"{label}__population", p["mu"], p["sigma"])
+            spread = _dist(f"{label}__pooling_sd", pool)
+            z = pm.Normal(f"{label}__z", 0.0, 1.0, dims="experiment")
             inner = mu + spread * z
             value = pt_exp(inner) if p["dist"] == "LogNormal" else inner
-            return pm.Deterministic(name, value, dims="experiment")
-        return _dist(name, p, dims="experiment")
+            return pm.Deterministic(label, value, dims="experiment")
+        return _dist(label, p, dims="experiment")
 
     def _nuisance(self, name, dims="experiment"):
         return _dist(name, self.spec.priors[name], dims=dims)
@@ -306,8 +310,16 @@ class GainModel:
         with pm.Model(coords=coords) as model:
             P = {}
             for name in spec.priors:
-                if name in PHYSICAL_PARAMETERS and name not in ("reflection_scale", "fluence_log_sd"):
+                if name in PHYSICAL_PARAMETERS and name not in ("reflection_scale", "fluence_log_sd", "V_1S_V"):
                     P[name] = self._physical(name)
+            if "V_1S_V" in spec.priors:
+                # The SEC data pin the half-filling potential V_1S - V_C/2 (g_e = 2: <n_e> = 1 there), not V_1S
+                # and V_C apart, and V_C is prior-dominated: sampling (V_1S, V_C) directly gave a curved ridge
+                # (bulk ESS ~110 of 1000 draws).  So the V_1S prior is placed on the midpoint and V_1S is derived;
+                # with V_C (mV) << the prior width (0.2 V) the implied prior on V_1S is the stated one to < 2 %.
+                mid = self._physical("V_1S_V", rv_name="V_half_filling_V")
+                half = P["V_C_V"] * (g_e - 1) / 2.0 if "V_C_V" in P else 0.0
+                P["V_1S_V"] = pm.Deterministic("V_1S_V", mid + half, dims="experiment")
             nu = self._nuisance("student_nu", None) if likelihood == "student-t" else None
 
             def observe(label, mu, sigma, obs, dims):
