@@ -174,12 +174,19 @@ def _solve_on_table(f, g_e, g_h, eta=None, level=0.0):
     lv = np.broadcast_to(np.asarray(level, float), shape).reshape(-1)
 
     def A(i):
-        return np.einsum("bs,bs->b", ff, a[i]) + et * np.einsum("bs,bs->b", ff, e[i]) - lv
+        out = np.einsum("bs,bs->b", ff, a[i])
+        if eta is not None:
+            out += et * np.einsum("bs,bs->b", ff, e[i])
+        return out - lv
 
     # coarse bracket with one matrix product on every 64th grid point, then bisection inside it
-    stride = 64
+    stride = 128
     coarse = np.unique(np.append(np.arange(0, grid.size, stride), grid.size - 1))
-    Ac = ff @ a[coarse].T + et[:, None] * (ff @ e[coarse].T) - lv[:, None]  # (B, C), decreasing along C
+    Ac = ff @ a[coarse].T  # (B, C), decreasing along C
+    if eta is not None:
+        Ac += et[:, None] * (ff @ e[coarse].T)
+    if np.any(lv):
+        Ac -= lv[:, None]
     out = np.full(ff.shape[0], np.nan)
     out[Ac[:, 0] <= 0] = 0.0
     out[Ac[:, -1] > 0] = np.inf
