@@ -53,7 +53,7 @@ def test_swapped_observations_give_the_fresh_models_logp():
     shared.set_value(y)
     fresh = GainModel(spec, _reduced=with_observations(template.data, {"charging": y})).build()
     point = fresh.initial_point()
-    point["V_1S_V"] = np.array([-1.1])
+    point["V_half_filling_V"] = np.array([-1.1])  # V_1S is sampled through the half-filling potential
     swapped, direct = model.compile_logp()(point), fresh.compile_logp()(point)
     assert np.isfinite(direct)
     assert swapped == pytest.approx(direct, rel=1e-10, abs=1e-8)
