@@ -95,16 +95,6 @@ def _load_spec_arg(model):
     return load_spec(model)
 
 
-def _save_fit(model, path):
-    """model.save, with the attrs made NetCDF-safe first (numpy strings in list attrs cannot be written by h5netcdf)."""
-    attrs = model.idata.attrs
-    for k, v in list(attrs.items()):
-        if isinstance(v, (list, tuple)):
-            attrs[k] = [x.item() if hasattr(x, "item") else x for x in v]
-            attrs[k] = [str(x) if isinstance(x, str) else x for x in attrs[k]]
-    return model.save(path, overwrite=True)
-
-
 def _fit(args):
     import time
 
@@ -149,7 +139,7 @@ def _fit(args):
     model.fit(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler,
               progress=not args.quiet)
     t1 = time.time()
-    _save_fit(model, out / "posterior.nc")
+    model.save(out / "posterior.nc", overwrite=True)
     say(f"fitted in {t1 - t0:.1f} s; wrote {out / 'posterior.nc'}")
     classic_rows = None
     if not args.no_classic and len(args.folders) == 1:

@@ -44,9 +44,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from . import physics as _ph  # noqa: E402
 from ._atomic import atomic_path, write_text_atomic  # noqa: E402
-from .physics import constants as _constants  # noqa: E402
 
 
 __all__ = ["write_report", "read_classic_csv", "DPI", "FIGURES", "Skip"]
@@ -257,23 +255,10 @@ class _Cache:
 
 
 def _file_of_points(model, points):
-    """Index into ``ta_mean_excitons`` (dim ta_file) of each film TA point (same layout as the model)."""
-    d = model.data
-    e = d["ta_point_experiment"].values[points]
-    pot_exp = d["ta_potential_experiment"].values
-    fl_exp = d["ta_fluence_experiment"].values
-    n_exp = len(model.names)
-    n_fl = np.bincount(fl_exp, minlength=n_exp)
-    n_pot = np.bincount(pot_exp, minlength=n_exp)
-    fl_first = np.concatenate([[0], np.cumsum(n_fl)[:-1]])
-    pot_first = np.concatenate([[0], np.cumsum(n_pot)[:-1]])
-    file_first = np.concatenate([[0], np.cumsum(n_pot * n_fl)[:-1]])
-    Vp = d["ta_point_potential"].values[points]
-    Vaxis = d["ta_potential_V"].values
-    pot_index = np.array([np.nonzero(pot_exp == ei)[0][np.argmin(np.abs(Vaxis[pot_exp == ei] - v))]
-                          for v, ei in zip(Vp, e)], int)
-    fl_index = d["ta_point_fluence"].values[points]
-    return file_first[e] + (pot_index - pot_first[e]) * n_fl[e] + (fl_index - fl_first[e]), pot_index
+    """Index into ``ta_mean_excitons`` (dim ta_file) and the potential index of each film TA point (the model's layout)."""
+    if getattr(model, "file_index", None) is None:
+        model.build()
+    return model.file_index[points], model.ta_potential_index[points]
 
 
 # ----------------------------------------------------------------------------- Fig. 5 panels

@@ -436,8 +436,12 @@ class GainModel:
                 pot_first = np.concatenate([[0], np.cumsum(np.bincount(pot_exp, minlength=n_exp))[:-1]])
                 file_first = np.concatenate([[0], np.cumsum(np.bincount(pot_exp, minlength=n_exp) * n_fl)[:-1]])
                 file_index = file_first[e] + (pot_index - pot_first[e]) * n_fl[e] + (fl_index - fl_first[e])
-                self.file_index = file_index  # film TA file of every ta_point (ta_mean_excitons is per file)
+                # film TA file and potential index of every ta_point (ta_mean_excitons is per file): the one
+                # place that defines this layout; quantities and the report read these arrays
+                self.file_index = file_index
+                self.ta_potential_index = pot_index
                 fe = _file_experiment(pot_exp, n_fl)
+                self.file_experiment = fe  # experiment of every film TA file
                 ff = _file_fluence(pot_exp, n_fl, fl_first)
                 J_file = d["ta_fluence_nominal_photons_cm2"].values[ff]
                 # <N> of every film TA file: film cross-section x nominal fluence x latent calibration
@@ -540,7 +544,6 @@ class GainModel:
         a["bayesgain_version"] = __version__
         a["model_name"] = self.spec.name
         a["model_spec_toml"] = self.spec.to_toml()
-        a["converged"] = int(self.convergence.ok)
         a["convergence"] = self.convergence.text()
         a["n_max"] = self.n_max
         a["n_max_film"] = self.n_max_film
@@ -590,6 +593,9 @@ class GainModel:
         if self.idata is None:
             raise RuntimeError("nothing to save: fit() first")
         tree = self.idata.copy()
+        # h5netcdf cannot write numpy strings inside list attributes: store them as plain str
+        tree.attrs = {k: [str(x) if isinstance(x, str) else x for x in v] if isinstance(v, (list, tuple)) else v
+                      for k, v in tree.attrs.items()}
         tree["reduced_data"] = xr.DataTree(_netcdf_safe(self.data))
         with atomic_path(path) as tmp:
             tree.to_netcdf(tmp, engine="h5netcdf")

@@ -56,6 +56,14 @@ def posterior_samples(model, names, experiment=0, max_samples=None, seed=0):
     return out, take
 
 
+def _charging_draws(s, T):
+    """(V_C, sigma_1S, T_eff) draws from ``posterior_samples`` output; sigma 0 and T_eff = T where a variant lacks them."""
+    n = s["V_C_V"].size
+    sigma = s["sigma_1S_V"] if s.get("sigma_1S_V") is not None else np.zeros(n)
+    T_eff = s["T_eff_K"] if s.get("T_eff_K") is not None else np.full(n, T)
+    return s["V_C_V"], sigma, T_eff
+
+
 def _constants(model, experiment=0):
     d = model.data
     return (int(d["experiment_g_e"].values[experiment]), int(d["experiment_g_h"].values[experiment]),
@@ -216,10 +224,7 @@ def threshold_curve(model, n_e=None, experiment=0):
     g_e, g_h, T = _constants(model, experiment)
     n_e = np.linspace(0.0, g_e, 101) if n_e is None else np.asarray(n_e, float)
     s, _ = posterior_samples(model, ["V_C_V", "sigma_1S_V", "T_eff_K", "hole_trap_fraction"], experiment)
-    V_C = s["V_C_V"]
-    ns = V_C.size
-    sigma = s["sigma_1S_V"] if s["sigma_1S_V"] is not None else np.zeros(ns)
-    T_eff = s["T_eff_K"] if s["T_eff_K"] is not None else np.full(ns, T)
+    V_C, sigma, T_eff = _charging_draws(s, T)
     ft = _fractions_at_mean_electrons(model, n_e, V_C, sigma, T_eff, g_e, T)
     eta = s["hole_trap_fraction"]
     thr = _solve_on_table(ft, g_e, g_h, None if eta is None else eta[:, None])
@@ -252,9 +257,7 @@ def mean_electrons_band(model, potential_V=None, experiment=0, max_samples=1000)
         V = d["sec_point_potential"].values if "sec_point_potential" in d else d["ta_potential_V"].values
         potential_V = np.linspace(V.min(), V.max(), 131)
     s, _ = posterior_samples(model, ["V_1S_V", "V_C_V", "sigma_1S_V", "T_eff_K"], experiment, max_samples)
-    ns = s["V_1S_V"].size
-    sigma = s["sigma_1S_V"] if s["sigma_1S_V"] is not None else np.zeros(ns)
-    T_eff = s["T_eff_K"] if s["T_eff_K"] is not None else np.full(ns, T)
+    _, sigma, T_eff = _charging_draws(s, T)
     x = np.asarray(potential_V)[None, :] - s["V_1S_V"][:, None]
     disorder = model.spec.options["disorder"]
     if disorder == "gaussian":
@@ -350,10 +353,8 @@ def _first_crossing(t, A):
 def _fractions_at_levels(model, levels, experiment, take):
     g_e, _, T = _constants(model, experiment)
     s, _ = posterior_samples(model, ["V_C_V", "sigma_1S_V", "T_eff_K"], experiment)
-    ns = s["V_C_V"].size
-    sig = s["sigma_1S_V"] if s["sigma_1S_V"] is not None else np.zeros(ns)
-    Te = s["T_eff_K"] if s["T_eff_K"] is not None else np.full(ns, T)
-    return _fractions_at_mean_electrons(model, levels, s["V_C_V"][take], sig[take], Te[take], g_e, T)
+    V_C, sig, Te = _charging_draws(s, T)
+    return _fractions_at_mean_electrons(model, levels, V_C[take], sig[take], Te[take], g_e, T)
 
 
 def gain_coefficient(model, experiment=0, seed=0):
@@ -437,10 +438,7 @@ def single_wavelength_thresholds(model, experiment=0, g_min_per_cm=50.0, max_sam
     keep = np.isfinite(lam_all)
     lam = lam_all[keep]
     # files of this experiment in (potential, fluence) order
-    fe = np.concatenate([np.full(int((d["ta_potential_experiment"].values == e).sum()) *
-                                 int((d["ta_fluence_experiment"].values == e).sum()), e)
-                         for e in range(len(model.names))])
-    files = np.nonzero(fe == experiment)[0]
+    files = np.nonzero(model.file_experiment == experiment)[0]
     spec = d["spectrum_A_star"].values[files][:, keep].reshape(pots.size, fls.size, lam.size)  # (P, F, L)
     pre = d["spectrum_A_pre"].values[pots][:, keep]  # (P, L)
     A0 = d["spectrum_A0"].values[experiment][keep]
