@@ -137,7 +137,7 @@ def _fit(args):
     say(f"sampling {args.chains} chains x {args.draws} draws after {args.tune} tuning steps with {args.sampler} "
         f"(compiling first: this can take minutes)")
     model.fit(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler,
-              progress=not args.quiet)
+              progress=not args.quiet, max_treedepth=args.max_treedepth)
     t1 = time.time()
     model.save(out / "posterior.nc", overwrite=True)
     say(f"fitted in {t1 - t0:.1f} s; wrote {out / 'posterior.nc'}")
@@ -323,6 +323,9 @@ def build_parser():
     f.add_argument("--seed", type=int, default=0, help="random seed (integer): same seed, same posterior (default 0)")
     f.add_argument("--sampler", default="nutpie", choices=["nutpie", "pymc"],
                    help="NUTS implementation: nutpie (numba, default; long first compile) or pymc (C backend)")
+    f.add_argument("--max-treedepth", type=int, default=None, metavar="DEPTH",
+                   help="cap each NUTS trajectory at 2^DEPTH gradient steps (count; default: the sampler's 10); "
+                        "for quick looks with few tuning steps, not for final fits")
     f.add_argument("--force", action="store_true", help="write into an existing non-empty --out folder")
     f.add_argument("--strict", action="store_true",
                    help="exit with status 3 when the fit did not converge (R-hat > 1.01, bulk/tail ESS < 400 or "

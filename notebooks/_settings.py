@@ -20,7 +20,7 @@ import os
 import pathlib
 
 __all__ = ["DRAWS", "TUNE", "CHAINS", "SEED", "SAMPLER", "FIT", "REDUCED", "REPO", "DATA", "MODELS",
-           "REAL_DATA", "EXPERIMENT_A", "EXPERIMENT_B", "LITERATURE", "fit_note"]
+           "REAL_DATA", "MAX_TREEDEPTH", "EXPERIMENT_A", "EXPERIMENT_B", "LITERATURE", "fit_note"]
 
 
 def _int_env(name, default):
@@ -55,10 +55,15 @@ SAMPLER = os.environ.get("BAYESGAIN_NB_SAMPLER", "pymc").strip() or "pymc"
 if SAMPLER not in ("pymc", "nutpie"):
     raise ValueError(f"BAYESGAIN_NB_SAMPLER={SAMPLER!r}: expected 'pymc' or 'nutpie'")
 
-#: keyword arguments for ``GainModel.fit(**FIT)``
-FIT = dict(draws=DRAWS, tune=TUNE, chains=CHAINS, seed=SEED, sampler=SAMPLER, progress=False)
 #: True with the CI defaults: results are illustrations, not estimates
 REDUCED = DRAWS < 1000 or TUNE < 1000 or CHAINS < 4
+#: with reduced settings the NUTS trajectory is capped at 2^6 gradient steps: the first of only 100 tuning
+#: steps otherwise take hundreds of gradient evaluations each (minutes for the joint model); a full fit
+#: keeps the sampler's default depth (10)
+MAX_TREEDEPTH = 6 if REDUCED else None
+#: keyword arguments for ``GainModel.fit(**FIT)``
+FIT = dict(draws=DRAWS, tune=TUNE, chains=CHAINS, seed=SEED, sampler=SAMPLER, progress=False,
+           max_treedepth=MAX_TREEDEPTH)
 
 # -- paths -----------------------------------------------------------------------------------------
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -73,6 +78,8 @@ REAL_DATA = pathlib.Path(os.environ.get("BAYESGAIN_REAL_DATA", REPO.parent / "sh
 def fit_note():
     """One line that says how much sampling the numbers below rest on."""
     text = f"sampling: {CHAINS} chains x {DRAWS} draws after {TUNE} tuning steps, sampler '{SAMPLER}'"
+    if MAX_TREEDEPTH is not None:
+        text += f", tree depth capped at {MAX_TREEDEPTH}"
     if REDUCED:
         text += (" -- REDUCED settings for CI: the chains have not converged and the numbers are "
                  "illustrations only (set BAYESGAIN_NB_DRAWS=1000,1000,4 for a real fit)")

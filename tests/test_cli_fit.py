@@ -51,7 +51,7 @@ def fit_a(tmp_path_factory, specs):
     capture = _Capture()
     with capture:
         status = cli.main(["fit", str(BATCH_A), "--model", str(specs["gaussian"]), "--out", str(out), "--strict",
-                           *TINY])
+                           "--max-treedepth", "3", *TINY])
     return status, out, capture.out
 
 
@@ -126,6 +126,14 @@ def test_fit_writes_every_file_with_consistent_contents(fit_a):
     report = (out / "report.md").read_text()
     assert "charging-gaussian" in report and "## Convergence" in report
     assert "Bayesian versus classic" in report and "`V_1S_V`" in report
+
+
+def test_max_treedepth_reaches_the_sampler(fit_a):
+    _, out, _ = fit_a
+    import xarray as xr
+
+    depth = xr.open_datatree(out / "posterior.nc")["sample_stats"]["tree_depth"].values
+    assert depth.max() <= 3 and depth.max() >= 1
 
 
 def test_fit_figures_are_print_resolution_pngs(fit_a):
@@ -242,8 +250,8 @@ def test_compare_needs_two_saved_fits(fit_a, tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- help
 @pytest.mark.parametrize("command, words", [
-    ("fit", ["--draws", "per chain", "--tune", "--chains", "--seed", "--force", "--strict", "--quiet", "--no-figures",
-             "--sampler", "--model", "excitons/QD", "electrons/QD", "sec-only"]),
+    ("fit", ["--draws", "per chain", "--tune", "--chains", "--seed", "--max-treedepth", "--force", "--strict",
+             "--quiet", "--no-figures", "--sampler", "--model", "excitons/QD", "electrons/QD", "sec-only"]),
     ("report", ["DIR", "--no-figures", "--strict", "without resampling"]),
     ("compare", ["--components", "--out", "elpd", "nats", "charging"]),
 ])

@@ -510,13 +510,17 @@ class GainModel:
             return pm.sample_prior_predictive(draws=draws, random_seed=seed)
 
     def fit(self, draws=1000, tune=1000, chains=4, seed=0, sampler="nutpie", progress=True, target_accept=0.9,
-            cores=None, min_ess=400, adaptation="low_rank"):
+            cores=None, min_ess=400, adaptation="low_rank", max_treedepth=None):
         """Sample the posterior; returns the DataTree (also kept as ``self.idata``) with log-likelihoods.
 
         ``sampler``: "nutpie" (default, compiled with numba) or "pymc".  With nutpie the mass matrix is
         adapted with a low-rank correction (``adaptation="low_rank"``): the cross-section, the film ratio
         and the per-file fluence calibrations form long correlated directions that a diagonal mass
-        matrix crawls along (measured: bulk ESS 5 of 600 draws with "diag").  The convergence report is in
+        matrix crawls along (measured: bulk ESS 5 of 600 draws with "diag").  ``max_treedepth`` caps the
+        NUTS trajectory at 2^depth steps (default: the sampler's 10): for short illustrative fits (the
+        notebooks' CI settings), where the first tuning steps otherwise take hundreds of gradient
+        evaluations each; a capped converged fit is still valid, a capped short one is only cheaper.
+        The convergence report is in
         ``self.convergence`` and in the tree's attrs; a fit that is not converged says so everywhere.
         """
         import pymc as pm
@@ -527,8 +531,14 @@ class GainModel:
                   nuts_sampler=sampler, target_accept=target_accept)
         if cores is not None:
             kw["cores"] = cores
+        nuts = {}
         if sampler == "nutpie" and adaptation != "diag":
-            kw["nuts"] = {"adaptation": adaptation}
+            nuts["adaptation"] = adaptation
+        if max_treedepth is not None:
+            nuts["max_treedepth"] = int(max_treedepth)  # PyMC renames it for nutpie (maxdepth)
+        if nuts:
+            nuts["target_accept"] = kw.pop("target_accept")
+            kw["nuts"] = nuts
         with model, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*BLAS.*")
             idata = pm.sample(**kw)
