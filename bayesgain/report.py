@@ -723,14 +723,24 @@ def _conv_stats(model):
     return conv.text().split(":", 1)[-1].strip() if ":" in conv.text() else conv.text()
 
 
+def _guarded(body):
+    """The report lines ``body()`` returns; a quantity this model lacks (Skip) or one that fails becomes
+    a line saying so, and the rest of the report goes on."""
+    try:
+        return body()
+    except Skip as exc:
+        return [f"Not available for this model: {exc}.", ""]
+    except Exception as exc:  # noqa: BLE001 -- recorded in the report
+        return [f"FAILED: {type(exc).__name__}: {exc}", ""]
+
+
 def _not_final(model):
     return "" if _converged(model) else " **(NOT FINAL: the fit did not converge)**"
 
 
 def _section_thresholds(model, cache):
-    lines = [f"## Gain threshold <N_gain> versus doping{_not_final(model)}", ""]
-    try:
-        curve, table = cache.threshold_curve()
+    def curve():
+        _, table = cache.threshold_curve()
         pick = [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 1.9, 2.0]
         ne = table["n_e"].values
         rows = []
@@ -740,15 +750,11 @@ def _section_thresholds(model, cache):
             i = int(np.argmin(np.abs(ne - p)))
             rows.append([_fmt(ne[i], 3), _fmt(table["median"].values[i]), _fmt(table["hdi_low"].values[i]),
                          _fmt(table["hdi_high"].values[i]), _fmt(table["fraction_inf"].values[i], 2)])
-        lines += ["All 101 levels are in `thresholds.csv`.", "",
-                  _md_table(["<n_e> (electrons/QD)", "median (excitons/QD)", "HDI low", "HDI high",
-                             "fraction of draws without threshold"], rows), ""]
-    except Skip as exc:
-        lines += [f"Not available for this model: {exc}.", ""]
-    except Exception as exc:  # noqa: BLE001
-        lines += [f"FAILED: {type(exc).__name__}: {exc}", ""]
-    lines += [f"### At the measured film TA potentials{_not_final(model)}", ""]
-    try:
+        return ["All 101 levels are in `thresholds.csv`.", "",
+                _md_table(["<n_e> (electrons/QD)", "median (excitons/QD)", "HDI low", "HDI high",
+                           "fraction of draws without threshold"], rows), ""]
+
+    def at_potentials():
         at = cache.at_potentials()
         rows = []
         m, lo, hi = _hdi(at["threshold_mean_excitons"].values)
@@ -756,18 +762,15 @@ def _section_thresholds(model, cache):
         for k, V in enumerate(at["potential"].values):
             rows.append([f"{V:+.3f}", f"{_fmt(nm[k], 3)} [{_fmt(nlo[k], 3)}, {_fmt(nhi[k], 3)}]", _fmt(m[k]),
                          _fmt(lo[k]), _fmt(hi[k])])
-        lines += [_md_table(["potential (V)", "<n_e> (electrons/QD) [94 % HDI]", "<N_gain> median (excitons/QD)",
-                             "HDI low", "HDI high"], rows), ""]
-    except Skip as exc:
-        lines += [f"Not available for this model: {exc}.", ""]
-    except Exception as exc:  # noqa: BLE001
-        lines += [f"FAILED: {type(exc).__name__}: {exc}", ""]
-    return lines
+        return [_md_table(["potential (V)", "<n_e> (electrons/QD) [94 % HDI]", "<N_gain> median (excitons/QD)",
+                           "HDI low", "HDI high"], rows), ""]
+
+    return ([f"## Gain threshold <N_gain> versus doping{_not_final(model)}", ""] + _guarded(curve)
+            + [f"### At the measured film TA potentials{_not_final(model)}", ""] + _guarded(at_potentials))
 
 
 def _section_lifetimes(model, cache):
-    lines = [f"## Gain lifetime{_not_final(model)}", ""]
-    try:
+    def body():
         lt = cache.lifetimes()
         Nm = lt["mean_excitons"].values
         show = [x for x in (1.0, 2.0, 3.0, 4.0, 6.0, 8.0) if Nm.min() <= x <= Nm.max()]
@@ -777,19 +780,15 @@ def _section_lifetimes(model, cache):
                 j = int(np.argmin(np.abs(Nm - x)))
                 m, lo, hi = _hdi(lt.isel(n_e=i, mean_excitons=j).values)
                 rows.append([_fmt(n, 3), _fmt(Nm[j], 3), _fmt(float(m)), _fmt(float(lo)), _fmt(float(hi))])
-        lines += ["Time until the band edge absorbs again (A_ens(t) >= 0); 0 = no gain at t = 0.", "",
-                  _md_table(["<n_e> (electrons/QD)", "<N> (excitons/QD)", "median (ps)", "HDI low (ps)",
-                             "HDI high (ps)"], rows), ""]
-    except Skip as exc:
-        lines += [f"Not available for this model: {exc}.", ""]
-    except Exception as exc:  # noqa: BLE001
-        lines += [f"FAILED: {type(exc).__name__}: {exc}", ""]
-    return lines
+        return ["Time until the band edge absorbs again (A_ens(t) >= 0); 0 = no gain at t = 0.", "",
+                _md_table(["<n_e> (electrons/QD)", "<N> (excitons/QD)", "median (ps)", "HDI low (ps)",
+                           "HDI high (ps)"], rows), ""]
+
+    return [f"## Gain lifetime{_not_final(model)}", ""] + _guarded(body)
 
 
 def _section_single_wavelength(model, cache):
-    lines = [f"## Lowest single-wavelength threshold (g >= {G_MIN_PER_CM:g} cm^-1){_not_final(model)}", ""]
-    try:
+    def body():
         sw = cache.single_wavelength()
         rows = []
         for k, V in enumerate(sw["potential"].values):
@@ -799,14 +798,12 @@ def _section_single_wavelength(model, cache):
                 m, lo, hi = _hdi(sw[name].isel(potential=k).values)
                 vals.append(f"{_fmt(float(m))} [{_fmt(float(lo))}, {_fmt(float(hi))}]")
             rows.append([f"{V:+.3f}"] + vals)
-        lines += [_md_table(["potential (V)", "<N> (excitons/QD)", "fluence (photons/cm^2)", "energy (nJ/cm^2)",
-                             "wavelength (nm)"], rows),
-                  "", "Median [94 % HDI]; the minimum over wavelengths is biased low.", ""]
-    except Skip as exc:
-        lines += [f"Not available for this model: {exc}.", ""]
-    except Exception as exc:  # noqa: BLE001
-        lines += [f"FAILED: {type(exc).__name__}: {exc}", ""]
-    return lines
+        return [_md_table(["potential (V)", "<N> (excitons/QD)", "fluence (photons/cm^2)", "energy (nJ/cm^2)",
+                           "wavelength (nm)"], rows),
+                "", "Median [94 % HDI]; the minimum over wavelengths is biased low.", ""]
+
+    return ([f"## Lowest single-wavelength threshold (g >= {G_MIN_PER_CM:g} cm^-1){_not_final(model)}", ""]
+            + _guarded(body))
 
 
 _CLASSIC_MAP = {  # classic row name -> posterior variable
