@@ -39,6 +39,11 @@ def main(argv=None):
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--skip-pymc", action="store_true")
+    ap.add_argument("--pymc-draws", type=int, default=None,
+                    help="draws per chain for the PyMC-sampler run (default --draws): its trees are deep with a "
+                         "diagonal mass matrix, so a full-size run can take an hour here; ESS/s is a rate")
+    ap.add_argument("--pymc-tune", type=int, default=None, help="tuning steps of the PyMC run (default --tune)")
+    ap.add_argument("--pymc-chains", type=int, default=None, help="chains of the PyMC run (default --chains)")
     ap.add_argument("--spec", default="joint")
     ap.add_argument("--experiment", default=str(ROOT / "data" / "synthetic-batch-a"))
     ap.add_argument("--threshold-draws", type=int, default=4000)
@@ -105,7 +110,10 @@ def main(argv=None):
         gp.build()
         t_build_p = time.perf_counter() - t
         t = time.perf_counter()
-        gp.fit(**fit_kw, sampler="pymc", cores=2, progress=False)
+        pymc_kw = {**fit_kw, "draws": args.pymc_draws or args.draws, "tune": args.pymc_tune or args.tune,
+                   "chains": args.pymc_chains or args.chains}
+        print(f"pymc: {pymc_kw['chains']} chains x {pymc_kw['draws']} draws after {pymc_kw['tune']} tune", flush=True)
+        gp.fit(**pymc_kw, sampler="pymc", cores=2, progress=False)
         t_fit_p = time.perf_counter() - t
         t_sample_p = float(gp.idata["posterior"].attrs.get("sampling_time", t_fit_p))
         ess_p = float(gp.convergence["min_ess_bulk"])

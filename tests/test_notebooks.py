@@ -37,8 +37,8 @@ def test_stored_without_outputs(path):
 
 
 # Notebooks that sample (01-04) take minutes each on a 2-core machine (02 fits the joint model): they are
-# also marked slow, so the default suite runs only 05; .ci/run executes the sampling ones in a second
-# step while the CI time budget allows (see .ci/run), and `pytest -m notebooks` runs them all.
+# also marked slow, so the default suite runs only 05; .ci/run executes the sampling ones on the second core
+# while the tests run (see .ci/run), and `pytest -m notebooks` runs them all.
 SAMPLING = ("01", "02", "03", "04")
 
 
