@@ -47,6 +47,8 @@ def main(argv=None):
     ap.add_argument("--spec", default="joint")
     ap.add_argument("--experiment", default=str(ROOT / "data" / "synthetic-batch-a"))
     ap.add_argument("--threshold-draws", type=int, default=4000)
+    ap.add_argument("--report", default=None, metavar="DIR",
+                    help="also write the nutpie fit's posterior.nc, classic.csv, report and figures to DIR (timed)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", message=".*BLAS.*")
 
@@ -87,6 +89,20 @@ def main(argv=None):
              ("nutpie", "max R-hat", gm.convergence["max_r_hat"], ""),
              ("nutpie", "divergences", gm.convergence["divergences"], "")]
     print(f"nutpie: {gm.convergence.text()}", flush=True)
+    if args.report:
+        from bayesgain.classic import classic_analysis, write_classic_csv
+        from bayesgain.io import load_experiment
+        from bayesgain.report import write_report
+
+        t = time.perf_counter()
+        out = pathlib.Path(args.report)
+        out.mkdir(parents=True, exist_ok=True)
+        gm.save(out / "posterior.nc", overwrite=True)
+        classic_rows = classic_analysis(load_experiment(args.experiment))
+        write_classic_csv(classic_rows, out / "classic.csv")
+        write_report(gm, out, classic_rows=classic_rows)
+        rows.append(("nutpie", "report (save, classic, figures)", time.perf_counter() - t, "s"))
+        print(f"report written to {out}", flush=True)
 
     # ---------------------------------------------------------------- threshold curve, 4000 draws
     post = gm.idata["posterior"]
