@@ -72,6 +72,10 @@ def main(argv=None):
     ap.add_argument("--min-ess", type=int, default=100,
                     help="bulk ESS a replicate needs to count as converged (with R-hat <= 1.01, no divergence); "
                          "ranks use ~--rank-draws draws, so ESS of that order is what matters")
+    ap.add_argument("--max-treedepth", type=int, default=8,
+                    help="NUTS depth cap per replicate (2^depth steps): a prior draw in a weakly identified corner "
+                         "otherwise holds a worker for many minutes; capped chains stay valid MCMC, and a "
+                         "replicate that suffers from the cap shows up as not converged")
     ap.add_argument("--rank-draws", type=int, default=99, help="L: thinned posterior draws per rank (ranks 0..L)")
     ap.add_argument("--bins", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
@@ -110,7 +114,7 @@ def main(argv=None):
         obs = {lab: np.asarray(prior_pred[lab].values[0, i]) for lab in labels}
         jobs.append({"name": f"rep{i}", "spec": spec_toml, "reduced": model.data, "observed": obs,
                      "fit": {"draws": args.draws, "tune": args.tune, "chains": args.chains, "seed": 1000 + i,
-                             "cores": 1, "min_ess": args.min_ess},
+                             "cores": 1, "min_ess": args.min_ess, "max_treedepth": args.max_treedepth},
                      "return_draws": params, "thin_to": args.rank_draws})
     t1 = time.time()
     results = fit_many(jobs, scheduler=args.scheduler, n_workers=args.workers, progress=True)

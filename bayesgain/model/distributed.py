@@ -175,7 +175,7 @@ def _fit_reusing_compile(gm, fit_kw):
     from pymc.backends.arviz import patch_nutpie_idata
 
     kw = dict(draws=1000, tune=1000, chains=4, seed=0, target_accept=0.9, cores=None, min_ess=400,
-              adaptation="low_rank")
+              adaptation="low_rank", max_treedepth=None)
     unknown = set(fit_kw) - set(kw) - {"sampler", "progress"}
     if unknown:
         raise TypeError(f"fit options not supported with reuse_compiled: {sorted(unknown)}")
@@ -190,6 +190,8 @@ def _fit_reusing_compile(gm, fit_kw):
     t0 = time.time()
     with lock:
         extra = {} if kw["adaptation"] == "diag" else {"adaptation": kw["adaptation"]}
+        if kw["max_treedepth"] is not None:
+            extra["maxdepth"] = int(kw["max_treedepth"])
         idata = nutpie.sample(compiled, draws=kw["draws"], tune=kw["tune"], chains=kw["chains"], cores=kw["cores"],
                               seed=int(kw["seed"]), target_accept=kw["target_accept"], progress_bar=False, **extra)
     t1 = time.time()
