@@ -266,3 +266,20 @@ def test_threshold_curve_without_disorder_matches_direct_bisection(rng):
     got = quantities.threshold_curve(fit, n_e=levels).values
     want, _ = ph.threshold_versus_doping(levels[None, :], -1.25, V_C[:, None], 0.0, 293.0)
     assert np.max(np.abs(got - want)) < 1e-4
+
+
+def test_a_chain_trapped_in_a_minor_mode_is_named(rng):
+    import xarray as xr
+
+    from bayesgain.model.core import stuck_chains
+
+    lp = 20960.0 + 9.0 * rng.standard_normal((4, 500))
+    post = xr.Dataset({"x": (("chain", "draw"), rng.standard_normal((4, 500)))})
+
+    def tree(lp):
+        return xr.DataTree.from_dict({"posterior": post, "sample_stats": xr.Dataset({"logp": (("chain", "draw"), lp)})})
+
+    assert stuck_chains(tree(lp)) == ""
+    lp[1] -= 31.0  # what the joint model showed: one chain 31 nats below the others
+    text = stuck_chains(tree(lp))
+    assert "chain 1 (31 nats below)" in text and "chain 0" not in text.split("best")[0]
