@@ -96,7 +96,8 @@ def _title(fig, model, title):
         tags.append("NOT CONVERGED")
     head = " -- ".join(tags + [title])
     color = "firebrick" if tags else "black"
-    fig.suptitle(textwrap.fill(head, 70), fontsize=10.5, color=color, fontweight="bold" if tags else "normal")
+    head = textwrap.fill(head, 70)
+    fig.suptitle(head, fontsize=10.5, color=color, fontweight="bold" if tags else "normal")
     notes = []
     if _synthetic(model):
         notes.append("SYNTHETIC data (bayesgain.simulate): not a measurement")
@@ -104,12 +105,16 @@ def _title(fig, model, title):
         notes.append("fit NOT CONVERGED: not final")
     notes.append(f"model '{model.spec.name}', experiments: {', '.join(map(str, model.names))}; bands: {HDI:.0%} HDI")
     fig.text(0.5, 0.003, "\n".join(notes), ha="center", va="bottom", fontsize=6.5, color=color)
+    return head.count("\n") + 1, len(notes)
 
 
 def _save(fig, model, path, title):
-    _title(fig, model, title)
+    title_lines, note_lines = _title(fig, model, title)
     h = fig.get_size_inches()[1]
-    fig.tight_layout(rect=(0, min(0.25, 0.45 / h), 1, 1 - min(0.2, 0.5 / h)))
+    # room for the title (10.5 pt lines) and the notes (6.5 pt lines), in inches, as figure fractions
+    top = (0.08 + 0.19 * title_lines) / h
+    bottom = (0.04 + 0.11 * note_lines) / h
+    fig.tight_layout(rect=(0, min(0.3, bottom), 1, 1 - min(0.3, top)))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=DPI, format="png")
     plt.close(fig)
@@ -379,9 +384,10 @@ def fig_single_wavelength(model, cache, path):
     ax.set_xlabel("probe wavelength (nm)")
     ax.set_ylabel(f"<N> for g >= {G_MIN_PER_CM:g} cm$^{{-1}}$ (excitons/QD)")
     sec = ax.secondary_yaxis("right", functions=(lambda n: n / sig, lambda J: J * sig))
-    sec.set_ylabel(f"pump fluence (photons/cm$^2$, film sigma {sig:.3g} cm$^2$)")
-    ax.text(0.02, 0.02, f"curves: <N> at which g >= {G_MIN_PER_CM:g} cm$^{{-1}}$ (the gain region lies above each curve); "
-            "missing where not reached in at least half the draws", transform=ax.transAxes, fontsize=6.5, va="bottom")
+    sec.set_ylabel("pump fluence (photons/cm$^2$)", labelpad=8)
+    ax.text(0.02, 0.02, f"curves: <N> at which g >= {G_MIN_PER_CM:g} cm$^{{-1}}$ (the gain region lies above each curve);\n"
+            f"missing where not reached in at least half the draws; fluence axis = <N> / film sigma ({sig:.3g} cm$^2$)",
+            transform=ax.transAxes, fontsize=6.5, va="bottom")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
     return _save(fig, model, path, f"single-wavelength threshold spectrum (g >= {G_MIN_PER_CM:g} per cm)")
@@ -546,10 +552,7 @@ def fig_ppc(model, cache, path):
         else:
             idx = np.arange(d.sizes[point_dim] if point_dim in d.dims else y.shape[1])
         obs = d[obs_name].values[idx]
-        if x_name == "sol_fluence_eff_photons_cm2":
-            x = d[x_name].values[d["sol_point_fluence"].values[idx]]
-        else:
-            x = d[x_name].values[idx]
+        x = d[x_name].values[idx]  # every x array is per observation point (sol_fluence_eff too)
         if c == "gain":  # the fluence index into the nominal fluences
             x = d["ta_fluence_nominal_photons_cm2"].values[x.astype(int)]
             xlabel = "nominal pump fluence (photons/cm$^2$)"
