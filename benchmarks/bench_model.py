@@ -105,7 +105,7 @@ def main(argv=None):
         print(f"report written to {out}", flush=True)
 
     # ---------------------------------------------------------------- threshold curve, 4000 draws
-    post = gm.idata["posterior"]
+    post = gm.idata["posterior"].to_dataset()
     n = post.sizes["chain"] * post.sizes["draw"]
     flat = post.stack(sample=("chain", "draw")).drop_vars(["sample", "chain", "draw"], errors="ignore")
     take = np.random.default_rng(0).choice(n, args.threshold_draws, replace=n < args.threshold_draws)
