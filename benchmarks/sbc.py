@@ -62,9 +62,58 @@ def rank_statistics(ranks, n_draws, bins=10):
     return {"n": n, "chi2": chi2, "p": p, "ecdf_max_dev": dev, "ecdf_bound95": 1.36 / np.sqrt(n), "counts": counts}
 
 
+def _rank_rows(i, r, prior, params):
+    """CSV rows (one per scalar parameter) of replicate ``i``: the rank of the truth among its thinned draws."""
+    if r.get("error"):
+        return []
+    rows = []
+    for name in params:
+        truth = np.asarray(prior[name].values[0, i]).ravel()
+        draws = np.asarray(r["draws"][name]).reshape(len(r["draws"][name]), -1)
+        ranks = (draws < truth[None, :]).sum(axis=0)
+        for j, (t, rank) in enumerate(zip(truth, ranks)):
+            label = name if truth.size == 1 else f"{name}[{j}]"
+            rows.append({"replicate": i, "parameter": label, "base": name, "truth": float(t), "rank": int(rank),
+                         "converged": bool(r["ok"]), "max_r_hat": r["convergence"]["max_r_hat"],
+                         "min_ess_bulk": r["convergence"]["min_ess_bulk"],
+                         "divergences": r["convergence"]["divergences"], "seconds": r["seconds"]})
+    return rows
+
+
+def _write_csv(df, path):
+    from bayesgain._atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+
+
+def print_statistics(df, n_draws, bins=10):
+    """The rank-uniformity table of a ranks frame (as written to the CSV), per parameter."""
+    L = n_draws
+    n_rep = df["replicate"].nunique() if len(df) else 0
+    n_conv = df.drop_duplicates("replicate")["converged"].sum() if len(df) else 0
+    print(f"rank uniformity of {n_rep} replicates ({n_conv} converged) over {bins} bins (chi-square, {bins - 1} dof) "
+          "and max ECDF deviation")
+    print(f"{'parameter':34s} {'n':>4s} {'chi2':>7s} {'p':>7s} {'ECDF dev':>9s} {'95% bound':>9s}  bin counts")
+    # vector parameters with many elements: one pooled row (elements are exchangeable a priori)
+    for base_name, g in (df.groupby("base", sort=False) if len(df) else []):
+        elements = g["parameter"].unique()
+        todo = [(base_name + "[*]", g)] if len(elements) > 6 else [(e, g[g["parameter"] == e]) for e in elements]
+        for label, gg in todo:
+            s = rank_statistics(gg["rank"].values, L, bins)
+            flag = "  <-- p < 0.01" if s["p"] < 0.01 else ""
+            print(f"{label:34s} {s['n']:4d} {s['chi2']:7.2f} {s['p']:7.3f} {s['ecdf_max_dev']:9.3f} "
+                  f"{s['ecdf_bound95']:9.3f}  {' '.join(str(c) for c in s['counts'])}{flag}")
+    conv = df[df["converged"]] if len(df) else df
+    if len(conv) and n_conv < n_rep:
+        print("\nconverged replicates only (chi-square p):",
+              ", ".join(f"{p}: {rank_statistics(g['rank'].values, L, bins)['p']:.3f}"
+                        for p, g in conv.groupby("parameter", sort=False) if "[" not in p))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--component", choices=sorted(SPECS), required=True)
+    ap.add_argument("--component", choices=sorted(SPECS), default=None, help="required unless --summarize")
     ap.add_argument("--replicates", type=int, default=100)
     ap.add_argument("--draws", type=int, default=250, help="per chain, after --tune")
     ap.add_argument("--tune", type=int, default=250)
@@ -83,9 +132,17 @@ def main(argv=None):
     ap.add_argument("--scheduler", default=None, help="address of a Dask scheduler (default: a local cluster)")
     ap.add_argument("--workers", type=int, default=None, help="local cluster size (default: core count)")
     ap.add_argument("--csv", default=None, help="ranks CSV (default: sbc_<component>_ranks.csv here)")
+    ap.add_argument("--summarize", default=None, metavar="CSV",
+                    help="only print the statistics of a ranks CSV written earlier (also a partial one)")
     args = ap.parse_args(argv)
 
     import pandas as pd
+
+    if args.summarize:
+        print_statistics(pd.read_csv(args.summarize), args.rank_draws, args.bins)
+        return 0
+    if args.component is None:
+        ap.error("--component is required (or --summarize CSV)")
 
     from bayesgain.model.core import GainModel
     from bayesgain.model.distributed import fit_many
@@ -116,54 +173,31 @@ def main(argv=None):
                      "fit": {"draws": args.draws, "tune": args.tune, "chains": args.chains, "seed": 1000 + i,
                              "cores": 1, "min_ess": args.min_ess, "max_treedepth": args.max_treedepth},
                      "return_draws": params, "thin_to": args.rank_draws})
-    t1 = time.time()
-    results = fit_many(jobs, scheduler=args.scheduler, n_workers=args.workers, progress=True)
-    t_fit = time.time() - t1
-
+    csv = pathlib.Path(args.csv or f"sbc_{args.component}_ranks.csv")
     rows = []
-    failed = not_converged = 0
+
+    def save_partial(i, r):
+        # ranks are saved as replicates finish (every 5th), so an interrupted study keeps what it computed;
+        # `sbc.py --summarize CSV` prints the statistics of such a file
+        rows.extend(_rank_rows(i, r, prior, params))
+        if len({row["replicate"] for row in rows}) % 5 == 0:
+            _write_csv(pd.DataFrame(rows), csv)
+
+    t1 = time.time()
+    results = fit_many(jobs, scheduler=args.scheduler, n_workers=args.workers, progress=True, on_result=save_partial)
+    t_fit = time.time() - t1
+    failed = sum(bool(r.get("error")) for r in results)
+    not_converged = sum(not r.get("error") and not r["ok"] for r in results)
     for i, r in enumerate(results):
         if r.get("error"):
-            failed += 1
             print(f"replicate {i} FAILED:\n{r['error']}", file=sys.stderr)
-            continue
-        not_converged += not r["ok"]
-        for name in params:
-            truth = np.asarray(prior[name].values[0, i]).ravel()
-            draws = np.asarray(r["draws"][name]).reshape(len(r["draws"][name]), -1)
-            ranks = (draws < truth[None, :]).sum(axis=0)
-            for j, (t, rank) in enumerate(zip(truth, ranks)):
-                label = name if truth.size == 1 else f"{name}[{j}]"
-                rows.append({"replicate": i, "parameter": label, "base": name, "truth": float(t), "rank": int(rank),
-                             "converged": bool(r["ok"]), "max_r_hat": r["convergence"]["max_r_hat"],
-                             "min_ess_bulk": r["convergence"]["min_ess_bulk"],
-                             "divergences": r["convergence"]["divergences"], "seconds": r["seconds"]})
+    rows.sort(key=lambda row: row["replicate"])
     df = pd.DataFrame(rows)
-    csv = pathlib.Path(args.csv or f"sbc_{args.component}_ranks.csv")
-    df.to_csv(csv, index=False)
-
-    L = args.rank_draws
+    _write_csv(df, csv)
     print(f"\nfits: {t_fit:.0f} s for {len(results)} replicates ({failed} failed, {not_converged} not converged: "
           f"R-hat > 1.01, bulk ESS < {args.min_ess} or divergences); per replicate median "
           f"{np.median([r['seconds'] for r in results]):.1f} s, compiled {sum(bool(r.get('compiled')) for r in results)} x")
-    print(f"rank uniformity over {args.bins} bins (chi-square, {args.bins - 1} dof) and max ECDF deviation")
-    print(f"{'parameter':34s} {'n':>4s} {'chi2':>7s} {'p':>7s} {'ECDF dev':>9s} {'95% bound':>9s}  bin counts")
-    groups = list(df.groupby("parameter", sort=False)) if len(df) else []
-    # vector parameters with many elements: one pooled row (elements are exchangeable a priori)
-    for base_name, g in (df.groupby("base", sort=False) if len(df) else []):
-        elements = g["parameter"].unique()
-        todo = [(base_name + "[*]", g)] if len(elements) > 6 else [(e, g[g["parameter"] == e]) for e in elements]
-        for label, gg in todo:
-            s = rank_statistics(gg["rank"].values, L, args.bins)
-            flag = "  <-- p < 0.01" if s["p"] < 0.01 else ""
-            print(f"{label:34s} {s['n']:4d} {s['chi2']:7.2f} {s['p']:7.3f} {s['ecdf_max_dev']:9.3f} "
-                  f"{s['ecdf_bound95']:9.3f}  {' '.join(str(c) for c in s['counts'])}{flag}")
-    del groups
-    conv = df[df["converged"]] if len(df) else df
-    if len(conv) and not_converged:
-        print("\nconverged replicates only (chi-square p):",
-              ", ".join(f"{p}: {rank_statistics(g['rank'].values, L, args.bins)['p']:.3f}"
-                        for p, g in conv.groupby("parameter", sort=False) if len(g["parameter"]) and "[" not in p))
+    print_statistics(df, args.rank_draws, args.bins)
     print(f"\nranks written to {csv}; total {time.time() - t0:.0f} s")
     return 1 if failed else 0
 

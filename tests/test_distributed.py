@@ -100,5 +100,8 @@ def test_fit_many_reports_a_failed_job_without_stopping_the_others():
     pytest.importorskip("dask.distributed")
     from bayesgain.model.distributed import fit_many
 
-    res = fit_many([{"name": "bad", "spec": CHARGING, "experiments": "/nonexistent/folder", "fit": {}}], n_workers=1)
+    seen = []
+    res = fit_many([{"name": "bad", "spec": CHARGING, "experiments": "/nonexistent/folder", "fit": {}}], n_workers=1,
+                   on_result=lambda i, r: seen.append((i, r["name"])))
+    assert seen == [(0, "bad")]
     assert res[0]["ok"] is False and res[0]["error"] and "nonexistent" in res[0]["error"]

@@ -305,14 +305,17 @@ def run_job(job):
 
 
 # ---------------------------------------------------------------------------------------- client
-def fit_many(jobs, scheduler=None, n_workers=None, compiledir="shared", progress=False, client=None):
+def fit_many(jobs, scheduler=None, n_workers=None, compiledir="shared", progress=False, client=None,
+             on_result=None):
     """Run independent fits through Dask; returns one result dict per job (see :func:`run_job`), in job order.
 
     ``scheduler``: None for a local cluster of ``n_workers`` single-threaded processes (default: the
     number of cores), else the address of a running Dask scheduler.  ``client``: an existing
     ``dask.distributed.Client`` to use instead (not closed here).  ``compiledir``: "shared" (default)
     or "per-worker" (each worker process its own PyTensor ``base_compiledir``).  ``progress``: print
-    one line per finished job.  A failed job comes back with ``error`` set; it does not stop the others.
+    one line per finished job.  ``on_result(i, result)``: called as each job finishes (in completion
+    order), e.g. to save partial results of a long study.  A failed job comes back with ``error`` set;
+    it does not stop the others.
     """
     try:
         from dask.distributed import Client, LocalCluster, as_completed
@@ -347,6 +350,8 @@ def fit_many(jobs, scheduler=None, n_workers=None, compiledir="shared", progress
                 r = results[i]
                 state = "FAILED" if r.get("error") else ("ok" if r.get("ok") else "not converged")
                 print(f"  job {i} ({r.get('name')}): {state}, {r['seconds']:.1f} s, worker {r['worker']}", flush=True)
+            if on_result is not None:
+                on_result(i, results[i])
         return results
     finally:
         if own_client:
