@@ -1,0 +1,42 @@
+"""The rank bookkeeping of benchmarks/sbc.py (the fits themselves run in the benchmark, not here)."""
+
+import importlib.util
+import pathlib
+
+import numpy as np
+import pytest
+import xarray as xr
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def sbc():
+    spec = importlib.util.spec_from_file_location("sbc_script", ROOT / "benchmarks" / "sbc.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _result(draws):
+    return {"error": None, "ok": True, "draws": draws, "seconds": 1.0,
+            "convergence": {"max_r_hat": 1.0, "min_ess_bulk": 500.0, "divergences": 0}}
+
+
+def test_rank_is_the_number_of_draws_below_the_truth(sbc):
+    prior = {"a": xr.DataArray(np.array([[0.5, 2.0]])), "v": xr.DataArray(np.array([[[0.0, 10.0], [1.0, 1.0]]]))}
+    draws = {"a": np.arange(5.0), "v": np.stack([np.arange(5.0), np.arange(5.0)], axis=1)}
+    rows = sbc._rank_rows(0, _result(draws), prior, ["a", "v"])
+    assert [(r["parameter"], r["rank"]) for r in rows] == [("a", 1), ("v[0]", 0), ("v[1]", 5)]
+    rows = sbc._rank_rows(1, _result(draws), prior, ["a"])
+    assert rows[0]["rank"] == 2  # draws 0 and 1 lie below 2.0 (a tie does not count)
+    assert sbc._rank_rows(2, {"error": "boom"}, prior, ["a"]) == []
+
+
+def test_uniform_ranks_pass_and_piled_up_ranks_fail(sbc, rng):
+    L = 99
+    uniform = sbc.rank_statistics(rng.integers(0, L + 1, 2000), L)
+    assert uniform["p"] > 0.001 and uniform["ecdf_max_dev"] < uniform["ecdf_bound95"]
+    # an overconfident posterior puts the truth in the tails: ranks pile up at 0 and L
+    piled = sbc.rank_statistics(np.r_[np.zeros(300, int), np.full(300, L), rng.integers(0, L + 1, 400)], L)
+    assert piled["p"] < 1e-6
