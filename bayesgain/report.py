@@ -194,9 +194,7 @@ class _Cache:
         if key not in self._c:
             try:
                 self._c[key] = (True, fn())
-            except Skip as exc:
-                self._c[key] = (False, exc)
-            except Exception as exc:  # noqa: BLE001 -- recorded in the report
+            except Exception as exc:  # noqa: BLE001 -- Skip or failure, recorded in the report
                 self._c[key] = (False, exc)
         ok, v = self._c[key]
         if not ok:

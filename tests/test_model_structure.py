@@ -184,6 +184,52 @@ def test_logp_is_finite_and_its_gradient_matches_finite_differences(joint_model)
         assert grad[j] == pytest.approx(fd, rel=1e-4, abs=1e-3)
 
 
+def test_starting_points_are_jittered_only_where_the_prior_scale_allows(joint_model):
+    names = {rv.name for rv in joint_model.jitter_rvs()}
+    free = {rv.name for rv in joint_model.model.free_RVs}
+    # 10 mV sweep offsets, per-file log calibrations (scale fluence_log_sd) and the 0.2 V level prior start at
+    # their centres; log-scale positives with wide priors are jittered
+    assert {"sweep_offset_raw_V", "fluence_log_cal_film", "fluence_log_cal_solution", "V_half_filling_V",
+            "film_cross_section_ratio"}.isdisjoint(names)
+    assert {"tau_xx_ps", "cross_section_cm2", "sigma_1S_V", "fluence_log_sd"} <= names <= free
+
+
+def test_centred_and_non_centred_fluence_calibrations_are_one_model(batch_a):
+    """Same density up to the Jacobian of log c = sd z, and the same <N> per file, at matched points."""
+    import dataclasses
+
+    from bayesgain.model.core import GainModel
+
+    spec = load_spec("joint")
+    models = {}
+    for form in ("centered", "non-centered"):
+        s = dataclasses.replace(spec, options={**spec.options, "fluence_calibration": form})
+        gm = GainModel(s, batch_a, names=["batch-a"])
+        gm.build()
+        models[form] = gm
+    c, nc = models["centered"].model, models["non-centered"].model
+    assert "fluence_z_film" in nc.named_vars and "fluence_z_film" not in c.named_vars
+    ip_c = _point_at_truth(models["centered"])
+    rng = np.random.default_rng(5)
+    sd = 0.07
+    ip_c["fluence_log_sd_log__"] = np.full_like(ip_c["fluence_log_sd_log__"], math.log(sd))
+    ip_c["fluence_log_cal_film"] = rng.normal(0, sd, ip_c["fluence_log_cal_film"].shape)
+    ip_c["fluence_log_cal_solution"] = rng.normal(0, sd, ip_c["fluence_log_cal_solution"].shape)
+    ip_nc = {k: v for k, v in ip_c.items() if "log_cal" not in k}
+    ip_nc["fluence_z_film"] = ip_c["fluence_log_cal_film"] / sd
+    ip_nc["fluence_z_solution"] = ip_c["fluence_log_cal_solution"] / sd
+    mode = "FAST_COMPILE"  # a one-off evaluation: the Python linker compiles in seconds
+    lp_c = c.compile_logp(mode=mode)(ip_c)
+    lp_nc = nc.compile_logp(mode=mode)(ip_nc)
+    n_cal = ip_c["fluence_log_cal_film"].size + ip_c["fluence_log_cal_solution"].size
+    assert lp_c == pytest.approx(lp_nc - n_cal * math.log(sd), abs=1e-6)
+    mean_c = c.compile_fn(c.replace_rvs_by_values([c["ta_mean_excitons"]])[0], inputs=c.value_vars,
+                          on_unused_input="ignore", mode=mode)(ip_c)
+    mean_nc = nc.compile_fn(nc.replace_rvs_by_values([nc["ta_mean_excitons"]])[0], inputs=nc.value_vars,
+                            on_unused_input="ignore", mode=mode)(ip_nc)
+    np.testing.assert_allclose(mean_c, mean_nc, rtol=1e-12)
+
+
 def test_logp_prefers_the_true_level_potential(joint_model):
     m = joint_model.model
     ip = _point_at_truth(joint_model)

@@ -94,8 +94,8 @@ def stuck_chains(idata, min_gap_nats=5.0):
     another, less probable region (seen on the joint model: one of four chains held one film file's <N>
     at 21 instead of 5.7, 31 nats lower).  Returns a sentence naming them, or "" when there are none.
     """
-    ss = idata["sample_stats"] if "sample_stats" in idata else None
-    name = next((n for n in ("logp", "lp") if ss is not None and n in ss), None)
+    ss = idata["sample_stats"] if "sample_stats" in idata else {}
+    name = next((n for n in ("logp", "lp") if n in ss), None)
     if name is None or idata["posterior"].sizes.get("chain", 1) < 2:
         return ""
     lp = np.asarray(ss[name].values, dtype=float)  # (chain, draw)
@@ -256,13 +256,12 @@ class GainModel:
             t = float(truncated_tail(worst, self.n_max_film))
             out.update(film_max_mean_excitons=worst, film_n_max=self.n_max_film, film_tail=t)
             out["ok"] &= t < tail
-        if "fluence_z_solution" in post:
+        if "fluence_log_cal_solution" in post:
             e = self.data["sol_fluence_experiment"].values
             J = np.zeros(self.data.sizes["sol_fluence"])
             J[self.data["sol_point_fluence"].values] = self.data["sol_fluence_eff_photons_cm2"].values
             sig = post["cross_section_cm2"].values[..., e]
-            sd = post["fluence_log_sd"].values[..., e]
-            worst = float(np.max(sig * J * np.exp(sd * post["fluence_z_solution"].values)))
+            worst = float(np.max(sig * J * np.exp(post["fluence_log_cal_solution"].values)))
             t = float(truncated_tail(worst, self.n_max_solution))
             out.update(solution_max_mean_excitons=worst, solution_n_max=self.n_max_solution, solution_tail=t)
             out["ok"] &= t < tail
@@ -314,6 +313,50 @@ class GainModel:
             value = pt_exp(inner) if p["dist"] == "LogNormal" else inner
             return pm.Deterministic(label, value, dims="experiment")
         return _dist(label, p, dims="experiment")
+
+    def jitter_rvs(self, max_scale=0.25):
+        """Free variables whose starting point may be jittered by U(-1, 1) in the unconstrained space.
+
+        PyMC and nutpie jitter every free variable by U(-1, 1) unless told otherwise; that is harmless for
+        standard normals and log-scale positives but moves a 10 mV sweep offset by up to 1 V and a per-file
+        log fluence calibration (scale 0.05) by a factor up to e.  Such variables -- Normals and LogNormals
+        whose sigma is below ``max_scale`` or depends on other variables -- start at their prior centre.
+        """
+        from pytensor.graph.basic import Constant
+        from pytensor.graph.traversal import ancestors
+
+        model = self.model or self.build()
+        free = set(model.free_RVs)
+        keep = set()
+        for rv in model.free_RVs:
+            if type(rv.owner.op).__name__ in ("NormalRV", "LogNormalRV"):
+                sigma = rv.owner.inputs[-1]
+                if any(a in free for a in ancestors([sigma])):
+                    continue
+                consts = [a for a in ancestors([sigma]) if isinstance(a, Constant)]
+                try:
+                    value = np.asarray(sigma.eval()) if consts else None
+                except Exception:  # not a constant expression: do not jitter
+                    continue
+                if value is None or np.min(value) < max_scale:
+                    continue
+            keep.add(rv)
+        return keep
+
+    def _log_calibration(self, label, dims, sd):
+        """Log fluence calibration factors log c ~ Normal(0, sd) per file, in the spec's parametrisation.
+
+        Film TA pins every file's <N>, so log c is identified file by file and the non-centred form
+        (z = log c / sd) turns that into a thin curved sheet in (sd, z): measured, the gain SBC ranks of
+        fluence_log_sd and of the z's were far from uniform and a 4-chain joint fit had a chain trapped at
+        sd = 0.18 (true 0.05).  Both forms expose ``label`` (log c) in the posterior.
+        """
+        import pymc as pm
+
+        if self.spec.options["fluence_calibration"] == "centered":
+            return pm.Normal(label, 0.0, sd, dims=dims)
+        z = pm.Normal(label.replace("log_cal", "z"), 0.0, 1.0, dims=dims)
+        return pm.Deterministic(label, sd * z, dims=dims)
 
     def _nuisance(self, name, dims="experiment"):
         return _dist(name, self.spec.priors[name], dims=dims)
@@ -402,14 +445,14 @@ class GainModel:
                 eta = P["hole_trap_fraction"] if comp["hole_trapping"] else None
                 film_sigma = pm.Deterministic("film_cross_section_cm2", P["cross_section_cm2"] *
                                               P["film_cross_section_ratio"], dims="experiment")
-                z_film = pm.Normal("fluence_z_film", 0.0, 1.0, dims="ta_file")
             if comp["reflection"]:
                 refl = self._nuisance("reflection_scale", dims="ta_potential")
                 sub_noise = self._nuisance("subgap_noise_rel")
 
             # ---------------------------------------------------------- cross-section (solution)
             if comp["cross_section"]:
-                z_sol = pm.Normal("fluence_z_solution", 0.0, 1.0, dims="sol_fluence")
+                log_cal_sol = self._log_calibration("fluence_log_cal_solution", "sol_fluence",
+                                                     fl_sd[d["sol_fluence_experiment"].values])
                 gamma_sol = d["experiment_solution_A0_1S_OD"].values / gg * self._nuisance("solution_gamma_scale")
                 sol_noise = self._nuisance("solution_noise_rel")
                 e = d["sol_point_experiment"].values
@@ -423,7 +466,7 @@ class GainModel:
                     sel = np.nonzero(e == k)[0]
                     files, f_loc = np.unique(fi[sel], return_inverse=True)
                     delays, t_loc = np.unique(d["sol_point_delay"].values[sel], return_inverse=True)
-                    mean_f = P["cross_section_cm2"][k] * J_sol[files] * pt.exp(fl_sd[k] * z_sol[files])
+                    mean_f = P["cross_section_cm2"][k] * J_sol[files] * pt.exp(log_cal_sol[files])
                     Ms = self.n_max_solution
                     A = auger.cascade_absorption(mean_f, np.tile(f_neutral, (files.size, 1)), delays,
                                                  rates[k][:, :Ms], table[: Ms + 1], J_sat)
@@ -477,7 +520,8 @@ class GainModel:
                 ff = _file_fluence(pot_exp, n_fl, fl_first)
                 J_file = d["ta_fluence_nominal_photons_cm2"].values[ff]
                 # <N> of every film TA file: film cross-section x nominal fluence x latent calibration
-                file_mean = pm.Deterministic("ta_mean_excitons", film_sigma[fe] * J_file * pt.exp(fl_sd[fe] * z_film),
+                log_cal_film = self._log_calibration("fluence_log_cal_film", "ta_file", fl_sd[fe])
+                file_mean = pm.Deterministic("ta_mean_excitons", film_sigma[fe] * J_file * pt.exp(log_cal_film),
                                              dims="ta_file")
                 mus = []
                 for k in range(n_exp):
@@ -569,8 +613,9 @@ class GainModel:
         if max_treedepth is not None:
             nuts["max_treedepth"] = int(max_treedepth)  # PyMC renames it for nutpie (maxdepth)
         if nuts:
-            nuts["target_accept"] = kw.pop("target_accept")
-            kw["nuts"] = nuts
+            kw["nuts"] = nuts  # pm.sample moves target_accept into it
+        if sampler == "nutpie":
+            kw["compile_kwargs"] = {"jitter_rvs": self.jitter_rvs()}
         with model, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*BLAS.*")
             idata = pm.sample(**kw)

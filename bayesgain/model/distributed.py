@@ -163,7 +163,7 @@ def _compiled_for(gm, key):
             rv = model[label]
             value = _observed_constants(model, [label])[label]
             model.rvs_to_values[rv] = pytensor.shared(value, name=f"{label}__observed")
-        compiled = nutpie.compile_pymc_model(model)
+        compiled = nutpie.compile_pymc_model(model, jitter_rvs=template.jitter_rvs())
         entry = (template, compiled, threading.Lock())
         _COMPILED[key] = entry
         return entry, True

@@ -71,6 +71,9 @@ DEFAULT_OPTIONS = {
     "subgap_delays_ps": ([0.5, 10.0], list),
     "quadrature_nodes": (0, int),  # 0: sized from a quick Fermi-Dirac fit (see GainModel.quadrature_nodes)
     "sweep_offset_sd_V": (0.01, float),
+    # per-file fluence calibrations log c ~ Normal(0, fluence_log_sd): "centered" samples log c itself (right
+    # when the data pin each file's <N>, as film TA does), "non-centered" samples z = log c / sd
+    "fluence_calibration": ("centered", ("centered", "non-centered")),
     "film_thickness_from": ("experiment", ("experiment",)),
 }
 
