@@ -121,6 +121,7 @@ def _fit(args):
               "it (files of the same names are replaced)", file=sys.stderr)
         return 1
     from .model.core import GainModel
+    from .report import write_fit_outputs
 
     say = (lambda s: None) if args.quiet else print
     t0 = time.time()
@@ -138,42 +139,20 @@ def _fit(args):
         f"(compiling first: this can take minutes)")
     model.fit(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler,
               progress=not args.quiet, max_treedepth=args.max_treedepth)
-    t1 = time.time()
-    model.save(out / "posterior.nc", overwrite=True)
-    say(f"fitted in {t1 - t0:.1f} s; wrote {out / 'posterior.nc'}")
-    classic_rows = None
-    if not args.no_classic and len(args.folders) == 1:
-        classic_rows = _classic_rows(args.folders[0], out, say)
-    _write_report(model, out, classic_rows, not args.no_figures, say)
+    say(f"fitted in {time.time() - t0:.1f} s")
+    classic_from = args.folders[0] if (not args.no_classic and len(args.folders) == 1) else None
+    _report_failures(write_fit_outputs(model, out, classic_from, not args.no_figures, say))
     print(model.convergence.text())
     if not model.convergence.ok:
         print("the thresholds in thresholds.csv and report.md are NOT FINAL (marked so in both)")
     return 3 if (args.strict and not model.convergence.ok) else 0
 
 
-def _classic_rows(folder, out, say):
-    """The classic analysis of the first experiment (for the side-by-side table); also written to classic.csv."""
-    try:
-        from .classic import classic_analysis, write_classic_csv
-        from .io import load_experiment
-
-        rows = classic_analysis(load_experiment(folder))
-        write_classic_csv(rows, out / "classic.csv")
-        say(f"wrote {out / 'classic.csv'} (classic analysis of {folder})")
-        return rows
-    except Exception as exc:  # noqa: BLE001 -- the Bayesian report does not depend on it
-        print(f"note: classic analysis of {folder} failed ({type(exc).__name__}: {exc}); report without it",
-              file=sys.stderr)
-        return None
-
-
-def _write_report(model, out, classic_rows, figures, say):
-    from .report import write_report
-
-    result = write_report(model, out, classic_rows=classic_rows, figures=figures, log=say)
-    bad = {k: v for k, v in result["figures"].items() if v.startswith("FAILED")}
-    for k, v in bad.items():
-        print(f"figure {k} {v} (recorded in report.md)", file=sys.stderr)
+def _report_failures(result):
+    """Print the figures that failed (they are recorded in report.md too); returns ``result``."""
+    for k, v in result["figures"].items():
+        if v.startswith("FAILED"):
+            print(f"figure {k} {v} (recorded in report.md)", file=sys.stderr)
     return result
 
 
@@ -189,7 +168,7 @@ def _fit_path(d, prog):
 
 def _report(args):
     from .model.core import GainModel
-    from .report import read_classic_csv
+    from .report import read_classic_csv, write_report
 
     prog = "bayesgain report"
     try:
@@ -202,7 +181,7 @@ def _report(args):
     classic_path = out / "classic.csv"
     rows = read_classic_csv(classic_path) if classic_path.exists() else None
     say = (lambda s: None) if args.quiet else print
-    _write_report(model, out, rows, not args.no_figures, say)
+    _report_failures(write_report(model, out, classic_rows=rows, figures=not args.no_figures, log=say))
     print(model.convergence.text() if model.convergence is not None else "no convergence report")
     return 3 if (args.strict and not (model.convergence and model.convergence.ok)) else 0
 

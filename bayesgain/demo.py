@@ -31,11 +31,10 @@ def run(out_dir="bayesgain-demo", draws=1000, tune=700, chains=2, seed=1, progre
     """
     import arviz as az
 
-    from .classic import classic_analysis, write_classic_csv
     from .io import load_experiment
     from .model import quantities as q
     from .model.core import GainModel
-    from .report import write_report
+    from .report import write_fit_outputs
 
     out = pathlib.Path(out_dir)
     if out.exists() and any(out.iterdir()) and not force:
@@ -55,10 +54,7 @@ def run(out_dir="bayesgain-demo", draws=1000, tune=700, chains=2, seed=1, progre
     print(f"  sampling {chains} chains x {draws} draws after {tune} tuning steps (nutpie; compiling first)")
     model.fit(draws=draws, tune=tune, chains=chains, seed=seed, progress=progress)
     fit_s = time.time() - t0
-    model.save(out / "posterior.nc", overwrite=True)
-    rows = classic_analysis(tree)
-    write_classic_csv(rows, out / "classic.csv")
-    write_report(model, out, classic_rows=rows, figures=figures)
+    write_fit_outputs(model, out, classic_folder=tree, figures=figures)
 
     post = model.idata["posterior"]
     print(f"\nFitted in {fit_s:.0f} s. {model.convergence.text()}")

@@ -896,6 +896,38 @@ _FIGURE_FUNCS = {
 }
 
 
+def write_fit_outputs(model, out_dir, classic_folder=None, figures=True, log=None):
+    """Everything a fit leaves in ``out_dir``: posterior.nc, classic.csv (when ``classic_folder``, an
+    experiment folder or its loaded DataTree, is given) and :func:`write_report`'s tables, report.md and figures -- the one sequence that
+    ``bayesgain fit``, ``bayesgain demo`` and the benchmark share.
+
+    The classic analysis only feeds the side-by-side table: when it fails the reason is printed to
+    stderr and the report is written without it.  Returns :func:`write_report`'s dict.
+    """
+    import sys
+
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    say = log or (lambda s: None)
+    model.save(out / "posterior.nc", overwrite=True)
+    say(f"wrote {out / 'posterior.nc'}")
+    rows = None
+    if classic_folder is not None:
+        try:
+            from .classic import classic_analysis, write_classic_csv
+            from .io import load_experiment
+
+            tree = classic_folder if hasattr(classic_folder, "children") else load_experiment(classic_folder)
+            rows = classic_analysis(tree)
+            write_classic_csv(rows, out / "classic.csv")
+            say(f"wrote {out / 'classic.csv'} (classic analysis)")
+        except Exception as exc:  # noqa: BLE001 -- the Bayesian report does not depend on it
+            print(f"note: classic analysis of {classic_folder} failed ({type(exc).__name__}: {exc}); "
+                  "report without it", file=sys.stderr)
+            rows = None
+    return write_report(model, out, classic_rows=rows, figures=figures, log=log)
+
+
 def write_report(model, out_dir, classic_rows=None, figures=True, log=None):
     """Write summary.csv, thresholds.csv, report.md and the figures of a fitted model into ``out_dir``.
 

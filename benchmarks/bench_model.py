@@ -90,17 +90,11 @@ def main(argv=None):
              ("nutpie", "divergences", gm.convergence["divergences"], "")]
     print(f"nutpie: {gm.convergence.text()}", flush=True)
     if args.report:
-        from bayesgain.classic import classic_analysis, write_classic_csv
-        from bayesgain.io import load_experiment
-        from bayesgain.report import write_report
+        from bayesgain.report import write_fit_outputs
 
         t = time.perf_counter()
         out = pathlib.Path(args.report)
-        out.mkdir(parents=True, exist_ok=True)
-        gm.save(out / "posterior.nc", overwrite=True)
-        classic_rows = classic_analysis(load_experiment(args.experiment))
-        write_classic_csv(classic_rows, out / "classic.csv")
-        write_report(gm, out, classic_rows=classic_rows)
+        write_fit_outputs(gm, out, classic_folder=args.experiment)
         rows.append(("nutpie", "report (save, classic, figures)", time.perf_counter() - t, "s"))
         print(f"report written to {out}", flush=True)
 

@@ -156,6 +156,7 @@ class GainModel:
         self.names = list(self.data["experiment"].values)
         self.model = None
         self.idata = None
+        self.start_report = None
         self.n_max = self._choose_n_max()
         self.quadrature_nodes = self._choose_nodes()
 
@@ -586,7 +587,7 @@ class GainModel:
             return pm.sample_prior_predictive(draws=draws, random_seed=seed)
 
     def fit(self, draws=1000, tune=1000, chains=4, seed=0, sampler="nutpie", progress=True, target_accept=0.9,
-            cores=None, min_ess=400, adaptation="low_rank", max_treedepth=None):
+            cores=None, min_ess=400, adaptation="low_rank", max_treedepth=None, optimise_starts=True):
         """Sample the posterior; returns the DataTree (also kept as ``self.idata``) with log-likelihoods.
 
         ``sampler``: "nutpie" (default, compiled with numba) or "pymc".  With nutpie the mass matrix is
@@ -596,29 +597,32 @@ class GainModel:
         NUTS trajectory at 2^depth steps (default: the sampler's 10): for short illustrative fits (the
         notebooks' CI settings), where the first tuning steps otherwise take hundreds of gradient
         evaluations each; a capped converged fit is still valid, a capped short one is only cheaper.
-        The convergence report is in
+        ``optimise_starts`` (nutpie): start each chain from its jittered start climbed by L-BFGS, and a chain
+        whose climb ends far below the best from the best point (see :mod:`.sampling`; the report is in
+        ``self.start_report`` and the tree's attrs).  The convergence report is in
         ``self.convergence`` and in the tree's attrs; a fit that is not converged says so everywhere.
         """
         import pymc as pm
 
+        from .sampling import sample_nutpie
+
         model = self.model or self.build()
         t0 = time.time()
-        kw = dict(draws=draws, tune=tune, chains=chains, random_seed=seed, progressbar=progress,
-                  nuts_sampler=sampler, target_accept=target_accept)
-        if cores is not None:
-            kw["cores"] = cores
-        nuts = {}
-        if sampler == "nutpie" and adaptation != "diag":
-            nuts["adaptation"] = adaptation
-        if max_treedepth is not None:
-            nuts["max_treedepth"] = int(max_treedepth)  # PyMC renames it for nutpie (maxdepth)
-        if nuts:
-            kw["nuts"] = nuts  # pm.sample moves target_accept into it
-        if sampler == "nutpie":
-            kw["compile_kwargs"] = {"jitter_rvs": self.jitter_rvs()}
         with model, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*BLAS.*")
-            idata = pm.sample(**kw)
+            if sampler == "nutpie":
+                idata, self.start_report = sample_nutpie(
+                    model, draws=draws, tune=tune, chains=chains, seed=seed, cores=cores, target_accept=target_accept,
+                    adaptation=adaptation, max_treedepth=max_treedepth, progress=progress,
+                    jitter_rvs=self.jitter_rvs(), optimise_starts=optimise_starts)
+            else:
+                kw = dict(draws=draws, tune=tune, chains=chains, random_seed=seed, progressbar=progress,
+                          nuts_sampler=sampler, target_accept=target_accept)
+                if cores is not None:
+                    kw["cores"] = cores
+                if max_treedepth is not None:
+                    kw["nuts"] = {"max_treedepth": int(max_treedepth)}  # pm.sample moves target_accept into it
+                idata = pm.sample(**kw)
             t1 = time.time()
             pm.compute_log_likelihood(idata, var_names=self.observed_names, progressbar=False)
         self.idata = idata

@@ -171,11 +171,10 @@ def _compiled_for(gm, key):
 
 def _fit_reusing_compile(gm, fit_kw):
     """``gm.fit`` with nutpie, but on the worker's once-compiled model with ``gm``'s observations swapped in."""
-    import nutpie
-    from pymc.backends.arviz import patch_nutpie_idata
+    from .sampling import sample_nutpie
 
     kw = dict(draws=1000, tune=1000, chains=4, seed=0, target_accept=0.9, cores=None, min_ess=400,
-              adaptation="low_rank", max_treedepth=None)
+              adaptation="low_rank", max_treedepth=None, optimise_starts=True)
     unknown = set(fit_kw) - set(kw) - {"sampler", "progress"}
     if unknown:
         raise TypeError(f"fit options not supported with reuse_compiled: {sorted(unknown)}")
@@ -188,14 +187,12 @@ def _fit_reusing_compile(gm, fit_kw):
     obs = _observed_constants(model, gm.observed_names)
     compiled = compiled.with_data(**{f"{label}__observed": v for label, v in obs.items()})
     t0 = time.time()
-    with lock:
-        extra = {} if kw["adaptation"] == "diag" else {"adaptation": kw["adaptation"]}
-        if kw["max_treedepth"] is not None:
-            extra["maxdepth"] = int(kw["max_treedepth"])
-        idata = nutpie.sample(compiled, draws=kw["draws"], tune=kw["tune"], chains=kw["chains"], cores=kw["cores"],
-                              seed=int(kw["seed"]), target_accept=kw["target_accept"], progress_bar=False, **extra)
+    with lock:  # the starts' optimisation sets the shared PyTensor data of the template: one job at a time
+        idata, gm.start_report = sample_nutpie(
+            model, compiled, draws=kw["draws"], tune=kw["tune"], chains=kw["chains"], seed=kw["seed"],
+            cores=kw["cores"], target_accept=kw["target_accept"], adaptation=kw["adaptation"],
+            max_treedepth=kw["max_treedepth"], progress=False, optimise_starts=kw["optimise_starts"])
     t1 = time.time()
-    patch_nutpie_idata(idata, model, sampling_time=t1 - t0)
     gm.idata = idata
     gm._finish(idata, sampling_s=t1 - t0, min_ess=kw["min_ess"])
     return idata, fresh
