@@ -660,6 +660,9 @@ def _section_convergence(model, summary):
     lines += [conv.text(), ""]
     if conv.get("note"):
         lines += [f"Note: {conv['note']}", ""]
+    starts = model.idata.attrs.get("chain_starts") if model.idata is not None else None
+    if starts:
+        lines += [f"Chain starts: {starts}.", ""]
     rows = []
     for name, r in summary.iterrows():
         flag = []

@@ -26,21 +26,43 @@ def _logp_grad(x):
     return np.sum(lse), grad
 
 
-class _Fn:
-    def __init__(self):
-        self.calls = 0
-
-    def __call__(self, x):
-        self.calls += 1
-        return _logp_grad(np.asarray(x))
-
-    def get_shared(self):
-        return []
-
-
 def _compiled(starts):
-    return types.SimpleNamespace(logp_func=_Fn(), shared_var_keys={}, shared_data={},
+    """nutpie's compiled-model fields that the start logic reads: a C callback with nutpie's signature
+    (dim, x*, grad*, logp*, user_data*) -> status, its user data and the initial-point function."""
+    import numba
+
+    sig = numba.types.int64(numba.types.uint64, numba.types.CPointer(numba.types.double),
+                            numba.types.CPointer(numba.types.double), numba.types.CPointer(numba.types.double),
+                            numba.types.voidptr)
+
+    @numba.cfunc(sig)
+    def logp_c(dim, x_, out_, logp_, user_data_):
+        x = numba.carray(x_, (dim,))
+        out = numba.carray(out_, (dim,))
+        total = 0.0
+        for i in range(dim):
+            a = -0.5 * ((x[i] - MAJOR) / WIDTH) ** 2
+            b = LOG_W_MINOR - 0.5 * ((x[i] - MINOR) / WIDTH) ** 2
+            m = max(a, b)
+            lse = m + np.log(np.exp(a - m) + np.exp(b - m))
+            wa, wb = np.exp(a - lse), np.exp(b - lse)
+            out[i] = -(wa * (x[i] - MAJOR) + wb * (x[i] - MINOR)) / WIDTH**2
+            total += lse
+        numba.carray(logp_, (1,))[0] = total
+        return 0 if np.isfinite(total) else 4
+
+    n = len(starts[0])
+    return types.SimpleNamespace(compiled_logp_func=logp_c, n_dim=n, user_data=np.zeros(1),
                                  initial_point_func=lambda seed: np.array(starts[seed % 1000], dtype=float))
+
+
+def test_the_c_callback_matches_the_reference_density():
+    f = sampling.logp_and_gradient(_compiled([[0.0, 0.0, 0.0]]))
+    x = np.array([2.1, -2.7, 0.3])
+    lp, g = f(x)
+    want_lp, want_g = _logp_grad(x)
+    assert lp == pytest.approx(want_lp, rel=1e-12)
+    np.testing.assert_allclose(g, want_g, rtol=1e-12)
 
 
 def test_the_reference_density_has_the_stated_gap():

@@ -187,7 +187,7 @@ def _fit_reusing_compile(gm, fit_kw):
     obs = _observed_constants(model, gm.observed_names)
     compiled = compiled.with_data(**{f"{label}__observed": v for label, v in obs.items()})
     t0 = time.time()
-    with lock:  # the starts' optimisation sets the shared PyTensor data of the template: one job at a time
+    with lock:  # one sampler per compiled model at a time
         idata, gm.start_report = sample_nutpie(
             model, compiled, draws=kw["draws"], tune=kw["tune"], chains=kw["chains"], seed=kw["seed"],
             cores=kw["cores"], target_accept=kw["target_accept"], adaptation=kw["adaptation"],
