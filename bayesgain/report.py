@@ -579,7 +579,10 @@ def fig_ppc(model, cache, path):
 def _prior(model, seed=0, draws=500):
     idata = getattr(model, "_report_prior", None)
     if idata is None:
-        idata = model.sample_prior_predictive(draws=draws, seed=seed)
+        # the parameters only: the observations' prior predictive is not plotted
+        pm_model = model.model or model.build()
+        names = [v.name for v in pm_model.free_RVs] + [n for n in _physical_scalars(model) if n in pm_model.named_vars]
+        idata = model.sample_prior_predictive(draws=draws, seed=seed, var_names=list(dict.fromkeys(names)))
         model._report_prior = idata
     return idata["prior"]
 

@@ -52,6 +52,7 @@ def _check_recovery(m, truth):
     assert not outside, outside
     conv = m.convergence
     assert conv["max_r_hat"] <= 1.01 and conv["min_ess_bulk"] >= 400 and conv["divergences"] == 0, conv.text()
+    assert conv.ok, conv.text()  # also: no chain trapped in a minor mode, Poisson truncation long enough
 
 
 @pytest.mark.parametrize("folder, spec", [("synthetic-batch-a", "joint"),

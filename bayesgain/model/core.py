@@ -47,6 +47,7 @@ import xarray as xr
 
 from .. import __version__
 from .._atomic import atomic_path
+from ..physics.api import numpy_mode
 from ..physics.poisson import required_n_max
 from .data import concat_experiments, reduce_experiment
 from .spec import DISTRIBUTIONS, ModelSpec, load_spec, spec_from_dict
@@ -579,12 +580,14 @@ class GainModel:
                  "sweep_offset_V", "sec_bleach_scale", "student_nu"]
         return names + [n for n in extra if n in self.model.named_vars]
 
-    def sample_prior_predictive(self, draws=200, seed=0):
+    def sample_prior_predictive(self, draws=200, seed=0, var_names=None):
+        """Prior (and, unless ``var_names`` leaves them out, prior predictive) draws as a DataTree."""
         import pymc as pm
 
         model = self.model or self.build()
         with model:
-            return pm.sample_prior_predictive(draws=draws, random_seed=seed)
+            return pm.sample_prior_predictive(draws=draws, random_seed=seed, var_names=var_names,
+                                              compile_kwargs={"mode": numpy_mode()})
 
     def fit(self, draws=1000, tune=1000, chains=4, seed=0, sampler="nutpie", progress=True, target_accept=0.9,
             cores=None, min_ess=400, adaptation="low_rank", max_treedepth=None, optimise_starts=True):
@@ -650,16 +653,28 @@ class GainModel:
             a["sampling_seconds"] = float(sampling_s)
         a.setdefault("created", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
 
-    def sample_posterior_predictive(self, seed=0, var_names=None):
-        """Posterior predictive draws of every observed component (added to ``self.idata``)."""
+    def sample_posterior_predictive(self, seed=0, var_names=None, max_draws=500):
+        """Posterior predictive draws of every observed component (added to ``self.idata``).
+
+        The posterior is thinned evenly to at most ``max_draws`` draws (chains kept): a predictive check's
+        bands need hundreds of draws, not thousands, and each costs a forward pass of the whole model.
+        """
+        import math
+
         import pymc as pm
 
         if self.idata is None:
             raise RuntimeError("fit() or load() first")
         model = self.model or self.build()
+        post = self.idata["posterior"].to_dataset()
+        n = post.sizes["chain"] * post.sizes["draw"]
+        step = max(1, math.ceil(n / max_draws)) if max_draws else 1
         with model:
-            pm.sample_posterior_predictive(self.idata, var_names=var_names or self.observed_names, random_seed=seed,
-                                           extend_inferencedata=True, progressbar=False)
+            # Python-VM mode: a numba compile of the forward graph costs minutes, the draws seconds
+            pp = pm.sample_posterior_predictive(post.isel(draw=slice(None, None, step)),
+                                                var_names=var_names or self.observed_names, random_seed=seed,
+                                                progressbar=False, compile_kwargs={"mode": numpy_mode()})
+        self.idata["posterior_predictive"] = pp["posterior_predictive"]
         return self.idata["posterior_predictive"]
 
     # ------------------------------------------------------------------ results

@@ -85,7 +85,7 @@ def _relative_fractions_fn(g_e, n_nodes, disorder):
                                                  half_width=6.0)
     else:  # s is the (effective) temperature
         f = charging.charge_fractions(x, 0.0, vc[:, None], s[:, None], g_e)
-    return pytensor.function([x, vc, s, T], f, on_unused_input="ignore")
+    return pytensor.function([x, vc, s, T], f, on_unused_input="ignore", mode=ph.api.numpy_mode())
 
 
 def _fractions_relative(model, x_V, V_C, sigma, T_eff, g_e, T, chunk=256):
@@ -301,7 +301,7 @@ def _cascade_draw_fn(g_e, g_h, n_max):
     emission = np.minimum(Nv, g_h) * np.minimum(Nv + np.arange(S)[None, :], g_e)
     table = transitions.transition_table(n_max, g_e, g_h) + eta * emission
     out = auger.cascade_absorption(mean, f, t, rates, table, max(g_e, g_h))
-    return pytensor.function([kxx, kx, tr, tri, eta, mean, f, t], out)
+    return pytensor.function([kxx, kx, tr, tri, eta, mean, f, t], out, mode=ph.api.numpy_mode())
 
 
 def gain_lifetime_curves(model, n_e_levels=(0.0, 0.5, 1.0, 1.5, 1.9), mean_excitons=None, experiment=0,

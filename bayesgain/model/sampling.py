@@ -157,11 +157,11 @@ def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed
         bar = NutpieProgressBarManager(chains=chains, draws=draws, progressbar=True)
         with bar:
             idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=int(seed),
-                                  target_accept=target_accept, progress_bar=False, progress_callback=bar.update,
+                                  target_accept=target_accept, progress_bar=False, progress_callback=bar.update, save_warmup=False,
                                   **extra)
     else:
         idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=int(seed),
-                              target_accept=target_accept, progress_bar=False, **extra)
+                              target_accept=target_accept, progress_bar=False, save_warmup=False, **extra)
     patch_nutpie_idata(idata, model, sampling_time=time.time() - t0)
     if report is not None:
         idata.attrs["chain_starts"] = report_text(report)

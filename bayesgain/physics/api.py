@@ -114,8 +114,38 @@ def _flat_with_fractions(batch_arrays, fractions):
 
 
 # ----------------------------------------------------------------------------- compiled graphs
+def numpy_mode():
+    """The PyTensor mode of every NumPy-side evaluation (this module, posterior quantities, predictive draws).
+
+    PyTensor's default here is numba, whose cold compilation of a cascade graph takes minutes (the
+    report's gain-lifetime curves: 187 s cold, measured on the 2-core machine) for calls that are few
+    and vectorised over whole arrays.  So these graphs run on PyTensor's Python VM with the fast_run
+    rewrites but no elementwise fusion (a fused Composite would loop per element in Python): compiled
+    in a second, each op a NumPy call (the same lifetimes: 17.7 s in all).  Sampling keeps numba.
+    ``BAYESGAIN_PYTENSOR_MODE=NUMBA`` (or any PyTensor mode name) overrides it.
+    """
+    import os
+
+    name = os.environ.get("BAYESGAIN_PYTENSOR_MODE")
+    if name:
+        return name
+    global _NUMPY_MODE
+    if _NUMPY_MODE is None:
+        from pytensor.compile.mode import Mode
+        from pytensor.graph.rewriting.db import RewriteDatabaseQuery
+        from pytensor.link.vm import VMLinker
+
+        _NUMPY_MODE = Mode(VMLinker(use_cloop=False, c_thunks=False),
+                           RewriteDatabaseQuery(include=["fast_run"], exclude=["fusion", "cxx_only", "BlasOpt",
+                                                                                "inplace"]))
+    return _NUMPY_MODE
+
+
+_NUMPY_MODE = None
+
+
 def _function(inputs, output):
-    return pytensor.function(inputs, output, on_unused_input="ignore")
+    return pytensor.function(inputs, output, on_unused_input="ignore", mode=numpy_mode())
 
 
 @functools.lru_cache(maxsize=None)
