@@ -138,7 +138,7 @@ def _fit(args):
     say(f"sampling {args.chains} chains x {args.draws} draws after {args.tune} tuning steps with {args.sampler} "
         f"(compiling first: this can take minutes)")
     model.fit(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler,
-              progress=not args.quiet, max_treedepth=args.max_treedepth)
+              progress=not args.quiet, max_treedepth=args.max_treedepth, starts=args.starts)
     say(f"fitted in {time.time() - t0:.1f} s")
     classic_from = args.folders[0] if (not args.no_classic and len(args.folders) == 1) else None
     _report_failures(write_fit_outputs(model, out, classic_from, not args.no_figures, say))
@@ -305,6 +305,10 @@ def build_parser():
     f.add_argument("--max-treedepth", type=int, default=None, metavar="DEPTH",
                    help="cap each NUTS trajectory at 2^DEPTH gradient steps (count; default: the sampler's 10); "
                         "for quick looks with few tuning steps, not for final fits")
+    f.add_argument("--starts", default="optimum", choices=["optimum", "checked", "jitter"],
+                   help="where the nutpie chains start: optimum (default: where L-BFGS from each jittered point "
+                        "ends; a climb ending > 20 nats below the best takes the best one's end), checked (the "
+                        "jittered points, those draining into a worse basin replaced) or jitter (PyMC's points)")
     f.add_argument("--force", action="store_true", help="write into an existing non-empty --out folder")
     f.add_argument("--strict", action="store_true",
                    help="exit with status 3 when the fit did not converge (R-hat > 1.01, bulk/tail ESS < 400 or "

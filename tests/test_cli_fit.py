@@ -136,6 +136,12 @@ def test_max_treedepth_reaches_the_sampler(fit_a):
     assert depth.max() <= 3 and depth.max() >= 1
 
 
+def test_report_says_where_the_chains_started(fit_a):
+    _, out, _ = fit_a
+    report = (out / "report.md").read_text()
+    assert "Chain starts: chains start where the climb ended" in report
+
+
 def test_fit_figures_are_print_resolution_pngs(fit_a):
     _, out, _ = fit_a
     from PIL import Image

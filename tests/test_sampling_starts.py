@@ -79,26 +79,44 @@ def test_gradient_of_the_reference_density_matches_finite_differences():
     np.testing.assert_allclose(_logp_grad(x)[1], fd, rtol=1e-5)
 
 
-def test_starts_are_climbed_and_a_start_in_the_minor_basin_is_replaced():
+def test_a_start_draining_into_the_minor_basin_is_replaced_by_the_best_start():
     starts = [[2.0, 2.5], [-2.4, 2.6], [3.5, 2.2], [2.8, -3.3]]  # chains 1 and 3 begin in a minor basin
     compiled = _compiled(starts)
-    got, report = sampling.optimised_starts(compiled, chains=4, seed=0)
+    got, report = sampling.optimised_starts(compiled, chains=4, seed=0, at_optimum=False)
     assert report["replaced_chains"] == [1, 3]
-    for x in got:
-        np.testing.assert_allclose(x, [MAJOR, MAJOR], atol=1e-4)
+    best = report["best_chain"]
+    assert best in (0, 2)
+    for c, x in enumerate(got):
+        # chains keep their own (unclimbed) start; replaced ones take the best climb's start
+        np.testing.assert_array_equal(x, starts[best] if c in (1, 3) else starts[c])
     assert all(a >= b for a, b in zip(report["logp_climbed"], report["logp_start"]))
-    # the climbed logp of a replaced chain lay ~27.6 nats (one coordinate in the minor mode) below the best
-    gap = report["logp_climbed"][report["best_chain"]] - report["logp_climbed"][1]
+    # the climbs end at the optima: the replaced chains' ~27.6 nats (one coordinate in the minor mode) below
+    gap = report["logp_climbed"][best] - report["logp_climbed"][1]
     assert gap == pytest.approx(-LOG_W_MINOR, abs=0.01)
     text = sampling.report_text(report)
     assert "chains [1, 3]" in text and "27.6" in text
 
 
 def test_starts_in_one_basin_keep_their_own_points():
-    compiled = _compiled([[2.0, 2.5], [3.9, 2.4]])
-    got, report = sampling.optimised_starts(compiled, chains=2, seed=0, maxiter=1)
+    starts = [[2.0, 2.5], [3.9, 2.4]]
+    got, report = sampling.optimised_starts(_compiled(starts), chains=2, seed=0, at_optimum=False)
     assert report["replaced_chains"] == []
-    assert not np.allclose(got[0], got[1])  # one iteration does not reach the mode: each keeps its own climb
+    np.testing.assert_array_equal(got[0], starts[0])
+    np.testing.assert_array_equal(got[1], starts[1])
+
+
+def test_by_default_chains_start_where_their_climb_ends():
+    starts = [[2.0, 2.5], [-2.4, 2.6], [3.5, 2.2]]
+    got, report = sampling.optimised_starts(_compiled(starts), chains=3, seed=0)
+    assert report["replaced_chains"] == [1]
+    for x in got:  # chain 1 takes the best climb's end, the others their own: all at the major mode
+        np.testing.assert_allclose(x, [MAJOR, MAJOR], atol=1e-4)
+    assert "where the climb ended" in sampling.report_text(report)
+
+
+def test_an_unknown_start_rule_is_refused():
+    with pytest.raises(ValueError, match="optimum, checked, jitter"):
+        sampling.sample_nutpie(None, object(), starts="map")
 
 
 def test_a_small_gap_threshold_is_respected():

@@ -590,7 +590,7 @@ class GainModel:
                                               compile_kwargs={"mode": numpy_mode()})
 
     def fit(self, draws=1000, tune=1000, chains=4, seed=0, sampler="nutpie", progress=True, target_accept=0.9,
-            cores=None, min_ess=400, adaptation="low_rank", max_treedepth=None, optimise_starts=True):
+            cores=None, min_ess=400, adaptation="low_rank", max_treedepth=None, starts="optimum"):
         """Sample the posterior; returns the DataTree (also kept as ``self.idata``) with log-likelihoods.
 
         ``sampler``: "nutpie" (default, compiled with numba) or "pymc".  With nutpie the mass matrix is
@@ -600,9 +600,10 @@ class GainModel:
         NUTS trajectory at 2^depth steps (default: the sampler's 10): for short illustrative fits (the
         notebooks' CI settings), where the first tuning steps otherwise take hundreds of gradient
         evaluations each; a capped converged fit is still valid, a capped short one is only cheaper.
-        ``optimise_starts`` (nutpie): start each chain from its jittered start climbed by L-BFGS, and a chain
-        whose climb ends far below the best from the best point (see :mod:`.sampling`; the report is in
-        ``self.start_report`` and the tree's attrs).  The convergence report is in
+        ``starts`` (nutpie): "optimum" starts each chain where L-BFGS from its jittered point ends, a chain
+        whose climb ends far below the best at the best one's end; "checked" keeps the jittered points
+        (replacing only those in a worse basin); "jitter" is PyMC's (see :mod:`.sampling`; the report is
+        in ``self.start_report`` and the tree's attrs).  The convergence report is in
         ``self.convergence`` and in the tree's attrs; a fit that is not converged says so everywhere.
         """
         import pymc as pm
@@ -617,7 +618,7 @@ class GainModel:
                 idata, self.start_report = sample_nutpie(
                     model, draws=draws, tune=tune, chains=chains, seed=seed, cores=cores, target_accept=target_accept,
                     adaptation=adaptation, max_treedepth=max_treedepth, progress=progress,
-                    jitter_rvs=self.jitter_rvs(), optimise_starts=optimise_starts)
+                    jitter_rvs=self.jitter_rvs(), starts=starts)
             else:
                 kw = dict(draws=draws, tune=tune, chains=chains, random_seed=seed, progressbar=progress,
                           nuts_sampler=sampler, target_accept=target_accept)

@@ -174,7 +174,7 @@ def _fit_reusing_compile(gm, fit_kw):
     from .sampling import sample_nutpie
 
     kw = dict(draws=1000, tune=1000, chains=4, seed=0, target_accept=0.9, cores=None, min_ess=400,
-              adaptation="low_rank", max_treedepth=None, optimise_starts=True)
+              adaptation="low_rank", max_treedepth=None, starts="optimum")
     unknown = set(fit_kw) - set(kw) - {"sampler", "progress"}
     if unknown:
         raise TypeError(f"fit options not supported with reuse_compiled: {sorted(unknown)}")
@@ -191,7 +191,7 @@ def _fit_reusing_compile(gm, fit_kw):
         idata, gm.start_report = sample_nutpie(
             model, compiled, draws=kw["draws"], tune=kw["tune"], chains=kw["chains"], seed=kw["seed"],
             cores=kw["cores"], target_accept=kw["target_accept"], adaptation=kw["adaptation"],
-            max_treedepth=kw["max_treedepth"], progress=False, optimise_starts=kw["optimise_starts"])
+            max_treedepth=kw["max_treedepth"], progress=False, starts=kw["starts"])
     t1 = time.time()
     gm.idata = idata
     gm._finish(idata, sampling_s=t1 - t0, min_ess=kw["min_ess"])
