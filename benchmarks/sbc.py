@@ -121,6 +121,8 @@ def main(argv=None):
     ap.add_argument("--min-ess", type=int, default=100,
                     help="bulk ESS a replicate needs to count as converged (with R-hat <= 1.01, no divergence); "
                          "ranks use ~--rank-draws draws, so ESS of that order is what matters")
+    ap.add_argument("--starts", default="optimum", choices=["optimum", "checked", "jitter"],
+                    help="chain starts of every replicate (see GainModel.fit)")
     ap.add_argument("--max-treedepth", type=int, default=8,
                     help="NUTS depth cap per replicate (2^depth steps): a prior draw in a weakly identified corner "
                          "otherwise holds a worker for many minutes; capped chains stay valid MCMC, and a "
@@ -171,7 +173,8 @@ def main(argv=None):
         obs = {lab: np.asarray(prior_pred[lab].values[0, i]) for lab in labels}
         jobs.append({"name": f"rep{i}", "spec": spec_toml, "reduced": model.data, "observed": obs,
                      "fit": {"draws": args.draws, "tune": args.tune, "chains": args.chains, "seed": 1000 + i,
-                             "cores": 1, "min_ess": args.min_ess, "max_treedepth": args.max_treedepth},
+                             "cores": 1, "min_ess": args.min_ess, "max_treedepth": args.max_treedepth,
+                             "starts": args.starts},
                      "return_draws": params, "thin_to": args.rank_draws})
     csv = pathlib.Path(args.csv or f"sbc_{args.component}_ranks.csv")
     rows = []

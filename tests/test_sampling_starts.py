@@ -139,3 +139,30 @@ def test_with_starts_hands_out_the_points_in_turn():
     np.testing.assert_array_equal(first, np.zeros(2))
     np.testing.assert_array_equal(second, np.ones(2))
     np.testing.assert_array_equal(third, np.zeros(2))
+
+
+def test_hyperparameters_are_the_parents_of_other_free_variables():
+    import pymc as pm
+
+    with pm.Model() as m:
+        sd = pm.HalfNormal("sd", 0.1)
+        mu = pm.Normal("mu", 0.0, 1.0)
+        pm.Normal("c", mu, sd, shape=3)
+        pm.Normal("z", 0.0, 1.0, shape=2)
+    names = [m.rvs_to_values[v].name for v in m.free_RVs]  # sd_log__, mu, c, z
+    slices, start = [], 0
+    for v in m.free_RVs:
+        n = int(np.prod(m.initial_point()[m.rvs_to_values[v].name].shape) or 1)
+        slices.append(slice(start, start + n))
+        start += n
+    compiled = types.SimpleNamespace(shape_info=(names, slices, None))
+    got = sampling.hyperparameter_slices(m, compiled)
+    assert got == [slices[0], slices[1]]  # sd and mu: the parameters of c; c and z are nobody's parent
+
+
+def test_hyperparameters_keep_their_jittered_start_at_the_optimum():
+    starts = [[2.0, 2.5], [2.6, 3.3]]
+    got, _ = sampling.optimised_starts(_compiled(starts), chains=2, seed=0, keep_jittered=[slice(1, 2)])
+    for c in range(2):
+        assert got[c][0] == pytest.approx(MAJOR, abs=1e-4)  # climbed
+        assert got[c][1] == starts[c][1]  # kept
