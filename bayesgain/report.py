@@ -42,6 +42,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ._atomic import atomic_path, write_text_atomic  # noqa: E402
@@ -617,6 +618,8 @@ def fig_prior_posterior(model, cache, path):
         ax.hist(q, bins=bins, density=True, histtype="stepfilled", alpha=0.7, color="tab:blue", label="posterior")
         if logx:
             ax.set_xscale("log")
+            # a span of less than a decade gets minor-tick labels that overlap (seen on sigma_1S_V)
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(f"{n} ({_unit(model, n)})")
         ax.set_ylabel("density (1/unit)")
         ax.set_title(n, fontsize=8)
