@@ -627,6 +627,7 @@ class GainModel:
                 if max_treedepth is not None:
                     kw["nuts"] = {"max_treedepth": int(max_treedepth)}  # pm.sample moves target_accept into it
                 idata = pm.sample(**kw)
+                idata.attrs["chain_starts"] = "PyMC's own (jitter+adapt_diag: U(-1, 1) jitter around the prior centres)"
             t1 = time.time()
             pm.compute_log_likelihood(idata, var_names=self.observed_names, progressbar=False)
         self.idata = idata
