@@ -333,14 +333,13 @@ class GainModel:
         for rv in model.free_RVs:
             if type(rv.owner.op).__name__ in ("NormalRV", "LogNormalRV"):
                 sigma = rv.owner.inputs[-1]
-                if any(a in free for a in ancestors([sigma])):
+                parents = list(ancestors([sigma]))
+                if any(a in free for a in parents) or not any(isinstance(a, Constant) for a in parents):
                     continue
-                consts = [a for a in ancestors([sigma]) if isinstance(a, Constant)]
                 try:
-                    value = np.asarray(sigma.eval()) if consts else None
+                    if np.min(np.asarray(sigma.eval())) < max_scale:
+                        continue
                 except Exception:  # not a constant expression: do not jitter
-                    continue
-                if value is None or np.min(value) < max_scale:
                     continue
             keep.add(rv)
         return keep

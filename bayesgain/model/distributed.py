@@ -33,6 +33,7 @@ process its own ``<base>/dask-worker-<pid>`` (no lock contention, each compiles 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import pathlib
 import threading
@@ -171,10 +172,13 @@ def _compiled_for(gm, key):
 
 def _fit_reusing_compile(gm, fit_kw):
     """``gm.fit`` with nutpie, but on the worker's once-compiled model with ``gm``'s observations swapped in."""
+    from .core import GainModel
     from .sampling import sample_nutpie
 
-    kw = dict(draws=1000, tune=1000, chains=4, seed=0, target_accept=0.9, cores=None, min_ess=400,
-              adaptation="low_rank", max_treedepth=None, starts="optimum")
+    # GainModel.fit's own defaults for the options this path supports (one place defines them)
+    supported = ("draws", "tune", "chains", "seed", "target_accept", "cores", "min_ess", "adaptation",
+                 "max_treedepth", "starts")
+    kw = {k: p.default for k, p in inspect.signature(GainModel.fit).parameters.items() if k in supported}
     unknown = set(fit_kw) - set(kw) - {"sampler", "progress"}
     if unknown:
         raise TypeError(f"fit options not supported with reuse_compiled: {sorted(unknown)}")

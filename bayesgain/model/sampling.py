@@ -24,6 +24,7 @@ replicates of the gain component stuck (median R-hat 1.43 over 15 replicates), h
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import threading
@@ -186,22 +187,20 @@ def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed
     if starts not in STARTS:
         raise ValueError(f"starts={starts!r}: expected one of {', '.join(STARTS)}")
     if starts != "jitter":
-        keep = hyperparameter_slices(model, compiled) if model is not None else ()
+        keep = hyperparameter_slices(model, compiled)
         points, report = optimised_starts(compiled, chains, seed, at_optimum=starts == "optimum", keep_jittered=keep)
         compiled = with_starts(compiled, points)
     extra = {} if adaptation == "diag" else {"adaptation": adaptation}
     if max_treedepth is not None:
         extra["maxdepth"] = int(max_treedepth)
-    t0 = time.time()
+    bar = contextlib.nullcontext()
     if progress:
         from pymc.progress_bar.progress import NutpieProgressBarManager
 
         bar = NutpieProgressBarManager(chains=chains, draws=draws, progressbar=True)
-        with bar:
-            idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=int(seed),
-                                  target_accept=target_accept, progress_bar=False, progress_callback=bar.update,
-                                  save_warmup=False, **extra)
-    else:
+        extra["progress_callback"] = bar.update
+    t0 = time.time()
+    with bar:
         idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=int(seed),
                               target_accept=target_accept, progress_bar=False, save_warmup=False, **extra)
     patch_nutpie_idata(idata, model, sampling_time=time.time() - t0)
