@@ -189,7 +189,7 @@ def test_starting_points_are_jittered_only_where_the_prior_scale_allows(joint_mo
     free = {rv.name for rv in joint_model.model.free_RVs}
     # 10 mV sweep offsets, per-file log calibrations (scale fluence_log_sd) and the 0.2 V level prior start at
     # their centres; log-scale positives with wide priors are jittered
-    assert {"sweep_offset_raw_V", "fluence_log_cal_film", "fluence_log_cal_solution", "V_half_filling_V",
+    assert {"sweep_offset_V", "fluence_log_cal_film", "fluence_log_cal_solution", "V_half_filling_V",
             "film_cross_section_ratio"}.isdisjoint(names)
     assert {"tau_xx_ps", "cross_section_cm2", "sigma_1S_V", "fluence_log_sd"} <= names <= free
 
@@ -228,6 +228,30 @@ def test_centred_and_non_centred_fluence_calibrations_are_one_model(batch_a):
     mean_nc = nc.compile_fn(nc.replace_rvs_by_values([nc["ta_mean_excitons"]])[0], inputs=nc.value_vars,
                             on_unused_input="ignore", mode=mode)(ip_nc)
     np.testing.assert_allclose(mean_c, mean_nc, rtol=1e-12)
+
+
+def test_film_ta_of_an_unexcited_film_sits_at_the_measured_A_pre(joint_model):
+    """The model predicts Delta A_TA and adds the measured A_pre back: with <N> -> 0 every gain point's mean is
+    the window-averaged A_0 + Delta A_SEC of its potential, whatever gamma, beta and the charge fractions."""
+    m = joint_model.model
+    d = joint_model.data
+    ip = _point_at_truth(joint_model)
+    ip["fluence_log_cal_film"] = np.full_like(ip["fluence_log_cal_film"], -60.0)  # <N> ~ 1e-26 per QD
+    ip["gamma_scale_log__"] = np.full_like(ip["gamma_scale_log__"], math.log(1.37))
+    ip["window_bleach_per_electron_rel"] = np.full_like(ip["window_bleach_per_electron_rel"], 1.67)
+    ip["reflection_scale_log__"] = np.zeros_like(ip["reflection_scale_log__"])  # s_V = 1: no Delta R term
+    noise = np.exp(ip["ta_noise_rel_log__"])
+    logp = m.compile_logp(vars=[m["gain"]], sum=True, mode="FAST_COMPILE")(ip)
+    idx = np.nonzero(d["ta_point_component"].values == "gain")[0]
+    y = d["ta_A"].values[idx]
+    mu = d["ta_potential_A_pre_OD"].values[joint_model.ta_potential_index[idx]]
+    sd = d["experiment_film_A0_1S_OD"].values[d["ta_point_experiment"].values[idx]] * noise[0]
+    expected = np.sum(-0.5 * ((y - mu) / sd) ** 2 - np.log(sd) - 0.5 * math.log(2 * math.pi))
+    assert logp == pytest.approx(expected, rel=1e-10)
+    # A_pre itself: A_0 + Delta A_SEC in the window, below A_0 where the film is charged
+    a_pre = d["ta_potential_A_pre_OD"].values
+    A0 = float(d["experiment_film_A0_1S_OD"].values[0])
+    assert np.all(a_pre <= A0 * 1.01) and a_pre.min() < 0.2 * A0
 
 
 def test_logp_prefers_the_true_level_potential(joint_model):

@@ -15,18 +15,25 @@ Component by component (observations are 1S-window averages, in OD unless stated
   used, so biexcitons still alive at 1 ns do not bias sigma.
 * charging: <n_e>_obs(V) = s_SEC <n_e>(V + offset_sweep) with the fractions of eq. S10-S16
   (sign-corrected), disorder "gaussian" (sigma_1S), "effective-temperature" (T_eff) or "none";
-  offsets centred per experiment (drift and hysteresis of each sweep).
+  offset_sweep ~ Normal(0, sweep_offset_sd_V) from the nominal potential scale on which the film TA
+  potentials are set (drift and hysteresis of each sweep; not centred, so a drift common to all
+  sweeps widens V_1S instead of shifting it).
 * photoluminescence: PL(V)/PL(V_oc) = f_0 + q_1 f_1 + q_2 f_2 (same sweeps and offsets).
-* gain + dynamics: A*(V, F, t) = gamma A_eff (1 - kappa x^4) - beta occ + b - (s_V - 1) S,
-  with A_eff(<N>, f(V), t) the cascade absorption of transition counting (eq. S6, S17-S22; hole
+* gain + dynamics: A*(V, F, t) = A_pre,obs(V) + gamma [A_eff (1 - kappa x^4) - A_pre] - beta [occ - occ_pre]
+  - (s_V - 1) S: preprocessing formed A* = A_0 + Delta A_SEC(V) + Delta A_TA, so the model predicts
+  Delta A_TA (excited minus pre-pump state of the same charge distribution) and adds back the measured
+  A_pre,obs = A_0 + Delta A_SEC in the window (SEC-interpolated; its errors are not the charge
+  fractions' to explain).  A_eff(<N>, f(V), t) is the cascade absorption of transition counting (eq. S6, S17-S22; hole
   trapping adds eta x emission), x = (A_pre - A_eff) / (2 g_e g_h) the bleached fraction (the
   excited line shifts by ~x^2 through biexciton binding and its window average drops by kappa x^4;
   without this term the synthetic batch A, simulated with a 20 meV shift, gave tau_xx = 328 +- 2 ps
   against 310 true, and 308 +- 2 ps when simulated without the shift), occ the 1S(e) occupancy
-  <min(N + n, g_e)>/g_e (higher transitions in the window bleach with it), b the non-band-edge
-  absorbance in the window, <N> = sigma r J c_(V,F) with r
+  <min(N + n, g_e)>/g_e (higher transitions in the window bleach with it), A_pre and occ_pre their
+  N = 0 values, <N> = sigma r J c_(V,F) with r
   the film/solution cross-section ratio, s_V the Delta R scale of the potential and S the
   sensitivity of the corrected Delta A to it.  Gain uses the early delays, dynamics the later ones.
+  Sampled as gamma_scale + beta_rel (window bleach per electron) and, with hole trapping, as the
+  emission scale gamma (1 - eta): the combinations the data pin (see ``_gamma_scale``).
 * reflection: corrected sub-gap Delta A = -(s_V - 1) S_subgap + noise (the true Delta A is ~0 there).
 
 Physical parameters carry the dim ``experiment``; those named in [pooling] are partially pooled
@@ -64,11 +71,12 @@ OBSERVED = ("cross_section", "charging", "photoluminescence", "gain", "dynamics"
 
 
 def _dist(name, p, **kw):
+    """The prior ``p`` (a spec table) as a model variable ``name``, or unnamed (``.dist``) when name is None."""
     import pymc as pm
 
     cls = getattr(pm, DISTRIBUTIONS[p["dist"]][0])
     args = {k: v for k, v in p.items() if k not in ("dist", "unit", "doc", "component")}
-    return cls(name, **args, **kw)
+    return cls.dist(**args, **kw) if name is None else cls(name, **args, **kw)
 
 
 class ConvergenceReport(dict):
@@ -362,6 +370,41 @@ class GainModel:
     def _nuisance(self, name, dims="experiment"):
         return _dist(name, self.spec.priors[name], dims=dims)
 
+    def _gamma_scale(self, eta=None):
+        """gamma / (A0_1S / g_e g_h), with its prior from the spec.
+
+        With hole trapping the film TA pins the stimulated-emission scale gamma (1 - eta) tightly and gamma
+        itself weakly; sampled as (gamma, eta) the two lie on a thin curved ridge (r = 0.95; R-hat 1.06, bulk
+        ESS 49 on batch B).  So the sampled variable is the emission scale: gamma_scale's prior is placed on
+        ``gamma_emission_scale`` = gamma (1 - eta) / c, c = exp(E[log(1 - eta)]) under eta's prior, and gamma =
+        c x gamma_emission_scale / (1 - eta) keeps the stated median (its prior is a little wider than stated,
+        by eta's spread).
+        """
+        import pymc as pm
+
+        if eta is None:
+            return self._nuisance("gamma_scale")
+        draws = pm.draw(_dist(None, self.spec.priors["hole_trap_fraction"]), 20000, random_seed=0)
+        c = float(np.exp(np.mean(np.log1p(-np.clip(draws, 0.0, 1.0 - 1e-12)))))
+        emission = _dist("gamma_emission_scale", self.spec.priors["gamma_scale"], dims="experiment")
+        return pm.Deterministic("gamma_scale", c * emission / (1.0 - eta), dims="experiment")
+
+    def _occupancy_bleach(self, gamma_scale):
+        """beta / A0_1S, with the spec's prior, sampled centred on -gamma_scale.
+
+        The film TA pins u = gamma_scale + beta_rel, the window bleach per 1S(e) electron relative to A0_1S /
+        g_e, far better than either (r(gamma, beta) = -0.98 to -0.999 on batches A and B).  For a Normal or
+        Student-t prior of beta the sampled variable is u ~ prior of beta shifted by gamma_scale, the same joint
+        prior (unit Jacobian); other priors sample beta itself.
+        """
+        import pymc as pm
+
+        p = dict(self.spec.priors["window_occupancy_bleach_rel"])
+        if p["dist"] not in ("Normal", "StudentT"):
+            return self._nuisance("window_occupancy_bleach_rel")
+        u = _dist("window_bleach_per_electron_rel", {**p, "mu": p["mu"] + gamma_scale}, dims="experiment")
+        return pm.Deterministic("window_occupancy_bleach_rel", u - gamma_scale, dims="experiment")
+
     # ------------------------------------------------------------------ build
     def build(self):
         """Create ``self.model`` (a pm.Model) from the spec and the data; returns it."""
@@ -437,13 +480,13 @@ class GainModel:
                 fl_sd = self._nuisance("fluence_log_sd")
 
             if comp["gain"] or comp["dynamics"]:
-                gamma = pm.Deterministic("gamma_OD", A0 / gg * self._nuisance("gamma_scale"), dims="experiment")
-                b = pm.Deterministic("window_offset_OD", A0 * self._nuisance("window_offset_rel"), dims="experiment")
-                beta = pm.Deterministic("window_occupancy_bleach_OD", A0 * self._nuisance("window_occupancy_bleach_rel"),
+                eta = P["hole_trap_fraction"] if comp["hole_trapping"] else None
+                gamma_scale = self._gamma_scale(eta)
+                gamma = pm.Deterministic("gamma_OD", A0 / gg * gamma_scale, dims="experiment")
+                beta = pm.Deterministic("window_occupancy_bleach_OD", A0 * self._occupancy_bleach(gamma_scale),
                                         dims="experiment")
                 shift_loss = self._nuisance("window_shift_loss")
                 ta_noise = self._nuisance("ta_noise_rel")
-                eta = P["hole_trap_fraction"] if comp["hole_trapping"] else None
                 film_sigma = pm.Deterministic("film_cross_section_cm2", P["cross_section_cm2"] *
                                               P["film_cross_section_ratio"], dims="experiment")
             if comp["reflection"]:
@@ -479,12 +522,11 @@ class GainModel:
             # ---------------------------------------------------------- charging and PL (SEC)
             if comp["charging"]:
                 sd_off = float(opt["sweep_offset_sd_V"])
-                raw = pm.Normal("sweep_offset_raw_V", 0.0, sd_off, dims="sweep")
-                sweep_exp = d["sweep_experiment"].values
-                # centre the offsets per experiment so V_1S stays the mean level of the film's sweeps
-                Cm = (sweep_exp[:, None] == sweep_exp[None, :]).astype(float)
-                Cm = Cm / Cm.sum(axis=1, keepdims=True)
-                offset = pm.Deterministic("sweep_offset_V", raw - pt.dot(pt.as_tensor_variable(Cm), raw), dims="sweep")
+                # each sweep's offset (reference drift, hysteresis) from the nominal potential scale, the scale
+                # the film TA potentials are set on.  Not centred: SEC alone cannot tell a drift common to all
+                # sweeps from V_1S (its uncertainty belongs in V_1S), and the TA data can.  Centring them put
+                # the mean drift of batch B (-0.9 mV) into V_1S and pulled <n_e> at the TA potentials 5 sd off.
+                offset = pm.Normal("sweep_offset_V", 0.0, sd_off, dims="sweep")
                 e = d["sec_point_experiment"].values
                 V = d["sec_point_potential"].values + offset[d["sec_point_sweep"].values]
                 f = fractions(V, e)
@@ -542,9 +584,16 @@ class GainModel:
                     # bleached fraction x of the band edge; the excited line shifts (biexciton binding) by ~x^2 and
                     # its window average drops by ~shift^2: gamma A_eff (1 - kappa x^4)
                     A_pre = pt.sum(f_files * table[0], axis=-1)[:, None]
+                    occ_pre = pt.sum(f_files * occupancy[0], axis=-1)[:, None]
                     x = (A_pre - A_eff) / (2.0 * gg)
-                    A = gamma[k] * A_eff * (1.0 - shift_loss[k] * x**4) - beta[k] * occ
-                    mus.append(A[f_loc, t_loc] + b[k])
+                    # the data are A_pre(measured) + Delta A_TA: the model predicts Delta A_TA, the excited minus
+                    # the pre-pump state of the same charge distribution (b cancels), and the measured A_pre of
+                    # the file's potential is added back.  Modelling A* whole attributed the SEC-interpolated
+                    # A_pre's errors (drift, hysteresis, 20 mV grid: up to 0.009 e-/QD on batch B) to the
+                    # charge fractions and pulled sigma_1S 1 % low.
+                    dA = gamma[k] * (A_eff * (1.0 - shift_loss[k] * x**4) - A_pre) - beta[k] * (occ - occ_pre)
+                    a_pre = d["ta_potential_A_pre_OD"].values[pot_of_file][:, None]
+                    mus.append((a_pre + dA)[f_loc, t_loc])
                 mu = pt.concatenate(mus)
                 if comp["reflection"]:
                     mu = mu - (refl[pot_index] - 1.0) * d["ta_reflection_sensitivity"].values
@@ -575,7 +624,7 @@ class GainModel:
         if self.model is None:
             self.build()
         names = [n for n in PHYSICAL_PARAMETERS if n in self.model.named_vars]
-        extra = ["film_cross_section_cm2", "gamma_OD", "window_offset_OD", "window_occupancy_bleach_OD",
+        extra = ["film_cross_section_cm2", "gamma_OD", "window_occupancy_bleach_OD",
                  "sweep_offset_V", "sec_bleach_scale", "student_nu"]
         return names + [n for n in extra if n in self.model.named_vars]
 
@@ -687,8 +736,7 @@ class GainModel:
         s = az.summary(self.idata, var_names=[n for n in names if n in self.idata["posterior"]], ci_prob=0.94,
                        round_to="none")
         units = {k: p["unit"] for k, p in self.spec.priors.items()}
-        units.update(film_cross_section_cm2="cm^2", gamma_OD="OD", window_offset_OD="OD",
-                     window_occupancy_bleach_OD="OD", sweep_offset_V="V", k_xx_per_ps="1/ps")
+        units.update(film_cross_section_cm2="cm^2", gamma_OD="OD", window_occupancy_bleach_OD="OD", sweep_offset_V="V", k_xx_per_ps="1/ps")
         s.insert(0, "unit", [units.get(str(i).split("[")[0], "") for i in s.index])
         return s
 

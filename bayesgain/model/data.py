@@ -187,6 +187,10 @@ def reduce_experiment(tree, options, name="experiment", components=None):
             data["spectrum_wavelength_nm"] = (("spectrum_wavelength",), lam)
         coords["ta_fluence_nominal_photons_cm2"] = ("ta_fluence", flu)
         coords["ta_potential_V"] = ("ta_potential", pots)
+        # the pre-pump absorbance A_pre = A_0 + Delta A_SEC that preprocessing added to every Delta A_TA: the
+        # model predicts Delta A_TA and adds this measured value back (see GainModel.build)
+        a_pre, _ = pp.window_average(esa["A_pre"], bw)
+        coords["ta_potential_A_pre_OD"] = ("ta_potential", np.asarray(a_pre.transpose("potential").values, float))
         if want("reflection"):
             if dR is None:
                 raise ValueError(f"{name}: the reflection component needs raw film TA and transient reflection "

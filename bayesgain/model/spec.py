@@ -137,8 +137,6 @@ DEFAULT_PRIORS = {
     # film optics
     "gamma_scale": _p("LogNormal", "1", "band-edge OD scale gamma / (A0_1S / g_e g_h) of the film", "gain|dynamics",
                       mu=0.0, sigma=0.3),
-    "window_offset_rel": _p("Normal", "A0_1S", "non-band-edge absorbance in the 1S window (background, 2S tail)",
-                            "gain|dynamics", mu=0.0, sigma=0.5),
     # a Normal, not a HalfNormal: photo-induced absorption in the window can outweigh the 2S-tail bleach, and a
     # boundary at 0 made b, beta and gamma mix badly (bulk ESS 11 of 800 draws on batch A with HalfNormal)
     "window_occupancy_bleach_rel": _p("Normal", "A0_1S", "bleach (> 0) or induced absorption (< 0) of other "
