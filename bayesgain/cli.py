@@ -247,7 +247,7 @@ def build_parser():
                                    "report.md, summary.csv, thresholds.csv, classic.csv, posterior.nc and the figures "
                                    "to --out (files of the same names are replaced).")
     d.add_argument("--out", default="bayesgain-demo", help="output folder (default: ./bayesgain-demo)")
-    d.add_argument("--draws", type=int, default=600, help="posterior draws per chain (default 600)")
+    d.add_argument("--draws", type=int, default=800, help="posterior draws per chain (default 800)")
     d.add_argument("--tune", type=int, default=500, help="tuning steps per chain (default 500)")
     d.add_argument("--no-figures", action="store_true", help="write the tables and report.md without PNG figures")
     d.add_argument("--chains", type=int, default=2, help="chains (default 2)")

@@ -19,7 +19,7 @@ SYNTHETIC_NOTE = "SYNTHETIC data (data/synthetic-batch-a, made by bayesgain.simu
 DEMO_FOLDER = pathlib.Path(__file__).resolve().parents[1] / "data" / "synthetic-batch-a"
 
 
-def run(out_dir="bayesgain-demo", draws=600, tune=500, chains=2, seed=1, progress=True, folder=DEMO_FOLDER,
+def run(out_dir="bayesgain-demo", draws=800, tune=500, chains=2, seed=1, progress=True, folder=DEMO_FOLDER,
         force=True, figures=True):
     """The README's main job: the joint model on the shipped synthetic experiment, with the report.
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import functools
 
+import warnings
+
 import numpy as np
 import xarray as xr
 
@@ -456,7 +458,9 @@ def single_wavelength_thresholds(model, experiment=0, g_min_per_cm=50.0, max_sam
             popt, _, msg = fit_saturation_many(N[i, p], bleach)
             a, b = popt[:, 0], popt[:, 1]
             resid = bleach - a[:, None] * (1 - np.exp(-b[:, None] * N[i, p][None, :]))
-            noise = np.sqrt(np.nanmean(resid**2, axis=1))
+            with warnings.catch_warnings():  # wavelengths without any finite point stay NaN (not usable)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                noise = np.sqrt(np.nanmean(resid**2, axis=1))
             usable = (msg == "") & (A0 > min_significance * noise) & (b > 0)
             for level, out in ((0.0, transp), (-g_min_per_cm * thick[i] * 1e-7 / LN10, gain)):
                 need = pre[p] - level  # bleach needed to bring A* down to the level
