@@ -32,6 +32,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def _print_rows(rows):
+    print(f"\n{'sampler':8s} {'figure':48s} {'value':>12s}")
+    for sampler, name, value, unit in rows:
+        print(f"{sampler:8s} {name:48s} {float(value):12.3f} {unit}", flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--draws", type=int, default=1000)
@@ -113,6 +119,9 @@ def main(argv=None):
     rows.append(("numpy", f"threshold_curve {curve.sizes.get('sample', '?')} draws x {curve.sizes.get('n_e', '?')} "
                  "levels", t_curve, "s"))
 
+    # the nutpie figures now, so a PyMC run that is stopped (it can take an hour here) does not lose them
+    _print_rows(rows)
+
     # ---------------------------------------------------------------- PyMC
     if not args.skip_pymc:
         gp = GainModel(args.spec, _reduced=gm.data)
@@ -136,9 +145,8 @@ def main(argv=None):
                  ("ratio", "nutpie / pymc ESS per s (sampling)", (ess / t_sample) / (ess_p / t_sample_p), "x")]
         print(f"pymc: {gp.convergence.text()}", flush=True)
 
-    print(f"\n{'sampler':8s} {'figure':48s} {'value':>12s}")
-    for sampler, name, value, unit in rows:
-        print(f"{sampler:8s} {name:48s} {float(value):12.3f} {unit}")
+    if not args.skip_pymc:
+        _print_rows(rows)
     print("\ntargets: nutpie build + compile + sampling < 120 s (full settings); nutpie/pymc ESS/s >= 10; "
           "threshold curve < 2 s")
     return 0
