@@ -573,7 +573,8 @@ def fig_ppc(model, cache, path):
         ax.plot(lim, lim, color="0.3", lw=0.8, ls="--", label="predicted = observed")
         ax.set_xlabel(f"observed: {ylabel}")
         ax.set_ylabel("predicted (median, 94 % interval)")
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))  # sub-gap values like -0.00015 overlapped at the default count
+        # at most 5 ticks: sub-gap values like -0.00015 overlapped at the default count
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
         ax.legend(fontsize=6)
     return _save(fig, model, path, "posterior predictive checks")
 

@@ -736,7 +736,8 @@ class GainModel:
         s = az.summary(self.idata, var_names=[n for n in names if n in self.idata["posterior"]], ci_prob=0.94,
                        round_to="none")
         units = {k: p["unit"] for k, p in self.spec.priors.items()}
-        units.update(film_cross_section_cm2="cm^2", gamma_OD="OD", window_occupancy_bleach_OD="OD", sweep_offset_V="V", k_xx_per_ps="1/ps")
+        units.update(film_cross_section_cm2="cm^2", gamma_OD="OD", window_occupancy_bleach_OD="OD",
+                     sweep_offset_V="V", k_xx_per_ps="1/ps")
         s.insert(0, "unit", [units.get(str(i).split("[")[0], "") for i in s.index])
         return s
 

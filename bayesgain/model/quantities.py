@@ -24,7 +24,6 @@ where a quantity is expensive) so that :func:`hdi_table` gives the median and 94
 from __future__ import annotations
 
 import functools
-
 import warnings
 
 import numpy as np
