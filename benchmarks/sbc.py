@@ -15,6 +15,7 @@ swaps the simulated observations in for the later replicates.
     .venv/bin/python benchmarks/sbc.py --component charging --replicates 100
     .venv/bin/python benchmarks/sbc.py --component gain --replicates 100
     .venv/bin/python benchmarks/sbc.py --component charging+gain --replicates 100
+    .venv/bin/python benchmarks/sbc.py --component charging+gain --layout thin --max-treedepth 7  # cheaper replicates
 
 All replicates share the spec's quadrature: ``quadrature_nodes`` is fixed to the count the model chooses
 on the real data (the default choice depends on the observations, which would change the model per
@@ -51,6 +52,35 @@ SPECS = {
                                      "reflection": False, "photoluminescence": False},
                       "options": {"fluence_calibration": "non-centered"}},
 }
+
+
+def thin_layout(data, sweeps=2, sec_every=2, ta_every=2):
+    """A smaller observation layout of the same experiment: the first ``sweeps`` SEC sweeps, every
+    ``sec_every``-th SEC potential of each and every ``ta_every``-th film TA delay of each file.
+
+    SBC is valid on any layout (the replicates are drawn from the prior predictive on it), and its cost
+    per replicate falls with the number of points: the charging term (SEC points x disorder nodes) is
+    ~half of the joint gradient.  All potentials, fluences and files are kept, so the same model graph
+    (every TA file, the same quadrature) is calibrated, only with fewer points per curve.
+    """
+    d = data
+    if "sec_point" in d.dims:
+        sweep = np.asarray(d["sec_point_sweep"].values)
+        keep = np.zeros(sweep.size, bool)
+        for s in range(min(int(sweeps), d.sizes["sweep"])):
+            idx = np.nonzero(sweep == s)[0]
+            keep[idx[::int(sec_every)]] = True
+        d = d.isel(sec_point=np.nonzero(keep)[0], sweep=slice(0, min(int(sweeps), d.sizes["sweep"])))
+    if "ta_point" in d.dims:
+        # every ta_every-th delay of each file: files are the (potential, fluence) pairs
+        key = np.stack([d["ta_point_potential"].values, d["ta_point_fluence"].values.astype(float)], axis=1)
+        keep = np.zeros(key.shape[0], bool)
+        _, inverse = np.unique(key, axis=0, return_inverse=True)
+        for f in np.unique(inverse):
+            idx = np.nonzero(inverse.ravel() == f)[0]
+            keep[idx[::int(ta_every)]] = True
+        d = d.isel(ta_point=np.nonzero(keep)[0])
+    return d
 
 
 def rank_statistics(ranks, n_draws, bins=10):
@@ -141,6 +171,10 @@ def main(argv=None):
     ap.add_argument("--bins", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--experiment", default=str(ROOT / "data" / "synthetic-batch-a"))
+    ap.add_argument("--layout", default="full", choices=["full", "thin"],
+                    help="observation layout of the replicates: 'full' (every point of --experiment) or 'thin' "
+                         "(2 SEC sweeps, every 2nd SEC potential and every 2nd film TA delay: a cheaper "
+                         "replicate of the same model graph, see thin_layout)")
     ap.add_argument("--scheduler", default=None, help="address of a Dask scheduler (default: a local cluster)")
     ap.add_argument("--workers", type=int, default=None, help="local cluster size (default: core count)")
     ap.add_argument("--csv", default=None, help="ranks CSV (default: sbc_<component>_ranks.csv here)")
@@ -165,13 +199,15 @@ def main(argv=None):
     spec_dict = {**SPECS[args.component], "options": {**SPECS[args.component].get("options", {}),
                                                       "quadrature_nodes": int(base.quadrature_nodes)}}
     spec = spec_from_dict(spec_dict)
-    model = GainModel(spec, _reduced=base.data)
+    data = thin_layout(base.data) if args.layout == "thin" else base.data
+    model = GainModel(spec, _reduced=data)
     model.build()
     labels = model.observed_names
     free = [rv.name for rv in model.model.free_RVs]
     params = list(dict.fromkeys(free + [n for n in model.parameter_names if n in model.model.named_vars]))
     print(f"SBC of the {args.component} component ({', '.join(labels)} observed) on {args.experiment}: "
-          f"{args.replicates} replicates, {args.chains} chains x {args.draws} draws after {args.tune} tune, "
+          f"{args.layout} layout ({model.data.sizes.get('sec_point', 0)} SEC, {model.data.sizes.get('ta_point', 0)} TA "
+          f"points), {args.replicates} replicates, {args.chains} chains x {args.draws} draws after {args.tune} tune, "
           f"ranks among L = {args.rank_draws} thinned draws; quadrature nodes {spec.options['quadrature_nodes']}",
           flush=True)
     # all replicates' prior draws in one call (one compile); replicate i = prior predictive draw i

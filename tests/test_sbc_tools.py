@@ -40,3 +40,27 @@ def test_uniform_ranks_pass_and_piled_up_ranks_fail(sbc, rng):
     # an overconfident posterior puts the truth in the tails: ranks pile up at 0 and L
     piled = sbc.rank_statistics(np.r_[np.zeros(300, int), np.full(300, L), rng.integers(0, L + 1, 400)], L)
     assert piled["p"] < 1e-6
+
+
+def test_thin_layout_keeps_every_file_and_sweep_order(sbc):
+    # 3 sweeps x 6 potentials of SEC; 2 potentials x 2 fluences = 4 files x 5 delays of film TA
+    sweep = np.repeat(np.arange(3), 6)
+    pot = np.tile(np.linspace(-1.5, -1.0, 6), 3)
+    f_pot = np.repeat([-1.3, -1.1], 10)
+    f_flu = np.tile(np.repeat([0, 1], 5), 2)
+    delay = np.tile(np.arange(5.0), 4)
+    d = xr.Dataset({"sec_n_e": ("sec_point", pot * 0 + 1.0), "sec_point_sweep": ("sec_point", sweep),
+                    "sec_point_potential": ("sec_point", pot), "sweep_label": ("sweep", ["a", "b", "c"]),
+                    "ta_A": ("ta_point", delay), "ta_point_potential": ("ta_point", f_pot),
+                    "ta_point_fluence": ("ta_point", f_flu), "ta_point_delay": ("ta_point", delay)})
+    t = sbc.thin_layout(d, sweeps=2, sec_every=2, ta_every=2)
+    assert list(t["sweep_label"].values) == ["a", "b"]
+    assert list(t["sec_point_sweep"].values) == [0, 0, 0, 1, 1, 1]
+    assert np.allclose(t["sec_point_potential"].values[:3], pot[[0, 2, 4]])
+    # every file keeps delays 0, 2, 4
+    assert t.sizes["ta_point"] == 12
+    for p in (-1.3, -1.1):
+        for f in (0, 1):
+            sel = (t["ta_point_potential"].values == p) & (t["ta_point_fluence"].values == f)
+            assert list(t["ta_point_delay"].values[sel]) == [0.0, 2.0, 4.0]
+    assert d.sizes["ta_point"] == 20 and d.sizes["sweep"] == 3  # the input is not modified
