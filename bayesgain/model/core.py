@@ -322,7 +322,12 @@ class GainModel:
             inner = mu + spread * z
             value = pt_exp(inner) if p["dist"] == "LogNormal" else inner
             return pm.Deterministic(label, value, dims="experiment")
-        return _dist(label, p, dims="experiment")
+        kw = {}
+        if name == "V_C_V" and self.spec.options["charging_energy_transform"] == "softplus":
+            from .transforms import ScaledSoftplus
+
+            kw["default_transform"] = ScaledSoftplus(1e-3)  # volts: linear above a few mV
+        return _dist(label, p, dims="experiment", **kw)
 
     def jitter_rvs(self, max_scale=0.25):
         """Free variables whose starting point may be jittered by U(-1, 1) in the unconstrained space.

@@ -74,6 +74,10 @@ DEFAULT_OPTIONS = {
     # per-file fluence calibrations log c ~ Normal(0, fluence_log_sd): "centered" samples log c itself (right
     # when the data pin each file's <N>, as film TA does), "non-centered" samples z = log c / sd
     "fluence_calibration": ("centered", ("centered", "non-centered")),
+    # the unconstrained coordinate of V_C for the sampler (same prior and posterior): "log" (PyMC's default) or
+    # "softplus" (V_C = 1 mV x softplus(y): linear above a few mV, which straightens the V_C - sigma_1S ridge
+    # of SEC-only fits; see bayesgain.model.transforms)
+    "charging_energy_transform": ("log", ("log", "softplus")),
     "film_thickness_from": ("experiment", ("experiment",)),
 }
 
