@@ -55,5 +55,5 @@ def test_V_C_transform_changes_only_the_sampling_coordinate(batch_a):
         vc = 0.0062
         ip[vc_name] = np.full_like(ip[vc_name], math.log(vc) if form == "log" else math.log(math.expm1(vc / 1e-3)))
         lps[form] = m.compile_logp(jacobian=False, mode="FAST_COMPILE")(ip)
-    assert names["log"] == "V_C_V_log__" and names["softplus"] == "V_C_V_scaled_softplus__"
+    assert names["log"] == "V_C_V_log__" and names["softplus"] == "V_C_V_softplus__"
     assert lps["log"] == pytest.approx(lps["softplus"], abs=1e-9)

@@ -19,7 +19,7 @@ __all__ = ["ScaledSoftplus"]
 class ScaledSoftplus(Transform):
     """x = scale * softplus(y), y = log(expm1(x / scale)); log |dx/dy| = log(scale) - softplus(-y)."""
 
-    name = "scaled_softplus"
+    name = "softplus"  # no underscore: PyMC recovers the variable name by cutting "_<name>__"
     ndim_supp = 0
 
     def __init__(self, scale):
