@@ -77,3 +77,23 @@ def test_gain_lifetime_longer_when_doped():
     doped = ph.gain_lifetime(3.0, [0.05, 0.25, 0.7], K_XX)
     assert doped > neutral
     assert np.isinf(ph.gain_lifetime(1.0, [0.0, 0.0, 1.0], K_XX))  # never recovers when fully doped
+
+
+def test_cascade_with_the_coefficients_of_a_longer_chain_is_exact(rng):
+    """The model shares one Bateman coefficient tensor between the solution and film truncations."""
+    import pytensor
+
+    from bayesgain.physics import auger, transitions
+
+    g_e, g_h, M_long, M = 2, 4, 14, 9
+    k = auger.rate_table(M_long, g_e, 1.0 / 250.0, 1.0 / 8000.0).eval()  # (S, M_long)
+    table = transitions.transition_table(M_long, g_e, g_h).eval()
+    means = np.array([0.4, 2.5, 5.0])
+    f = rng.dirichlet(np.ones(g_e + 1), size=3)
+    delays = np.array([0.0, 3.0, 40.0, 900.0])
+    J = max(g_e, g_h)
+    own = auger.cascade_absorption(means, f, delays, k[:, :M], table[: M + 1], J)
+    shared = auger.cascade_absorption(means, f, delays, k[:, :M], table[: M + 1], J,
+                                      coefficients=auger.bateman_coefficients(k, n_rows=J))
+    a, b = pytensor.function([], [own, shared], mode="FAST_COMPILE")()
+    np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)

@@ -482,6 +482,9 @@ class GainModel:
                 emission = np.minimum(Nv, g_h) * np.minimum(Nv + nv, g_e)
                 occupancy = np.minimum(Nv + nv, g_e) / g_e
                 J_sat = max(g_e, g_h)
+                # Bateman coefficients once per experiment at the longer truncation, shared by the solution and
+                # film cascades (exact: see auger.cascade_absorption); one coefficient graph to compile, not two
+                coeff = [auger.bateman_coefficients(rates[k], n_rows=J_sat) for k in range(n_exp)]
                 fl_sd = self._nuisance("fluence_log_sd")
 
             if comp["gain"] or comp["dynamics"]:
@@ -518,7 +521,7 @@ class GainModel:
                     mean_f = P["cross_section_cm2"][k] * J_sol[files] * pt.exp(log_cal_sol[files])
                     Ms = self.n_max_solution
                     A = auger.cascade_absorption(mean_f, np.tile(f_neutral, (files.size, 1)), delays,
-                                                 rates[k][:, :Ms], table[: Ms + 1], J_sat)
+                                                 rates[k][:, :Ms], table[: Ms + 1], J_sat, coefficients=coeff[k])
                     mus.append(gamma_sol[k] * (A[f_loc, t_loc] - gg))
                 mu = pt.concatenate(mus)
                 sd = d["experiment_solution_A0_1S_OD"].values[e] * sol_noise[e]
@@ -583,9 +586,10 @@ class GainModel:
                     delays, t_loc = np.unique(d["ta_point_delay"].values[sel], return_inverse=True)
                     pot_of_file = pot_index[sel][np.unique(f_loc, return_index=True)[1]]
                     f_files = f_pot[pot_of_file]
-                    A_eff = auger.cascade_absorption(file_mean[files], f_files, delays, rates[k][:, :Mf], tab, J_sat)
+                    A_eff = auger.cascade_absorption(file_mean[files], f_files, delays, rates[k][:, :Mf], tab, J_sat,
+                                                     coefficients=coeff[k])
                     occ = auger.cascade_absorption(file_mean[files], f_files, delays, rates[k][:, :Mf],
-                                                   occupancy[: Mf + 1], J_sat)
+                                                   occupancy[: Mf + 1], J_sat, coefficients=coeff[k])
                     # bleached fraction x of the band edge; the excited line shifts (biexciton binding) by ~x^2 and
                     # its window average drops by ~shift^2: gamma A_eff (1 - kappa x^4)
                     A_pre = pt.sum(f_files * table[0], axis=-1)[:, None]

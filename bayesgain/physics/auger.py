@@ -107,7 +107,7 @@ def cascade_populations(initial, rates, delays_ps):
     return pt.concatenate([ground[..., None, :], excited], axis=-2)
 
 
-def cascade_absorption(mean_excitons, charge_fractions, delays_ps, rates, table, n_saturated):
+def cascade_absorption(mean_excitons, charge_fractions, delays_ps, rates, table, n_saturated, coefficients=None):
     """Ensemble band-edge absorption A*(t) in units of gamma (time-dependent eq. S17 with S18-S19).
 
     Parameters
@@ -124,6 +124,11 @@ def cascade_absorption(mean_excitons, charge_fractions, delays_ps, rates, table,
     them at the rate k_J E_J(t), so E_{>=J}(t) = sum_i k_J C[J, m, i] / k_i exp(-k_i t).  This cuts
     the coefficient tensor from M^3 to J M^2 per charge state.
 
+    coefficients : optional (S, J', M', M') with J' >= J, M' >= M: ``bateman_coefficients`` of a longer
+        chain with the same leading rates.  C[j, m, i] depends only on k_j..k_m, so the leading block of a
+        longer chain's coefficients is exact; a model with several Poisson truncations (film, solution)
+        computes them once, which removes a whole coefficient graph and its gradient from the compile.
+
     Returns (..., T).  Poisson weight beyond M is dropped (choose M with ``required_n_max``).
     """
     k = pt.as_tensor_variable(rates)
@@ -133,7 +138,10 @@ def cascade_absorption(mean_excitons, charge_fractions, delays_ps, rates, table,
     J = int(n_saturated)
     M = k.shape[-1]
     P = poisson_weights(mean_excitons, M)  # (..., M + 1)
-    C = bateman_coefficients(k, n_rows=J)  # (S, j = 1..J, m, i)
+    if coefficients is None:
+        C = bateman_coefficients(k, n_rows=J)  # (S, j = 1..J, m, i)
+    else:
+        C = pt.as_tensor_variable(coefficients)[..., :J, :M, :M]
     dA = pt.swapaxes(A[1 : J + 1, :] - A[0][None, :], 0, 1)  # (S, j): absorption change relative to N = 0
     # rows N < J as they are; row N = J becomes the lumped survival of all N >= J
     # k_J / k_i, used only where C[J, m, i] != 0 (i >= J, where k_i > 0); elsewhere divide by 1, not by a zero rate

@@ -1,0 +1,72 @@
+"""Cold and warm compile time of a model's log density + gradient for nutpie (numba), with graph sizes.
+
+Each measurement runs in a fresh Python process: "cold" with an empty PyTensor compile directory,
+"warm" a second process on the directory the cold one filled (what a user's second run pays).
+Prints one row per spec; asserts nothing.
+
+    .venv/bin/python benchmarks/bench_compile.py                          # joint on data/synthetic-batch-a
+    .venv/bin/python benchmarks/bench_compile.py --spec joint --spec sec-only --no-warm
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+CHILD = r"""
+import json, sys, time, warnings
+warnings.filterwarnings("ignore")
+t0 = time.perf_counter()
+from bayesgain.model.core import GainModel
+gm = GainModel(sys.argv[1], sys.argv[2])
+gm.build()
+t_build = time.perf_counter() - t0
+import nutpie
+from pytensor.graph.traversal import applys_between
+t = time.perf_counter()
+compiled = nutpie.compile_pymc_model(gm.model)
+t_compile = time.perf_counter() - t
+# size of the log density + gradient graph before PyTensor's rewrites (nothing more is compiled)
+import pytensor
+logp = gm.model.logp()
+grads = pytensor.grad(logp, gm.model.value_vars)
+nodes = len(list(applys_between(gm.model.value_vars, [logp, *grads])))
+print(json.dumps({"build_s": t_build, "compile_s": t_compile, "graph_nodes": nodes}))
+"""
+
+
+def _run(spec, experiment, compiledir):
+    env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={compiledir}", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", CHILD, spec, experiment], env=env, capture_output=True, text=True,
+                         cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"compile of {spec} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--spec", action="append", help="model spec name or file (repeatable; default joint)")
+    ap.add_argument("--experiment", default=str(ROOT / "data" / "synthetic-batch-a"))
+    ap.add_argument("--no-warm", action="store_true", help="skip the second (warm-cache) process")
+    args = ap.parse_args(argv)
+    specs = args.spec or ["joint"]
+    print(f"{'spec':28s} {'build s':>8s} {'cold s':>8s} {'warm s':>8s} {'nodes':>6s}", flush=True)
+    for spec in specs:
+        with tempfile.TemporaryDirectory(prefix="bayesgain-compile-") as tmp:
+            cold = _run(spec, args.experiment, tmp)
+            warm = None if args.no_warm else _run(spec, args.experiment, tmp)
+        w = f"{warm['compile_s']:8.1f}" if warm else f"{'-':>8s}"
+        print(f"{spec:28s} {cold['build_s']:8.1f} {cold['compile_s']:8.1f} {w} {cold['graph_nodes']:6d}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
