@@ -38,14 +38,15 @@ import pytensor
 logp = gm.model.logp()
 grads = pytensor.grad(logp, gm.model.value_vars)
 nodes = len(list(applys_between(gm.model.value_vars, [logp, *grads])))
-print(json.dumps({"build_s": t_build, "compile_s": t_compile, "graph_nodes": nodes}))
+import bayesgain
+print(json.dumps({"package": bayesgain.__file__, "build_s": t_build, "compile_s": t_compile, "graph_nodes": nodes}))
 """
 
 
 def _run(spec, experiment, compiledir):
     env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={compiledir}", "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", CHILD, spec, experiment], env=env, capture_output=True, text=True,
-                         cwd=ROOT)
+                         cwd=compiledir)  # not the repository: "-c" puts the working directory first on sys.path
     if out.returncode != 0:
         raise RuntimeError(f"compile of {spec} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -64,6 +65,7 @@ def main(argv=None):
             cold = _run(spec, args.experiment, tmp)
             warm = None if args.no_warm else _run(spec, args.experiment, tmp)
         w = f"{warm['compile_s']:8.1f}" if warm else f"{'-':>8s}"
+        print(f"# {cold['package']}")
         print(f"{spec:28s} {cold['build_s']:8.1f} {cold['compile_s']:8.1f} {w} {cold['graph_nodes']:6d}", flush=True)
     return 0
 

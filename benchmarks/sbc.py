@@ -144,11 +144,30 @@ def print_statistics(df, n_draws, bins=10):
             flag = "  <-- p < 0.01" if s["p"] < 0.01 else ""
             print(f"{label:34s} {s['n']:4d} {s['chi2']:7.2f} {s['p']:7.3f} {s['ecdf_max_dev']:9.3f} "
                   f"{s['ecdf_bound95']:9.3f}  {' '.join(str(c) for c in s['counts'])}{flag}")
+    if len(df):
+        _print_mixing(df)
     conv = df[df["converged"]] if len(df) else df
-    if len(conv) and n_conv < n_rep:
+    if n_conv >= 20 and n_conv < n_rep:  # with a handful the subset statistics say nothing
         print("\nconverged replicates only (chi-square p):",
               ", ".join(f"{p}: {rank_statistics(g['rank'].values, L, bins)['p']:.3f}"
                         for p, g in conv.groupby("parameter", sort=False) if "[" not in p))
+
+
+def _print_mixing(df, bad_r_hat=1.1):
+    """How well the replicates mixed, and which prior draws mixed badly (median truths, bad vs the rest)."""
+    rep = df.drop_duplicates("replicate").set_index("replicate")
+    q = rep[["max_r_hat", "min_ess_bulk", "divergences", "seconds"]].quantile([0.1, 0.5, 0.9])
+    print("\nmixing per replicate (10 / 50 / 90 % quantiles): "
+          + "; ".join(f"{c} {q[c].iloc[0]:.3g} / {q[c].iloc[1]:.3g} / {q[c].iloc[2]:.3g}" for c in q.columns))
+    bad = rep["max_r_hat"] > bad_r_hat
+    if not 0 < bad.sum() < len(rep):
+        return
+    truth = df[~df["parameter"].str.contains(r"\[", regex=True)].pivot(index="replicate", columns="parameter",
+                                                                      values="truth")
+    print(f"{int(bad.sum())} replicates with R-hat > {bad_r_hat}: median truths, those / the rest")
+    for c in truth.columns:
+        a, b = truth.loc[bad[bad].index, c].median(), truth.loc[bad[~bad].index, c].median()
+        print(f"  {c:32s} {a:11.4g} / {b:11.4g}")
 
 
 def main(argv=None):
