@@ -64,3 +64,21 @@ def test_thin_layout_keeps_every_file_and_sweep_order(sbc):
             sel = (t["ta_point_potential"].values == p) & (t["ta_point_fluence"].values == f)
             assert list(t["ta_point_delay"].values[sel]) == [0.0, 2.0, 4.0]
     assert d.sizes["ta_point"] == 20 and d.sizes["sweep"] == 3  # the input is not modified
+
+
+def test_statistics_name_the_prior_draws_that_mixed_badly(sbc, capsys, rng):
+    import pandas as pd
+
+    rows = []
+    for i in range(30):
+        bad = i < 6
+        for name, truth in (("noise", 0.01 if bad else 0.05), ("sigma", 0.1)):
+            rows.append({"replicate": i, "parameter": name, "base": name, "truth": truth,
+                         "rank": int(rng.integers(0, 100)), "converged": not bad, "max_r_hat": 1.5 if bad else 1.0,
+                         "min_ess_bulk": 20.0 if bad else 300.0, "divergences": 0, "seconds": 10.0})
+    sbc.print_statistics(pd.DataFrame(rows), 99)
+    out = capsys.readouterr().out
+    assert "6 replicates with R-hat > 1.1" in out
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("noise") and "/" in ln)
+    assert [float(x) for x in line.split()[1::2]] == [0.01, 0.05]
+    assert "converged replicates only" in out  # 24 of 30 converged: the subset is worth a line
