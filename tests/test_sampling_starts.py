@@ -166,3 +166,40 @@ def test_hyperparameters_keep_their_jittered_start_at_the_optimum():
     for c in range(2):
         assert got[c][0] == pytest.approx(MAJOR, abs=1e-4)  # climbed
         assert got[c][1] == starts[c][1]  # kept
+
+
+def _tree(lp_by_chain, x_by_chain):
+    import xarray as xr
+
+    lp = np.asarray(lp_by_chain, float)
+    x = np.asarray(x_by_chain, float)
+    c, d = lp.shape
+    coords = {"chain": np.arange(c), "draw": np.arange(d)}
+    return xr.DataTree.from_dict({
+        "posterior": xr.Dataset({"x": (("chain", "draw"), x)}, coords=coords, attrs={"who": "nutpie"}),
+        "sample_stats": xr.Dataset({"logp": (("chain", "draw"), lp),
+                                    "diverging": (("chain", "draw"), np.zeros((c, d), bool))}, coords=coords)})
+
+
+def test_stuck_chain_gaps_finds_a_chain_far_below_the_best(rng):
+    from bayesgain.model.sampling import stuck_chain_gaps
+
+    lp = rng.normal(0.0, 2.0, (4, 200))
+    lp[2] -= 114.0
+    stuck, gaps, best = stuck_chain_gaps(_tree(lp, lp), min_gap_nats=20.0)
+    assert stuck == [2] and gaps[2] == pytest.approx(114.0, abs=1.0) and best != 2
+    lp[2] += 110.0  # 4 nats: within the spread of a mixing chain
+    assert stuck_chain_gaps(_tree(lp, lp), min_gap_nats=20.0)[0] == []
+
+
+def test_replace_chain_swaps_one_chain_in_every_group_and_keeps_the_rest():
+    from bayesgain.model.sampling import _replace_chain
+
+    old = _tree(np.zeros((3, 5)), np.arange(15.0).reshape(3, 5))
+    new = _tree(np.full((1, 5), 7.0), np.full((1, 5), -1.0))
+    out = _replace_chain(old, 1, new)
+    np.testing.assert_array_equal(out["posterior"]["x"].values[[0, 2]], old["posterior"]["x"].values[[0, 2]])
+    np.testing.assert_array_equal(out["posterior"]["x"].values[1], -1.0)
+    np.testing.assert_array_equal(out["sample_stats"]["logp"].values[1], 7.0)
+    assert list(out["posterior"]["chain"].values) == [0, 1, 2] and out["posterior"].attrs["who"] == "nutpie"
+    np.testing.assert_array_equal(old["posterior"]["x"].values[1], np.arange(5.0, 10.0))  # input untouched

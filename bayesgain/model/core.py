@@ -103,18 +103,11 @@ def stuck_chains(idata, min_gap_nats=5.0):
     another, less probable region (seen on the joint model: one of four chains held one film file's <N>
     at 21 instead of 5.7, 31 nats lower).  Returns a sentence naming them, or "" when there are none.
     """
-    ss = idata["sample_stats"] if "sample_stats" in idata else {}
-    name = next((n for n in ("logp", "lp") if n in ss), None)
-    if name is None or idata["posterior"].sizes.get("chain", 1) < 2:
+    from .sampling import stuck_chain_gaps
+
+    bad, gap, best = stuck_chain_gaps(idata, min_gap_nats)
+    if not bad:
         return ""
-    lp = np.asarray(ss[name].values, dtype=float)  # (chain, draw)
-    means = lp.mean(axis=1)
-    spread = float(np.median(lp.std(axis=1)))
-    gap = means.max() - means
-    bad = np.nonzero(gap > max(min_gap_nats, spread))[0]
-    if bad.size == 0:
-        return ""
-    best = int(np.argmax(means))
     parts = ", ".join(f"chain {int(c)} ({gap[c]:.0f} nats below)" for c in bad)
     return (f"stuck in a less probable local mode: {parts} the best chain (chain {best}) in mean log density; "
             "rerun with another seed or more tuning steps")
