@@ -141,8 +141,21 @@ def main(argv=None):
                  ("pymc", "compile + log-lik + overhead", t_fit_p - t_sample_p, "s"),
                  ("pymc", "min bulk ESS", ess_p, ""), ("pymc", "ESS / s (sampling)", ess_p / t_sample_p, "1/s"),
                  ("pymc", "max R-hat", gp.convergence["max_r_hat"], ""),
-                 ("pymc", "divergences", gp.convergence["divergences"], ""),
-                 ("ratio", "nutpie / pymc ESS per s (sampling)", (ess / t_sample) / (ess_p / t_sample_p), "x")]
+                 ("pymc", "divergences", gp.convergence["divergences"], "")]
+        # cost per iteration (tuning included) and per gradient evaluation: comparable even when a run did
+        # not converge, where an ESS (and so ESS/s) is not an estimate of anything
+        for name, g, t_s in (("nutpie", gm, t_sample), ("pymc", gp, t_sample_p)):
+            ss = g.idata["sample_stats"]
+            n_iter = ss.sizes["chain"] * (ss.sizes["draw"] + (args.tune if name == "nutpie" else pymc_kw["tune"]))
+            steps = float(ss["n_steps"].mean()) if "n_steps" in ss else float("nan")
+            rows += [(name, "mean gradient steps per draw", steps, ""),
+                     (name, "wall seconds per iteration (all chains, 2 cores)", t_s / n_iter, "s")]
+        if gm.convergence.ok and gp.convergence.ok:
+            rows.append(("ratio", "nutpie / pymc ESS per s (sampling)", (ess / t_sample) / (ess_p / t_sample_p), "x"))
+        else:
+            print("ratio of ESS/s not printed: "
+                  + " and ".join(n for n, g in (("nutpie", gm), ("pymc", gp)) if not g.convergence.ok)
+                  + " did not converge, so its ESS is not an estimate", flush=True)
         print(f"pymc: {gp.convergence.text()}", flush=True)
 
     if not args.skip_pymc:

@@ -98,7 +98,8 @@ def _fractions_relative(model, x_V, V_C, sigma, T_eff, g_e, T, chunk=256):
     disorder = model.spec.options["disorder"]
     x = np.asarray(x_V, float)
     if disorder == "gaussian":
-        nodes = disorder_nodes(float(np.max(sigma)), T, tol=1e-7, minimum=24, half_width=6.0)
+        # 1e-6 in the fractions: far inside the 1e-4 excitons/QD the threshold curve is tested to
+        nodes = disorder_nodes(float(np.max(sigma)), T, tol=1e-6, minimum=24, half_width=6.0)
         fn, s = _relative_fractions_fn(g_e, nodes, "gaussian"), np.asarray(sigma, float)
     else:
         temp = T_eff if disorder == "effective-temperature" else np.full(np.shape(V_C), T)
@@ -132,10 +133,13 @@ def _fractions_at_mean_electrons(model, targets, V_C, sigma, T_eff, g_e, T, n_gr
     spl_ne = CubicSpline(x, ne.T)  # columns = draws
     c = spl_ne.c  # (4, G - 1, D)
     # start: linear interpolation per draw on the grid (ne decreasing -> search the reversed row)
-    xq = np.empty((D, targets.size))
-    for d in range(D):
-        xq[d] = np.interp(targets, ne[d, ::-1], x[::-1])
+    # (all draws at once: np.interp row by row cost ~0.3 s of the 4000-draw curve)
+    above = (ne[:, :, None] > targets[None, None, :]).sum(axis=1)  # grid points before the crossing (ne decreasing)
+    j = np.clip(above, 1, G - 1)
     cols = np.arange(D)[:, None]
+    n0, n1 = ne[cols, j - 1], ne[cols, j]
+    frac = np.clip(np.where(n0 != n1, (n0 - targets[None, :]) / np.where(n0 != n1, n0 - n1, 1.0), 0.0), 0.0, 1.0)
+    xq = x[j - 1] + frac * (x[j] - x[j - 1])
     for _ in range(4):  # Newton on the spline
         i = np.clip(np.searchsorted(x, xq) - 1, 0, G - 2)
         h = xq - x[i]
