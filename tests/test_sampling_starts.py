@@ -203,3 +203,29 @@ def test_replace_chain_swaps_one_chain_in_every_group_and_keeps_the_rest():
     np.testing.assert_array_equal(out["sample_stats"]["logp"].values[1], 7.0)
     assert list(out["posterior"]["chain"].values) == [0, 1, 2] and out["posterior"].attrs["who"] == "nutpie"
     np.testing.assert_array_equal(old["posterior"]["x"].values[1], np.arange(5.0, 10.0))  # input untouched
+
+
+def test_a_stuck_chain_is_run_again_and_replaced(monkeypatch):
+    """sample_nutpie on a tiny model, with chain 1 declared stuck: it is sampled anew and said so."""
+    import pymc as pm
+
+    with pm.Model() as model:
+        pm.Normal("x", 0.0, 1.0, shape=2)
+    kw = dict(draws=30, tune=30, chains=2, seed=3, cores=1, progress=False)
+    plain, _ = sampling.sample_nutpie(model, rerun_stuck=False, **kw)
+    calls = []
+
+    def declared_stuck(idata, min_gap_nats=5.0):
+        calls.append(min_gap_nats)
+        return [1], np.array([0.0, 50.0]), 0
+
+    monkeypatch.setattr(sampling, "stuck_chain_gaps", declared_stuck)
+    idata, report = sampling.sample_nutpie(model, **kw)
+    assert calls == [sampling.RERUN_GAP_NATS]
+    assert report["rerun_chains"] == [(1, 50.0, 0)]
+    assert "chain 1 held a mode 50 nats below chain 0" in idata.attrs["chain_starts"]
+    x_new, x_old = idata["posterior"]["x"].values, plain["posterior"]["x"].values
+    assert x_new.shape == x_old.shape == (2, 30, 2)
+    np.testing.assert_array_equal(x_new[0], x_old[0])  # the good chain is kept as it was
+    assert not np.array_equal(x_new[1], x_old[1])  # the stuck one was sampled again
+    assert idata["sample_stats"]["logp"].shape == (2, 30)
