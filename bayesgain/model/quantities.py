@@ -132,8 +132,8 @@ def _fractions_at_mean_electrons(model, targets, V_C, sigma, T_eff, g_e, T, n_gr
     ne = f @ np.arange(S, dtype=float)  # (D, G), decreasing in u
     spl_ne = CubicSpline(x, ne.T)  # columns = draws
     c = spl_ne.c  # (4, G - 1, D)
-    # start: linear interpolation per draw on the grid (ne decreasing -> search the reversed row)
-    # (all draws at once: np.interp row by row cost ~0.3 s of the 4000-draw curve)
+    # start: linear interpolation on the grid cell where ne (decreasing in u) crosses each target, all draws
+    # at once (np.interp row by row cost ~0.3 s of the 4000-draw curve)
     above = (ne[:, :, None] > targets[None, None, :]).sum(axis=1)  # grid points before the crossing (ne decreasing)
     j = np.clip(above, 1, G - 1)
     cols = np.arange(D)[:, None]

@@ -29,9 +29,8 @@ class ScaledSoftplus(Transform):
 
     def forward(self, value, *inputs):
         u = pt.as_tensor_variable(value) / self.scale
-        # log(expm1(u)) without overflow: u + log(-expm1(-u)) for large u
-        return pt.switch(pt.gt(u, 20.0), u + pt.log(-pt.expm1(-pt.minimum(u, 700.0))),
-                         pt.log(pt.expm1(pt.minimum(u, 20.0))))
+        # log(expm1(u)) as u + log(-expm1(-u)): no overflow for large u, and -expm1(-u) ~ u keeps small u exact
+        return u + pt.log(-pt.expm1(-u))
 
     def backward(self, value, *inputs):
         return self.scale * pt.softplus(value)
