@@ -20,14 +20,15 @@ DEMO_FOLDER = pathlib.Path(__file__).resolve().parents[1] / "data" / "synthetic-
 
 
 def run(out_dir="bayesgain-demo", draws=800, tune=500, chains=2, seed=1, progress=True, folder=DEMO_FOLDER,
-        force=True, figures=True):
+        force=True, figures=True, backend="numba"):
     """The README's main job: the joint model on the shipped synthetic experiment, with the report.
 
     Fits ``models/joint.toml`` (cross-section, charging, gain, dynamics, reflection) to
     ``data/synthetic-batch-a`` with nutpie, writes ``posterior.nc``, ``summary.csv``,
     ``thresholds.csv``, ``classic.csv``, ``report.md`` and the figures into ``out_dir``, and prints the
     physical parameters and the gain thresholds next to the simulation truth.  Returns True when the
-    fit converged (R-hat <= 1.01, bulk ESS >= 400, no divergence).
+    fit converged (R-hat <= 1.01, bulk ESS >= 400, no divergence).  ``backend``: nutpie's PyTensor
+    backend, "numba" or "jax" (see :meth:`GainModel.fit`).
     """
     import arviz as az
 
@@ -51,8 +52,9 @@ def run(out_dir="bayesgain-demo", draws=800, tune=500, chains=2, seed=1, progres
     print(f"  joint model: {d.sizes.get('sol_point', 0)} solution, {d.sizes.get('sec_point', 0)} SEC, "
           f"{d.sizes.get('ta_point', 0)} film TA and {d.sizes.get('subgap_point', 0)} sub-gap window averages; "
           f"{len(model.model.free_RVs)} parameter groups")
-    print(f"  sampling {chains} chains x {draws} draws after {tune} tuning steps (nutpie; compiling first)")
-    model.fit(draws=draws, tune=tune, chains=chains, seed=seed, progress=progress)
+    print(f"  sampling {chains} chains x {draws} draws after {tune} tuning steps (nutpie with {backend}; "
+          "compiling first)")
+    model.fit(draws=draws, tune=tune, chains=chains, seed=seed, progress=progress, backend=backend)
     fit_s = time.time() - t0
     write_fit_outputs(model, out, classic_folder=tree, figures=figures)
 

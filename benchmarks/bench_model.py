@@ -8,7 +8,7 @@ table, asserts nothing.
     .venv/bin/python benchmarks/bench_model.py                        # full settings
     .venv/bin/python benchmarks/bench_model.py --draws 50 --tune 50 --chains 2 --skip-pymc   # smoke
 
-nutpie: compile = GainModel.build() + nutpie.compile_pymc_model (numba), timed on its own; sampling =
+nutpie: compile = GainModel.build() + nutpie.compile_pymc_model (``--backend``: numba or jax), timed on its own; sampling =
 nutpie.sample on that compiled model with GainModel.fit's settings (low-rank mass matrix, target_accept
 0.9).  PyMC: GainModel.fit(sampler="pymc", cores=2); its sampling time is PyMC's own figure and the rest
 of the call (C compilation, log-likelihood) is reported as overhead.  The threshold curve is timed on
@@ -50,6 +50,8 @@ def main(argv=None):
                          "diagonal mass matrix, so a full-size run can take an hour here; ESS/s is a rate")
     ap.add_argument("--pymc-tune", type=int, default=None, help="tuning steps of the PyMC run (default --tune)")
     ap.add_argument("--pymc-chains", type=int, default=None, help="chains of the PyMC run (default --chains)")
+    ap.add_argument("--backend", default="numba", choices=["numba", "jax"],
+                    help="nutpie's PyTensor backend (jax: optional dependency, compiles in seconds)")
     ap.add_argument("--spec", default="joint")
     ap.add_argument("--experiment", default=str(ROOT / "data" / "synthetic-batch-a"))
     ap.add_argument("--threshold-draws", type=int, default=4000)
@@ -65,7 +67,8 @@ def main(argv=None):
     from bayesgain.model.quantities import threshold_curve
 
     rows = []  # (sampler, figure, value, unit)
-    fit_kw = {"draws": args.draws, "tune": args.tune, "chains": args.chains, "seed": args.seed}
+    fit_kw = {"draws": args.draws, "tune": args.tune, "chains": args.chains, "seed": args.seed,
+              "backend": args.backend}
     print(f"joint model ({args.spec}) on {args.experiment}: {args.chains} chains x {args.draws} draws after "
           f"{args.tune} tune", flush=True)
 
@@ -78,7 +81,7 @@ def main(argv=None):
     t_build = time.perf_counter() - t
     t = time.perf_counter()
     key = distributed._structure_key(gm, gm.observed_names)
-    distributed._compiled_for(gm, key)
+    distributed._compiled_for(gm, key, args.backend)
     t_compile = time.perf_counter() - t
     t = time.perf_counter()
     idata, compiled_again = distributed._fit_reusing_compile(gm, fit_kw)
@@ -88,7 +91,7 @@ def main(argv=None):
     ess = float(gm.convergence["min_ess_bulk"])
     total = t_build + t_compile + t_fit
     rows += [("nutpie", "data reduction", t_reduce, "s"), ("nutpie", "build (pm.Model)", t_build, "s"),
-             ("nutpie", "compile (numba)", t_compile, "s"), ("nutpie", "sampling", t_sample, "s"),
+             ("nutpie", f"compile ({args.backend})", t_compile, "s"), ("nutpie", "sampling", t_sample, "s"),
              ("nutpie", "build + compile + sampling", total, "s"),
              ("nutpie", "min bulk ESS", ess, ""), ("nutpie", "ESS / s (sampling)", ess / t_sample, "1/s"),
              ("nutpie", "ESS / s (incl. compile)", ess / total, "1/s"),
@@ -129,7 +132,7 @@ def main(argv=None):
         gp.build()
         t_build_p = time.perf_counter() - t
         t = time.perf_counter()
-        pymc_kw = {**fit_kw, "draws": args.pymc_draws or args.draws, "tune": args.pymc_tune or args.tune,
+        pymc_kw = {**{k: v for k, v in fit_kw.items() if k != "backend"}, "draws": args.pymc_draws or args.draws, "tune": args.pymc_tune or args.tune,
                    "chains": args.pymc_chains or args.chains}
         print(f"pymc: {pymc_kw['chains']} chains x {pymc_kw['draws']} draws after {pymc_kw['tune']} tune", flush=True)
         gp.fit(**pymc_kw, sampler="pymc", cores=2, progress=False)

@@ -255,10 +255,36 @@ def test_compare_needs_two_saved_fits(fit_a, tmp_path, capsys):
     assert "posterior.nc" in capsys.readouterr().err
 
 
+# ----------------------------------------------------------------------------- nutpie backends
+def test_fit_with_the_jax_backend_writes_a_posterior(tmp_path, capsys, specs):
+    pytest.importorskip("jax")
+    out = tmp_path / "jax"
+    args = ["fit", str(BATCH_A), "--model", str(specs["none"]), "--out", str(out), "--no-figures", "--no-classic",
+            "--draws", "30", "--tune", "30", "--chains", "2", "--seed", "3", "--backend", "jax", "--max-treedepth", "4"]
+    assert cli.main(args) == 0
+    text = capsys.readouterr().out
+    assert "nutpie (jax)" in text and "compiling first: seconds" in text
+    from bayesgain.model.core import GainModel
+
+    fit = GainModel.load(out / "posterior.nc")
+    post = fit.idata["posterior"]
+    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 30 and "V_1S_V" in post
+    assert "sampling_time" in post.attrs
+
+
+def test_a_backend_with_the_pymc_sampler_is_refused(tmp_path, capsys, specs):
+    assert cli.main(["fit", str(BATCH_A), "--model", str(specs["none"]), "--out", str(tmp_path / "o"), "--backend",
+                     "jax", *TINY]) == 1
+    assert "--backend jax applies to --sampler nutpie only" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 # ----------------------------------------------------------------------------- help
 @pytest.mark.parametrize("command, words", [
     ("fit", ["--draws", "per chain", "--tune", "--chains", "--seed", "--max-treedepth", "--force", "--strict",
-             "--quiet", "--no-figures", "--sampler", "--model", "excitons/QD", "electrons/QD", "sec-only"]),
+             "--quiet", "--no-figures", "--sampler", "--model", "excitons/QD", "electrons/QD", "sec-only",
+             "--backend", "bayesgain[jax]"]),
+    ("demo", ["--draws", "--backend", "numba", "jax"]),
     ("report", ["DIR", "--no-figures", "--strict", "without resampling"]),
     ("compare", ["--components", "--out", "elpd", "nats", "charging"]),
 ])

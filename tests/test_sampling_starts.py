@@ -155,7 +155,7 @@ def test_hyperparameters_are_the_parents_of_other_free_variables():
         n = int(np.prod(m.initial_point()[m.rvs_to_values[v].name].shape) or 1)
         slices.append(slice(start, start + n))
         start += n
-    compiled = types.SimpleNamespace(shape_info=(names, slices, None))
+    compiled = types.SimpleNamespace(shape_info=(names, slices, None), n_dim=start)
     got = sampling.hyperparameter_slices(m, compiled)
     assert got == [slices[0], slices[1]]  # sd and mu: the parameters of c; c and z are nobody's parent
 

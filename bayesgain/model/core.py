@@ -640,10 +640,13 @@ class GainModel:
                                               compile_kwargs={"mode": numpy_mode()})
 
     def fit(self, draws=1000, tune=1000, chains=4, seed=0, sampler="nutpie", progress=True, target_accept=0.9,
-            cores=None, min_ess=400, adaptation="low_rank", max_treedepth=None, starts="optimum"):
+            cores=None, min_ess=400, adaptation="low_rank", max_treedepth=None, starts="optimum", backend="numba"):
         """Sample the posterior; returns the DataTree (also kept as ``self.idata``) with log-likelihoods.
 
-        ``sampler``: "nutpie" (default, compiled with numba) or "pymc".  With nutpie the mass matrix is
+        ``sampler``: "nutpie" (default) or "pymc".  ``backend`` (nutpie): the PyTensor backend of the log
+        density, "numba" (default: faster per gradient, ~105 s to compile cold, cached afterwards) or "jax"
+        (optional dependency; ~7 s to compile, ~20 % slower per gradient: the faster choice for a first
+        or one-off fit; see :data:`.sampling.BACKENDS`).  With nutpie the mass matrix is
         adapted with a low-rank correction (``adaptation="low_rank"``): the cross-section, the film ratio
         and the per-file fluence calibrations form long correlated directions that a diagonal mass
         matrix crawls along (measured: bulk ESS 5 of 600 draws with "diag").  ``max_treedepth`` caps the
@@ -668,8 +671,10 @@ class GainModel:
                 idata, self.start_report = sample_nutpie(
                     model, draws=draws, tune=tune, chains=chains, seed=seed, cores=cores, target_accept=target_accept,
                     adaptation=adaptation, max_treedepth=max_treedepth, progress=progress,
-                    jitter_rvs=self.jitter_rvs(), starts=starts)
+                    jitter_rvs=self.jitter_rvs(), starts=starts, backend=backend)
             else:
+                if backend != "numba":
+                    raise ValueError(f"backend={backend!r} applies to the nutpie sampler only")
                 kw = dict(draws=draws, tune=tune, chains=chains, random_seed=seed, progressbar=progress,
                           nuts_sampler=sampler, target_accept=target_accept)
                 if cores is not None:

@@ -147,13 +147,15 @@ _COMPILED = {}
 _COMPILED_LOCK = threading.Lock()
 
 
-def _compiled_for(gm, key):
-    """The worker's compiled model for this structure, compiled once (observed data as shared variables)."""
-    import nutpie
+def _compiled_for(gm, key, backend="numba"):
+    """The worker's compiled model for this structure and backend, compiled once (observed data as shared
+    variables, kept swappable: jax models are not frozen)."""
     import pytensor
 
     from .core import GainModel
+    from .sampling import compile_nutpie
 
+    key = (key, backend)
     with _COMPILED_LOCK:
         entry = _COMPILED.get(key)
         if entry is not None:
@@ -164,7 +166,7 @@ def _compiled_for(gm, key):
             rv = model[label]
             value = _observed_constants(model, [label])[label]
             model.rvs_to_values[rv] = pytensor.shared(value, name=f"{label}__observed")
-        compiled = nutpie.compile_pymc_model(model, jitter_rvs=template.jitter_rvs())
+        compiled = compile_nutpie(model, backend=backend, jitter_rvs=template.jitter_rvs(), freeze_model=False)
         entry = (template, compiled, threading.Lock())
         _COMPILED[key] = entry
         return entry, True
@@ -177,7 +179,7 @@ def _fit_reusing_compile(gm, fit_kw):
 
     # GainModel.fit's own defaults for the options this path supports (one place defines them)
     supported = ("draws", "tune", "chains", "seed", "target_accept", "cores", "min_ess", "adaptation",
-                 "max_treedepth", "starts")
+                 "max_treedepth", "starts", "backend")
     kw = {k: p.default for k, p in inspect.signature(GainModel.fit).parameters.items() if k in supported}
     unknown = set(fit_kw) - set(kw) - {"sampler", "progress"}
     if unknown:
@@ -185,7 +187,7 @@ def _fit_reusing_compile(gm, fit_kw):
     kw.update({k: v for k, v in fit_kw.items() if k in kw})
     model = gm.build()
     key = _structure_key(gm, gm.observed_names)
-    (template, compiled, lock), fresh = _compiled_for(gm, key)
+    (template, compiled, lock), fresh = _compiled_for(gm, key, kw["backend"])
     if [v.name for v in model.free_RVs] != [v.name for v in template.model.free_RVs]:
         raise RuntimeError("internal: the cached compiled model has other free variables than this job's model")
     obs = _observed_constants(model, gm.observed_names)
@@ -195,7 +197,7 @@ def _fit_reusing_compile(gm, fit_kw):
         idata, gm.start_report = sample_nutpie(
             model, compiled, draws=kw["draws"], tune=kw["tune"], chains=kw["chains"], seed=kw["seed"],
             cores=kw["cores"], target_accept=kw["target_accept"], adaptation=kw["adaptation"],
-            max_treedepth=kw["max_treedepth"], progress=False, starts=kw["starts"])
+            max_treedepth=kw["max_treedepth"], progress=False, starts=kw["starts"], backend=kw["backend"])
     t1 = time.time()
     gm.idata = idata
     gm._finish(idata, sampling_s=t1 - t0, min_ess=kw["min_ess"])

@@ -31,18 +31,87 @@ import threading
 
 import numpy as np
 
-__all__ = ["STARTS", "sample_nutpie", "optimised_starts", "with_starts", "logp_and_gradient", "report_text",
-           "stuck_chain_gaps"]
+__all__ = ["BACKENDS", "STARTS", "compile_nutpie", "sample_nutpie", "optimised_starts", "with_starts",
+           "logp_and_gradient", "report_text", "stuck_chain_gaps"]
+
+# PyTensor backends nutpie compiles the log density with.  numba: ~1.0 ms per gradient of the joint model,
+# but every node is compiled by LLVM on its own: ~105 s cold (cached afterwards under PyTensor's
+# compile directory: ~18 s).  jax (optional: ``pip install 'bayesgain[jax]'``): ~1.2 ms per gradient and
+# ~7 s to compile, cold or warm (measured on data/synthetic-batch-a, benchmarks/results/session7_*.md).
+BACKENDS = ("numba", "jax")
+
+
+def compile_nutpie(model, backend="numba", jitter_rvs=None, freeze_model=None):
+    """nutpie's compiled model of ``model`` with the PyTensor ``backend`` ("numba" or "jax").
+
+    ``freeze_model`` (jax): fold shared variables into constants (nutpie's default for jax); pass False
+    to keep them swappable with ``with_data``.
+    """
+    import nutpie
+
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r}: expected one of {', '.join(BACKENDS)}")
+    kw = {}
+    if backend == "jax":
+        try:
+            import jax  # noqa: F401
+        except ImportError as err:
+            raise ImportError("backend='jax' needs JAX, which is optional: pip install 'bayesgain[jax]' "
+                              "(or pip install jax); backend='numba' needs nothing more") from err
+        kw = {"backend": "jax", "gradient_backend": "pytensor"}
+        if freeze_model is not None:
+            kw["freeze_model"] = bool(freeze_model)
+    return nutpie.compile_pymc_model(model, jitter_rvs=jitter_rvs, **kw)
+
+
+def _is_numba(compiled):
+    # nutpie's jax models are PyFuncModels (Python callbacks); the numba ones carry C function pointers
+    return not hasattr(compiled, "_make_logp_func")
+
+
+def initial_point(compiled, seed):
+    """The compiled model's (jittered) start for ``seed`` as a flat float64 vector, for either backend."""
+    fn = compiled.initial_point_func if _is_numba(compiled) else compiled._make_initial_points
+    return np.asarray(fn(int(seed)), dtype="float64")
+
+
+def flat_layout(model, compiled):
+    """``(names, slices)`` of the free (unconstrained) variables in ``compiled``'s flat vector.
+
+    The order is the compiled model's own: numba follows ``model.free_RVs``; jax compiles a frozen copy of
+    the model whose free variables may come in another order.
+    """
+    if hasattr(compiled, "shape_info"):  # numba: the free variables first, then the deterministics
+        pairs = [(n, sl) for n, sl in zip(compiled.shape_info[0], compiled.shape_info[1]) if sl.stop <= compiled.n_dim]
+    else:  # jax (PyFuncModel): the expanded vector starts with the flat free vector
+        pairs = [(v.name, slice(int(v.start_idx), int(v.end_idx))) for v in compiled._variables
+                 if v.end_idx <= compiled.n_dim]
+    return [n for n, _ in pairs], [sl for _, sl in pairs]
 
 
 def logp_and_gradient(compiled):
-    """``f(x) -> (logp, grad)`` on nutpie's flat unconstrained vector: the very C callback nutpie samples with.
+    """``f(x) -> (logp, grad)`` on nutpie's flat unconstrained vector: the very function nutpie samples with.
 
-    Calling the compiled callback (not the PyTensor function behind it) costs no second compilation
+    numba: the C callback.  Calling it (not the PyTensor function behind it) costs no second compilation
     (measured: 14 s for the joint model's first PyTensor call) and sees the data swapped in by nutpie's
     ``with_data``.  A non-zero status (non-finite value or gradient) is reported as logp = -inf.
+    jax: the Python function nutpie calls, with the model's shared data bound.
     """
     import ctypes
+
+    if not _is_numba(compiled):
+        import functools
+
+        fn = functools.partial(compiled._make_logp_func(), **compiled._shared_data)
+
+        def f_py(x):
+            try:
+                lp, grad = fn(np.ascontiguousarray(x, dtype="float64"))
+            except (ValueError, FloatingPointError, ArithmeticError):
+                return -np.inf, np.zeros(int(compiled.n_dim))
+            return float(lp), np.asarray(grad, dtype="float64")
+
+        return f_py
 
     fn = compiled.compiled_logp_func.ctypes
     n = int(compiled.n_dim)
@@ -97,7 +166,7 @@ def hyperparameter_slices(model, compiled):
         for a in ancestors(rv.owner.inputs[2:]):  # inputs: rng, size, then the distribution parameters
             if a in free and a is not rv:
                 names.add(model.rvs_to_values[a].name)
-    all_names, all_slices = compiled.shape_info[0], compiled.shape_info[1]
+    all_names, all_slices = flat_layout(model, compiled)
     return [sl for n, sl in zip(all_names, all_slices) if n in names]
 
 
@@ -124,7 +193,7 @@ def optimised_starts(compiled, chains, seed, maxiter=2000, max_gap_nats=20.0, at
     f = logp_and_gradient(compiled)
     jittered, climbed, before, after = [], [], [], []
     for c in range(int(chains)):
-        x0 = np.asarray(compiled.initial_point_func(int(seed) * 1000 + c), dtype="float64")
+        x0 = initial_point(compiled, int(seed) * 1000 + c)
         x, lp, lp0 = _climb(f, x0, maxiter)
         jittered.append(x0)
         climbed.append(x)
@@ -201,20 +270,21 @@ def with_starts(compiled, starts):
     cycle = itertools.cycle([np.array(s, dtype="float64") for s in starts])
     lock = threading.Lock()
 
-    def initial_point(seed):  # noqa: ARG001 -- the points are fixed; nutpie's seed drives the sampler
+    def start(seed):  # noqa: ARG001 -- the points are fixed; nutpie's seed drives the sampler
         with lock:
             return next(cycle).copy()
 
-    return dataclasses.replace(compiled, initial_point_func=initial_point)
+    field = "initial_point_func" if _is_numba(compiled) else "_make_initial_points"
+    return dataclasses.replace(compiled, **{field: start})
 
 
 def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed=0, cores=None, target_accept=0.9,
                   adaptation="low_rank", max_treedepth=None, progress=True, jitter_rvs=None, starts="optimum",
-                  rerun_stuck=True):
+                  rerun_stuck=True, backend="numba"):
     """Sample ``model`` (a pm.Model) with nutpie; returns ``(idata, start_report_or_None)``.
 
     ``compiled``: a nutpie model compiled from ``model`` (with its data swapped in), else it is compiled
-    here with ``jitter_rvs``.  ``starts``: "optimum" (each chain where L-BFGS from its jittered point
+    here with ``jitter_rvs`` and ``backend`` (see :func:`compile_nutpie`).  ``starts``: "optimum" (each chain where L-BFGS from its jittered point
     ends, hyperparameters at their jittered values, see :func:`optimised_starts`), "checked" (the jittered points, a point whose climb ends in a
     worse basin replaced) or "jitter" (PyMC's jittered points as they are).  The DataTree is patched as ``pm.sample`` patches it (coords,
     dims, deterministics, sampling time).
@@ -233,7 +303,7 @@ def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed
     from pymc.backends.arviz import patch_nutpie_idata
 
     if compiled is None:
-        compiled = nutpie.compile_pymc_model(model, jitter_rvs=jitter_rvs)
+        compiled = compile_nutpie(model, backend=backend, jitter_rvs=jitter_rvs)
     report = None
     if starts not in STARTS:
         raise ValueError(f"starts={starts!r}: expected one of {', '.join(STARTS)}")
