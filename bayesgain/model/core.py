@@ -640,13 +640,16 @@ class GainModel:
                                               compile_kwargs={"mode": numpy_mode()})
 
     def fit(self, draws=1000, tune=1000, chains=4, seed=0, sampler="nutpie", progress=True, target_accept=0.9,
-            cores=None, min_ess=400, adaptation="low_rank", max_treedepth=None, starts="optimum", backend="numba"):
+            cores=None, min_ess=400, adaptation="low_rank", max_treedepth=None, starts="optimum", backend="numba",
+            initvals=None):
         """Sample the posterior; returns the DataTree (also kept as ``self.idata``) with log-likelihoods.
 
         ``sampler``: "nutpie" (default) or "pymc".  ``backend`` (nutpie): the PyTensor backend of the log
         density, "numba" (default: faster per gradient, ~105 s to compile cold, cached afterwards) or "jax"
         (optional dependency; ~7 s to compile, ~20 % slower per gradient: the faster choice for a first
-        or one-off fit; see :data:`.sampling.BACKENDS`).  With nutpie the mass matrix is
+        or one-off fit; see :data:`.sampling.BACKENDS`).  ``initvals`` (PyMC's sampler only): one start
+        per chain, dicts of value-variable name -> value (unconstrained names such as ``tau_xx_ps_log__``
+        take unconstrained values), used as they are (no jitter); e.g. the climbed starts nutpie gets.  With nutpie the mass matrix is
         adapted with a low-rank correction (``adaptation="low_rank"``): the cross-section, the film ratio
         and the per-file fluence calibrations form long correlated directions that a diagonal mass
         matrix crawls along (measured: bulk ESS 5 of 600 draws with "diag").  ``max_treedepth`` caps the
@@ -681,8 +684,11 @@ class GainModel:
                     kw["cores"] = cores
                 if max_treedepth is not None:
                     kw["nuts"] = {"max_treedepth": int(max_treedepth)}  # pm.sample moves target_accept into it
+                if initvals is not None:
+                    kw.update(initvals=initvals, init="adapt_diag")
                 idata = pm.sample(**kw)
-                idata.attrs["chain_starts"] = "PyMC's own (jitter+adapt_diag: U(-1, 1) jitter around the prior centres)"
+                idata.attrs["chain_starts"] = ("given per chain (adapt_diag, no jitter)" if initvals is not None else
+                                               "PyMC's own (jitter+adapt_diag: U(-1, 1) jitter around the prior centres)")
             t1 = time.time()
             pm.compute_log_likelihood(idata, var_names=self.observed_names, progressbar=False)
         self.idata = idata
