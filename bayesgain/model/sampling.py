@@ -32,7 +32,7 @@ import threading
 import numpy as np
 
 __all__ = ["BACKENDS", "STARTS", "compile_nutpie", "sample_nutpie", "optimised_starts", "with_starts",
-           "logp_and_gradient", "report_text", "stuck_chain_gaps"]
+           "logp_and_gradient", "report_text", "stuck_chain_gaps", "chain_init_seeds"]
 
 # PyTensor backends nutpie compiles the log density with.  numba: ~1.0 ms per gradient of the joint model,
 # but every node is compiled by LLVM on its own: ~105 s cold (cached afterwards under PyTensor's
@@ -265,17 +265,58 @@ def report_text(report):
     return text
 
 
-def with_starts(compiled, starts):
-    """``compiled`` whose initial-point function hands out ``starts`` in turn (nutpie asks once per chain)."""
-    cycle = itertools.cycle([np.array(s, dtype="float64") for s in starts])
+def _with_initial_point(compiled, fn):
+    field = "initial_point_func" if _is_numba(compiled) else "_make_initial_points"
+    return dataclasses.replace(compiled, **{field: fn})
+
+
+def chain_init_seeds(compiled, chains, seed, point=None):
+    """The seed nutpie hands to the initial-point function for each chain, in chain order.
+
+    nutpie asks for the chains' starts from its worker threads, in whatever order they run (seen: chains
+    0 and 1 swapped between two runs of the same seed on 2 cores), but each chain's seed is a fixed
+    function of (seed, chain).  A one-draw run on one core, where the chains start one after another,
+    reads them off (trajectories capped at 2 steps: ~0.1 s), every chain started at ``point`` (default: its
+    own jittered start).  Returns None where that run did not ask exactly once per chain.
+    """
+    import nutpie
+
+    seen = []
     lock = threading.Lock()
 
-    def start(seed):  # noqa: ARG001 -- the points are fixed; nutpie's seed drives the sampler
+    def record(s):
         with lock:
-            return next(cycle).copy()
+            seen.append(int(s))
+        return np.array(point, dtype="float64") if point is not None else initial_point(compiled, s)
 
-    field = "initial_point_func" if _is_numba(compiled) else "_make_initial_points"
-    return dataclasses.replace(compiled, **{field: start})
+    try:
+        nutpie.sample(_with_initial_point(compiled, record), draws=1, tune=1, chains=int(chains), cores=1,
+                      seed=int(seed), progress_bar=False, maxdepth=1)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # noqa: BLE001 -- nutpie's Rust panics are BaseExceptions; the real run will report
+        return None
+    return seen if len(seen) == int(chains) and len(set(seen)) == int(chains) else None
+
+
+def with_starts(compiled, starts, chain_seeds=None):
+    """``compiled`` whose initial-point function hands out ``starts``: chain c gets ``starts[c]``.
+
+    ``chain_seeds`` (from :func:`chain_init_seeds`): nutpie's seed for each chain's start, so the chain
+    that asks with ``chain_seeds[c]`` gets ``starts[c]`` whatever order the threads ask in (same seed,
+    same posterior).  Without it (or for a seed not in it), the starts go out in the order asked.
+    """
+    starts = [np.array(s, dtype="float64") for s in starts]
+    by_seed = dict(zip((int(s) for s in chain_seeds), range(len(starts)))) if chain_seeds is not None else {}
+    cycle = itertools.cycle(starts)
+    lock = threading.Lock()
+
+    def start(seed):  # the points are fixed; nutpie's seed drives the sampler
+        with lock:
+            k = by_seed.get(int(seed))
+            return starts[k].copy() if k is not None else next(cycle).copy()
+
+    return _with_initial_point(compiled, start)
 
 
 def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed=0, cores=None, target_accept=0.9,
@@ -310,7 +351,8 @@ def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed
     if starts != "jitter":
         keep = hyperparameter_slices(model, compiled)
         points, report = optimised_starts(compiled, chains, seed, at_optimum=starts == "optimum", keep_jittered=keep)
-        compiled = with_starts(compiled, points)
+        seeds = chain_init_seeds(compiled, chains, seed, point=points[report["best_chain"]])
+        compiled = with_starts(compiled, points, seeds)
     extra = {} if adaptation == "diag" else {"adaptation": adaptation}
     if max_treedepth is not None:
         extra["maxdepth"] = int(max_treedepth)
