@@ -277,3 +277,27 @@ def test_chain_seeds_are_read_off_and_pin_the_starts_in_a_real_racy_run():
     for _ in range(3):
         tr = nutpie.sample(racy, draws=5, tune=5, chains=4, cores=2, seed=5, progress_bar=False)
         np.testing.assert_allclose(tr["posterior"]["x"].values.T, [[0.0, 100.0, 200.0, 300.0]] * 5, atol=8.0)
+
+
+def test_unpinned_starts_are_said_in_the_report():
+    report = {"logp_climbed": [0.0, -1.0], "best_chain": 0, "replaced_chains": [], "max_gap_nats": 20.0,
+              "maxiter": 10, "starts_pinned": False}
+    assert "same seed may give other draws" in sampling.report_text(report)
+    assert "same seed" not in sampling.report_text({**report, "starts_pinned": True})
+
+
+def test_same_seed_same_posterior_with_climbed_starts_on_two_cores():
+    import pymc as pm
+
+    with pm.Model() as model:
+        sd = pm.HalfNormal("sd", 1.0)
+        mu = pm.Normal("mu", 0.0, 2.0, shape=3)
+        pm.Normal("y", mu, sd, observed=np.array([[0.3, -1.2, 2.0], [0.5, -0.8, 1.7]]))
+    compiled = sampling.compile_nutpie(model)
+    kw = dict(draws=50, tune=50, chains=4, seed=11, cores=2, progress=False)
+    runs = [sampling.sample_nutpie(model, compiled, **kw) for _ in range(3)]
+    for idata, report in runs:
+        assert report["starts_pinned"]
+        np.testing.assert_array_equal(idata["posterior"]["mu"].values, runs[0][0]["posterior"]["mu"].values)
+    other, _ = sampling.sample_nutpie(model, compiled, **{**kw, "seed": 12})
+    assert not np.array_equal(other["posterior"]["mu"].values, runs[0][0]["posterior"]["mu"].values)

@@ -259,6 +259,9 @@ def report_text(report):
     if report["replaced_chains"]:
         text += (f"; chains {report['replaced_chains']} drained into a basin > {report['max_gap_nats']:.0f} nats "
                  f"below the best and start from chain {report['best_chain']}'s point")
+    if not report.get("starts_pinned", True):
+        text += ("; the starts went to the chains in the order nutpie's threads asked (their seeds could not be "
+                 "read off), so the same seed may give other draws")
     for c, gap, best in report.get("rerun_chains", []):
         text += (f"; chain {c} held a mode {gap:.0f} nats below chain {best} in mean log density and was run again "
                  f"(new seed) from chain {best}'s start")
@@ -289,9 +292,13 @@ def chain_init_seeds(compiled, chains, seed, point=None):
             seen.append(int(s))
         return np.array(point, dtype="float64") if point is not None else initial_point(compiled, s)
 
+    import warnings
+
     try:
-        nutpie.sample(_with_initial_point(compiled, record), draws=1, tune=1, chains=int(chains), cores=1,
-                      seed=int(seed), progress_bar=False, maxdepth=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ArviZ: "chain dimension longer than draw dimension" (one draw)
+            nutpie.sample(_with_initial_point(compiled, record), draws=1, tune=1, chains=int(chains), cores=1,
+                          seed=int(seed), progress_bar=False, maxdepth=1)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException:  # noqa: BLE001 -- nutpie's Rust panics are BaseExceptions; the real run will report
@@ -352,6 +359,7 @@ def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed
         keep = hyperparameter_slices(model, compiled)
         points, report = optimised_starts(compiled, chains, seed, at_optimum=starts == "optimum", keep_jittered=keep)
         seeds = chain_init_seeds(compiled, chains, seed, point=points[report["best_chain"]])
+        report["starts_pinned"] = seeds is not None
         compiled = with_starts(compiled, points, seeds)
     extra = {} if adaptation == "diag" else {"adaptation": adaptation}
     if max_treedepth is not None:
