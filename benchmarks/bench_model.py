@@ -8,10 +8,11 @@ table, asserts nothing.
     .venv/bin/python benchmarks/bench_model.py                        # full settings
     .venv/bin/python benchmarks/bench_model.py --draws 50 --tune 50 --chains 2 --skip-pymc   # smoke
 
-nutpie: compile = GainModel.build() + nutpie.compile_pymc_model (``--backend``: numba or jax), timed on its own; sampling =
-nutpie.sample on that compiled model with GainModel.fit's settings (low-rank mass matrix, target_accept
-0.9).  PyMC: GainModel.fit(sampler="pymc", cores=2); its sampling time is PyMC's own figure and the rest
-of the call (C compilation, log-likelihood) is reported as overhead.  The threshold curve is timed on
+nutpie: compile = GainModel.build() + nutpie.compile_pymc_model (``--backend``: numba or jax), timed on its
+own; sampling = nutpie.sample on that compiled model with GainModel.fit's settings (low-rank mass matrix,
+target_accept 0.9).  PyMC: GainModel.fit(sampler="pymc", cores=2), by default from the climbed starts
+nutpie gets (``--pymc-starts``); its sampling time is PyMC's own figure and the rest of the call
+(compilation, log-likelihood) is reported as overhead.  Measured figures: benchmarks/results/session7_*.md.  The threshold curve is timed on
 the nutpie posterior resampled (with replacement) to 4000 draws when the fit has fewer.
 """
 
