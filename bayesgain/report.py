@@ -423,6 +423,11 @@ def fig_gain_coefficient(model, cache, path):
     ax.axhline(G_MIN_PER_CM, color="0.3", ls="--", lw=0.8)
     ax.axhline(0.0, color="0.5", lw=0.6)
     ax.set_xscale("log")
+    # the <N> range spans ~1.5 decades: matplotlib labels the minor ticks too and they overlap (seen in the
+    # demo), so label 1-2-5 steps in plain numbers and leave the minor ticks bare
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("<N> (excitons/QD, posterior)")
     ax.set_ylabel("1S-window gain coefficient g (cm$^{-1}$)")
     ax.legend(fontsize=7, title=f"g = -A* ln10 / d; dashed: {G_MIN_PER_CM:g} cm$^{{-1}}$", title_fontsize=7)
