@@ -1,4 +1,4 @@
-"""Cold and warm compile time of a model's log density + gradient for nutpie (numba), with graph sizes.
+"""Cold and warm compile time of a model's log density + gradient for nutpie, with graph sizes.
 
 Each measurement runs in a fresh Python process: "cold" with an empty PyTensor compile directory,
 "warm" a second process on the directory the cold one filled (what a user's second run pays).
@@ -6,6 +6,9 @@ Prints one row per spec; asserts nothing.
 
     .venv/bin/python benchmarks/bench_compile.py                          # joint on data/synthetic-batch-a
     .venv/bin/python benchmarks/bench_compile.py --spec joint --spec sec-only --no-warm
+    .venv/bin/python benchmarks/bench_compile.py --backend jax           # needs the [jax] extra
+
+The compile time includes the first evaluation of the log density + gradient (jax compiles there).
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ from bayesgain.model.core import GainModel
 gm = GainModel(sys.argv[1], sys.argv[2])
 gm.build()
 t_build = time.perf_counter() - t0
-import nutpie
+from bayesgain.model import sampling
 from pytensor.graph.traversal import applys_between
 t = time.perf_counter()
-compiled = nutpie.compile_pymc_model(gm.model)
+compiled = sampling.compile_nutpie(gm.model, backend=sys.argv[3])
+sampling.logp_and_gradient(compiled)(sampling.initial_point(compiled, 0))
 t_compile = time.perf_counter() - t
 # size of the log density + gradient graph before PyTensor's rewrites (nothing more is compiled)
 import pytensor
@@ -43,9 +47,10 @@ print(json.dumps({"package": bayesgain.__file__, "build_s": t_build, "compile_s"
 """
 
 
-def _run(spec, experiment, compiledir):
+def _run(spec, experiment, compiledir, backend="numba"):
     env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={compiledir}", "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", CHILD, spec, experiment], env=env, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", CHILD, spec, experiment, backend], env=env, capture_output=True,
+                         text=True,
                          cwd=compiledir)  # not the repository: "-c" puts the working directory first on sys.path
     if out.returncode != 0:
         raise RuntimeError(f"compile of {spec} failed:\n{out.stderr[-3000:]}")
@@ -57,13 +62,15 @@ def main(argv=None):
     ap.add_argument("--spec", action="append", help="model spec name or file (repeatable; default joint)")
     ap.add_argument("--experiment", default=str(ROOT / "data" / "synthetic-batch-a"))
     ap.add_argument("--no-warm", action="store_true", help="skip the second (warm-cache) process")
+    ap.add_argument("--backend", default="numba", choices=["numba", "jax"], help="nutpie's PyTensor backend")
     args = ap.parse_args(argv)
     specs = args.spec or ["joint"]
+    print(f"backend: {args.backend}")
     print(f"{'spec':28s} {'build s':>8s} {'cold s':>8s} {'warm s':>8s} {'nodes':>6s}", flush=True)
     for spec in specs:
         with tempfile.TemporaryDirectory(prefix="bayesgain-compile-") as tmp:
-            cold = _run(spec, args.experiment, tmp)
-            warm = None if args.no_warm else _run(spec, args.experiment, tmp)
+            cold = _run(spec, args.experiment, tmp, args.backend)
+            warm = None if args.no_warm else _run(spec, args.experiment, tmp, args.backend)
         w = f"{warm['compile_s']:8.1f}" if warm else f"{'-':>8s}"
         print(f"# {cold['package']}")
         print(f"{spec:28s} {cold['build_s']:8.1f} {cold['compile_s']:8.1f} {w} {cold['graph_nodes']:6d}", flush=True)

@@ -12,8 +12,9 @@ nutpie: compile = GainModel.build() + nutpie.compile_pymc_model (``--backend``: 
 own; sampling = nutpie.sample on that compiled model with GainModel.fit's settings (low-rank mass matrix,
 target_accept 0.9).  PyMC: GainModel.fit(sampler="pymc", cores=2), by default from the climbed starts
 nutpie gets (``--pymc-starts``); its sampling time is PyMC's own figure and the rest of the call
-(compilation, log-likelihood) is reported as overhead.  Measured figures: benchmarks/results/session7_*.md.  The threshold curve is timed on
-the nutpie posterior resampled (with replacement) to 4000 draws when the fit has fewer.
+(compilation, log-likelihood) is reported as overhead.  The threshold curve is timed on the nutpie
+posterior resampled (with replacement) to 4000 draws when the fit has fewer.  Measured figures:
+benchmarks/results/session7_2026-11-27.md.
 """
 
 from __future__ import annotations

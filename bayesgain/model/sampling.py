@@ -37,7 +37,8 @@ __all__ = ["BACKENDS", "STARTS", "compile_nutpie", "sample_nutpie", "optimised_s
 # PyTensor backends nutpie compiles the log density with.  numba: ~1.0 ms per gradient of the joint model,
 # but every node is compiled by LLVM on its own: ~105 s cold (cached afterwards under PyTensor's
 # compile directory: ~18 s).  jax (optional: ``pip install 'bayesgain[jax]'``): ~1.2 ms per gradient and
-# ~7 s to compile, cold or warm (measured on data/synthetic-batch-a, benchmarks/results/session7_*.md).
+# ~7 s to compile, cold or warm; nutpie calls it from Python, so the chains barely run in parallel and
+# sampling takes ~2x numba's (measured on data/synthetic-batch-a, benchmarks/results/session7_2026-11-27.md).
 BACKENDS = ("numba", "jax")
 
 
