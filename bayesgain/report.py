@@ -465,12 +465,25 @@ def fig_trace(model, cache, path):
         fig.set_size_inches(10, 1.9 * len(names) + 0.9)
         units = {n: _unit(model, n) for n in names}
         for ax in fig.axes:  # arviz labels with the bare variable name: add the unit
-            for get, set_ in ((ax.get_xlabel, ax.set_xlabel), (ax.get_ylabel, ax.set_ylabel)):
-                lab = get()
-                if lab in units:
-                    set_(f"{lab} ({units[lab]})")
-                elif lab == "Draw":
-                    set_("draw (iteration after tuning)")
+            if ax.get_xlabel() in units:
+                ax.set_xlabel(f"{ax.get_xlabel()} ({units[ax.get_xlabel()]})")
+            elif ax.get_xlabel() == "Draw":
+                ax.set_xlabel("draw (iteration after tuning)")
+            if ax.get_ylabel() in units:  # the trace panel beside the named one: the unit is enough (and fits)
+                ax.set_ylabel(f"value ({units[ax.get_ylabel()]})")
+        # matplotlib's axis multiplier ("1e-14") sits at the axis end, under the neighbouring panel's label
+        # (seen for the cross-section): move it into the axis label instead
+        for ax in fig.axes:  # a multiplier only: an additive offset would need another label
+            for axis in (ax.xaxis, ax.yaxis):
+                if isinstance(axis.get_major_formatter(), matplotlib.ticker.ScalarFormatter):
+                    axis.get_major_formatter().set_useOffset(False)
+        fig.canvas.draw()
+        for ax in fig.axes:
+            for axis, get, set_ in ((ax.xaxis, ax.get_xlabel, ax.set_xlabel), (ax.yaxis, ax.get_ylabel, ax.set_ylabel)):
+                off = axis.get_offset_text().get_text()
+                if off and get():
+                    axis.get_offset_text().set_visible(False)
+                    set_(f"{get()} [x {off}]")
         return _save(fig, model, path, "trace (left: marginal per chain; right: draws per chain)")
     except Exception:  # noqa: BLE001 -- matplotlib fallback below
         plt.close("all")
