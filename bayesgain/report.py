@@ -471,12 +471,11 @@ def fig_trace(model, cache, path):
                 ax.set_xlabel("draw (iteration after tuning)")
             if ax.get_ylabel() in units:  # the trace panel beside the named one: the unit is enough (and fits)
                 ax.set_ylabel(f"value ({units[ax.get_ylabel()]})")
-        # matplotlib's axis multiplier ("1e-14") sits at the axis end, under the neighbouring panel's label
-        # (seen for the cross-section): move it into the axis label instead
-        for ax in fig.axes:  # a multiplier only: an additive offset would need another label
-            for axis in (ax.xaxis, ax.yaxis):
+            for axis in (ax.xaxis, ax.yaxis):  # a multiplier only (below): an additive offset needs another label
                 if isinstance(axis.get_major_formatter(), matplotlib.ticker.ScalarFormatter):
                     axis.get_major_formatter().set_useOffset(False)
+        # matplotlib's axis multiplier ("1e-14") sits at the axis end, under the neighbouring panel's label
+        # (seen for the cross-section): move it into the axis label instead
         fig.canvas.draw()
         for ax in fig.axes:
             for axis, get, set_ in ((ax.xaxis, ax.get_xlabel, ax.set_xlabel), (ax.yaxis, ax.get_ylabel, ax.set_ylabel)):

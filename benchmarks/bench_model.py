@@ -46,9 +46,8 @@ def _climbed_starts(gm, key, backend, chains, seed):
     from bayesgain.model import distributed, sampling
 
     (template, compiled, _), _ = distributed._compiled_for(gm, key, backend)  # cached: no new compile
-    keep = sampling.hyperparameter_slices(template.model, compiled)
-    starts, _ = sampling.optimised_starts(compiled, chains, seed, keep_jittered=keep)
-    names, slices = sampling.flat_layout(template.model, compiled)
+    starts, _ = sampling.climbed_starts(template.model, compiled, chains, seed)
+    names, slices = sampling.flat_layout(compiled)
     shapes = {k: np.shape(v) for k, v in template.model.initial_point().items()}
     return [{n: x[sl].reshape(shapes[n]) for n, sl in zip(names, slices)} for x in starts]
 

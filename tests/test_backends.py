@@ -55,8 +55,8 @@ def test_pymc_sampler_refuses_a_nutpie_backend():
 def test_both_backends_give_the_same_log_density_gradient_and_layout(both):
     model, numba_model, jax_model = both
     f_n, f_j = sampling.logp_and_gradient(numba_model), sampling.logp_and_gradient(jax_model)
-    names_n, slices_n = sampling.flat_layout(model, numba_model)
-    names_j, slices_j = sampling.flat_layout(model, jax_model)
+    names_n, slices_n = sampling.flat_layout(numba_model)
+    names_j, slices_j = sampling.flat_layout(jax_model)
     assert names_n == ["sd_log__", "mu"] and slices_n == [slice(0, 1), slice(1, 4)]  # model.free_RVs order
     # jax compiles a frozen copy whose flat vector may be ordered otherwise: map the numba point onto it
     assert sorted(names_j) == sorted(names_n)

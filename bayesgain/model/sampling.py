@@ -32,7 +32,7 @@ import threading
 import numpy as np
 
 __all__ = ["BACKENDS", "STARTS", "compile_nutpie", "sample_nutpie", "optimised_starts", "with_starts",
-           "logp_and_gradient", "report_text", "stuck_chain_gaps", "chain_init_seeds"]
+           "logp_and_gradient", "report_text", "stuck_chain_gaps", "chain_init_seeds", "climbed_starts", "flat_layout", "initial_point"]
 
 # PyTensor backends nutpie compiles the log density with.  numba: ~1.0 ms per gradient of the joint model,
 # but every node is compiled by LLVM on its own: ~105 s cold (cached afterwards under PyTensor's
@@ -76,17 +76,17 @@ def initial_point(compiled, seed):
     return np.asarray(fn(int(seed)), dtype="float64")
 
 
-def flat_layout(model, compiled):
+def flat_layout(compiled):
     """``(names, slices)`` of the free (unconstrained) variables in ``compiled``'s flat vector.
 
     The order is the compiled model's own: numba follows ``model.free_RVs``; jax compiles a frozen copy of
     the model whose free variables may come in another order.
     """
-    if hasattr(compiled, "shape_info"):  # numba: the free variables first, then the deterministics
-        pairs = [(n, sl) for n, sl in zip(compiled.shape_info[0], compiled.shape_info[1]) if sl.stop <= compiled.n_dim]
+    n_dim = compiled.n_dim
+    if _is_numba(compiled):  # shape_info: the free variables first, then the deterministics
+        pairs = [(n, sl) for n, sl in zip(compiled.shape_info[0], compiled.shape_info[1]) if sl.stop <= n_dim]
     else:  # jax (PyFuncModel): the expanded vector starts with the flat free vector
-        pairs = [(v.name, slice(int(v.start_idx), int(v.end_idx))) for v in compiled._variables
-                 if v.end_idx <= compiled.n_dim]
+        pairs = [(v.name, slice(int(v.start_idx), int(v.end_idx))) for v in compiled._variables if v.end_idx <= n_dim]
     return [n for n, _ in pairs], [sl for _, sl in pairs]
 
 
@@ -167,7 +167,7 @@ def hyperparameter_slices(model, compiled):
         for a in ancestors(rv.owner.inputs[2:]):  # inputs: rng, size, then the distribution parameters
             if a in free and a is not rv:
                 names.add(model.rvs_to_values[a].name)
-    all_names, all_slices = flat_layout(model, compiled)
+    all_names, all_slices = flat_layout(compiled)
     return [sl for n, sl in zip(all_names, all_slices) if n in names]
 
 
@@ -213,6 +213,14 @@ def optimised_starts(compiled, chains, seed, maxiter=2000, max_gap_nats=20.0, at
     report = {"logp_start": before, "logp_climbed": after, "best_chain": best, "replaced_chains": replaced,
               "max_gap_nats": float(max_gap_nats), "maxiter": int(maxiter), "at_optimum": bool(at_optimum)}
     return starts, report
+
+
+def climbed_starts(model, compiled, chains, seed, at_optimum=True):
+    """The chains' starts as :func:`sample_nutpie` picks them (``starts`` "optimum" or, with
+    ``at_optimum=False``, "checked"): :func:`optimised_starts` with the hyperparameters kept jittered.
+    Returns ``(starts, report)``."""
+    keep = hyperparameter_slices(model, compiled)
+    return optimised_starts(compiled, chains, seed, at_optimum=at_optimum, keep_jittered=keep)
 
 
 def stuck_chain_gaps(idata, min_gap_nats=5.0):
@@ -283,6 +291,8 @@ def chain_init_seeds(compiled, chains, seed, point=None):
     reads them off (trajectories capped at 2 steps: ~0.1 s), every chain started at ``point`` (default: its
     own jittered start).  Returns None where that run did not ask exactly once per chain.
     """
+    import warnings
+
     import nutpie
 
     seen = []
@@ -292,8 +302,6 @@ def chain_init_seeds(compiled, chains, seed, point=None):
         with lock:
             seen.append(int(s))
         return np.array(point, dtype="float64") if point is not None else initial_point(compiled, s)
-
-    import warnings
 
     try:
         with warnings.catch_warnings():
@@ -357,8 +365,7 @@ def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed
     if starts not in STARTS:
         raise ValueError(f"starts={starts!r}: expected one of {', '.join(STARTS)}")
     if starts != "jitter":
-        keep = hyperparameter_slices(model, compiled)
-        points, report = optimised_starts(compiled, chains, seed, at_optimum=starts == "optimum", keep_jittered=keep)
+        points, report = climbed_starts(model, compiled, chains, seed, at_optimum=starts == "optimum")
         seeds = chain_init_seeds(compiled, chains, seed, point=points[report["best_chain"]])
         report["starts_pinned"] = seeds is not None
         compiled = with_starts(compiled, points, seeds)
