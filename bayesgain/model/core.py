@@ -579,10 +579,10 @@ class GainModel:
                     delays, t_loc = np.unique(d["ta_point_delay"].values[sel], return_inverse=True)
                     pot_of_file = pot_index[sel][np.unique(f_loc, return_index=True)[1]]
                     f_files = f_pot[pot_of_file]
-                    A_eff = auger.cascade_absorption(file_mean[files], f_files, delays, rates[k][:, :Mf], tab, J_sat,
-                                                     coefficients=coeff[k])
-                    occ = auger.cascade_absorption(file_mean[files], f_files, delays, rates[k][:, :Mf],
-                                                   occupancy[: Mf + 1], J_sat, coefficients=coeff[k])
+                    # absorption and occupancy are two read-outs of the same populations: one cascade
+                    both = auger.cascade_absorption(file_mean[files], f_files, delays, rates[k][:, :Mf],
+                                                    pt.stack([tab, occupancy[: Mf + 1]]), J_sat, coefficients=coeff[k])
+                    A_eff, occ = both[:, 0], both[:, 1]
                     # bleached fraction x of the band edge; the excited line shifts (biexciton binding) by ~x^2 and
                     # its window average drops by ~shift^2: gamma A_eff (1 - kappa x^4)
                     A_pre = pt.sum(f_files * table[0], axis=-1)[:, None]

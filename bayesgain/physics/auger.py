@@ -116,7 +116,8 @@ def cascade_absorption(mean_excitons, charge_fractions, delays_ps, rates, table,
     charge_fractions : (..., S) fractions f_n of QDs with n = 0..S-1 electrochemical electrons.
     delays_ps : (T,) pump-probe delays in ps shared by the batch, or (..., T) with the batch shape.
     rates : (S, M) decay rates k(N, n) for N = 1..M per ps (see :func:`rate_table`).
-    table : (M + 1, S) A*(N, n) for N = 0..M (see ``transitions.transition_table``).
+    table : (M + 1, S) A*(N, n) for N = 0..M (see ``transitions.transition_table``), or (K, M + 1, S):
+        K observables of the same populations (absorption, occupancy, ...) evaluated together.
     n_saturated : Python int J <= M such that A*(N, n) = A*(J, n) for every N >= J
         (J = max(g_e, g_h) for transition counting: beyond it every level is saturated).
 
@@ -129,28 +130,47 @@ def cascade_absorption(mean_excitons, charge_fractions, delays_ps, rates, table,
         longer chain's coefficients is exact; a model with several Poisson truncations (film, solution)
         computes them once, which removes a whole coefficient graph and its gradient from the compile.
 
-    Returns (..., T).  Poisson weight beyond M is dropped (choose M with ``required_n_max``).
+    Returns (..., T), or (..., K, T) for a (K, M + 1, S) table.  Poisson weight beyond M is dropped
+    (choose M with ``required_n_max``).
     """
     k = pt.as_tensor_variable(rates)
     A = pt.as_tensor_variable(table)
     f = pt.as_tensor_variable(charge_fractions)
     t = pt.as_tensor_variable(delays_ps)
+    stacked = A.ndim == 3
+    if not stacked:
+        A = A[None]
     J = int(n_saturated)
     M = k.shape[-1]
+    S = k.shape[0]
     P = poisson_weights(mean_excitons, M)  # (..., M + 1)
     if coefficients is None:
         C = bateman_coefficients(k, n_rows=J)  # (S, j = 1..J, m, i)
     else:
         C = pt.as_tensor_variable(coefficients)[..., :J, :M, :M]
-    dA = pt.swapaxes(A[1 : J + 1, :] - A[0][None, :], 0, 1)  # (S, j): absorption change relative to N = 0
+    dA = pt.swapaxes(A[:, 1 : J + 1, :] - A[:, 0, None, :], -1, -2)  # (K, S, j): absorption change relative to N = 0
     # rows N < J as they are; row N = J becomes the lumped survival of all N >= J
     # k_J / k_i, used only where C[J, m, i] != 0 (i >= J, where k_i > 0); elsewhere divide by 1, not by a zero rate
     k_i = pt.switch(pt.ge(pt.arange(M), J - 1)[None, :], k, 1.0)
     last = C[:, J - 1] * (k[:, J - 1][:, None] / k_i)[:, None, :]
-    G = pt.sum(dA[:, : J - 1, None, None] * C[:, : J - 1], axis=1) + dA[:, J - 1][:, None, None] * last  # (S, m, i)
-    # contract the initial state with the Poisson weights first: (..., S, i), then the exponentials
-    PG = pt.tensordot(P[..., 1:], G, axes=[[-1], [1]])  # (..., S, i)
-    expo = pt.exp(-k[:, :, None] * t[..., None, None, :])  # (..., S, i, T)
-    Q = pt.sum(PG[..., None] * expo, axis=-2)  # (..., S, T)
-    base = pt.sum(f * A[0, :], axis=-1) * pt.sum(P, axis=-1)  # (...): every QD back at N = 0
-    return base[..., None] + pt.sum(f[..., None] * Q, axis=-2)
+    C_lumped = pt.concatenate([C[:, : J - 1], last[:, None]], axis=1)  # (S, j, m, i)
+    G = pt.sum(dA[..., None, None] * C_lumped, axis=-3)  # (K, S, m, i)
+    # contract the initial state with the Poisson weights first: (..., K, S, i), then the exponentials
+    PG = pt.tensordot(P[..., 1:], G, axes=[[-1], [2]])  # (..., K, S, i)
+    if t.ndim == 1:
+        # delays shared by the batch: one (S, M, T) table of exponentials and a batched matrix product over
+        # the charge states, (S, batch, i) @ (S, i, T); the broadcast product it replaces built a
+        # (batch, S, M, T) tensor, the largest array of the model, twice (forward and gradient)
+        expo = pt.exp(-k[:, :, None] * t)  # (S, i, T)
+        batch = [PG.shape[a] for a in range(PG.ndim - 2)]  # (..., K)
+        PGs = pt.moveaxis(PG, -2, 0).reshape((S, -1, M))
+        Q = pt.moveaxis(pt.matmul(PGs, expo).reshape((S, *batch, t.shape[0])), 0, -2)  # (..., K, S, T)
+        # the reshape forgets which axes are broadcastable (length 1 by construction); restore PG's flags
+        Q = pt.specify_broadcastable(Q, *[a for a, b in enumerate(PG.type.broadcastable[:-1]) if b])
+    else:
+        expo = pt.exp(-k[:, :, None] * t[..., None, None, None, :])  # (..., 1, S, i, T)
+        Q = pt.sum(PG[..., None] * expo, axis=-2)  # (..., K, S, T)
+    f_k = f[..., None, :]  # (..., 1, S)
+    base = pt.sum(f_k * A[:, 0, :], axis=-1) * pt.sum(P, axis=-1)[..., None]  # (..., K): every QD back at N = 0
+    out = base[..., None] + pt.sum(f_k[..., None] * Q, axis=-2)  # (..., K, T)
+    return out if stacked else out[..., 0, :]
