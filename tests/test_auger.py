@@ -126,3 +126,23 @@ def test_stacked_tables_and_per_point_delays_match_one_table_at_a_time(rng):
     # against the plain-loop cascade (ODE reference) for one point, so the shared form is not only self-consistent
     np.testing.assert_allclose(a[1, 2], ref.cascade_ode(means[1, 2], f[1, 2], delays, 1.0 / 250.0, 1.0 / 8000.0),
                                atol=1e-8)
+
+
+@pytest.mark.parametrize("k_xx, k_x, M", [(1 / 310.0, 1 / 20000.0, 12), (1 / 310.0, 0.0, 12), (1 / 5.0, 1e-3, 60)])
+def test_bateman_coefficients_match_plain_products(k_xx, k_x, M):
+    """C[j, m, i] = prod_{l=j+1..m} k_l / prod_{l=j..m, l != i} (k_l - k_i), written as plain loops; the last
+    case (fast Auger, 60 states: rates up to ~10^3 per ps) would overflow unscaled products' range checks."""
+    from bayesgain.physics import auger
+
+    k = auger.rate_table(M, 2, k_xx, k_x).eval()  # (S, M); k[0, 0] = 0 when k_x = 0
+    got = auger.bateman_coefficients(k, n_rows=4).eval()
+    for s in range(k.shape[0]):
+        for j in range(4):
+            for m in range(M):
+                for i in range(M):
+                    want = 0.0
+                    if j <= i <= m:
+                        num = np.prod([k[s, l] for l in range(j + 1, m + 1)])
+                        den = np.prod([k[s, l] - k[s, i] for l in range(j, m + 1) if l != i])
+                        want = num / den
+                    assert got[s, j, m, i] == pytest.approx(want, rel=1e-9, abs=1e-300), (s, j, m, i)

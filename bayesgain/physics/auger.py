@@ -17,8 +17,8 @@ eigenvalues -k_N, so the solution is a closed-form sum of exponentials (Bateman)
     f_j(t) = sum_{i=j..m} C[j, m, i] exp(-k_i t)   for a QD that starts with m excitons,
     C[j, m, i] = prod_{l=j+1..m} k_l / prod_{l=j..m, l != i} (k_l - k_i).
 
-The coefficients are built in log-magnitude/sign form from cumulative sums (no Python loop over
-N, so the truncation n_max may be symbolic).  The empty state N = 0 is never decayed and its
+The coefficients are built from cumulative products of scaled rates (no Python loop over N, so
+the truncation n_max may be symbolic).  The empty state N = 0 is never decayed and its
 population follows from conservation, so a zero k(1, 0) (the paper's choice) is exact.  The
 formula needs distinct rates among N >= 1 for each n, which eq. S22 guarantees (N_Aug grows
 strictly with N); free rates that coincide to rounding would make it ill-conditioned.
@@ -26,6 +26,7 @@ strictly with N); free rates that coincide to rounding would make it ill-conditi
 
 import numpy as np
 import pytensor.tensor as pt
+from pytensor.gradient import zero_grad
 
 from .poisson import poisson_weights
 
@@ -59,35 +60,36 @@ def bateman_coefficients(rates, n_rows=None):
     Indices m (initial state) and i (exponential) run over N = 1..M, j (state) over N = 1..n_rows
     (all M by default; ``n_rows`` must be a Python int <= M).  Entries outside j <= i <= m are zero.
     rates[..., 0] may be zero; rates[..., 1:] must be positive and distinct.
+
+    Built from cumulative products: with D[i, l] = k_l - k_i (1 on the diagonal) and its running product
+    P[i, l] = prod_{l' <= l} D[i, l'], the denominator over l in [j, m] is P[i, m] / P[i, j - 1], so every
+    coefficient is two products and a quotient (no exponential: this tensor is the largest elementwise
+    work of a model's gradient after the disorder average).  C is invariant under k -> k / s (m - j
+    factors above and below), so the rates are divided by their largest value first: every factor is
+    then <= 1 in size and the products cannot overflow for any truncation M.
     """
     k = pt.as_tensor_variable(rates)
     M = k.shape[-1]
     idx = pt.arange(M)
     rows = idx if n_rows is None else idx[:n_rows]
-    diag = pt.eq(idx[:, None], idx[None, :])  # [i, l]
-    diff = k[..., None, :] - k[..., :, None]  # [..., i, l] = k_l - k_i
-    log_abs = pt.log(pt.abs(pt.switch(diag, 1.0, diff)))
-    negative = pt.switch(diag, 0.0, pt.lt(diff, 0.0))
-    cum_log = pt.cumsum(log_abs, axis=-1)  # sum over l' <= l
-    cum_neg = pt.cumsum(negative, axis=-1)
-    excl_log = cum_log - log_abs  # sum over l' < l
-    excl_neg = cum_neg - negative
-    # denominator over l in [j, m]: [..., j, m, i]
-    swap = lambda x: pt.swapaxes(x, -1, -2)  # noqa: E731  [i, l] -> [l, i]
     n = rows.shape[0]
-    den_log = swap(cum_log)[..., None, :, :] - swap(excl_log)[..., :n, None, :]
-    den_neg = swap(cum_neg)[..., None, :, :] - swap(excl_neg)[..., :n, None, :]
+    # exact invariance, so the scale carries no gradient
+    k = k / zero_grad(pt.max(pt.abs(k), axis=-1, keepdims=True))
+    diag = pt.eq(idx[:, None], idx[None, :])  # [i, l]
+    D = pt.switch(diag, 1.0, k[..., None, :] - k[..., :, None])  # [..., i, l] = k_l - k_i
+    run = pt.cumprod(D, axis=-1)  # [..., i, l]: prod over l' <= l
+    before = run / D  # prod over l' < l (D is never zero: distinct rates, 1 on the diagonal)
+    swap = lambda x: pt.swapaxes(x, -1, -2)  # noqa: E731  [i, l] -> [l, i]
     # numerator prod_{l=j+1..m} k_l; position 0 (N = 1) never enters it, so a zero rate there is fine
-    log_k = pt.log(pt.switch(pt.eq(idx, 0), 1.0, k))
-    cum_k = pt.cumsum(log_k, axis=-1)
-    num_log = cum_k[..., None, :] - cum_k[..., :n, None]  # [..., j, m]
+    run_k = pt.cumprod(pt.switch(pt.eq(idx, 0), 1.0, k), axis=-1)
     j = rows[:, None, None]
     m = idx[None, :, None]
     i = idx[None, None, :]
     valid = pt.and_(pt.le(j, i), pt.le(i, m))
-    exponent = pt.switch(valid, num_log[..., None] - den_log, 0.0)
-    sign = 1.0 - 2.0 * pt.mod(pt.round(den_neg), 2.0)
-    return pt.switch(valid, sign * pt.exp(exponent), 0.0)
+    # C[j, m, i] = (run_k[m] / run_k[j]) * before[i, j] / run[i, m]
+    coeff = ((run_k[..., None, :, None] / run_k[..., :n, None, None]) * swap(before)[..., :n, None, :]
+             / swap(run)[..., None, :, :])
+    return pt.switch(valid, coeff, 0.0)
 
 
 def cascade_populations(initial, rates, delays_ps):
