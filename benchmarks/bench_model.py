@@ -7,6 +7,8 @@ table, asserts nothing.
 
     .venv/bin/python benchmarks/bench_model.py                        # full settings
     .venv/bin/python benchmarks/bench_model.py --draws 50 --tune 50 --chains 2 --skip-pymc   # smoke
+    .venv/bin/python benchmarks/bench_model.py --skip-pymc --cold-cache       # a first fit on a fresh machine
+    .venv/bin/python benchmarks/bench_model.py --skip-pymc --backend jax      # nothing to cache: always cold
 
 nutpie: compile = GainModel.build() + nutpie.compile_pymc_model (``--backend``: numba or jax), timed on its
 own; sampling = nutpie.sample on that compiled model with GainModel.fit's settings (low-rank mass matrix,
@@ -74,8 +76,24 @@ def main(argv=None):
     ap.add_argument("--threshold-draws", type=int, default=4000)
     ap.add_argument("--report", default=None, metavar="DIR",
                     help="also write the nutpie fit's posterior.nc, classic.csv, report and figures to DIR (timed)")
+    ap.add_argument("--cold-cache", action="store_true",
+                    help="compile into a new, empty PyTensor compile directory (a first fit on a fresh machine); "
+                         "must be the process's first use of PyTensor")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", message=".*BLAS.*")
+    cache = "this process's compile cache"
+    if args.cold_cache:
+        if "pytensor" in sys.modules:
+            raise SystemExit("--cold-cache: PyTensor was imported before the compile directory could be set")
+        import atexit
+        import shutil
+        import tempfile
+
+        tmp = tempfile.mkdtemp(prefix="bayesgain-cold-")
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+        flags = os.environ.get("PYTENSOR_FLAGS", "")
+        os.environ["PYTENSOR_FLAGS"] = ",".join(f for f in (flags, f"base_compiledir={tmp}") if f)
+        cache = f"cold: empty compile directory {tmp}"
 
     import xarray as xr
 
@@ -106,10 +124,12 @@ def main(argv=None):
     assert not compiled_again
     t_sample = float(idata["posterior"].attrs.get("sampling_time", t_fit))
     ess = float(gm.convergence["min_ess_bulk"])
-    total = t_build + t_compile + t_fit
+    total = t_reduce + t_build + t_compile + t_fit  # the whole fit: data in, converged posterior out
     rows += [("nutpie", "data reduction", t_reduce, "s"), ("nutpie", "build (pm.Model)", t_build, "s"),
-             ("nutpie", f"compile ({args.backend})", t_compile, "s"), ("nutpie", "sampling", t_sample, "s"),
-             ("nutpie", "build + compile + sampling", total, "s"),
+             ("nutpie", f"compile ({args.backend})", t_compile, "s"),
+             ("nutpie", "starts + sampling + log-likelihood", t_fit, "s"),
+             ("nutpie", "sampling (incl. any chain run again)", t_sample, "s"),
+             ("nutpie", "whole fit (reduce + build + compile + fit)", total, "s"),
              ("nutpie", "min bulk ESS", ess, ""), ("nutpie", "ESS / s (sampling)", ess / t_sample, "1/s"),
              ("nutpie", "ESS / s (incl. compile)", ess / total, "1/s"),
              ("nutpie", "max R-hat", gm.convergence["max_r_hat"], ""),
@@ -183,8 +203,11 @@ def main(argv=None):
 
     if not args.skip_pymc:
         _print_rows(rows)
-    print("\ntargets: nutpie build + compile + sampling < 120 s (full settings); nutpie/pymc ESS/s >= 10; "
-          "threshold curve < 2 s")
+    full = (args.draws, args.tune, args.chains) == (1000, 1000, 4)
+    verdict = ("met" if total < 120 and gm.convergence.ok else "NOT met") if full else "not judged (not full settings)"
+    print(f"\ntarget: whole fit < 120 s with compilation ({args.backend}, {cache}): "
+          f"{total:.0f} s, {verdict}")
+    print("targets: nutpie/pymc ESS/s >= 10; threshold curve < 2 s")
     return 0
 
 

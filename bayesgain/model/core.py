@@ -645,9 +645,9 @@ class GainModel:
         """Sample the posterior; returns the DataTree (also kept as ``self.idata``) with log-likelihoods.
 
         ``sampler``: "nutpie" (default) or "pymc".  ``backend`` (nutpie): the PyTensor backend of the log
-        density, "numba" (default: ~105 s to compile cold, cached afterwards) or "jax" (optional
-        dependency: ~7 s to compile, but sampling takes ~2x as long, its Python callbacks barely running
-        in parallel: the faster choice for a first or one-off fit; see :data:`.sampling.BACKENDS`).
+        density, "numba" (default: ~105 s to compile cold, cached afterwards; the fastest sampling) or "jax"
+        (optional dependency: ~6 s to compile, but sampling takes ~1.5x as long, its Python callbacks barely
+        running in parallel: the faster choice for a first or one-off fit; see :data:`.sampling.BACKENDS`).
         ``initvals`` (PyMC's sampler only): one start per chain, dicts of value-variable name -> value
         (unconstrained names such as ``tau_xx_ps_log__`` take unconstrained values), used as they are (no
         jitter); e.g. the climbed starts nutpie gets.  With nutpie the mass matrix is

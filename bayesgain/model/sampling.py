@@ -34,11 +34,12 @@ import numpy as np
 __all__ = ["BACKENDS", "STARTS", "compile_nutpie", "sample_nutpie", "optimised_starts", "with_starts",
            "logp_and_gradient", "report_text", "stuck_chain_gaps", "chain_init_seeds", "climbed_starts", "flat_layout", "initial_point"]
 
-# PyTensor backends nutpie compiles the log density with.  numba: ~1.0 ms per gradient of the joint model,
-# but every node is compiled by LLVM on its own: ~105 s cold (cached afterwards under PyTensor's
-# compile directory: ~18 s).  jax (optional: ``pip install 'bayesgain[jax]'``): ~1.2 ms per gradient and
-# ~7 s to compile, cold or warm; nutpie calls it from Python, so the chains barely run in parallel and
-# sampling takes ~2x numba's (measured on data/synthetic-batch-a, benchmarks/results/session7_2026-11-27.md).
+# PyTensor backends nutpie compiles the log density with (joint model, data/synthetic-batch-a,
+# benchmarks/results/session8_2026-11-27.md).  numba: 0.41 ms per gradient, but every node is compiled by
+# LLVM on its own: ~105 s cold (cached afterwards under PyTensor's compile directory: ~20 s).  jax
+# (optional: ``pip install 'bayesgain[jax]'``): 0.55 ms per gradient and ~6 s to compile, cold or warm;
+# nutpie calls it from Python, so the chains barely run in parallel and sampling takes ~1.5x numba's.
+# The whole 4 x (1000 + 1000) fit: numba 167 s cold / 74 s warm, jax 85 s.
 BACKENDS = ("numba", "jax")
 
 
