@@ -246,9 +246,9 @@ def _compare(args):
 
 def _backend_option(parser):
     parser.add_argument("--backend", default="numba", choices=["numba", "jax"],
-                        help="how nutpie compiles the model: numba (default: samples ~2x faster; a first compile "
-                             "of ~2 min for the joint model, cached for later runs) or jax (optional, pip install "
-                             "'bayesgain[jax]': compiles in seconds, samples at about half the speed)")
+                        help="how nutpie compiles the model: numba (default: samples ~1.5x faster; a first "
+                             "compile of ~2 min for the joint model, cached for later runs) or jax (optional, pip "
+                             "install 'bayesgain[jax]': compiles in seconds, samples at ~2/3 of the speed)")
 
 
 def build_parser():
