@@ -146,3 +146,10 @@ def test_bateman_coefficients_match_plain_products(k_xx, k_x, M):
                         den = np.prod([k[s, l] - k[s, i] for l in range(j, m + 1) if l != i])
                         want = num / den
                     assert got[s, j, m, i] == pytest.approx(want, rel=1e-9, abs=1e-300), (s, j, m, i)
+
+
+def test_bateman_coefficients_of_a_single_state_with_zero_rate():
+    """The rescaling by the largest rate must not divide by zero when every rate is zero (one state, k(1, 0) = 0)."""
+    from bayesgain.physics import auger
+
+    np.testing.assert_array_equal(auger.bateman_coefficients(np.array([[0.0], [0.5]])).eval(), np.ones((2, 1, 1, 1)))

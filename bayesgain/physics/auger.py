@@ -73,8 +73,9 @@ def bateman_coefficients(rates, n_rows=None):
     idx = pt.arange(M)
     rows = idx if n_rows is None else idx[:n_rows]
     n = rows.shape[0]
-    # exact invariance, so the scale carries no gradient
-    k = k / zero_grad(pt.max(pt.abs(k), axis=-1, keepdims=True))
+    # exact invariance, so the scale carries no gradient (a chain of one state with a zero rate keeps scale 1)
+    scale = zero_grad(pt.max(pt.abs(k), axis=-1, keepdims=True))
+    k = k / pt.switch(pt.gt(scale, 0.0), scale, 1.0)
     diag = pt.eq(idx[:, None], idx[None, :])  # [i, l]
     D = pt.switch(diag, 1.0, k[..., None, :] - k[..., :, None])  # [..., i, l] = k_l - k_i
     run = pt.cumprod(D, axis=-1)  # [..., i, l]: prod over l' <= l
