@@ -95,6 +95,44 @@ def joint_model(batch_a):
     return m
 
 
+def test_numpy_disorder_average_matches_the_pytensor_graph():
+    """The post-sampling quadrature check's NumPy side against the model's PyTensor graph (same rule)."""
+    from bayesgain.model.core import QUADRATURE_HALF_WIDTH_SIGMA, _disorder_average_numpy
+    from bayesgain.physics import charging
+
+    V = np.linspace(-1.8, -0.7, 23)
+    for g_e, Vc in ((2, 0.005), (2, 0.0), (4, 0.012)):
+        graph = charging.charge_fractions_disordered(V, -1.25, Vc, 0.11, 293.0, g_e, n_nodes=40,
+                                                     half_width=QUADRATURE_HALF_WIDTH_SIGMA).eval()
+        plain = _disorder_average_numpy(V, -1.25, Vc, 0.11, 293.0, g_e,
+                                        *charging.quadrature_rule(40, QUADRATURE_HALF_WIDTH_SIGMA))
+        np.testing.assert_allclose(plain, graph, atol=1e-13)
+
+
+def test_quadrature_check_flags_a_posterior_beyond_the_sized_nodes(joint_model):
+    """After sampling, the disorder quadrature is checked at the largest posterior sigma_1S: fine at the sized
+    nodes for the fitted sigma (~0.11 V), flagged when the posterior wanders to a sigma the nodes cannot resolve."""
+    import xarray as xr
+
+    from bayesgain.model.core import GainModel
+
+    def with_posterior(sigma):
+        m = GainModel(joint_model.spec, _reduced=joint_model.data)
+        post = xr.Dataset({name: (("chain", "draw", "experiment"), np.full((1, 3, 1), value))
+                           for name, value in (("sigma_1S_V", sigma), ("V_1S_V", -1.25), ("V_C_V", 0.005))})
+        post["sigma_1S_V"][0, 1, 0] = sigma * 1.02  # the largest draw is the one checked
+        m.idata = xr.DataTree.from_dict({"posterior": post})
+        return m
+
+    ok = with_posterior(0.11).quadrature_check()
+    assert ok["ok"] and ok["max_error"] < 1e-5, ok
+    assert ok["sigma_1S_max_" + joint_model.names[0]] == pytest.approx(0.11 * 1.02)
+    bad = with_posterior(0.11)
+    bad.quadrature_nodes = 8
+    rep = bad.quadrature_check()
+    assert not rep["ok"] and rep["max_error"] > 1e-4, rep
+
+
 def test_reduced_sec_matches_preprocessing(batch_a, joint_model):
     from bayesgain import preprocess
 
