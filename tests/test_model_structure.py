@@ -95,18 +95,19 @@ def joint_model(batch_a):
     return m
 
 
-def test_numpy_disorder_average_matches_the_pytensor_graph():
-    """The post-sampling quadrature check's NumPy side against the model's PyTensor graph (same rule)."""
-    from bayesgain.model.core import QUADRATURE_HALF_WIDTH_SIGMA, _disorder_average_numpy
-    from bayesgain.physics import charging
+def test_api_fractions_take_the_models_quadrature_rule():
+    """physics.api.charge_fractions with the models' half-width (what the post-sampling quadrature check
+    evaluates) equals the model's graph, and differs from the default +-9 sigma rule at the same nodes."""
+    from bayesgain.model.core import QUADRATURE_HALF_WIDTH_SIGMA
+    from bayesgain.physics import api, charging
 
     V = np.linspace(-1.8, -0.7, 23)
-    for g_e, Vc in ((2, 0.005), (2, 0.0), (4, 0.012)):
-        graph = charging.charge_fractions_disordered(V, -1.25, Vc, 0.11, 293.0, g_e, n_nodes=40,
+    for g_e, Vc in ((2, 0.005), (4, 0.012)):
+        graph = charging.charge_fractions_disordered(V, -1.25, Vc, 0.11, 293.0, g_e, n_nodes=12,
                                                      half_width=QUADRATURE_HALF_WIDTH_SIGMA).eval()
-        plain = _disorder_average_numpy(V, -1.25, Vc, 0.11, 293.0, g_e,
-                                        *charging.quadrature_rule(40, QUADRATURE_HALF_WIDTH_SIGMA))
-        np.testing.assert_allclose(plain, graph, atol=1e-13)
+        got = api.charge_fractions(V, -1.25, Vc, 0.11, 293.0, g_e, n_nodes=12, half_width=QUADRATURE_HALF_WIDTH_SIGMA)
+        np.testing.assert_allclose(got, graph, atol=1e-13)
+        assert np.max(np.abs(api.charge_fractions(V, -1.25, Vc, 0.11, 293.0, g_e, n_nodes=12) - graph)) > 1e-6
 
 
 def test_quadrature_check_flags_a_posterior_beyond_the_sized_nodes(joint_model):

@@ -277,12 +277,12 @@ class GainModel:
         """Error of the disorder average at the largest posterior sigma_1S of each experiment.
 
         The trapezoid nodes were sized before sampling from a quick Fermi-Dirac fit (1.5 x its sigma at
-        ``QUADRATURE_TOL``); this checks the posterior did not go beyond them.  The model's rule is compared,
-        in NumPy, with a rule of 8x the nodes on +-9 sigma at potentials V_1S +- 8 sigma, with that draw's
-        V_1S, V_C and sigma_1S.  ``tol`` (in the fractions) is ten times the sizing tolerance and two orders
+        ``QUADRATURE_TOL``); this checks the posterior did not go beyond them.  The model's rule is compared
+        (``physics.api.charge_fractions``, the same graph on NumPy arrays) with a rule of 8x the nodes on
+        +-9 sigma at potentials V_1S +- 8 sigma, with that draw's V_1S, V_C and sigma_1S.  ``tol`` (in the fractions) is ten times the sizing tolerance and two orders
         below the scatter of SEC <n_e>.  Models without Gaussian disorder pass trivially.
         """
-        from ..physics.charging import quadrature_rule
+        from ..physics import api
 
         out = {"ok": True}
         post = self.idata["posterior"]
@@ -298,9 +298,9 @@ class GainModel:
             Vc = float(post["V_C_V"].values[..., k].reshape(-1)[i]) if "V_C_V" in post else 0.0
             s = float(sig[i])
             V = V1 + s * np.linspace(-8.0, 8.0, 161)
-            model = _disorder_average_numpy(V, V1, Vc, s, temps[k], g_e,
-                                            *quadrature_rule(self.quadrature_nodes, QUADRATURE_HALF_WIDTH_SIGMA))
-            fine = _disorder_average_numpy(V, V1, Vc, s, temps[k], g_e, *quadrature_rule(8 * self.quadrature_nodes))
+            model = api.charge_fractions(V, V1, Vc, s, temps[k], g_e, n_nodes=self.quadrature_nodes,
+                                         half_width=QUADRATURE_HALF_WIDTH_SIGMA)
+            fine = api.charge_fractions(V, V1, Vc, s, temps[k], g_e, n_nodes=8 * self.quadrature_nodes)
             worst = max(worst, float(np.max(np.abs(model - fine))))
             out[f"sigma_1S_max_{self.names[k]}"] = s
         out.update(nodes=int(self.quadrature_nodes), max_error=worst, tol=float(tol), ok=bool(worst < tol))
@@ -835,25 +835,6 @@ class GainModel:
         obj.build()
         obj.convergence = convergence_report(tree, obj.parameter_names) if "posterior" in tree else None
         return obj
-
-
-def _disorder_average_numpy(V, V_1S, V_C, sigma, temperature_K, g_e, z, w):
-    """Charge fractions (len(V), g_e + 1) averaged over V_1S' = V_1S + sigma z with weights w, in plain NumPy
-    (grand-canonical weights of eq. S9-S13, sign-corrected, normalised by log-sum-exp): the independent
-    side of :meth:`GainModel.quadrature_check`."""
-    from math import comb
-
-    from ..physics.constants import BOLTZMANN_EV_PER_K
-
-    beta = 1.0 / (BOLTZMANN_EV_PER_K * float(temperature_K))
-    n = np.arange(g_e + 1)
-    level = V_1S + sigma * np.asarray(z)  # (nodes,)
-    a = beta * (np.asarray(V)[:, None, None] - level[None, :, None])  # (V, nodes, 1)
-    logw = np.log([comb(g_e, int(k)) for k in n]) - n * a - beta * V_C * n * (n - 1) / 2.0
-    logw -= logw.max(axis=-1, keepdims=True)
-    f = np.exp(logw)
-    f /= f.sum(axis=-1, keepdims=True)
-    return np.einsum("vqn,q->vn", f, np.asarray(w))
 
 
 def pt_exp(x):

@@ -170,9 +170,9 @@ def _threshold_fn(g_e, g_h, n_max):
 
 
 @functools.lru_cache(maxsize=None)
-def _fractions_fn(g_e, n_nodes):
+def _fractions_fn(g_e, n_nodes, half_width):
     V, V1, Vc, s, T = (pt.dvector(n) for n in ("potential_V", "V_1S", "V_C", "sigma_1S", "temperature_K"))
-    out = charging.charge_fractions_disordered(V, V1, Vc, s, T, g_e, n_nodes)
+    out = charging.charge_fractions_disordered(V, V1, Vc, s, T, g_e, n_nodes, half_width)
     return _function([V, V1, Vc, s, T], out)
 
 
@@ -280,12 +280,12 @@ def single_wavelength_threshold(charge_fractions, band_edge_absorbance_OD, thick
 
 # ----------------------------------------------------------------------------- charging
 def charge_fractions(potential_V, V_1S, V_C=0.0, sigma_1S=0.0, temperature_K=293.0, g_e=2,
-                     n_nodes=charging.DEFAULT_QUADRATURE_NODES):
+                     n_nodes=charging.DEFAULT_QUADRATURE_NODES, half_width=charging.QUADRATURE_HALF_WIDTH):
     """Fractions f_0..f_{g_e} (last axis) of QDs with n electrons at ``potential_V`` (V).
 
     Grand-canonical statistics with the sign convention of NOTES.md; ``sigma_1S`` (V) > 0 averages
-    over Gaussian level disorder by quadrature (``charging.DEFAULT_QUADRATURE_NODES``), ``temperature_K`` may be an effective
-    temperature.
+    over Gaussian level disorder by trapezoid quadrature, ``n_nodes`` nodes on +-``half_width`` sigma
+    (the models use fewer nodes on +-6 sigma); ``temperature_K`` may be an effective temperature.
     """
     g_e, _ = _degeneracies(g_e, 1)
     V = _array(potential_V, "potential_V")
@@ -297,7 +297,7 @@ def charge_fractions(potential_V, V_1S, V_C=0.0, sigma_1S=0.0, temperature_K=293
     if np.all(sf == 0):
         out = _plain_fractions_fn(g_e)(Vf, V1f, Vcf, Tf)
     else:
-        out = _fractions_fn(g_e, int(n_nodes))(Vf, V1f, Vcf, sf, Tf)
+        out = _fractions_fn(g_e, int(n_nodes), float(half_width))(Vf, V1f, Vcf, sf, Tf)
     return out.reshape(shape + (g_e + 1,))
 
 
