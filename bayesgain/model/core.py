@@ -324,6 +324,8 @@ class GainModel:
         if "ta_potential" in d.dims:
             c["ta_file"] = np.arange(self._n_ta_files())
         c["charge_state"] = np.arange(int(d["experiment_g_e"].values[0]) + 1)
+        if self.spec.options["discrepancy"] != "none" and "ta_potential" in d.dims:
+            c["discrepancy_basis"] = np.arange(int(self.spec.options["discrepancy_basis"]))
         return c
 
     def _n_ta_files(self):
@@ -437,6 +439,31 @@ class GainModel:
             return self._nuisance("window_occupancy_bleach_rel")
         u = _dist("window_bleach_per_electron_rel", {**p, "mu": p["mu"] + gamma_scale}, dims="experiment")
         return pm.Deterministic("window_occupancy_bleach_rel", u - gamma_scale, dims="experiment")
+
+    def _error_sd(self, scatter, sem_name):
+        """Standard deviation of each observation: the fitted scatter, with the window SEM in quadrature
+        under ``measurement_error = "sem+scatter"``."""
+        import pytensor.tensor as pt
+
+        if self.spec.options["measurement_error"] == "sem+scatter" and sem_name in self.data:
+            return pt.sqrt(scatter**2 + self.data[sem_name].values ** 2)
+        return scatter
+
+    def _delay_discrepancy(self, file_index, file_experiment, A0):
+        """Smooth misfit f_file(log t) of every film TA point (see :mod:`.discrepancy`), in OD."""
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        from .discrepancy import expquad_sqrt_spectral_density, hsgp_basis
+
+        x = np.log(self.data["ta_point_delay"].values)
+        phi, sqrt_lam = hsgp_basis(x, self.spec.options["discrepancy_basis"])
+        amp = self._nuisance("discrepancy_amplitude_rel")
+        ell = self._nuisance("discrepancy_lengthscale")
+        z = pm.Normal("discrepancy_z", 0.0, 1.0, dims=("ta_file", "discrepancy_basis"))
+        fe = file_experiment
+        scale = (A0[fe] * amp[fe])[:, None] * expquad_sqrt_spectral_density(sqrt_lam[None, :], ell[fe][:, None], xp=pt)
+        return pt.sum(phi * (scale * z)[file_index], axis=1)
 
     # ------------------------------------------------------------------ build
     def build(self):
@@ -552,7 +579,7 @@ class GainModel:
                                                  rates[k][:, :Ms], table[: Ms + 1], J_sat, coefficients=coeff[k])
                     mus.append(gamma_sol[k] * (A[f_loc, t_loc] - gg))
                 mu = pt.concatenate(mus)
-                sd = d["experiment_solution_A0_1S_OD"].values[e] * sol_noise[e]
+                sd = self._error_sd(d["experiment_solution_A0_1S_OD"].values[e] * sol_noise[e], "sol_dA_sem")
                 observe("cross_section", mu, sd, d["sol_dA"].values, "sol_point")
 
             # ---------------------------------------------------------- charging and PL (SEC)
@@ -569,7 +596,7 @@ class GainModel:
                 scale = self._nuisance("sec_bleach_scale")
                 noise = self._nuisance("sec_noise")
                 mu = scale[e] * charging.mean_electrons(f)
-                observe("charging", mu, noise[e], d["sec_n_e"].values, "sec_point")
+                observe("charging", mu, self._error_sd(noise[e], "sec_n_e_sem"), d["sec_n_e"].values, "sec_point")
                 if comp["photoluminescence"]:
                     if g_e != 2:
                         raise ValueError("the photoluminescence component is written for g_e = 2")
@@ -634,7 +661,12 @@ class GainModel:
                 mu = pt.concatenate(mus)
                 if comp["reflection"]:
                     mu = mu - (refl[pot_index] - 1.0) * d["ta_reflection_sensitivity"].values
-                sd = A0[e] * ta_noise[e]
+                # the physics' prediction and the error, kept for the residual checks (bayesgain.model.checks)
+                self.film_mean_physics = mu
+                if opt["discrepancy"] == "delay-gp":
+                    mu = mu + self._delay_discrepancy(file_index, fe, A0)
+                sd = self._error_sd(A0[e] * ta_noise[e], "ta_A_sem")
+                self.film_sd = sd
                 comp_label = d["ta_point_component"].values
                 for label in ("gain", "dynamics"):
                     if comp[label]:
@@ -646,7 +678,8 @@ class GainModel:
                 pot_sub = _index_of(d["subgap_point_potential"].values, d["ta_potential_V"].values, e,
                                     d["ta_potential_experiment"].values)
                 mu = -(refl[pot_sub] - 1.0) * d["subgap_reflection_sensitivity"].values
-                observe("reflection", mu, A0[e] * sub_noise[e], d["subgap_dA"].values, "subgap_point")
+                observe("reflection", mu, self._error_sd(A0[e] * sub_noise[e], "subgap_dA_sem"), d["subgap_dA"].values,
+                        "subgap_point")
         self.model = model
         return model
 
@@ -676,7 +709,7 @@ class GainModel:
 
     def fit(self, draws=1000, tune=1000, chains=4, seed=0, sampler="nutpie", progress=True, target_accept=0.9,
             cores=None, min_ess=400, adaptation="low_rank", max_treedepth=None, starts="optimum", backend="numba",
-            initvals=None):
+            initvals=None, rerun_stuck=True):
         """Sample the posterior; returns the DataTree (also kept as ``self.idata``) with log-likelihoods.
 
         ``sampler``: "nutpie" (default) or "pymc".  ``backend`` (nutpie): the PyTensor backend of the log
@@ -695,7 +728,8 @@ class GainModel:
         ``starts`` (nutpie): "optimum" starts each chain where L-BFGS from its jittered point ends, a chain
         whose climb ends far below the best at the best one's end; "checked" keeps the jittered points
         (replacing only those in a worse basin); "jitter" is PyMC's (see :mod:`.sampling`; the report is
-        in ``self.start_report`` and the tree's attrs).  The convergence report is in
+        in ``self.start_report`` and the tree's attrs).  ``rerun_stuck`` (nutpie): run a chain stuck in a minor
+        mode again from the best chain's start (a safety net; benchmarks switch it off to see the geometry).  The convergence report is in
         ``self.convergence`` and in the tree's attrs; a fit that is not converged says so everywhere.
         """
         import pymc as pm
@@ -710,7 +744,7 @@ class GainModel:
                 idata, self.start_report = sample_nutpie(
                     model, draws=draws, tune=tune, chains=chains, seed=seed, cores=cores, target_accept=target_accept,
                     adaptation=adaptation, max_treedepth=max_treedepth, progress=progress,
-                    jitter_rvs=self.jitter_rvs(), starts=starts, backend=backend)
+                    jitter_rvs=self.jitter_rvs(), starts=starts, backend=backend, rerun_stuck=rerun_stuck)
             else:
                 if backend != "numba":
                     raise ValueError(f"backend={backend!r} applies to the nutpie sampler only")

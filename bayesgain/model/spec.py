@@ -79,6 +79,12 @@ DEFAULT_OPTIONS = {
     # of SEC-only fits; see bayesgain.model.transforms)
     "charging_energy_transform": ("log", ("log", "softplus")),
     "film_thickness_from": ("experiment", ("experiment",)),
+    # film TA model discrepancy: "delay-gp" adds a smooth function of log delay per file (bayesgain.model.discrepancy)
+    "discrepancy": ("none", ("none", "delay-gp")),
+    "discrepancy_basis": (14, int),
+    # error of a window average: "sem+scatter" = its standard error (known) plus a fitted extra scatter in
+    # quadrature; "scatter" = the fitted scatter alone
+    "measurement_error": ("scatter", ("scatter", "sem+scatter")),
 }
 
 # distribution name -> (PyMC class name, allowed keyword arguments)
@@ -151,6 +157,10 @@ DEFAULT_PRIORS = {
                             "gain|dynamics", sigma=0.3),
     "ta_noise_rel": _p("HalfNormal", "A0_1S", "extra scatter of window-averaged film A* beyond the SEM",
                        "gain|dynamics", sigma=0.05),
+    "discrepancy_amplitude_rel": _p("HalfNormal", "A0_1S", "typical size of the smooth film TA misfit per file "
+                                    "(model discrepancy GP over log delay)", "discrepancy=delay-gp", sigma=0.02),
+    "discrepancy_lengthscale": _p("LogNormal", "ln(ps)", "length scale of the discrepancy GP in log delay "
+                                  "(1 = a factor e in delay)", "discrepancy=delay-gp", mu=math.log(1.5), sigma=0.3),
     "hole_trap_fraction": _p("Beta", "1", "fraction of stimulated-emission transitions removed by hole trapping",
                              "hole_trapping", alpha=1.5, beta=4.0),
     # solution
