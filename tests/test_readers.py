@@ -151,7 +151,8 @@ def test_spectrum_with_and_without_header(tmp_path):
 
 @pytest.mark.parametrize("text, pattern", [
     ("wl,A\n490,0.2\n500,x\n", r"s\.csv, line 3, column 2: non-numeric cell 'x'"),
-    ("490,0.2,0.1\n500,0.3,0.1\n", r"line 1: row has 3 cell\(s\); expected 2"),
+    ("490,0.2,0.1\n500,0.3,0.1\n", r"line 1: 2 value columns \(2, 3\); expected column = \"name\" or a column number"),
+    ("wl,A\n490,0.2\n500,0.3,0.1\n", r"line 3: row has 3 cell\(s\); expected 2: wavelength"),
     ("0.49,0.2\n0.50,0.3\n", r"expected wavelengths in nm"),
     ("490,0.2\n490,0.3\n", r"duplicate wavelength 490 nm"),
     ("490,0.2\n\n500,0.3\n", r"line 2: empty line inside the data"),

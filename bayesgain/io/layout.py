@@ -145,7 +145,7 @@ def merge_final_repeats(axis_values: np.ndarray, values: np.ndarray, along: int,
         merged = np.where(count > 0, np.where(finite, block, 0.0).sum(axis=along, keepdims=True)
                           / np.maximum(count, 1), np.nan)
     out = np.concatenate([np.take(values, np.arange(k), axis=along), merged], axis=along)
-    note = f"final {what} {axis_values[-1]:g} {unit} written {n + 1} times: merged into their mean"
+    note = f"final {what} {axis_values[-1]:.10g} {unit} written {n + 1} times: merged into their mean"
     return axis_values[: k + 1], out, note
 
 

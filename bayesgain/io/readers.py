@@ -514,11 +514,24 @@ def read_matrix(path, format: str | None = None, axis: str = "delay", *, nan: st
                    if wl_in == "rows" else
                    f"matrix, wavelengths (nm) along the first row, {axis}s ({unit}) down the first column")
                   + f", {head}; {how}")
+    # invalid-pixel markers become missing before anything is averaged
+    literal = ~np.isfinite(table.values)
+    values, n_sentinel = mark_sentinels(table.values)
+    extra: dict = {}
+    if n_sentinel:
+        repairs.append(f"{n_sentinel} invalid-pixel sentinel cell(s) (e.g. -21.47483647) set missing")
+        extra["sentinel_cells"] = n_sentinel
     # a delay stage parked at its end writes the final delay on several rows: merge them
     if wl_in == "cols" and axis == "delay":
-        table.rows, table.values, note = merge_final_repeats(table.rows, table.values, 0, axis, unit)
+        rows, values, note = merge_final_repeats(table.rows, values, 0, axis, unit)
         if note:
+            _, lit, _ = merge_final_repeats(table.rows, literal.astype(float), 0, axis, unit)
+            literal = lit > 0
+            table.rows = rows
             repairs.append(note)
+            extra["merged_final_rows"] = int(len(table.row_lines) - rows.size + 1)
+    literal &= np.isnan(values)
+    sentinel = np.isnan(values) & ~literal
     _check_monotonic(path, table.cols, "wavelength" if wl_in == "cols" else axis,
                      "nm" if wl_in == "cols" else unit,
                      lambda k: (table.header_line, table.col_fields[k]))
@@ -526,12 +539,7 @@ def read_matrix(path, format: str | None = None, axis: str = "delay", *, nan: st
                      "nm" if wl_in == "rows" else unit, lambda k: (table.row_lines[k], 1))
     _check_layout(path, table, wl_in, axis, fmt)
     wl_axis = 0 if wl_in == "rows" else 1
-    values, n_sentinel = mark_sentinels(table.values)
-    sentinel = np.isnan(values) & ~np.isnan(table.values)
-    extra: dict = {}
     if n_sentinel:
-        repairs.append(f"{n_sentinel} invalid-pixel sentinel cell(s) (e.g. -21.47483647) set missing")
-        extra["sentinel_cells"] = n_sentinel
         # a wavelength with no valid cell at all is a dead pixel: drop it rather than carry NaNs
         dead = sentinel.all(axis=1 - wl_axis)
         if dead.all():
@@ -548,7 +556,7 @@ def read_matrix(path, format: str | None = None, axis: str = "delay", *, nan: st
     values, keep, nan_attrs = _apply_nan_policy(path, table, values, wl_axis, nan, sentinel)
     extra.update(nan_attrs)
     if nan_attrs.get("missing_cells"):
-        repairs.append(f"{nan_attrs['missing_cells']} cell(s) missing (NaN), left out of averages")
+        repairs.append(f"{nan_attrs['missing_cells']} cell(s) remain missing (NaN), left out of averages")
     elif nan_attrs.get("nan_cells_zeroed"):
         repairs.append(f"{nan_attrs['nan_cells_zeroed']} NaN/inf cell(s) set to 0 (nan = \"zero\")")
     elif nan_attrs.get("wavelengths_dropped"):
@@ -572,13 +580,19 @@ def read_matrix(path, format: str | None = None, axis: str = "delay", *, nan: st
     return da
 
 
-def read_spectrum(path, *, nan: str = "error", units: str = "unknown") -> xr.DataArray:
-    """Read a two-column spectrum (wavelength in nm, value) into a DataArray with dim "wavelength".
+def read_spectrum(path, *, nan: str = "error", units: str = "unknown", column=None) -> xr.DataArray:
+    """Read a spectrum (wavelength in nm, value) into a DataArray with dim "wavelength".
 
     Comma-, tab- or blank-separated; an optional header row (first row not numeric) is skipped
     and kept in the ``header`` attr.  Trailing empty lines are allowed, data after an empty line
     is not.  ``nan`` as in :func:`read_matrix` ("drop-wavelengths" drops the row).  The result is
     sorted by wavelength; ``units`` is the value unit to record (the file does not say it).
+
+    The first column holds the wavelengths.  A file with more than one value column (e.g. a
+    header ``wavelength ocp red diff``) needs ``column``: a header name, or the 1-based column
+    number as in error messages (2 = the first value column); without it the file is refused with
+    the list of its columns.  The chosen column is kept in the ``column`` attr, the header names
+    in ``columns``.
     """
     path = Path(path)
     lines = _read_lines(path)
@@ -588,12 +602,36 @@ def read_spectrum(path, *, nan: str = "error", units: str = "unknown") -> xr.Dat
         raise ExperimentError("file is empty; expected two columns: wavelength (nm), value", file=path)
     header = ""
     first_cells = _split(lines[idx[0]], sep)
+    names: list[str] = []
     if any(_number(c) is None for c in first_cells):
         header = lines[idx[0]].strip()
+        names = first_cells
         idx = idx[1:]
     if not idx:
         raise ExperimentError("no data rows after the header; expected two columns: wavelength (nm), value",
                               file=path)
+    ncell = len(names) if names else len(_split(lines[idx[0]], sep))
+    shown = ", ".join(f"{j} = {n!r}" for j, n in enumerate(names, start=1) if j > 1) if names else \
+        ", ".join(str(j) for j in range(2, ncell + 1))
+    if column is None:
+        if ncell > 2:
+            raise ExperimentError(
+                f"{ncell - 1} value columns ({shown}); expected column = \"name\" or a column number in the "
+                "manifest entry to say which one to read", file=path, line=idx[0] + (0 if names else 1))
+        vcol = 2
+    elif isinstance(column, str) and not isinstance(column, bool):
+        if column not in names:
+            raise ExperimentError(f"column {column!r} not in the header; expected one of: {shown or 'no header'}",
+                                  file=path, line=idx[0])
+        vcol = names.index(column) + 1
+        if vcol == 1:
+            raise ExperimentError(f"column {column!r} is the wavelength column; expected a value column "
+                                  f"({shown})", file=path, line=idx[0])
+    else:
+        vcol = int(column)
+        if not 2 <= vcol <= ncell:
+            raise ExperimentError(f"column {column} outside the value columns; expected 2..{ncell} ({shown})",
+                                  file=path)
     # Data must be contiguous: an empty line inside the data would hide rows from a reader.
     last = idx[-1]
     for k in range(idx[0], last + 1):
@@ -602,11 +640,13 @@ def read_spectrum(path, *, nan: str = "error", units: str = "unknown") -> xr.Dat
     wl, val, where = [], [], []
     for k in idx:
         cells = _split(lines[k], sep)
-        if len(cells) != 2:
-            raise ExperimentError(f"row has {len(cells)} cell(s); expected 2: wavelength (nm), value",
+        if len(cells) != ncell:
+            expect = "2: wavelength (nm), value" if ncell == 2 else f"{ncell} (as in the first row)"
+            raise ExperimentError(f"row has {len(cells)} cell(s); expected {expect}",
                                   file=path, line=k + 1)
         nums = []
-        for j, c in enumerate(cells, start=1):
+        for j in (1, vcol):
+            c = cells[j - 1]
             v = _number(c)
             if v is None:
                 what = "empty cell" if c == "" else f"non-numeric cell {c!r}"
@@ -627,5 +667,6 @@ def read_spectrum(path, *, nan: str = "error", units: str = "unknown") -> xr.Dat
     da = xr.DataArray(values[keep, 0][order], dims=("wavelength",),
                       coords={"wavelength": ("wavelength", wl_a[keep][order], {"units": "nm", "long_name": "wavelength"})},
                       attrs={"units": units, "source_file": os.fspath(path), **({"header": header} if header else {}),
-                             **extra})
+                             **({"columns": ", ".join(names)} if names else {}),
+                             **({"column": names[vcol - 1] if names else vcol} if ncell > 2 else {}), **extra})
     return da
