@@ -427,8 +427,8 @@ def _apply_nan_policy(path: Path, table: _Table, values: np.ndarray, wl_axis: in
         line, col = table.where(i, j)
         raise ExperimentError(
             f"value {values[i, j]} ({int((bad & ~sentinel).sum())} NaN/inf cell(s) in the file); expected "
-            "finite numbers, or set nan = \"zero\", \"drop-wavelengths\" or \"missing\" for this file in "
-            "the manifest", file=path, line=line, column=col)
+            "finite numbers, or set nan = \"zero\" or \"drop-wavelengths\" (or \"missing\") for this file "
+            "in the manifest", file=path, line=line, column=col)
     if nan in ("error", "missing"):
         return np.where(bad, np.nan, values), keep, {"nan_policy": "missing", "missing_cells": count}
     if nan == "zero":

@@ -8,10 +8,11 @@ flows into the standard errors of the window averages (:func:`bayesgain.preproce
 Outlier rejection (``scan_outliers`` in the manifest):
 
 * ``"none"`` - every valid cell is averaged.
-* ``"sigma-clip-3"`` - per pixel, cells further than 3 robust standard deviations
-  (1.4826 x median absolute deviation) from the median over scans are left out, once.  A robust
-  scale because with a few scans a plain mean/std clip can never reject anything: the largest
-  |z| of n samples is (n - 1) / sqrt(n).
+* ``"sigma-clip-3"`` - cells further than 3 sigma from their pixel's median over scans are left
+  out, once; sigma is the robust scatter (1.4826 x median absolute deviation) of all deviations
+  from the median at that wavelength (pooled over scans and delays).  Robust and pooled because
+  with a few scans a per-pixel mean/std clip can never reject anything: the largest |z| of n
+  samples is (n - 1) / sqrt(n).
 """
 
 from __future__ import annotations
@@ -91,9 +92,11 @@ def average_scans(scans: list[tuple[str, xr.DataArray]], outliers: str = "none")
     if outliers == "sigma-clip-3":
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels (dead in every scan)
-            med = np.nanmedian(stack, axis=0)
-            mad = np.nanmedian(np.abs(stack - med), axis=0)
-        out = valid & (np.abs(stack - med) > 3.0 * _MAD_TO_SIGMA * mad) & (mad > 0)
+            dev = stack - np.nanmedian(stack, axis=0)
+            # one robust scale per wavelength, pooled over scans and delays: a per-pixel scale from
+            # a handful of scans is itself too noisy to clip with
+            scale = _MAD_TO_SIGMA * np.nanmedian(np.abs(dev), axis=(0, 2))
+        out = valid & (np.abs(dev) > 3.0 * scale[None, :, None]) & (scale[None, :, None] > 0)
         rejected = int(out.sum())
         valid &= ~out
     n = valid.sum(axis=0)
