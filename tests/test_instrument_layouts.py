@@ -138,18 +138,22 @@ def test_average_scans_mean_and_standard_error(rng):
 
 
 def test_sigma_clip_rejects_a_spike():
-    _, scans = _scans(np.random.default_rng(7), n=8)
+    rng = np.random.default_rng(7)
+    t = np.linspace(-1, 100, 60)
+    truth = xr.DataArray(-1e-3 * np.exp(-t / 30)[None, :] * np.array([1, 2, 1.5, 0.5])[:, None],
+                         dims=("wavelength", "delay"), coords={"wavelength": WL, "delay": t})
+    scans = [(f"s{k}", truth + rng.normal(0, 1e-4, truth.shape)) for k in range(6)]
     spiked = scans[2][1].copy()
     spiked[1, 2] += 0.05  # a cosmic ray / pump flicker in one scan at one pixel (500 x the noise)
     scans[2] = ("s2", spiked)
     plain, _, _ = average_scans(scans)
     clipped, sem, note = average_scans(scans, "sigma-clip-3")
-    others = np.array([scans[k][1].values[1, 2] for k in range(8) if k != 2])
+    others = np.array([scans[k][1].values[1, 2] for k in range(6) if k != 2])
     assert abs(plain.values[1, 2] - others.mean()) > 5e-3
     # the spike is out; a rare noise cell beyond 3 sigma may go too (moves the mean by ~sigma / n)
-    assert abs(clipped.values[1, 2] - others.mean()) < 2e-4 / np.sqrt(7)
+    assert abs(clipped.values[1, 2] - others.mean()) < 2e-4 / np.sqrt(5)
     n_rejected = int(note.split(", ")[1].split()[0])
-    assert 1 <= n_rejected <= 3 and np.isfinite(sem.values[1, 2])
+    assert 1 <= n_rejected <= 1 + 0.01 * 6 * truth.size and np.isfinite(sem.values[1, 2])  # ~0.3% false
 
 
 def test_scan_files_stay_inside_the_folder(tmp_path):
