@@ -8,9 +8,9 @@ flows into the standard errors of the window averages (:func:`bayesgain.preproce
 Outlier rejection (``scan_outliers`` in the manifest):
 
 * ``"none"`` - every valid cell is averaged.
-* ``"sigma-clip-3"`` - cells further than 3 sigma from their pixel's median over scans are left
-  out, once; sigma is the robust scatter (1.4826 x median absolute deviation) of all deviations
-  from the median at that wavelength (pooled over scans and delays).  Robust and pooled because
+* ``"sigma-clip-3"`` - cells further than 3 sigma from the median of the other scans at their
+  pixel are left out, once; sigma is the robust scatter (1.4826 x median absolute deviation) of
+  all such deviations at that wavelength (pooled over scans and delays).  Robust and pooled because
   with a few scans a per-pixel mean/std clip can never reject anything: the largest |z| of n
   samples is (n - 1) / sqrt(n).
 """
@@ -92,7 +92,11 @@ def average_scans(scans: list[tuple[str, xr.DataArray]], outliers: str = "none")
     if outliers == "sigma-clip-3":
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels (dead in every scan)
-            dev = stack - np.nanmedian(stack, axis=0)
+            # each cell against the median of the OTHER scans: a cell never pulls its own reference,
+            # and the deviations are independent of it (deviations from the full median are
+            # shrunk towards 0 for few scans and would clip honest cells)
+            dev = np.stack([stack[i] - np.nanmedian(np.delete(stack, i, axis=0), axis=0)
+                            for i in range(stack.shape[0])])
             # one robust scale per wavelength, pooled over scans and delays: a per-pixel scale from
             # a handful of scans is itself too noisy to clip with
             scale = _MAD_TO_SIGMA * np.nanmedian(np.abs(dev), axis=(0, 2))
