@@ -221,6 +221,12 @@ def test_experiment_with_scans(tmp_path, rng):
     np.testing.assert_allclose(sem[1:, :-1], expect[:, 1:, :-1].std(0, ddof=1) / np.sqrt(3), rtol=1e-5)
     assert np.isnan(ta["dA_scan_sem"].sel(potential=-0.8).values).all()  # single files: no scan error
     assert "ta_m0.4V_low_002.SIA" in tree.attrs["file_layouts"]
+    from bayesgain.io import open_experiment, save_experiment
+
+    save_experiment(tree, tmp_path / "exp.nc")
+    back = open_experiment(tmp_path / "exp.nc")
+    assert back.attrs["file_repairs"] == tree.attrs["file_repairs"]
+    np.testing.assert_array_equal(back["film/ta"]["dA_scan_sem"].values, ta["dA_scan_sem"].values)
 
 
 def test_manifest_scan_and_chirp_keys_are_checked(tmp_path):
@@ -338,3 +344,4 @@ def test_real_kimopack_folder_with_chirp(tmp_path, real_data_dir):
     # identical scans: mean = the file, scan standard error 0
     np.testing.assert_allclose(ta.sel(fluence=2e14).values, ta.sel(fluence=1e14).values, rtol=1e-12)
     np.testing.assert_allclose(tree["solution"]["ta_scan_sem"].sel(fluence=2e14).values, 0.0, atol=1e-15)
+
