@@ -208,12 +208,17 @@ def _bounds(window):
     return lo, hi
 
 
-def window_average(da, window, dim=None):
+def window_average(da, window, dim=None, pixel_sem=None):
     """Mean and standard error of the mean of ``da`` over wavelengths inside ``window`` (lo, hi nm).
 
     SI "Error calculations": sigma_mean = sigma / sqrt(n), sigma the sample standard deviation
     (ddof = 1) of the n points.  Returns ``(mean, sem)`` DataArrays (units of ``da``).  Fewer than
     two points in the window -> ValueError.
+
+    ``pixel_sem`` (same dims as ``da``): a measured standard error per pixel, e.g. the scan-to-scan
+    standard error of averaged scans.  Where it is finite at every pixel of the window, the SEM is
+    that of the mean of independent pixels, sqrt(sum s_i^2) / n, instead of the spread over
+    wavelengths (attr ``sem_source``).  Missing (NaN) cells of ``da`` are left out of the mean.
     """
     dim = dim or _wavelength_dim(da)
     lo, hi = _bounds(window)
@@ -227,6 +232,12 @@ def window_average(da, window, dim=None):
     units = da.attrs.get("units", "")
     mean = sub.mean(dim).assign_attrs(units=units, window_nm=[lo, hi], n_points=n)
     sem = (sub.std(dim, ddof=1) / math.sqrt(n)).assign_attrs(units=units, window_nm=[lo, hi], n_points=n)
+    if pixel_sem is not None:
+        ps = pixel_sem.isel({dim: np.nonzero(sel)[0]})
+        measured = np.sqrt((ps ** 2).sum(dim)) / n
+        sem = xr.where(ps.notnull().all(dim), measured, sem).assign_attrs(
+            units=units, window_nm=[lo, hi], n_points=n,
+            sem_source="per-pixel scan standard errors where every window pixel has one, else the spread")
     return mean, sem
 
 

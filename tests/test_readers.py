@@ -37,6 +37,7 @@ def strip_source(da):
     da = da.copy()
     da.attrs.pop("source_file", None)
     da.attrs.pop("header", None)  # the header row keeps its own separator
+    da.attrs.pop("layout", None)  # says how the layout was recognised, which differs by design
     return da
 
 
@@ -92,7 +93,6 @@ def test_potential_axis_matrix(tmp_path):
     (",0,1\n500,0.1,0.2\n520,0.1,0.2\n510,0.1,0.2\n", r"line 4, column 1: wavelength axis is not strictly monotonic: 520 then 510"),
     (",0,1\n500,0.1,nan\n", r"line 2, column 3: value nan .*nan = \"zero\""),
     (",0,1\n500,inf,0.1\n", r"line 2, column 2: value inf"),
-    (",400,500,600\n-1,0.1,0.2,0.3\n0,0.1,0.2,0.3\n10,0.1,0.2,0.3\n", r"looks transposed"),
     (",0,1\n5,0.1,0.2\n6,0.1,0.2\n", r"wavelength axis \(column 0\) holds 5 to 6; expected wavelengths in nm"),
     (",0,1\n500,0.1,0.2\n\n510,0.1,0.2\n", r"numeric data rows follow at line 4"),
     ("", r"file is empty"),
@@ -102,9 +102,22 @@ def test_matrix_errors_name_file_line_and_column(tmp_path, text, pattern):
         read_matrix(write(tmp_path / "m.csv", text))
 
 
+def test_transposed_matrix_is_refused_under_a_stated_format_and_read_when_detected(tmp_path):
+    path = write(tmp_path / "m.csv", ",400,500,600\n-1,0.1,0.2,0.3\n0,0.1,0.2,0.4\n10,0.1,0.2,0.5\n")
+    with pytest.raises(ExperimentError, match="looks transposed"):
+        read_matrix(path, format="helios")
+    da = read_matrix(path)
+    assert da.attrs["format"] == "kimopack" and "along the first row" in da.attrs["layout"]
+    assert "first column -1 to 10 ps cannot be wavelengths" in da.attrs["layout"]
+    np.testing.assert_array_equal(da.sel(wavelength=600.0).values, [0.3, 0.4, 0.5])
+
+
 def test_sec_matrix_transposed_or_in_millivolts(tmp_path):
     with pytest.raises(ExperimentError, match="looks transposed"):
-        read_matrix(write(tmp_path / "t.csv", ",500,510,520\n0,1,2,3\n-0.5,1,2,3\n"), axis="potential")
+        read_matrix(write(tmp_path / "t.csv", ",500,510,520\n0,1,2,3\n-0.5,1,2,3\n"), axis="potential",
+                    format="helios")
+    t = read_matrix(tmp_path / "t.csv", axis="potential")  # detected: wavelengths along the first row
+    np.testing.assert_array_equal(t.sel(potential=-0.5).values, [1, 2, 3])
     with pytest.raises(ExperimentError, match=r"expected potentials in V within"):
         read_matrix(write(tmp_path / "mv.csv", ",0,-500,-1000\n500,1,2,3\n510,1,2,3\n"), axis="potential")
 
@@ -138,7 +151,8 @@ def test_spectrum_with_and_without_header(tmp_path):
 
 @pytest.mark.parametrize("text, pattern", [
     ("wl,A\n490,0.2\n500,x\n", r"s\.csv, line 3, column 2: non-numeric cell 'x'"),
-    ("490,0.2,0.1\n500,0.3,0.1\n", r"line 1: row has 3 cell\(s\); expected 2"),
+    ("490,0.2,0.1\n500,0.3,0.1\n", r"line 1: 2 value columns \(2, 3\); expected column = \"name\" or a column number"),
+    ("wl,A\n490,0.2\n500,0.3,0.1\n", r"line 3: row has 3 cell\(s\); expected 2: wavelength"),
     ("0.49,0.2\n0.50,0.3\n", r"expected wavelengths in nm"),
     ("490,0.2\n490,0.3\n", r"duplicate wavelength 490 nm"),
     ("490,0.2\n\n500,0.3\n", r"line 2: empty line inside the data"),

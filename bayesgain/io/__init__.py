@@ -2,7 +2,7 @@
 
 Public API::
 
-    read_spectrum(path, *, nan="error", units="unknown") -> xarray.DataArray  (dims: wavelength)
+    read_spectrum(path, *, nan="error", units="unknown", column=None) -> xarray.DataArray  (dims: wavelength)
     read_matrix(path, format=None, axis="delay", *, nan="error", units=None)
         -> xarray.DataArray  (dims: wavelength, axis)
     load_experiment(folder) -> xarray.DataTree

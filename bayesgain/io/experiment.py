@@ -36,7 +36,9 @@ import xarray as xr
 
 from .errors import ExperimentError, _where
 from .manifest import DIRECTIONS, Entry, Manifest, parse_manifest, read_truth
+from .chirp import apply_chirp, fit_chirp, read_chirp_file
 from .readers import read_matrix, read_spectrum
+from .scans import average_scans, resolve_scan_files
 
 __all__ = ["load_experiment", "check_experiment", "CheckReport"]
 
@@ -82,6 +84,7 @@ class _Ctx:
         self.problems: list[str] = []
         self.summary: list[str] = []
         self.files_read = 0
+        self.notes: list[tuple[str, str, str]] = []  # (file, layout, repairs) of every matrix read
 
     def path(self, rel: str) -> Path:
         return self.folder / rel
@@ -133,6 +136,8 @@ def _to_od(ctx: _Ctx, entry: Entry, da: xr.DataArray) -> xr.DataArray:
     units = declared or (file_units if file_units in ("OD", "mOD") else "OD")
     out = da / 1000.0 if units == "mOD" else da.copy()
     out.attrs = {**da.attrs, "units": "OD", "source_units": units}
+    if "_scan_sem" in out.attrs and units == "mOD":
+        out.attrs["_scan_sem"] = out.attrs["_scan_sem"] / 1000.0
     return out
 
 
@@ -180,19 +185,32 @@ def _solution(ctx: _Ctx, m: Manifest, nodes: dict) -> None:
         ds.attrs["pump_absorbance"] = sol["pump_absorbance"]
         ds.attrs["pump_absorbance_units"] = "OD"
     if sol.get("absorbance_file"):
-        spec = ctx.read(read_spectrum, sol["absorbance_file"], "solution.absorbance_file", units="OD")
+        spec = ctx.read(read_spectrum, sol["absorbance_file"], "solution.absorbance_file", units="OD",
+                        column=sol.get("absorbance_column"))
         if spec is not None:
             ds["absorbance"] = _spectrum_var(spec, "solution absorbance", "OD")
             ctx.summary.append(f"  solution absorbance: {sol['absorbance_file']}, "
-                               f"{spec.sizes['wavelength']} wavelengths")
+                               f"{spec.sizes['wavelength']} wavelengths{_columns_text(spec)}")
     entries = sol.get("ta") or []
     stack = _stack_fluences(ctx, entries, "solution TA")
     if stack is not None:
+        sem = stack.attrs.pop("_scan_sem", None)
         ds["ta"] = stack
+        if sem is not None:
+            ds["ta_scan_sem"] = stack.copy(data=sem).assign_attrs(
+                units="OD", long_name="standard error of the per-pixel mean over scans (NaN: one file)")
         ctx.summary.append(f"  solution TA: {stack.sizes['fluence']} file(s), fluences "
                            f"{_grid_text(stack.fluence.values, 'photons/cm^2')}, "
                            f"{stack.sizes['wavelength']} wavelengths x {stack.sizes['delay']} delays")
     nodes["/solution"] = ds
+
+
+def _columns_text(spec: xr.DataArray) -> str:
+    """The header names of a spectrum file and the column read, for ``check``."""
+    if "columns" not in spec.attrs:
+        return ""
+    chosen = f", read column {spec.attrs['column']!r}" if "column" in spec.attrs else ""
+    return f" (header: {spec.attrs['columns']}{chosen})"
 
 
 def _spectrum_var(spec: xr.DataArray, long_name: str, units: str) -> xr.DataArray:
@@ -205,9 +223,70 @@ def _spectrum_var(spec: xr.DataArray, long_name: str, units: str) -> xr.DataArra
 def _read_matrices(ctx: _Ctx, entries: list[Entry], axis: str) -> list[tuple[Entry, xr.DataArray]]:
     out = []
     for e in entries:
-        da = ctx.read(read_matrix, e.file, e.field, format=e.format, axis=axis, nan=e.nan)
+        if e.files:
+            da = _read_scans(ctx, e, axis)
+        else:
+            da = ctx.read(read_matrix, e.file, e.field, format=e.format, axis=axis, nan=e.nan)
+            if da is not None:
+                ctx.notes.append((e.file, da.attrs.get("layout", ""), da.attrs.get("repairs", "none")))
+        if da is not None and (e.chirp_file or e.chirp):
+            da = _chirp(ctx, e, da)
         if da is not None:
             out.append((e, da))
+    return out
+
+
+def _read_scans(ctx: _Ctx, e: Entry, axis: str):
+    """Several scans of one entry -> their per-pixel mean, the scan standard error kept in the
+    private attr ``_scan_sem`` (turned into a ``*_scan_sem`` variable of the group)."""
+    try:
+        names = resolve_scan_files(ctx.folder, e.files, e.field)
+    except ExperimentError as exc:
+        ctx.problems.append(str(exc))
+        return None
+    scans = []
+    for name in names:
+        da = ctx.read(read_matrix, name, f"{e.field}.files", format=e.format, axis=axis, nan=e.nan)
+        if da is not None:
+            ctx.notes.append((name, da.attrs.get("layout", ""), da.attrs.get("repairs", "none")))
+            scans.append((name, da))
+    if len(scans) != len(names):
+        return None
+    try:
+        mean, sem, note = average_scans(scans, e.scan_outliers)
+    except ExperimentError as exc:
+        ctx.problems.append(f"{exc} [{e.field}.files]")
+        return None
+    label = e.files if isinstance(e.files, str) else ", ".join(names)
+    ctx.notes.append((f"{e.field} ({label})", note, "none"))
+    mean.attrs["_scan_sem"] = sem.values
+    mean.attrs["scans"] = note
+    return mean
+
+
+def _chirp(ctx: _Ctx, e: Entry, da: xr.DataArray):
+    """Chirp-correct one entry's matrix (KiMoPack chirp file or a fit to the rise)."""
+    try:
+        if e.chirp_file:
+            if os.path.isabs(e.chirp_file) or ".." in Path(e.chirp_file).parts:
+                ctx.problem(ctx.folder / "experiment.toml", f"chirp_file {e.chirp_file!r} points outside the "
+                            "experiment folder; expected a path relative to it", f"{e.field}.chirp_file")
+                return None
+            chirp = read_chirp_file(ctx.path(e.chirp_file))
+        else:
+            chirp = fit_chirp(da)
+        sem = da.attrs.pop("_scan_sem", None)
+        out = apply_chirp(da, chirp)
+        if sem is not None:
+            out.attrs["_scan_sem"] = apply_chirp(da.copy(data=sem), chirp).values
+    except ExperimentError as exc:
+        ctx.problems.append(f"{exc} [{e.field}.chirp_file]")
+        return None
+    except ValueError as exc:
+        ctx.problem(ctx.path(e.file), f"chirp correction failed: {exc}", f"{e.field}.chirp")
+        return None
+    ctx.notes.append((e.file, out.attrs["chirp"] + f"; {out.attrs['chirp_delays_dropped']} delay(s) not "
+                      "covered at every wavelength dropped", "none"))
     return out
 
 
@@ -234,6 +313,9 @@ def _stack_fluences(ctx: _Ctx, entries: list[Entry], what: str):
     out = out.transpose("fluence", "wavelength", "delay")
     out.attrs = {"units": "OD", "long_name": f"{what} dA"}
     out = out.assign_coords(source_file=("fluence", [seen[f].file for f in fl], {"units": "1"}))
+    sems = [a.attrs.get("_scan_sem") for a in arrs]
+    if any(x is not None for x in sems):  # NaN where an entry is a single file
+        out.attrs["_scan_sem"] = np.stack([np.full(a.shape, np.nan) if x is None else x for a, x in zip(arrs, sems)])
     return out
 
 
@@ -252,9 +334,11 @@ def _film(ctx: _Ctx, m: Manifest, nodes: dict) -> None:
             ds.attrs[key] = film[key]
     fa = fr = None
     if film.get("absorptance_file"):
-        fa = ctx.read(read_spectrum, film["absorptance_file"], "film.absorptance_file", units="1")
+        fa = ctx.read(read_spectrum, film["absorptance_file"], "film.absorptance_file", units="1",
+                      column=film.get("absorptance_column"))
     if film.get("reflectance_file"):
-        fr = ctx.read(read_spectrum, film["reflectance_file"], "film.reflectance_file", units="1")
+        fr = ctx.read(read_spectrum, film["reflectance_file"], "film.reflectance_file", units="1",
+                      column=film.get("reflectance_column"))
     for spec, key, sym in ((fa, "absorptance_file", "F_A"), (fr, "reflectance_file", "F_R")):
         if spec is None:
             continue
@@ -279,7 +363,7 @@ def _film(ctx: _Ctx, m: Manifest, nodes: dict) -> None:
             ds["absorptance"] = _spectrum_var(fa, "film absorptance F_A", "1")
             ds["reflectance"] = _spectrum_var(fr, "film reflectance F_R", "1")
             ctx.summary.append(f"  film F_A/F_R: {film['absorptance_file']}, {film['reflectance_file']}, "
-                               f"{fa.sizes['wavelength']} wavelengths")
+                               f"{fa.sizes['wavelength']} wavelengths{_columns_text(fa)}{_columns_text(fr)}")
     nodes["/film"] = ds
     sec_range = _sec(ctx, film.get("sec") or [], nodes)
     _film_matrix(ctx, film.get("ta") or [], nodes, "ta", sec_range)
@@ -414,6 +498,12 @@ def _film_matrix(ctx: _Ctx, entries: list[Entry], nodes: dict, which: str, sec_r
     long = "film TA dA" if which == "ta" else "film transient reflection dR"
     ds[var] = xr.DataArray(data, dims=("potential", "fluence", "wavelength", "delay"),
                            attrs={"units": "OD", "long_name": long})
+    sems = [[cells[(i, j)][1].attrs.get("_scan_sem") for j in range(fls.size)] for i in range(pots.size)]
+    if any(x is not None for row in sems for x in row):  # NaN where an entry is a single file
+        ds[f"{var}_scan_sem"] = xr.DataArray(
+            np.stack([np.stack([np.full(data.shape[2:], np.nan) if x is None else x for x in row]) for row in sems]),
+            dims=("potential", "fluence", "wavelength", "delay"),
+            attrs={"units": "OD", "long_name": "standard error of the per-pixel mean over scans (NaN: one file)"})
     if which == "ta":
         ds["reflection_corrected"] = xr.DataArray(
             np.array([[bool(cells[(i, j)][0].reflection_corrected) for j in range(fls.size)]
@@ -494,6 +584,12 @@ def _build(folder) -> tuple[xr.DataTree | None, _Ctx]:
             nodes["/truth"] = xr.Dataset(attrs=truth)
             ctx.summary.append(f"  truth: truth.toml, {len(truth)} value(s)")
     ctx.summary.insert(1, f"  data files read: {ctx.files_read}")
+    if ctx.notes:
+        ctx.summary.append("  matrix files (layout; repairs):")
+        for name, layout, repairs in ctx.notes:
+            ctx.summary.append(f"    {name}: {layout}" + ("" if repairs == "none" else f"; repairs: {repairs}"))
+        nodes["/"].attrs["file_layouts"] = "\n".join(f"{n}: {lay}" for n, lay, _ in ctx.notes)
+        nodes["/"].attrs["file_repairs"] = "\n".join(f"{n}: {rep}" for n, _, rep in ctx.notes)
     try:
         tree = xr.DataTree.from_dict(nodes)
     except Exception as exc:  # alignment errors would be a bug here, but report instead of crash

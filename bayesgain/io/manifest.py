@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .errors import _where
 from .readers import FORMATS, NAN_POLICIES
+from .scans import SCAN_OUTLIERS
 
 MANIFEST_NAME = "experiment.toml"
 TRUTH_NAME = "truth.toml"
@@ -64,12 +65,15 @@ SAMPLE = {
 PUMP = {"wavelength_nm": Key("float", required=True, check=_POS)}
 SOLUTION = {
     "absorbance_file": Key("str", required=True),
+    "absorbance_column": Key("column"),
     "pump_absorbance": Key("float", required=True, check=_NONNEG),
     "ta": Key("tables", default=[]),
 }
 FILM = {
     "absorptance_file": Key("str", required=True),
     "reflectance_file": Key("str", required=True),
+    "absorptance_column": Key("column"),
+    "reflectance_column": Key("column"),
     "open_circuit_potential_V": Key("float", required=True),
     "reference_electrode": Key("str", required=True),
     "sec": Key("tables", default=[]),
@@ -93,14 +97,23 @@ _FLUENCE = {
     "fluence_photons_cm2": Key("float", check=_POS),
     "pump_energy_density_uJ_cm2": Key("float", check=_POS),
 }
-SOLUTION_TA = {**_MATRIX_COMMON, **_FLUENCE}
+# TA/TR entries: one file, or several scans of one measurement averaged per pixel; chirp correction
+_DELAY_COMMON = {
+    **_MATRIX_COMMON,
+    "file": Key("str"),
+    "files": Key("files"),
+    "scan_outliers": Key("str", default="none", choices=SCAN_OUTLIERS),
+    "chirp_file": Key("str"),
+    "chirp": Key("str", choices=("fit",)),
+}
+SOLUTION_TA = {**_DELAY_COMMON, **_FLUENCE}
 FILM_SEC = {
     **_MATRIX_COMMON,
     "kind": Key("str", required=True, choices=SEC_KINDS),
     "cycle": Key("int", required=True, check=_INT1),
     "direction": Key("str", required=True, choices=DIRECTIONS),
 }
-FILM_TR = {**_MATRIX_COMMON, **_FLUENCE, "potential_V": Key("float", required=True)}
+FILM_TR = {**_DELAY_COMMON, **_FLUENCE, "potential_V": Key("float", required=True)}
 FILM_TA = {**FILM_TR, "reflection_corrected": Key("bool", required=True)}
 
 
@@ -121,6 +134,10 @@ class Entry:
     kind: str | None = None
     cycle: int | None = None
     direction: str | None = None
+    files: str | list | None = None  # scan files: a list, or a glob inside the experiment folder
+    scan_outliers: str = "none"
+    chirp_file: str | None = None
+    chirp: str | None = None
 
 
 @dataclass
@@ -174,6 +191,11 @@ def _type_ok(value, type_: str) -> bool:
         return isinstance(value, dict)
     if type_ == "tables":
         return isinstance(value, list) and all(isinstance(v, dict) for v in value)
+    if type_ == "column":
+        return isinstance(value, (str, int)) and not isinstance(value, bool)
+    if type_ == "files":
+        return isinstance(value, str) or (isinstance(value, list) and bool(value)
+                                          and all(isinstance(v, str) for v in value))
     if type_ == "range":
         return (isinstance(value, list) and len(value) == 2
                 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value))
@@ -182,7 +204,9 @@ def _type_ok(value, type_: str) -> bool:
 
 _TYPE_WORDS = {"str": "a string", "bool": "true or false", "int": "an integer", "float": "a number",
                "table": "a table [..]", "tables": "an array of tables [[..]]",
-               "range": "an array of two numbers [lo, hi]"}
+               "range": "an array of two numbers [lo, hi]",
+               "column": "a column name (string) or 1-based column number",
+               "files": "a non-empty array of file names or one glob pattern (string)"}
 
 
 def _check_table(table: dict, schema: dict, prefix: str, problems: _Problems) -> dict:
@@ -252,9 +276,22 @@ def _entries(raw: list, schema: dict, prefix: str, problems: _Problems, pump_nm)
     for k, table in enumerate(raw, start=1):
         name = f"{prefix}[{k}]"
         vals = _check_table(table, schema, name, problems)
+        if "files" in schema:
+            if ("file" in table) == ("files" in table):
+                problems.add(name, "expected exactly one of file = \"...\" (one measurement) or files = "
+                                   "[...] / \"glob\" (several scans averaged per pixel)"
+                             + ("; both given" if "file" in table else ""))
+                continue
+            if vals.get("files") is not None:
+                files = vals["files"]
+                vals["file"] = files if isinstance(files, str) else files[0]
+            if "chirp" in table and "chirp_file" in table:
+                problems.add(name, "both chirp and chirp_file given; expected one chirp correction")
         if vals.get("file") is None:
             continue
-        entry = Entry(field=name, file=vals["file"], format=vals.get("format"), nan=vals.get("nan") or "error",
+        entry = Entry(field=name, file=vals["file"], files=vals.get("files"),
+                      scan_outliers=vals.get("scan_outliers") or "none", chirp_file=vals.get("chirp_file"),
+                      chirp=vals.get("chirp"), format=vals.get("format"), nan=vals.get("nan") or "error",
                       units=vals.get("units"), potential_V=vals.get("potential_V"),
                       reflection_corrected=vals.get("reflection_corrected"), kind=vals.get("kind"),
                       cycle=vals.get("cycle"), direction=vals.get("direction"))

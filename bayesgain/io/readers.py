@@ -29,20 +29,15 @@ import numpy as np
 import xarray as xr
 
 from .errors import ExperimentError
+from .layout import (POTENTIAL_LIMIT_V, WAVELENGTH_RANGE_NM, fmt_range as _fmt_range, mark_sentinels,
+                     merge_final_repeats, orient, plausible_potentials as _plausible_potentials,
+                     plausible_wavelengths as _plausible_wavelengths)
 
 __all__ = ["read_spectrum", "read_matrix", "detect_format", "FORMATS", "NAN_POLICIES"]
 
 FORMATS = ("helios", "glotaran", "kimopack")
-NAN_POLICIES = ("error", "zero", "drop-wavelengths")
+NAN_POLICIES = ("error", "zero", "drop-wavelengths", "missing")
 AXES = {"delay": "ps", "potential": "V"}
-
-# Plausibility windows used to recognise which axis is which (a transposed file is a common
-# export mistake).  Wavelengths of UV-vis-NIR TA/SEC are positive and typically 200-2500 nm;
-# the window is a little wider so that unusual but real spectrometers still pass.
-WAVELENGTH_RANGE_NM = (150.0, 3000.0)
-# Potentials against any common reference electrode lie well within +-10 V; a row of values
-# outside that is almost surely not potentials in volts (wavelengths, or potentials in mV).
-POTENTIAL_LIMIT_V = 10.0
 
 _NUMBER_RE = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[EeDd][-+]?\d+)?")
 
@@ -119,22 +114,6 @@ def _tokens_fortran(line: str) -> list[str]:
                 continue
         out.append(tok)
     return out
-
-
-def _fmt_range(values: np.ndarray) -> str:
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return "no finite values"
-    return f"{finite.min():g} to {finite.max():g}"
-
-
-def _plausible_wavelengths(values: np.ndarray) -> bool:
-    lo, hi = WAVELENGTH_RANGE_NM
-    return bool(values.size and np.all(np.isfinite(values)) and values.min() >= lo and values.max() <= hi)
-
-
-def _plausible_potentials(values: np.ndarray) -> bool:
-    return bool(values.size and np.all(np.isfinite(values)) and np.abs(values).max() <= POTENTIAL_LIMIT_V)
 
 
 # ----------------------------------------------------------------------------- parsed matrix
@@ -428,22 +407,30 @@ def _check_layout(path: Path, table: _Table, wl_in: str, axis: str, fmt: str) ->
 
 
 # ----------------------------------------------------------------------------- NaN policy
-def _apply_nan_policy(path: Path, table: _Table, values: np.ndarray, wl_axis: int, nan: str):
-    """Handle NaN/inf cells.  Returns (values, keep_wavelength_mask, attrs)."""
+def _apply_nan_policy(path: Path, table: _Table, values: np.ndarray, wl_axis: int, nan: str, sentinel=None):
+    """Handle missing cells: NaN/inf in the file and, where ``sentinel`` marks them, invalid-pixel
+    markers.  Returns (values, keep_wavelength_mask, attrs).
+
+    Sentinel cells are never an error (the instrument says they are invalid); under "error" and
+    "missing" they stay NaN, under "zero" / "drop-wavelengths" they follow that policy.
+    """
     if nan not in NAN_POLICIES:
         raise ExperimentError(f"nan policy {nan!r}; expected one of {', '.join(NAN_POLICIES)}", file=path)
+    sentinel = np.zeros(values.shape, bool) if sentinel is None else sentinel
     bad = ~np.isfinite(values)
     keep = np.ones(values.shape[wl_axis], bool)
     if not bad.any():
         return values, keep, {}
     count = int(bad.sum())
-    if nan == "error":
-        i, j = (int(x[0]) for x in np.nonzero(bad))
+    if nan == "error" and (bad & ~sentinel).any():
+        i, j = (int(x[0]) for x in np.nonzero(bad & ~sentinel))
         line, col = table.where(i, j)
         raise ExperimentError(
-            f"value {values[i, j]} ({count} NaN/inf cell(s) in the file); expected finite numbers, "
-            "or set nan = \"zero\" or \"drop-wavelengths\" for this file in the manifest",
-            file=path, line=line, column=col)
+            f"value {values[i, j]} ({int((bad & ~sentinel).sum())} NaN/inf cell(s) in the file); expected "
+            "finite numbers, or set nan = \"zero\" or \"drop-wavelengths\" (or \"missing\") for this file "
+            "in the manifest", file=path, line=line, column=col)
+    if nan in ("error", "missing"):
+        return np.where(bad, np.nan, values), keep, {"nan_policy": "missing", "missing_cells": count}
     if nan == "zero":
         return np.where(bad, 0.0, values), keep, {"nan_policy": "zero", "nan_cells_zeroed": count}
     keep = ~bad.any(axis=1 - wl_axis)
@@ -464,13 +451,17 @@ def read_matrix(path, format: str | None = None, axis: str = "delay", *, nan: st
     path : path-like
         The file (opened read-only).
     format : {"helios", "glotaran", "kimopack"} or None
-        File layout; ``None`` detects it from the content.
+        File layout; ``None`` detects it from the content: glotaran by its ``Time explicit``
+        line, otherwise which axis holds the wavelengths is decided from the axes themselves
+        (:func:`~bayesgain.io.layout.orient`).  A given format is taken as the truth.
     axis : {"delay", "potential"}
         What the non-wavelength axis is: pump-probe delay in ps (TA/TR) or electrode potential
         in V (SEC matrices, Helios layout with potentials in row 0).
-    nan : {"error", "zero", "drop-wavelengths"}
-        What to do with NaN/inf cells: raise (default), replace by 0, or drop every wavelength
-        that holds one.  NaN in an axis is always an error.
+    nan : {"error", "zero", "drop-wavelengths", "missing"}
+        What to do with NaN/inf cells: raise (default), replace by 0, drop every wavelength that
+        holds one, or keep them as missing (NaN, counted in ``missing_cells``).  Invalid-pixel
+        sentinels (:data:`~bayesgain.io.layout.SENTINELS`) are missing under "error" too;
+        wavelengths holding nothing but sentinels are dropped.  NaN in an axis is always an error.
     units : str or None
         Units of the values.  ``None`` infers them: "OD" for Helios files (the export writes dA in
         OD), for glotaran/KiMoPack files whatever their header states ("mOD"/"OD") or "unknown".
@@ -481,7 +472,9 @@ def read_matrix(path, format: str | None = None, axis: str = "delay", *, nan: st
     xarray.DataArray
         ``values[wavelength, axis]``, both coordinates sorted ascending, with ``units`` attrs on
         the array ("OD"/"mOD"/...) and coordinates ("nm", "ps" or "V"), plus ``source_file`` and
-        ``format`` attrs.
+        ``format`` attrs, ``layout`` (the layout in words and how it was decided) and ``repairs``
+        ("none" or "; "-separated: merged final delays, sentinel and missing cells, dropped
+        wavelengths).
     """
     path = Path(path)
     if axis not in AXES:
@@ -489,33 +482,86 @@ def read_matrix(path, format: str | None = None, axis: str = "delay", *, nan: st
     if format is not None and format not in FORMATS:
         raise ExperimentError(f"format {format!r}; expected one of {', '.join(FORMATS)}", file=path)
     lines = _read_lines(path)
-    fmt = format or _detect_format(path, lines)
+    detected = _detect_format(path, lines)
+    fmt = format or detected
+    unit = AXES[axis]
+    repairs: list[str] = []
     inferred = "unknown"
     if fmt == "glotaran":
         table, explicit = _parse_glotaran(path, lines)
         wl_in = "rows" if explicit == "time" else "cols"
         inferred = _infer_units(table.header_text)
-    elif fmt == "kimopack":
+        layout = (f"glotaran '{explicit.capitalize()} explicit' ascii: "
+                  + (f"{axis}s ({unit}) in the axis block, one row per wavelength" if wl_in == "rows"
+                     else f"wavelengths in the axis block, one row per {axis}"))
+    else:
         table = _parse_header_matrix(path, lines)
-        corner = _split(table.header_text, _detect_separator(lines))[0]
-        if axis == "delay" and corner.strip().lower() != "time in ps":
+        corner = _split(table.header_text, _detect_separator(lines))[0] if table.header_text else ""
+        if axis == "delay" and corner.strip().lower().startswith("time in") and corner.strip().lower() != "time in ps":
             # KiMoPack names the delay unit here; anything but ps would be silently misread
             raise ExperimentError(f"corner cell {corner!r}; expected 'Time in ps' (delays in ps)",
                                   file=path, line=table.header_line, column=1)
-        wl_in = "cols"
-        inferred = "unknown"  # KiMoPack's header names the delay unit only
-    else:
-        table = _parse_header_matrix(path, lines)
-        wl_in = "rows"
-        inferred = "OD"
+        if format is None:
+            wl_in, why = orient(path, table.cols, table.rows, axis, corner)
+            fmt = "helios" if wl_in == "rows" else "kimopack"
+            how = f"detected from the axes: {why}"
+        else:
+            wl_in = "rows" if fmt == "helios" else "cols"
+            how = f"format = \"{fmt}\" in the manifest"
+        inferred = "OD" if fmt == "helios" else "unknown"  # Helios exports dA in OD; KiMoPack never says
+        head = f"header cell {corner.strip()!r}" if _number(corner) is None else f"no header text (corner cell {corner.strip()!r})"
+        layout = ((f"matrix, wavelengths (nm) down the first column, {axis}s ({unit}) along the first row"
+                   if wl_in == "rows" else
+                   f"matrix, wavelengths (nm) along the first row, {axis}s ({unit}) down the first column")
+                  + f", {head}; {how}")
+    # invalid-pixel markers become missing before anything is averaged
+    literal = ~np.isfinite(table.values)
+    values, n_sentinel = mark_sentinels(table.values)
+    extra: dict = {}
+    if n_sentinel:
+        repairs.append(f"{n_sentinel} invalid-pixel sentinel cell(s) (e.g. -21.47483647) set missing")
+        extra["sentinel_cells"] = n_sentinel
+    # a delay stage parked at its end writes the final delay on several rows: merge them
+    if wl_in == "cols" and axis == "delay":
+        rows, values, note = merge_final_repeats(table.rows, values, 0, axis, unit)
+        if note:
+            _, lit, _ = merge_final_repeats(table.rows, literal.astype(float), 0, axis, unit)
+            literal = lit > 0
+            table.rows = rows
+            repairs.append(note)
+            extra["merged_final_rows"] = int(len(table.row_lines) - rows.size + 1)
+    literal &= np.isnan(values)
+    sentinel = np.isnan(values) & ~literal
     _check_monotonic(path, table.cols, "wavelength" if wl_in == "cols" else axis,
-                     "nm" if wl_in == "cols" else AXES[axis],
+                     "nm" if wl_in == "cols" else unit,
                      lambda k: (table.header_line, table.col_fields[k]))
     _check_monotonic(path, table.rows, "wavelength" if wl_in == "rows" else axis,
-                     "nm" if wl_in == "rows" else AXES[axis], lambda k: (table.row_lines[k], 1))
+                     "nm" if wl_in == "rows" else unit, lambda k: (table.row_lines[k], 1))
     _check_layout(path, table, wl_in, axis, fmt)
     wl_axis = 0 if wl_in == "rows" else 1
-    values, keep, extra = _apply_nan_policy(path, table, table.values, wl_axis, nan)
+    if n_sentinel:
+        # a wavelength with no valid cell at all is a dead pixel: drop it rather than carry NaNs
+        dead = sentinel.all(axis=1 - wl_axis)
+        if dead.all():
+            raise ExperimentError("every cell is an invalid-pixel sentinel; expected measured values", file=path)
+        if dead.any():
+            keep_idx = np.nonzero(~dead)[0]
+            values, sentinel = np.take(values, keep_idx, axis=wl_axis), np.take(sentinel, keep_idx, axis=wl_axis)
+            if wl_in == "rows":
+                table.rows = table.rows[keep_idx]
+            else:
+                table.cols = table.cols[keep_idx]
+            repairs.append(f"{int(dead.sum())} wavelength(s) with only sentinel cells dropped")
+            extra["dead_wavelengths_dropped"] = int(dead.sum())
+    values, keep, nan_attrs = _apply_nan_policy(path, table, values, wl_axis, nan, sentinel)
+    extra.update(nan_attrs)
+    if nan_attrs.get("missing_cells"):
+        repairs.append(f"{nan_attrs['missing_cells']} cell(s) remain missing (NaN), left out of averages")
+    elif nan_attrs.get("nan_cells_zeroed"):
+        repairs.append(f"{nan_attrs['nan_cells_zeroed']} NaN/inf cell(s) set to 0 (nan = \"zero\")")
+    elif nan_attrs.get("wavelengths_dropped"):
+        repairs.append(f"{nan_attrs['wavelengths_dropped']} wavelength(s) with NaN/inf dropped "
+                       "(nan = \"drop-wavelengths\")")
     if wl_in == "rows":
         wl, other, vals = table.rows[keep], table.cols, values[keep, :]
     else:
@@ -526,20 +572,27 @@ def read_matrix(path, format: str | None = None, axis: str = "delay", *, nan: st
     da = xr.DataArray(
         np.ascontiguousarray(vals, dtype=float), dims=("wavelength", axis),
         coords={"wavelength": ("wavelength", wl, {"units": "nm", "long_name": "probe wavelength"}),
-                axis: (axis, other, {"units": AXES[axis],
+                axis: (axis, other, {"units": unit,
                                      "long_name": "pump-probe delay" if axis == "delay" else "electrode potential"})},
-        attrs={"units": units or inferred, "source_file": os.fspath(path), "format": fmt, **extra},
+        attrs={"units": units or inferred, "source_file": os.fspath(path), "format": fmt, "layout": layout,
+               "repairs": "; ".join(repairs) if repairs else "none", **extra},
     )
     return da
 
 
-def read_spectrum(path, *, nan: str = "error", units: str = "unknown") -> xr.DataArray:
-    """Read a two-column spectrum (wavelength in nm, value) into a DataArray with dim "wavelength".
+def read_spectrum(path, *, nan: str = "error", units: str = "unknown", column=None) -> xr.DataArray:
+    """Read a spectrum (wavelength in nm, value) into a DataArray with dim "wavelength".
 
     Comma-, tab- or blank-separated; an optional header row (first row not numeric) is skipped
     and kept in the ``header`` attr.  Trailing empty lines are allowed, data after an empty line
     is not.  ``nan`` as in :func:`read_matrix` ("drop-wavelengths" drops the row).  The result is
     sorted by wavelength; ``units`` is the value unit to record (the file does not say it).
+
+    The first column holds the wavelengths.  A file with more than one value column (e.g. a
+    header ``wavelength ocp red diff``) needs ``column``: a header name, or the 1-based column
+    number as in error messages (2 = the first value column); without it the file is refused with
+    the list of its columns.  The chosen column is kept in the ``column`` attr, the header names
+    in ``columns``.
     """
     path = Path(path)
     lines = _read_lines(path)
@@ -549,12 +602,36 @@ def read_spectrum(path, *, nan: str = "error", units: str = "unknown") -> xr.Dat
         raise ExperimentError("file is empty; expected two columns: wavelength (nm), value", file=path)
     header = ""
     first_cells = _split(lines[idx[0]], sep)
+    names: list[str] = []
     if any(_number(c) is None for c in first_cells):
         header = lines[idx[0]].strip()
+        names = first_cells
         idx = idx[1:]
     if not idx:
         raise ExperimentError("no data rows after the header; expected two columns: wavelength (nm), value",
                               file=path)
+    ncell = len(names) if names else len(_split(lines[idx[0]], sep))
+    shown = ", ".join(f"{j} = {n!r}" for j, n in enumerate(names, start=1) if j > 1) if names else \
+        ", ".join(str(j) for j in range(2, ncell + 1))
+    if column is None:
+        if ncell > 2:
+            raise ExperimentError(
+                f"{ncell - 1} value columns ({shown}); expected column = \"name\" or a column number in the "
+                "manifest entry to say which one to read", file=path, line=idx[0] + (0 if names else 1))
+        vcol = 2
+    elif isinstance(column, str) and not isinstance(column, bool):
+        if column not in names:
+            raise ExperimentError(f"column {column!r} not in the header; expected one of: {shown or 'no header'}",
+                                  file=path, line=idx[0])
+        vcol = names.index(column) + 1
+        if vcol == 1:
+            raise ExperimentError(f"column {column!r} is the wavelength column; expected a value column "
+                                  f"({shown})", file=path, line=idx[0])
+    else:
+        vcol = int(column)
+        if not 2 <= vcol <= ncell:
+            raise ExperimentError(f"column {column} outside the value columns; expected 2..{ncell} ({shown})",
+                                  file=path)
     # Data must be contiguous: an empty line inside the data would hide rows from a reader.
     last = idx[-1]
     for k in range(idx[0], last + 1):
@@ -563,11 +640,13 @@ def read_spectrum(path, *, nan: str = "error", units: str = "unknown") -> xr.Dat
     wl, val, where = [], [], []
     for k in idx:
         cells = _split(lines[k], sep)
-        if len(cells) != 2:
-            raise ExperimentError(f"row has {len(cells)} cell(s); expected 2: wavelength (nm), value",
+        if len(cells) != ncell:
+            expect = "2: wavelength (nm), value" if ncell == 2 else f"{ncell} (as in the first row)"
+            raise ExperimentError(f"row has {len(cells)} cell(s); expected {expect}",
                                   file=path, line=k + 1)
         nums = []
-        for j, c in enumerate(cells, start=1):
+        for j in (1, vcol):
+            c = cells[j - 1]
             v = _number(c)
             if v is None:
                 what = "empty cell" if c == "" else f"non-numeric cell {c!r}"
@@ -588,5 +667,6 @@ def read_spectrum(path, *, nan: str = "error", units: str = "unknown") -> xr.Dat
     da = xr.DataArray(values[keep, 0][order], dims=("wavelength",),
                       coords={"wavelength": ("wavelength", wl_a[keep][order], {"units": "nm", "long_name": "wavelength"})},
                       attrs={"units": units, "source_file": os.fspath(path), **({"header": header} if header else {}),
-                             **extra})
+                             **({"columns": ", ".join(names)} if names else {}),
+                             **({"column": names[vcol - 1] if names else vcol} if ncell > 2 else {}), **extra})
     return da

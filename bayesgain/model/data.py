@@ -98,7 +98,8 @@ def reduce_experiment(tree, options, name="experiment", components=None):
         if di.size == 0:
             raise ValueError(f"{name}: no solution TA delays within cross_section_delays_ps "
                              f"{options['cross_section_delays_ps']} ps")
-        mean, sem = pp.window_average(ta.isel(delay=di).assign_attrs(units="OD"), bw)
+        scan_sem = sol["ta_scan_sem"].isel(delay=di) if "ta_scan_sem" in sol.data_vars else None
+        mean, sem = pp.window_average(ta.isel(delay=di).assign_attrs(units="OD"), bw, pixel_sem=scan_sem)
         mean = mean.transpose("fluence", "delay")
         sem = sem.transpose("fluence", "delay")
         J = np.asarray(ph.depth_averaged_fluence(ta["fluence"].values, float(sol.attrs["pump_absorbance"])))
@@ -164,7 +165,9 @@ def reduce_experiment(tree, options, name="experiment", components=None):
             parts.append(("gain", gi))
         blocks = []
         for label, di in parts:
-            A, A_sem = pp.window_average(esa["A_star"].isel(delay=di), bw)
+            # scan scatter of the raw dA; the eq. S33 reflection correction is taken as slope 1 here
+            scan_sem = ta["dA_scan_sem"].isel(delay=di) if "dA_scan_sem" in ta.data_vars else None
+            A, A_sem = pp.window_average(esa["A_star"].isel(delay=di), bw, pixel_sem=scan_sem)
             S, _ = pp.window_average(sens.isel(delay=di), bw)
             order = ("potential", "fluence", "delay")
             c = {"potential": pots, "fluence": np.arange(flu.size), "delay": delays[di]}
