@@ -51,9 +51,8 @@ import numpy as np
 from scipy import optimize, special, stats
 
 from . import __version__
-from . import physics as ph
 from ._atomic import write_text_atomic
-from .physics.poisson import required_n_max
+from . import sim_physics as sp
 
 __all__ = ["PRESETS", "simulate_experiment", "preset_parameters", "band_edge_window_threshold",
            "excited_state", "to_toml", "HC_EV_NM"]
@@ -202,51 +201,22 @@ def _probe_noise_scale(p, lam):
 
 
 # ----------------------------------------------------------------------------- excited state
-def _rates(mean_max, p):
-    k_xx, k_x = 1.0 / p["tau_xx_ps"], 1.0 / p["tau_x_ps"]
-    n_max = required_n_max(mean_max)
-    N = np.arange(1, n_max + 1, dtype=float)
-    n = np.arange(p["g_e"] + 1, dtype=float)
-    return n_max, ph.auger_rate(N[None, :], n[:, None], k_xx, k_x)  # (S, n_max)
-
-
 def excited_state(mean_excitons, fractions, delays_ps, p):
     """Ensemble observables after the Auger cascade, per condition (B,) and delay (T,).
 
-    Returns a dict with ``A_ens`` (B, T) from :func:`ph.cascade_absorption` (units of gamma),
-    ``A_eff`` = A_ens + eta <min(N,g_h) min(N+n,g_e)> (hole trapping), ``A_pre`` (B,) unexcited,
-    ``occ`` (B, T) 1S(e) occupancy <min(N+n, g_e)>/g_e, ``occ_pre`` (B,), ``a_neutral`` (B, T)
-    = <min(N, g_e)>/g_e of the neutral chain (drives the reflection artefact) and ``A_check``, the
-    band-edge absorption recomputed from the populations of :func:`ph.state_populations` (equals
-    ``A_ens``; a consistency check).
+    Computed by the simulator's own path (:func:`bayesgain.sim_physics.ensemble_observables`, matrix
+    exponential of the master equation), never by the model's :mod:`bayesgain.physics`.  Returns a
+    dict with ``A_ens`` (B, T) band-edge absorption (units of gamma), ``A_eff`` = A_ens + eta
+    <min(N,g_h) min(N+n,g_e)> (hole trapping), ``A_pre`` (B,) unexcited, ``occ`` (B, T) 1S(e)
+    occupancy <min(N+n, g_e)>/g_e, ``occ_pre`` (B,) and ``a_neutral`` (B, T) = <min(N, g_e)>/g_e of
+    the neutral chain (drives the reflection artefact).
     """
-    g_e, g_h = p["g_e"], p["g_h"]
     mean = np.atleast_1d(np.asarray(mean_excitons, float))
     f = np.atleast_2d(np.asarray(fractions, float))
     t = np.maximum(np.asarray(delays_ps, float), 0.0)
-    k_xx, k_x = 1.0 / p["tau_xx_ps"], 1.0 / p["tau_x_ps"]
-    A_ens = ph.cascade_absorption(mean, f, t, k_xx, k_x, g_e, g_h)
-    n_max, rates = _rates(mean.max(), p)
-    Nv = np.arange(n_max + 1, dtype=float)
-    emis = np.zeros((mean.size, t.size))
-    occ = np.zeros_like(emis)
-    a_neu = np.zeros_like(emis)
-    A_chk = np.zeros_like(emis)
-    table = ph.band_edge_absorption(Nv[:, None], np.arange(g_e + 1, dtype=float)[None, :], g_e, g_h)
-    for b, m in enumerate(mean):
-        P0 = stats.poisson.pmf(Nv, m)
-        for n in range(g_e + 1):
-            pop = ph.state_populations(P0, rates[n], t)  # (n_max+1, T)
-            e = np.minimum(Nv + n, g_e)
-            h = np.minimum(Nv, g_h)
-            emis[b] += f[b, n] * (h * e) @ pop
-            occ[b] += f[b, n] * (e / g_e) @ pop
-            A_chk[b] += f[b, n] * table[:, n] @ pop
-            if n == 0:
-                a_neu[b] = (np.minimum(Nv, g_e) / g_e) @ pop
-    A_pre = f @ table[0]
-    return dict(A_ens=A_ens, A_eff=A_ens + p["hole_trap_fraction"] * emis, A_pre=A_pre, occ=occ,
-                occ_pre=f @ (np.arange(g_e + 1) / g_e), a_neutral=a_neu, A_check=A_chk)
+    ob = sp.ensemble_observables(mean, f, t, 1.0 / p["tau_xx_ps"], 1.0 / p["tau_x_ps"], p["g_e"], p["g_h"])
+    return dict(A_ens=ob["A"], A_eff=ob["A"] + p["hole_trap_fraction"] * ob["emission"], A_pre=ob["A_pre"],
+                occ=ob["occupancy"], occ_pre=ob["occupancy_pre"], a_neutral=ob["neutral_occupancy"])
 
 
 def _irf(p, delays):
@@ -293,6 +263,17 @@ def band_edge_window_threshold(mean_excitons, dA_window, A0_window):
     return float(m[i - 1] + (1.0 - frac[i - 1]) * (m[i] - m[i - 1]) / (frac[i] - frac[i - 1]))
 
 
+def _fractions(p, potential_V):
+    """Charge fractions of the simulated film (disordered, the simulator's own implementation)."""
+    return sp.fractions(potential_V, p["V_1S_V"], p["V_C_V"], p["sigma_1S_V"], p["temperature_K"], p["g_e"])
+
+
+def _depth_average_ratio(absorbance_OD):
+    """Mean of 10^(-A z) over the depth z in [0, 1]: (1 - e^{-aL}) / aL with aL = A ln 10 (Beer-Lambert)."""
+    aL = float(absorbance_OD) * math.log(10.0)
+    return 1.0 - 0.5 * aL if aL < 1e-6 else float(-np.expm1(-aL) / aL)
+
+
 def _solve_potentials(p, targets):
     """Potentials (V, rounded to 1 mV) at which <n_e> equals the targets; 0 -> open circuit."""
     out = []
@@ -301,8 +282,7 @@ def _solve_potentials(p, targets):
             out.append(p["open_circuit_potential_V"])
             continue
         def g(V):
-            f = ph.charge_fractions(V, p["V_1S_V"], p["V_C_V"], p["sigma_1S_V"], p["temperature_K"], p["g_e"])
-            return float(ph.mean_electrons(f)) - target
+            return float(sp.mean_electrons(_fractions(p, V))) - target
         V = optimize.brentq(g, p["V_1S_V"] - 1.5, p["open_circuit_potential_V"], xtol=1e-7)
         out.append(round(V, 3))
     return np.array(out)
@@ -314,8 +294,8 @@ def _threshold_eta(p, fractions):
     N = np.arange(80, dtype=float)
     res = []
     for f in np.atleast_2d(fractions):
-        A = sum(f[n] * (ph.band_edge_absorption(N, float(n), g_e, g_h)
-                        + eta * np.minimum(N, g_h) * np.minimum(N + n, g_e)) for n in range(g_e + 1))
+        table = sp.band_edge_table(N.size - 1, g_e, g_h)
+        A = sum(f[n] * (table[:, n] + eta * np.minimum(N, g_h) * np.minimum(N + n, g_e)) for n in range(g_e + 1))
         fun = lambda m: float(stats.poisson.pmf(N, m) @ A)  # noqa: E731
         if fun(1e-9) <= 0:
             res.append(0.0)
@@ -441,7 +421,7 @@ def simulate_experiment(out_dir, preset="batch-a", seed=0, overwrite=False, **ov
     pump_OD = float("%.4f" % np.interp(p["pump_wavelength_nm"], lam_ss, sol_ss.A0))
     noise_scale = _probe_noise_scale(p, lam)
     sigma = p["cross_section_400nm_cm2"]
-    depth_ratio = float(ph.depth_averaged_fluence(1.0, pump_OD))
+    depth_ratio = _depth_average_ratio(pump_OD)
 
     # design and true random parameters (drawn first, in a fixed order)
     sol_targets = _floats(p["solution_mean_excitons"])
@@ -459,8 +439,8 @@ def simulate_experiment(out_dir, preset="batch-a", seed=0, overwrite=False, **ov
     film_sigma = p["film_cross_section_ratio"] * sigma
     tr_N = film_sigma * film_J_nom * np.exp(tr_err)
     ta_N = film_sigma * film_J_nom[None, :] * np.exp(ta_err)
-    frac_ta = ph.charge_fractions(potentials, p["V_1S_V"], p["V_C_V"], p["sigma_1S_V"], p["temperature_K"], g_e)
-    ne_ta = ph.mean_electrons(frac_ta)
+    frac_ta = _fractions(p, potentials)
+    ne_ta = sp.mean_electrons(frac_ta)
 
     truth = {
         "note": SYNTHETIC_NOTE + "; these are the TRUE parameters of the simulation",
@@ -521,16 +501,15 @@ def simulate_experiment(out_dir, preset="batch-a", seed=0, overwrite=False, **ov
     pl_tr = _gauss(E_pl, E_X + p["pl_trion_shift_meV"] * 1e-3, w_pl)
     pl_tt = 0.6 * _gauss(E_pl, E_X + 1.3 * p["pl_trion_shift_meV"] * 1e-3, w_pl) + \
         0.4 * _gauss(E_pl, E_X + p["pl_tetron_blue_shift_meV"] * 1e-3, 1.3 * w_pl)
-    table0 = ph.band_edge_absorption(np.zeros(g_e + 1), np.arange(g_e + 1, dtype=float), g_e, g_h)
+    table0 = sp.band_edge_table(0, g_e, g_h)[0]
     gg = g_e * g_h
-    f_oc = ph.charge_fractions(p["open_circuit_potential_V"], p["V_1S_V"], p["V_C_V"], p["sigma_1S_V"],
-                               p["temperature_K"], g_e)
+    f_oc = _fractions(p, p["open_circuit_potential_V"])
     for c in range(p["sec_cycles"]):
         for direction in ("forward", "backward"):
             sign = 0.5 if direction == "forward" else -0.5
             Vs = V_grid if direction == "forward" else V_grid[::-1]
             V_eff = Vs + drift[c] + sign * p["sec_hysteresis_V"]
-            fr = ph.charge_fractions(V_eff, p["V_1S_V"], p["V_C_V"], p["sigma_1S_V"], p["temperature_K"], g_e)
+            fr = _fractions(p, V_eff)
             dpre = (fr @ table0 - f_oc @ table0) / gg  # (V,)
             docc = (fr - f_oc) @ (np.arange(g_e + 1) / g_e)
             dsec = (film.A1[:, None] * dpre[None, :] - film.higher[:, None] * docc[None, :]
