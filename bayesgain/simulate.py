@@ -136,20 +136,60 @@ targets for which the film TA potentials are solved) are comma-separated strings
 fits the flat ``truth.toml``.  ``hole_trap_fraction`` of batch B is tuned so that the 5 ps band-edge
 window threshold of its solution series comes out near 1.8 (paper Fig. S33)."""
 
+# Mismatch knobs: what real films do and the inference model does not share.  Defaults are off (the
+# simulation is unchanged) except the direction of the biexciton line shift, which is blue (paper: a
+# repulsive biexciton in thick-shell dots shifts the gain line up to ~20 meV to the blue); the shipped
+# presets keep the red shift they were generated with (``_PRESET_KNOBS``), so data/ stays reproducible.
+KNOBS = dict(
+    biexciton_shift_direction="blue",   # "blue" | "red": sign of the excited 1S line shift biexciton_shift_meV x^2
+    tail_2s_fraction=0.0,               # 2S/higher-band bleach tail in the 1S window: peak OD / film 1S peak OD
+    tail_2s_fwhm_meV=250.0,             # width of that tail's Gaussian line (centred on the 2S transition)
+    tail_2s_tau_ps=50.0,                # its own decay time (not the Auger cascade's)
+    cooling_time_ps=0.0,                # hot-carrier cooling: band-edge signals rise as 1 - exp(-t / tau); 0 = instant
+    pump_attenuation=False,             # Beer-Lambert depth profile of <N> through the film (film OD at the pump)
+    correlated_noise_OD=0.0,            # TA noise correlated along wavelength (sd per point)
+    correlated_noise_length_nm=15.0,    # its Gaussian correlation length
+    baseline_jitter_OD=0.0,             # per-delay baseline offset and linear tilt across the probe (sd each)
+    sec_drift_within_sweep_V=0.0,       # sd of a linear potential drift from the start to the end of each sweep
+    sec_lag_steps=0.0,                  # first-order lag of the film potential behind the applied one (in steps)
+    sec_bleach_loss_per_cycle=0.0,      # fractional loss of the SEC signals per cycle (film degradation)
+    sec_directions="forward,backward",  # which SEC sweeps are written ("forward" = towards negative potential)
+    film_ta_reflection_corrected=False,  # film TA written as true Delta A (reflection corrected), no TR files
+)
+"""Mismatch knobs (see ``docs/mismatch-scenarios.md``); pass them like preset keys."""
+
+_PRESET_KNOBS = {"batch-a": {"biexciton_shift_direction": "red"}, "batch-b": {"biexciton_shift_direction": "red"}}
 _LIST_KEYS = ("solution_mean_excitons", "film_mean_excitons", "film_mean_electrons")
+_CHOICES = {"biexciton_shift_direction": ("blue", "red")}
+_DEPTH_NODES = 8  # Gauss-Legendre slices of the film depth (exact to < 1e-12 for the film's pump OD < 0.2)
+
+
+def preset_knobs(preset="batch-a"):
+    """Knob values of ``preset`` (the defaults of :data:`KNOBS` with the preset's own exceptions)."""
+    return {**KNOBS, **_PRESET_KNOBS.get(preset, {})}
 
 
 def preset_parameters(preset="batch-a", **overrides):
-    """Parameters of ``preset`` with ``overrides`` applied (unknown keys raise).  Lists become strings."""
+    """Parameters of ``preset`` and its knobs with ``overrides`` applied (unknown keys raise).  Lists become strings."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-    p = dict(PRESETS[preset])
+    p = {**PRESETS[preset], **preset_knobs(preset)}
     for key, value in overrides.items():
         if key not in p:
             raise ValueError(f"unknown parameter {key!r} for preset {preset!r}")
         if key in _LIST_KEYS and not isinstance(value, str):
             value = ",".join(f"{float(v):g}" for v in value)
+        if isinstance(p[key], bool):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"parameter {key!r} must be true or false; got {value!r}")
+            value = bool(value)
         p[key] = type(p[key])(value) if not isinstance(p[key], str) else str(value)
+    for key, choices in _CHOICES.items():
+        if p[key] not in choices:
+            raise ValueError(f"parameter {key!r} must be one of {choices}; got {p[key]!r}")
+    dirs = [d.strip() for d in p["sec_directions"].split(",") if d.strip()]
+    if not dirs or any(d not in ("forward", "backward") for d in dirs) or len(set(dirs)) < len(dirs):
+        raise ValueError(f"parameter 'sec_directions' must list forward and/or backward; got {p['sec_directions']!r}")
     return p
 
 
@@ -171,7 +211,7 @@ class _Spectra:
         self.E1 = HC_EV_NM / p["peak_1S_nm"] + blue_shift_meV * 1e-3
         self.w1 = p["fwhm_1S_meV"] * 1e-3
         self.a1 = peak_1S_OD
-        E2 = HC_EV_NM / p["peak_2S_nm"] + blue_shift_meV * 1e-3
+        self.E2 = E2 = HC_EV_NM / p["peak_2S_nm"] + blue_shift_meV * 1e-3
         Esh = HC_EV_NM / p["shell_edge_nm"] + blue_shift_meV * 1e-3
         wsh = p["shell_edge_width_meV"] * 1e-3
         self.A1 = self.a1 * _gauss(self.E, self.E1, self.w1)
@@ -182,6 +222,7 @@ class _Spectra:
         self.A0 = self.A1 + self.A2 + self.Ash + self.Abg
         self.pia = p["pia_fraction"] * self.a1 * _gauss(self.E, HC_EV_NM / p["pia_peak_nm"], p["pia_fwhm_meV"] * 1e-3)
         self.higher = p["bleach_2S_fraction"] * self.A2 + p["bleach_shell_fraction"] * self.Ash
+        self.tail_2s = p["tail_2s_fraction"] * self.a1 * _gauss(self.E, self.E2, p["tail_2s_fwhm_meV"] * 1e-3)
 
     def band_edge(self, shift_eV):
         """1S absorbance with the line shifted by ``shift_eV`` (..., 1) -> (..., L)."""
@@ -223,17 +264,77 @@ def _irf(p, delays):
     return 0.5 * (1.0 + special.erf(np.asarray(delays) / (math.sqrt(2.0) * p["irf_sd_ps"])))
 
 
-def _delta_A(p, spec, ex, delays):
+def _cooling(p, delays):
+    """Band-edge filling by hot-carrier cooling: 1 - exp(-t / tau_cool) (1 for instant cooling)."""
+    return -np.expm1(-np.maximum(np.asarray(delays, float), 0.0) / p["cooling_time_ps"])
+
+
+def _delta_A(p, spec, ex, delays, mean_excitons):
     """True pump-induced Delta A (B, L, T) in OD."""
     gg = p["g_e"] * p["g_h"]
     x = np.clip((ex["A_pre"][:, None] - ex["A_eff"]) / (2.0 * gg), 0.0, 1.0)  # (B, T)
-    shift = p["biexciton_shift_meV"] * 1e-3 * x**2
+    # band_edge shifts the line by -shift_eV in energy: a positive shift is red
+    sign = 1.0 if p["biexciton_shift_direction"] == "red" else -1.0
+    shift = sign * p["biexciton_shift_meV"] * 1e-3 * x**2
     exc = spec.band_edge(shift[..., None])  # (B, T, L)
     exc = exc.transpose(0, 2, 1) * (ex["A_eff"][:, None, :] / gg)
     d1S = exc - spec.A1[None, :, None] * (ex["A_pre"][:, None, None] / gg)
     docc = (ex["occ"] - ex["occ_pre"][:, None])[:, None, :]
     dA = d1S - spec.higher[None, :, None] * docc + spec.pia[None, :, None] * docc
+    if p["cooling_time_ps"] > 0:
+        dA = dA * _cooling(p, delays)[None, None, :]
+    if p["tail_2s_fraction"] > 0:
+        # excited QDs (1 - P(0)) bleach the higher band; it relaxes on its own clock, not the cascade's
+        excited = -np.expm1(-np.asarray(mean_excitons, float))
+        decay = np.exp(-np.maximum(np.asarray(delays, float), 0.0) / p["tail_2s_tau_ps"])
+        dA = dA - spec.tail_2s[None, :, None] * excited[:, None, None] * decay[None, None, :]
     return dA * _irf(p, delays)[None, None, :]
+
+
+def _film_response(p, spec, mean_excitons, fractions, delays, pump_OD):
+    """Film Delta A and Delta R (B, L, T); with ``pump_OD`` > 0 averaged over the depth, where the
+    pump (and so <N>) falls as 10^(-pump_OD z) (Gauss-Legendre slices; ``mean_excitons`` at the front)."""
+    N = np.asarray(mean_excitons, float)
+    f = np.atleast_2d(fractions)
+    if pump_OD <= 0:
+        ex = excited_state(N, f, delays, p)
+        return _delta_A(p, spec, ex, delays, N), _delta_R(p, spec, ex, delays)
+    z, w = np.polynomial.legendre.leggauss(_DEPTH_NODES)
+    z, w = 0.5 * (z + 1.0), 0.5 * w
+    Nk = (N[:, None] * 10.0 ** (-pump_OD * z)[None, :]).reshape(-1)
+    ex = excited_state(Nk, np.repeat(f, z.size, axis=0), delays, p)
+    avg = lambda a: np.einsum("bkLT,k->bLT", a.reshape(N.size, z.size, *a.shape[1:]), w)  # noqa: E731
+    return avg(_delta_A(p, spec, ex, delays, Nk)), avg(_delta_R(p, spec, ex, delays))
+
+
+def _correlated_noise(p, rng, n_lam, n_delays, lam_step_nm):
+    """Noise correlated along wavelength (Gaussian kernel) plus a per-delay baseline offset and tilt (L, T)."""
+    out = np.zeros((n_lam, n_delays))
+    if p["correlated_noise_OD"] > 0:
+        s = p["correlated_noise_length_nm"] / lam_step_nm
+        half = int(math.ceil(4 * s))
+        k = np.exp(-0.5 * (np.arange(-half, half + 1) / s) ** 2)
+        k = k / math.sqrt(np.sum(k**2))  # unit variance per point
+        white = rng.normal(0.0, 1.0, (n_lam + 2 * half, n_delays))
+        smooth = np.apply_along_axis(lambda c: np.convolve(c, k, mode="valid"), 0, white)
+        out += p["correlated_noise_OD"] * smooth
+    if p["baseline_jitter_OD"] > 0:
+        tilt = np.linspace(-1.0, 1.0, n_lam)[:, None]
+        offset, slope = rng.normal(0.0, p["baseline_jitter_OD"], (2, n_delays))
+        out += offset[None, :] + slope[None, :] * tilt
+    return out
+
+
+def _lagged(V, steps):
+    """Film potential lagging the applied sweep ``V`` by a first-order relaxation of ``steps`` sweep steps."""
+    if steps <= 0:
+        return V
+    a = 1.0 / (1.0 + steps)
+    out = np.empty_like(V)
+    out[0] = V[0]
+    for i in range(1, V.size):
+        out[i] = out[i - 1] + a * (V[i] - out[i - 1])
+    return out
 
 
 def _delta_R(p, spec, ex, delays):
@@ -368,20 +469,27 @@ def _spectrum_csv(lam, values, header, fmt="%.6e"):
     return header + "\n" + "\n".join(f"{l:.1f}," + fmt % v for l, v in zip(lam, values)) + "\n"
 
 
-def _footer(seed, preset, what):
-    return (f"# {SYNTHETIC_NOTE}", f"# preset={preset} seed={seed} bayesgain={__version__}", f"# {what}")
+def _footer(seed, preset, what, scenario=None):
+    made = f"preset={preset}" if scenario is None else f"scenario={scenario} preset={preset}"
+    return (f"# {SYNTHETIC_NOTE}", f"# {made} seed={seed} bayesgain={__version__}", f"# {what}")
 
 
 # ----------------------------------------------------------------------------- main entry
-def simulate_experiment(out_dir, preset="batch-a", seed=0, overwrite=False, **overrides):
+def simulate_experiment(out_dir, preset="batch-a", seed=0, overwrite=False, *, scenario=None, **overrides):
     """Write one SYNTHETIC experiment folder (``experiment.toml``, ``truth.toml``, CSV files).
 
     Parameters: ``out_dir`` (created; a non-empty existing folder is refused unless ``overwrite``;
     with ``overwrite`` a previous synthetic experiment there is removed first), ``preset`` (a key of
-    :data:`PRESETS`), ``seed`` (``numpy.random.default_rng`` seed), ``overrides`` (preset keys).
-    Returns the folder path.
+    :data:`PRESETS`), ``seed`` (``numpy.random.default_rng`` seed), ``scenario`` (a name recorded in
+    truth.toml and the file footers; see :mod:`bayesgain.scenarios`), ``overrides`` (preset keys and
+    :data:`KNOBS`).  truth.toml lists every knob when a scenario is named or a knob differs from the
+    preset's value (the shipped presets' truth.toml predates the knobs).  Knob random numbers come
+    from a second generator (``default_rng([seed, 1])``), so switching a knob leaves the other noise
+    unchanged.  Returns the folder path.
     """
     p = preset_parameters(preset, **overrides)
+    knobs = {k: p[k] for k in KNOBS}
+    record_knobs = scenario is not None or knobs != preset_knobs(preset)
     seed = int(seed)
     out = pathlib.Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -399,8 +507,9 @@ def simulate_experiment(out_dir, preset="batch-a", seed=0, overwrite=False, **ov
                 shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    krng = np.random.default_rng([seed, 1])
     g_e, g_h = p["g_e"], p["g_h"]
-    footer = lambda what: _footer(seed, preset, what)  # noqa: E731
+    footer = lambda what: _footer(seed, preset, what, scenario)  # noqa: E731
 
     # grids
     lam = np.linspace(p["probe_min_nm"], p["probe_max_nm"], p["n_wavelengths"])
@@ -422,6 +531,9 @@ def simulate_experiment(out_dir, preset="batch-a", seed=0, overwrite=False, **ov
     noise_scale = _probe_noise_scale(p, lam)
     sigma = p["cross_section_400nm_cm2"]
     depth_ratio = _depth_average_ratio(pump_OD)
+    film_pump_OD = float(np.interp(p["pump_wavelength_nm"], lam_ss, film_ss.A0)) if p["pump_attenuation"] else 0.0
+    film_depth_ratio = _depth_average_ratio(film_pump_OD)
+    lam_step = float(lam[1] - lam[0])
 
     # design and true random parameters (drawn first, in a fixed order)
     sol_targets = _floats(p["solution_mean_excitons"])
@@ -444,20 +556,25 @@ def simulate_experiment(out_dir, preset="batch-a", seed=0, overwrite=False, **ov
 
     truth = {
         "note": SYNTHETIC_NOTE + "; these are the TRUE parameters of the simulation",
+        **({"scenario": scenario} if scenario is not None else {}),
         "preset": preset, "seed": seed, "generator": f"bayesgain.simulate {__version__}",
-        **{k: v for k, v in p.items()},
+        **{k: v for k, v in p.items() if k not in KNOBS or record_knobs},
         "k_xx_per_ps": 1.0 / p["tau_xx_ps"], "k_x_per_ps": 1.0 / p["tau_x_ps"],
         "film_cross_section_400nm_cm2": film_sigma,
         "solution_pump_absorbance_OD": pump_OD,
         "solution_depth_average_ratio": depth_ratio,
         "film_1S_peak_eV": film.E1, "solution_1S_peak_eV": sol.E1,
     }
+    if record_knobs:
+        truth["film_pump_absorbance_OD"] = film_pump_OD
+        truth["film_depth_average_ratio"] = film_depth_ratio
     files = {}
     exp = {
         "name": out.name,
         "synthetic": True,
         "description": (f"SYNTHETIC experiment generated by bayesgain.simulate.simulate_experiment with seed {seed} "
-                        f"and preset {preset!r} ({p['label']}); not a measurement. truth.toml holds the true "
+                        + (f"for scenario {scenario!r} " if scenario is not None else "")
+                        + f"and preset {preset!r} ({p['label']}); not a measurement. truth.toml holds the true "
                         f"parameters."),
         "sample": {"g_e": g_e, "g_h": g_h, "temperature_K": p["temperature_K"],
                    "film_thickness_nm": p["film_thickness_nm"], "film_thickness_sd_nm": p["film_thickness_sd_nm"]},
@@ -473,12 +590,14 @@ def simulate_experiment(out_dir, preset="batch-a", seed=0, overwrite=False, **ov
     f_neutral = np.zeros((sol_N.size, g_e + 1))
     f_neutral[:, 0] = 1.0
     ex = excited_state(sol_N, f_neutral, delays, p)
-    dA = _delta_A(p, sol, ex, delays)
+    dA = _delta_A(p, sol, ex, delays, sol_N)
     sol_entries = []
     truth_sol_N, truth_sol_err, truth_sol_J = {}, {}, {}
     for i in range(sol_N.size):
         noise = (rng.normal(0.0, 1.0, (lam.size, delays.size)) * p["noise_OD"] * noise_scale[:, None]
                  + rng.normal(0.0, p["baseline_noise_OD"], delays.size)[None, :])
+        if p["correlated_noise_OD"] > 0 or p["baseline_jitter_OD"] > 0:
+            noise = noise + _correlated_noise(p, krng, lam.size, delays.size, lam_step)
         name = f"solution/ta/ta_F{i + 1:02d}.csv"
         files[name] = _matrix_csv(lam, delays, dA[i] + noise, "%.4e", footer=footer(
             f"solution TA, nominal fluence {sol_J_nom[i]:.4g} photons/cm2, Delta A in OD"))
@@ -504,75 +623,108 @@ def simulate_experiment(out_dir, preset="batch-a", seed=0, overwrite=False, **ov
     table0 = sp.band_edge_table(0, g_e, g_h)[0]
     gg = g_e * g_h
     f_oc = _fractions(p, p["open_circuit_potential_V"])
+    written = [d.strip() for d in p["sec_directions"].split(",")]
+    sec_drift_within = {}
     for c in range(p["sec_cycles"]):
+        # every sweep is simulated (same random numbers); only the listed directions are written
         for direction in ("forward", "backward"):
             sign = 0.5 if direction == "forward" else -0.5
             Vs = V_grid if direction == "forward" else V_grid[::-1]
-            V_eff = Vs + drift[c] + sign * p["sec_hysteresis_V"]
+            V_eff = _lagged(Vs, p["sec_lag_steps"]) + drift[c] + sign * p["sec_hysteresis_V"]
+            if p["sec_drift_within_sweep_V"] > 0:
+                d_end = krng.normal(0.0, p["sec_drift_within_sweep_V"])
+                V_eff = V_eff + d_end * np.linspace(0.0, 1.0, Vs.size)
+                sec_drift_within[f"cycle{c + 1}_{direction}"] = float(d_end)
             fr = _fractions(p, V_eff)
+            keep = (1.0 - p["sec_bleach_loss_per_cycle"]) ** c
             dpre = (fr @ table0 - f_oc @ table0) / gg  # (V,)
             docc = (fr - f_oc) @ (np.arange(g_e + 1) / g_e)
             dsec = (film.A1[:, None] * dpre[None, :] - film.higher[:, None] * docc[None, :]
                     + film.pia[:, None] * docc[None, :])
+            if keep != 1.0:
+                dsec = dsec * keep
             noise = (rng.normal(0.0, 1.0, dsec.shape) * p["sec_noise_OD"] * sec_noise_scale[:, None]
                      + rng.normal(0.0, p["sec_baseline_noise_OD"], Vs.size)[None, :])
             name = f"film/sec/abs_cycle{c + 1}_{direction}.csv"
-            files[name] = _matrix_csv(lam, Vs, dsec + noise, "%.4e", axis_fmt=("%.3f", "%.4f"), footer=footer(
-                f"SEC absorption, cycle {c + 1} {direction}, Delta A_SEC in OD vs open circuit; "
-                "row 0 = potential V"))
-            sec_entries.append({"file": name, "kind": "absorption", "cycle": c + 1, "direction": direction})
+            if direction in written:
+                files[name] = _matrix_csv(lam, Vs, dsec + noise, "%.4e", axis_fmt=("%.3f", "%.4f"), footer=footer(
+                    f"SEC absorption, cycle {c + 1} {direction}, Delta A_SEC in OD vs open circuit; "
+                    "row 0 = potential V"))
+                sec_entries.append({"file": name, "kind": "absorption", "cycle": c + 1, "direction": direction})
             emission = (fr[:, 0][None, :] * pl_x[:, None] + p["pl_q1"] * fr[:, 1][None, :] * pl_tr[:, None]
                         + p["pl_q2"] * fr[:, 2][None, :] * pl_tt[:, None])
+            if keep != 1.0:
+                emission = emission * keep
             pl = p["pl_peak_counts"] * emission + p["pl_dark_counts"]
             pl = pl + rng.normal(0.0, 1.0, pl.shape) * np.sqrt(pl + p["pl_read_noise_counts"] ** 2)
             name = f"film/sec/pl_cycle{c + 1}_{direction}.csv"
-            files[name] = _matrix_csv(lam_pl, Vs, np.maximum(pl, 0.0), "%.1f", axis_fmt=("%.3f", "%.4f"),
-                                      footer=footer(f"SEC photoluminescence, cycle {c + 1} {direction}, counts; "
-                                                    "column 0 = emission wavelength nm; row 0 = potential V"))
-            sec_entries.append({"file": name, "kind": "photoluminescence", "cycle": c + 1, "direction": direction})
+            if direction in written:
+                files[name] = _matrix_csv(lam_pl, Vs, np.maximum(pl, 0.0), "%.1f", axis_fmt=("%.3f", "%.4f"),
+                                          footer=footer(f"SEC photoluminescence, cycle {c + 1} {direction}, counts; "
+                                                        "column 0 = emission wavelength nm; row 0 = potential V"))
+                sec_entries.append({"file": name, "kind": "photoluminescence", "cycle": c + 1,
+                                    "direction": direction})
     truth["sec_drift_V"] = {f"cycle{c + 1}": float(drift[c]) for c in range(p["sec_cycles"])}
+    if sec_drift_within:
+        truth["sec_drift_within_sweep_end_V"] = sec_drift_within
 
     # --- film transient reflection at open circuit, one per fluence
     f_oc_rows = np.repeat(np.atleast_2d(f_oc), tr_N.size, axis=0)
-    ex_tr = excited_state(tr_N, f_oc_rows, delays, p)
-    dR = _delta_R(p, film, ex_tr, delays)
+    if film_pump_OD > 0:
+        _, dR = _film_response(p, film, tr_N, f_oc_rows, delays, film_pump_OD)
+    else:
+        dR = _delta_R(p, film, excited_state(tr_N, f_oc_rows, delays, p), delays)
+    write_tr = not p["film_ta_reflection_corrected"]  # labs export corrected TA without the TR it needed
     tr_noise_scale = noise_scale * np.sqrt(p["reflectance_mean"] / (F_R / 10.0 ** (-film.A0)))
     tr_entries, truth_tr_N, truth_tr_err = [], {}, {}
     for j in range(tr_N.size):
         noise = rng.normal(0.0, 1.0, (lam.size, delays.size)) * p["tr_noise_OD"] * tr_noise_scale[:, None]
+        if not write_tr:
+            continue
         name = f"film/tr/tr_F{j + 1:02d}.csv"
         files[name] = _matrix_csv(lam, delays, dR[j] + noise, "%.4e", footer=footer(
             f"film transient reflection at open circuit, nominal fluence {film_J_nom[j]:.4g} photons/cm2, "
             "Delta R in OD"))
         tr_entries.append({"file": name, "potential_V": float(p["open_circuit_potential_V"]),
                            "fluence_photons_cm2": float(film_J_nom[j])})
-        truth_tr_N[name], truth_tr_err[name] = float(tr_N[j]), float(tr_err[j])
-    truth["film_tr_true_mean_excitons"] = truth_tr_N
-    truth["film_tr_fluence_log_error"] = truth_tr_err
+        truth_tr_N[name] = float(tr_N[j] * film_depth_ratio) if film_pump_OD > 0 else float(tr_N[j])
+        truth_tr_err[name] = float(tr_err[j])
+    if write_tr:
+        truth["film_tr_true_mean_excitons"] = truth_tr_N
+        truth["film_tr_fluence_log_error"] = truth_tr_err
 
     # --- film TA (raw extinction Delta A*) at each potential and fluence
     ta_entries, truth_ta_N, truth_ta_err, truth_ta_ne = [], {}, {}, {}
     Nflat = ta_N.reshape(-1)
     frows = np.repeat(frac_ta, film_targets.size, axis=0)
-    ex_ta = excited_state(Nflat, frows, delays, p)
-    dA_ta = _delta_A(p, film, ex_ta, delays)
-    dR_ta = _delta_R(p, film, ex_ta, delays)
-    dA_star = _extinction(dA_ta, dR_ta, F_A[None, :, None], F_R[None, :, None])
+    dA_ta, dR_ta = _film_response(p, film, Nflat, frows, delays, film_pump_OD)
+    corrected = p["film_ta_reflection_corrected"]
+    dA_star = dA_ta if corrected else _extinction(dA_ta, dR_ta, F_A[None, :, None], F_R[None, :, None])
+    kind = ("film TA (reflection corrected, Delta A in OD)" if corrected
+            else "film TA (raw extinction, NOT reflection corrected)")
+    truth_ta_front = {}
     for i, V in enumerate(potentials):
         for j in range(film_targets.size):
             b = i * film_targets.size + j
             noise = (rng.normal(0.0, 1.0, (lam.size, delays.size)) * p["noise_OD"] * noise_scale[:, None]
                      + rng.normal(0.0, p["baseline_noise_OD"], delays.size)[None, :])
+            if p["correlated_noise_OD"] > 0 or p["baseline_jitter_OD"] > 0:
+                noise = noise + _correlated_noise(p, krng, lam.size, delays.size, lam_step)
             name = f"film/ta/ta_V{V:+.3f}_F{j + 1:02d}.csv"
             files[name] = _matrix_csv(lam, delays, dA_star[b] + noise, "%.4e", footer=footer(
-                f"film TA (raw extinction, NOT reflection corrected) at {V:.3f} V, nominal fluence "
-                f"{film_J_nom[j]:.4g} photons/cm2, Delta A* in OD"))
+                f"{kind} at {V:.3f} V, nominal fluence {film_J_nom[j]:.4g} photons/cm2"
+                + ("" if corrected else ", Delta A* in OD")))
             ta_entries.append({"file": name, "potential_V": float(V), "fluence_photons_cm2": float(film_J_nom[j]),
-                               "reflection_corrected": False})
-            truth_ta_N[name], truth_ta_err[name] = float(ta_N[i, j]), float(ta_err[i, j])
+                               "reflection_corrected": bool(corrected)})
+            truth_ta_err[name] = float(ta_err[i, j])
+            # with pump attenuation the <N> the probe sees is the depth average; the front value is kept too
+            truth_ta_N[name] = float(ta_N[i, j] * film_depth_ratio) if film_pump_OD > 0 else float(ta_N[i, j])
+            truth_ta_front[name] = float(ta_N[i, j])
     for i, V in enumerate(potentials):
         truth_ta_ne[f"{V:+.3f}V"] = float(ne_ta[i])
     truth["film_ta_true_mean_excitons"] = truth_ta_N
+    if film_pump_OD > 0:
+        truth["film_ta_front_mean_excitons"] = truth_ta_front
     truth["film_ta_fluence_log_error"] = truth_ta_err
     truth["film_ta_mean_electrons"] = truth_ta_ne
     thr = _threshold_eta(p, frac_ta)
@@ -582,7 +734,7 @@ def simulate_experiment(out_dir, preset="batch-a", seed=0, overwrite=False, **ov
         "absorptance_file": "film/absorptance.csv", "reflectance_file": "film/reflectance.csv",
         "open_circuit_potential_V": float(p["open_circuit_potential_V"]),
         "reference_electrode": "Ag pseudo-reference",
-        "sec": sec_entries, "tr": tr_entries, "ta": ta_entries,
+        "sec": sec_entries, **({"tr": tr_entries} if write_tr else {}), "ta": ta_entries,
     }
 
     # --- write everything atomically
