@@ -144,7 +144,7 @@ KNOBS = dict(
     biexciton_shift_direction="blue",   # "blue" | "red": sign of the excited 1S line shift biexciton_shift_meV x^2
     tail_2s_fraction=0.0,               # 2S/higher-band bleach tail in the 1S window: peak OD / film 1S peak OD
     tail_2s_fwhm_meV=250.0,             # width of that tail's Gaussian line (centred on the 2S transition)
-    tail_2s_tau_ps=50.0,                # its own decay time (not the Auger cascade's)
+    tail_2s_tau_ps=100.0,               # its own decay time (not the Auger cascade's)
     cooling_time_ps=0.0,                # hot-carrier cooling: band-edge signals rise as 1 - exp(-t / tau); 0 = instant
     pump_attenuation=False,             # Beer-Lambert depth profile of <N> through the film (film OD at the pump)
     correlated_noise_OD=0.0,            # TA noise correlated along wavelength (sd per point)
@@ -738,7 +738,8 @@ def simulate_experiment(out_dir, preset="batch-a", seed=0, overwrite=False, *, s
     }
 
     # --- write everything atomically
-    header = f"# {SYNTHETIC_NOTE}\n# preset={preset} seed={seed}\n"
+    made = f"preset={preset}" if scenario is None else f"scenario={scenario} preset={preset}"
+    header = f"# {SYNTHETIC_NOTE}\n# {made} seed={seed}\n"
     for name, text in sorted(files.items()):
         write_text_atomic(out / name, text)
     write_text_atomic(out / "truth.toml",
