@@ -317,3 +317,14 @@ def test_cascade_agrees_with_the_model(k_x):
         np.testing.assert_allclose(chains[-1, n], want, atol=1e-10)
     assert np.allclose(chains.sum(axis=2), 1.0, atol=1e-12)  # conservation
 
+
+
+def test_cli_simulate_scenario(tmp_path, capsys):
+    from bayesgain import cli
+
+    out = tmp_path / "cli" / "exp"
+    assert cli.main(["simulate", "--scenario", "lab-export", "--out", str(out), "--seed", "2"]) == 0
+    assert "scenario 'lab-export'" in capsys.readouterr().out
+    direct = SC.simulate_scenario("lab-export", tmp_path / "direct" / "exp", seed=2)
+    a, b = _files(out), _files(direct)
+    assert a.keys() == b.keys() and all(a[k] == b[k] for k in a)
