@@ -110,12 +110,17 @@ def test_matched_keeps_the_batch_a_design_and_shipped_presets_keep_the_red_shift
     assert SC.scenario_parameters("blue-biexciton")["biexciton_shift_direction"] == "blue"
 
 
+def _against_matched(quiet, scenario, index=-1):
+    """Noise-free solution TA window kinetics of ``scenario`` and of ``matched`` (file ``index``)."""
+    out, plain = quiet(scenario, scenario), quiet("plain", "matched")
+    entry = _toml(out / "experiment.toml")["solution"]["ta"][index]
+    t, a, lam_w = _window(out, entry, "solution_1S_peak_eV")
+    _, b, _ = _window(plain, entry, "solution_1S_peak_eV")
+    return _toml(out / "truth.toml"), entry, t, a, b, lam_w
+
+
 def test_band_2s_tail_adds_a_bleach_with_its_own_decay(quiet):
-    tail, plain = quiet("tail", "band-2s-tail"), quiet("plain", "matched")
-    exp, truth = _toml(tail / "experiment.toml"), _toml(tail / "truth.toml")
-    entry = exp["solution"]["ta"][-1]
-    t, with_tail, lam_w = _window(tail, entry, "solution_1S_peak_eV")
-    _, without, _ = _window(plain, entry, "solution_1S_peak_eV")
+    truth, entry, t, with_tail, without, lam_w = _against_matched(quiet, "band-2s-tail")
     diff = with_tail - without
     late = (t >= 5.0) & (t <= 300.0)
     assert np.all(diff[(t > 1.0) & (t < 500.0)] < 0)  # an extra bleach
@@ -130,11 +135,7 @@ def test_band_2s_tail_adds_a_bleach_with_its_own_decay(quiet):
 
 
 def test_hot_carrier_cooling_fills_the_band_edge_with_its_time_constant(quiet):
-    cool, plain = quiet("cool", "hot-carrier-cooling"), quiet("plain", "matched")
-    exp, truth = _toml(cool / "experiment.toml"), _toml(cool / "truth.toml")
-    entry = exp["solution"]["ta"][-1]
-    t, a, _ = _window(cool, entry, "solution_1S_peak_eV")
-    _, b, _ = _window(plain, entry, "solution_1S_peak_eV")
+    truth, _, t, a, b, _ = _against_matched(quiet, "hot-carrier-cooling")
     early = (t > 0.05) & (t <= 1.0)
     np.testing.assert_allclose(a[early] / b[early], 1 - np.exp(-t[early] / truth["cooling_time_ps"]), atol=2e-3)
     assert np.all(np.abs(a[t > 5] / b[t > 5] - 1) < 1e-3)
@@ -246,10 +247,7 @@ def test_lab_export_writes_corrected_ta_without_tr(quiet):
 
 
 def test_no_single_exciton_decay_keeps_the_late_bleach(quiet):
-    flat, plain = quiet("kx0", "no-single-exciton-decay"), quiet("plain", "matched")
-    entry = _toml(flat / "experiment.toml")["solution"]["ta"][0]  # low fluence: single excitons
-    t, a, _ = _window(flat, entry, "solution_1S_peak_eV")
-    _, b, _ = _window(plain, entry, "solution_1S_peak_eV")
+    _, _, t, a, b, _ = _against_matched(quiet, "no-single-exciton-decay", index=0)  # low fluence
     i, j = np.argmin(np.abs(t - 1000)), len(t) - 1
     # single excitons survive; with tau_x = 20 ns the matched bleach loses exp(-dt / tau_x) more
     assert (b[j] / b[i]) / (a[j] / a[i]) == pytest.approx(math.exp(-(t[j] - t[i]) / 20000.0), rel=2e-3)
