@@ -55,7 +55,7 @@ _LIST = [
              "shifting by ~x^2; the line's shape within the window is not modelled",
              dict(biexciton_shift_meV=20.0, biexciton_shift_direction="blue")),
     Scenario("pump-attenuation", "the pump decays through the film (Beer-Lambert; film OD at 400 nm ~0.04)",
-             "the model has one <N> per file; here <N> falls ~9 % from front to back (truth stores the depth "
+             "the model has one <N> per file; here <N> falls ~8 % from front to back (truth stores the depth "
              "average, film_ta_true_mean_excitons, and the front value)", dict(pump_attenuation=True)),
     Scenario("correlated-noise", "TA noise correlated over 15 nm of wavelength plus a per-delay baseline offset "
              "and tilt", "the window SEMs assume independent wavelengths; correlated noise makes them too small",
