@@ -28,11 +28,17 @@ def _simulate(args):
     from .simulate import simulate_experiment
 
     try:
-        path = simulate_experiment(args.out, preset=args.preset, seed=args.seed, overwrite=args.force)
+        if args.scenario:
+            from .scenarios import simulate_scenario
+
+            path = simulate_scenario(args.scenario, args.out, seed=args.seed, overwrite=args.force)
+        else:
+            path = simulate_experiment(args.out, preset=args.preset, seed=args.seed, overwrite=args.force)
     except FileExistsError as exc:
         print(f"bayesgain simulate: {exc} (use --force to replace a previous synthetic experiment)", file=sys.stderr)
         return 1
-    print(f"wrote SYNTHETIC experiment '{args.preset}' (seed {args.seed}) to {path}; true parameters in "
+    what = f"scenario '{args.scenario}'" if args.scenario else f"'{args.preset}'"
+    print(f"wrote SYNTHETIC experiment {what} (seed {args.seed}) to {path}; true parameters in "
           f"{path / 'truth.toml'}")
     return 0
 
@@ -273,6 +279,7 @@ def build_parser():
     c.add_argument("folder", help="folder holding experiment.toml (or the path of experiment.toml)")
     c.set_defaults(func=_check)
 
+    from .scenarios import scenario_names
     from .simulate import PRESETS
 
     s = sub.add_parser("simulate", help="write a SYNTHETIC experiment folder with its truth.toml")
@@ -280,6 +287,8 @@ def build_parser():
     s.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives byte-identical files")
     s.add_argument("--preset", default="batch-a", choices=sorted(PRESETS),
                    help="parameter set: batch-a (paper's main batch), batch-b (low-PLQY, hole trapping)")
+    s.add_argument("--scenario", choices=scenario_names(),
+                   help="a named mismatch scenario (docs/mismatch-scenarios.md); replaces --preset")
     s.add_argument("--force", action="store_true", help="replace a previous synthetic experiment in --out")
     s.set_defaults(func=_simulate)
 
