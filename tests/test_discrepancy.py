@@ -52,3 +52,46 @@ def test_lag1_autocorrelation_white_vs_smooth():
     g = groups[0]
     r = smooth[g]
     assert np.isclose(lag1_autocorrelation(smooth, [g]), np.sum(r[1:] * r[:-1]) / np.sum(r * r))
+
+
+@pytest.fixture(scope="module")
+def film_model_at_one_point(batch_a):
+    """Gain + dynamics model of batch A with a one-draw 'posterior' (a prior draw): the check's machinery
+    without sampling."""
+    import xarray as xr
+
+    from bayesgain.model.checks import _physics_mean_and_sd
+    from bayesgain.model.core import GainModel
+    from bayesgain.model.spec import load_spec, spec_from_dict
+    import tomllib
+
+    d = tomllib.loads(load_spec("joint").to_toml())
+    d["components"].update(cross_section=False, reflection=False)
+    d["priors"] = {k: v for k, v in d["priors"].items() if k not in ("solution_gamma_scale", "solution_noise_rel",
+                                                                     "reflection_scale", "subgap_noise_rel")}
+    gm = GainModel(spec_from_dict(d), batch_a)
+    gm.build()
+    prior = gm.sample_prior_predictive(draws=1, seed=5, var_names=[rv.name for rv in gm.model.free_RVs])
+    post = prior["prior"].to_dataset()
+    gm.idata = xr.DataTree.from_dict({"posterior": post})
+    mu, sd = _physics_mean_and_sd(gm, 1)
+    return gm, mu[0], sd[0]
+
+
+def test_residual_check_quiet_on_white_noise_and_flags_a_smooth_misfit(film_model_at_one_point):
+    from bayesgain.model.checks import film_residual_check
+
+    gm, mu, sd = film_model_at_one_point
+    rng = np.random.default_rng(0)
+    original = gm.data["ta_A"].values.copy()
+    try:
+        gm.data["ta_A"].values[:] = mu + sd * rng.standard_normal(mu.size)
+        quiet = film_residual_check(gm, max_draws=1)
+        # a 2S-like tail: a bleach decaying on its own 30 ps clock, 3 noise sd at the earliest delays
+        t = gm.data["ta_point_delay"].values
+        gm.data["ta_A"].values[:] = mu + sd * rng.standard_normal(mu.size) - 3 * sd * np.exp(-t / 30.0)
+        loud = film_residual_check(gm, max_draws=1)
+    finally:
+        gm.data["ta_A"].values[:] = original
+    assert abs(quiet["T_observed"]) < 0.15 and not quiet["flagged"]
+    assert loud["T_observed"] > 0.3 and loud["flagged"]
