@@ -41,6 +41,8 @@ from .physics.constants import LN10
 
 __all__ = [
     "ThresholdNotReached",
+    "GAIN_DELAY_PS",
+    "delay_selection",
     "fit_saturation",
     "fit_cross_section",
     "cross_section_from_tree",
@@ -175,18 +177,43 @@ def threshold_from_bleach(mean_excitons, bleach_OD, A0_OD, A0_sd_OD=0.0, sigma_O
     return dict(value=f, uncertainty=math.sqrt(max(var, 0.0)), A=float(A), B=float(B), cov=pcov, unit="excitons/QD")
 
 
+GAIN_DELAY_PS = 5.0  # the paper reads gain at 5 ps, after the carriers have thermalised to the band edge
+_NEAREST_TOLERANCE = 0.25  # a single read-out delay must lie within 25 % of the one asked for
+
+
+def delay_selection(delays, delays_ps):
+    """Indices of the delays that ``delays_ps`` asks for and a phrase naming them.
+
+    ``delays_ps`` is one delay (the nearest measured one, which must lie within 25 % of it) or a
+    (lo, hi) pair (every measured delay in the closed range, averaged by the callers)."""
+    d = np.asarray(delays, float)
+    spec = np.atleast_1d(np.asarray(delays_ps, float)).ravel()
+    if spec.size == 1:
+        want = float(spec[0])
+        if not np.isfinite(want):
+            raise ValueError(f"read-out delay must be finite, got {delays_ps!r}")
+        i = int(np.argmin(np.abs(d - want)))
+        if abs(d[i] - want) > _NEAREST_TOLERANCE * max(abs(want), 1e-12):
+            raise ValueError(f"no measured delay within 25 % of {want:g} ps (nearest {d[i]:g} ps)")
+        return np.array([i]), f"at {d[i]:.3g} ps (measured delay nearest {want:g} ps)"
+    if spec.size != 2 or not np.all(np.isfinite(spec)) or spec[0] > spec[1]:
+        raise ValueError(f"delays_ps must be one delay or a (lo, hi) pair with lo <= hi, got {delays_ps!r}")
+    idx = np.nonzero((d >= spec[0]) & (d <= spec[1]))[0]
+    if idx.size == 0:
+        raise ValueError(f"no delays within ({spec[0]:g}, {spec[1]:g}) ps")
+    return idx, f"averaged over {idx.size} delays in {spec[0]:g}-{spec[1]:g} ps"
+
+
 def _delay_mean(da, delays_ps):
-    d = da["delay"].values
-    sel = (d >= delays_ps[0]) & (d <= delays_ps[1])
-    if not sel.any():
-        raise ValueError(f"no delays within {delays_ps} ps")
-    return da.isel(delay=np.nonzero(sel)[0]).mean("delay").assign_attrs(units="OD")
+    idx, how = delay_selection(da["delay"].values, delays_ps)
+    return da.isel(delay=idx).mean("delay").assign_attrs(units="OD", read_out=how)
 
 
-def film_thresholds(tree, cross_section_cm2, corrected=None, window=None, delays_ps=(1.0, 3.0)):
+def film_thresholds(tree, cross_section_cm2, corrected=None, window=None, delays_ps=GAIN_DELAY_PS):
     """Gain threshold per film TA potential (SI Fig. S26 method).
 
-    Bleach: -Delta A_TA (reflection corrected) averaged over the 1S window and ``delays_ps``;
+    Bleach: -Delta A_TA (reflection corrected) averaged over the 1S window, read at ``delays_ps``
+    (:func:`delay_selection`: default the delay nearest 5 ps, as the paper, after thermalisation);
     level: window average of A_0 + Delta A_SEC(V) (the absorption left before the pump);
     <N> = sigma J.  Returns {potential: dict or ValueError}.
     """
@@ -207,9 +234,9 @@ def film_thresholds(tree, cross_section_cm2, corrected=None, window=None, delays
     return out
 
 
-def solution_threshold(tree, cross_section_cm2, window=None, delays_ps=(1.0, 3.0)):
+def solution_threshold(tree, cross_section_cm2, window=None, delays_ps=GAIN_DELAY_PS):
     """Gain threshold of the QD solution: -Delta A over the 1S window (solution absorbance fit) and
-    ``delays_ps`` versus <N> = sigma J' (depth-averaged fluence), solved for the window-averaged
+    ``delays_ps`` (:func:`delay_selection`, default 5 ps) versus <N> = sigma J' (depth-averaged fluence), solved for the window-averaged
     absorbance A_0 of the solution (interpolated onto the TA grid).  Returns the
     :func:`threshold_from_bleach` dict."""
     sol = tree["solution"]
@@ -472,7 +499,7 @@ def _row(name, value, uncertainty, unit, method, note=""):
     return dict(name=name, value=float(value), uncertainty=float(uncertainty), unit=unit, method=method, note=note)
 
 
-def classic_analysis(tree, V_C=0.0, threshold_delays_ps=(1.0, 3.0), biexciton_fluence_indices=(0, 3),
+def classic_analysis(tree, V_C=0.0, threshold_delays_ps=GAIN_DELAY_PS, biexciton_fluence_indices=(0, 3),
                      gain_lifetime_confirm=1, g_min_per_cm=50.0, gain_lifetime_method="crossing"):
     """Run the classic analysis on a loaded experiment; returns a list of rows
     dict(name, value, uncertainty, unit, method, note).  A step that cannot be done gives a row with
@@ -480,7 +507,9 @@ def classic_analysis(tree, V_C=0.0, threshold_delays_ps=(1.0, 3.0), biexciton_fl
 
     ``g_min_per_cm``: gain coefficient of the lowest single-wavelength threshold rows
     (``lowest_threshold_g50_excitons[V=...]``, ``..._photons_cm2``, ``..._nJ_cm2``; the tag is
-    ``g{g_min:g}``); None skips them.  ``gain_lifetime_method``: "crossing" (raw crossing,
+    ``g{g_min:g}``); None skips them.  ``threshold_delays_ps``: the read-out of the gain thresholds
+    (:func:`delay_selection`: one delay, the nearest measured, or a (lo, hi) range averaged); the
+    default 5 ps is the paper's, after thermalisation; the method column names the delays used.  ``gain_lifetime_method``: "crossing" (raw crossing,
     :func:`gain_lifetime`), "fit" (Fig. S28 multi-exponential fit, :func:`gain_lifetime_fit`, rows
     ``gain_lifetime_fit_ps[...]``) or "both"."""
     if gain_lifetime_method not in ("crossing", "fit", "both"):
@@ -499,6 +528,7 @@ def classic_analysis(tree, V_C=0.0, threshold_delays_ps=(1.0, 3.0), biexciton_fl
         if sigma is not None:
             how = "fit |dA_avg| = A(1-exp(-B N)) solved for |dA| = A_0 (1S window), N = sigma J' (depth-averaged)"
             try:
+                how += "; bleach " + delay_selection(tree["solution"]["ta"]["delay"].values, threshold_delays_ps)[1]
                 st = solution_threshold(tree, sigma, delays_ps=threshold_delays_ps)
                 rows.append(_row("solution_threshold_excitons", st["value"], st["uncertainty"], "excitons/QD", how))
             except ValueError as err:
@@ -532,10 +562,15 @@ def classic_analysis(tree, V_C=0.0, threshold_delays_ps=(1.0, 3.0), biexciton_fl
             rows.append(_row("V_1S_V", np.nan, np.nan, "V", "Fermi-Dirac fit", f"failed: {err}"))
         rows.extend(_fermi_dirac_gaussian_rows(tree, V_C))
     if sigma is not None:
-        thr = film_thresholds(tree, sigma, corrected, delays_ps=threshold_delays_ps)
+        how = "fit |dA_avg| = A(1-exp(-B N)) solved for |dA| = A_0 + dA_SEC (1S window), N = sigma J"
+        try:
+            how += "; bleach " + delay_selection(corrected["delay"].values, threshold_delays_ps)[1]
+            thr = film_thresholds(tree, sigma, corrected, delays_ps=threshold_delays_ps)
+        except ValueError as err:
+            thr = {}
+            rows.append(_row("threshold_excitons", np.nan, np.nan, "excitons/QD", how, f"failed: {err}"))
         for V, res in thr.items():
             name = f"threshold_excitons[V={V:+.3f}]"
-            how = "fit |dA_avg| = A(1-exp(-B N)) solved for |dA| = A_0 + dA_SEC (1S window), N = sigma J"
             if isinstance(res, Exception):
                 rows.append(_row(name, np.nan, np.nan, "excitons/QD", how, str(res)))
             else:
@@ -604,7 +639,11 @@ def _fermi_dirac_gaussian_rows(tree, V_C):
 
 def _lowest_threshold_rows(tree, corrected, sigma, sigma_sd, delays_ps, g_min_per_cm):
     tag = f"g{float(g_min_per_cm):g}"
-    how = (f"lowest over probe wavelengths of the single-wavelength threshold: -dA(lambda) (1-3 ps) = "
+    try:
+        read_out = delay_selection(corrected["delay"].values, delays_ps)[1]
+    except ValueError as err:
+        read_out = f"delays {delays_ps!r} unusable: {err}"
+    how = (f"lowest over probe wavelengths of the single-wavelength threshold: -dA(lambda) ({read_out}) = "
            f"A(1-exp(-B N)) fitted over fluences (N = sigma J) and solved for A* = A_0 + dA_SEC + dA_TA = "
            f"-g d/ln10 with g = {float(g_min_per_cm):g} cm^-1 (main text Fig. 5d-f); sd from g^T Sigma g")
     try:
@@ -797,13 +836,13 @@ def _bleach_noise_sem(dA, bleach, N, Afit, Bfit, n_avg, noise_before_ps):
     return np.sqrt(ssr / max(N.size - 2, 1)), "saturation-fit residual rms"
 
 
-def single_wavelength_thresholds(tree, corrected=None, delays_ps=(1, 3), potential=None, g_min_per_cm=0.0,
+def single_wavelength_thresholds(tree, corrected=None, delays_ps=GAIN_DELAY_PS, potential=None, g_min_per_cm=0.0,
                                  cross_section_cm2=None, cross_section_sd_cm2=None, thickness_nm=None,
                                  thickness_sd_nm=None, min_significance=3.0, noise_before_ps=-0.5):
     """Single-wavelength gain thresholds (main text Fig. 5d-f, SI "Error calculations" per wavelength).
 
     At every probe wavelength lambda and TA potential: the bleach b(lambda) = -Delta A_TA
-    (reflection corrected, averaged over ``delays_ps``) versus <N> = sigma J is fitted with
+    (reflection corrected, read at ``delays_ps``: :func:`delay_selection`, default 5 ps) versus <N> = sigma J is fitted with
     b = A (1 - exp(-B <N>)) (:func:`fit_saturation`) and solved for
     A*(lambda) = A_0 + Delta A_SEC(V) - b = -g_min d / ln10, i.e. b = L = A_pre + g_min d / ln10
     (g = -A* ln10 / d; ``g_min_per_cm`` = 0: transparency).  The bleach is fitted signed: where the pump
@@ -863,7 +902,8 @@ def single_wavelength_thresholds(tree, corrected=None, delays_ps=(1, 3), potenti
         want = np.atleast_1d(np.asarray(potential, float))
         pots = np.array([pots[int(np.argmin(np.abs(pots - v)))] for v in want])
     lam = dA["wavelength"].values
-    bleach = (-_delay_mean(dA.sel(potential=pots), (float(delays_ps[0]), float(delays_ps[1]))))
+    d_idx, read_out = delay_selection(dA["delay"].values, delays_ps)
+    bleach = -dA.sel(potential=pots).isel(delay=d_idx).mean("delay")
     bleach = bleach.transpose("potential", "fluence", "wavelength").values
     A_pre = esa["A_pre"].sel(potential=pots).transpose("potential", "wavelength").values
     pre_sd = _sec_sem(tree, lam, pots).values
@@ -882,8 +922,7 @@ def single_wavelength_thresholds(tree, corrected=None, delays_ps=(1, 3), potenti
     pcov = pcov.reshape(shape + (2, 2))
     fit_msg = fit_msg.reshape(shape)
     A_sd = np.sqrt(np.clip(pcov[..., 0, 0], 0.0, None))
-    dsel = (dA["delay"].values >= float(delays_ps[0])) & (dA["delay"].values <= float(delays_ps[1]))
-    noise_sem, noise_how = _bleach_noise_sem(dA.sel(potential=pots), bleach, N, Afit, Bfit, int(dsel.sum()),
+    noise_sem, noise_how = _bleach_noise_sem(dA.sel(potential=pots), bleach, N, Afit, Bfit, int(d_idx.size),
                                              float(noise_before_ps))
     A0_neutral = esa["A0"].values
     k_sig = float(min_significance)
@@ -947,13 +986,14 @@ def single_wavelength_thresholds(tree, corrected=None, delays_ps=(1, 3), potenti
     })
     out.attrs.update(g_min_per_cm=g_min, thickness_nm=d, thickness_sd_nm=d_sd, cross_section_cm2=sigma,
                      min_significance=k_sig, noise_before_ps=float(noise_before_ps),
-                     cross_section_sd_cm2=float(cs_sd), delays_ps=[float(delays_ps[0]), float(delays_ps[1])],
+                     cross_section_sd_cm2=float(cs_sd), read_out=read_out,
+                     delays_ps=[float(x) for x in np.atleast_1d(delays_ps)],
                      method="fit -dA(lambda) = A(1-exp(-B N)) over fluences, N = sigma J, solved for "
                             "A* = A_0 + dA_SEC + dA_TA = -g_min d/ln10")
     return out
 
 
-def lowest_gain_threshold(tree, corrected=None, delays_ps=(1, 3), potential=None, g_min_per_cm=50.0,
+def lowest_gain_threshold(tree, corrected=None, delays_ps=GAIN_DELAY_PS, potential=None, g_min_per_cm=50.0,
                           cross_section_cm2=None, cross_section_sd_cm2=None, thickness_nm=None,
                           thickness_sd_nm=None, pump_wavelength_nm=None, spectral=None, min_significance=3.0):
     """Lowest single-wavelength threshold at which g >= ``g_min_per_cm`` is reached, per potential.

@@ -212,3 +212,42 @@ def test_batch_a_sweep_directions_kept_apart(tree, truth):
         V = np.broadcast_to(x["potential"].values, x.shape)
         V1[d] = cl.fit_fermi_dirac(V.ravel(), x.values.ravel())["V_1S"][0]
     assert V1["backward"] - V1["forward"] == pytest.approx(truth["sec_hysteresis_V"], abs=0.004)
+
+
+# ----------------------------------------------------------------------------- read-out delay of the thresholds
+def test_delay_selection_nearest_and_range():
+    d = np.array([-1.0, 0.0, 1.0, 2.0, 4.2, 4.94, 5.8, 10.0])
+    idx, how = cl.delay_selection(d, 5.0)
+    assert idx.tolist() == [5] and "4.94 ps" in how and "5 ps" in how
+    idx, how = cl.delay_selection(d, (1.0, 3.0))
+    assert idx.tolist() == [2, 3] and "1-3 ps" in how
+    with pytest.raises(ValueError, match="within 25 % of 30 ps"):
+        cl.delay_selection(d, 30.0)
+    with pytest.raises(ValueError, match="no delays within"):
+        cl.delay_selection(d, (20.0, 30.0))
+    with pytest.raises(ValueError, match="lo <= hi"):
+        cl.delay_selection(d, (3.0, 1.0))
+
+
+def test_batch_a_thresholds_read_at_5_ps(rows, tree, corrected, truth):
+    """The default read-out is the paper's 5 ps (after thermalisation) and the method column says so;
+    1-3 ps stays available.  The simulator has no hot-carrier cooling, so both agree with the truth here."""
+    r = _row(rows, "threshold_excitons[V=-0.300]")
+    assert "nearest 5 ps" in r["method"]
+    assert "nearest 5 ps" in _row(rows, "solution_threshold_excitons")["method"]
+    sigma = _row(rows, "cross_section_cm2")["value"]
+    early = cl.film_thresholds(tree, sigma, corrected, delays_ps=(1.0, 3.0))
+    late = cl.film_thresholds(tree, sigma, corrected)
+    for V, res in late.items():
+        key = f"{V:.3f}V"
+        want = truth[f"film_threshold_t0_mean_excitons.{key}"]
+        assert res["value"] == pytest.approx(want, abs=max(3 * res["uncertainty"], 0.05)), V
+        assert res["value"] != early[V]["value"]
+
+
+def test_cli_threshold_delay_option():
+    from bayesgain import cli
+
+    assert cli._delays_arg("5") == 5.0 and cli._delays_arg("1,3") == (1.0, 3.0)
+    with pytest.raises(SystemExit):
+        cli.main(["classic", "x", "--out", "y", "--threshold-delay", "soon"])
