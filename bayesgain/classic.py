@@ -50,6 +50,7 @@ __all__ = [
     "film_thresholds",
     "solution_threshold",
     "fit_fermi_dirac",
+    "V_C_BOUNDS_V",
     "fit_fermi_dirac_effective_temperature",
     "nested_exponential_fits",
     "biexciton_lifetime",
@@ -251,25 +252,35 @@ def solution_threshold(tree, cross_section_cm2, window=None, delays_ps=GAIN_DELA
 
 
 # ----------------------------------------------------------------------------- Fermi-Dirac
-def fit_fermi_dirac(potential_V, mean_electrons, V_C=0.0, temperature_K=293.0, g_e=2, p0=None):
-    """Least-squares fit of <n_e>(V) with Gaussian disorder: parameters V_1S, sigma_1S (and V_C if
-    ``V_C`` is None, else fixed at that value, V).  Standard errors from the Jacobian at the optimum,
-    cov = s^2 (J^T J)^-1 with s^2 = SSR / (m - p).  Returns a dict name -> (value, sd) plus ``rms``
-    and ``cov``.  These errors treat the residuals as independent; systematic residuals (sweep drift,
-    hysteresis) make them too small.  With ``V_C`` free and disorder sigma_1S >> V_C, V_C and V_1S
-    are nearly collinear and their standard errors are huge (they say so, they are not hidden).
+V_C_BOUNDS_V = (0.0, 0.05)  # the charging energy is repulsive and, in these QDs, a few meV (paper: ~5 meV)
+
+
+def fit_fermi_dirac(potential_V, mean_electrons, V_C=None, temperature_K=293.0, g_e=2, p0=None,
+                    V_C_bounds=V_C_BOUNDS_V):
+    """Least-squares fit of <n_e>(V) with Gaussian disorder: parameters V_1S, sigma_1S and, as the
+    paper fits it, the charging energy V_C (free within ``V_C_bounds``, V) -- or V_C fixed at the
+    value given.  Standard errors from the Jacobian at the optimum, cov = s^2 (J^T J)^-1 with
+    s^2 = SSR / (m - p).  Returns a dict name -> (value, sd) plus ``rms`` and ``cov``; with V_C free
+    also ``V_C_at_bound`` (True when the optimum sits on a bound: its sd is then a one-sided
+    curvature, not a symmetric error) and ``V_C_correlation`` (with sigma_1S).  These errors treat the
+    residuals as independent; systematic residuals (sweep drift, hysteresis) make them too small.
+    With disorder sigma_1S >> V_C the data pin about sigma_1S^2 + kT V_C, so V_C and sigma_1S are
+    nearly collinear and V_C's error is wide (it says so, it is not hidden).
     """
     V, n = _check_series(potential_V, mean_electrons, "Fermi-Dirac fit", minimum=4)
     free_vc = V_C is None
+    vc_lo, vc_hi = (float(V_C_bounds[0]), float(V_C_bounds[1])) if free_vc else (0.0, 0.0)
+    if free_vc and not (np.isfinite(vc_lo) and np.isfinite(vc_hi) and vc_lo < vc_hi):
+        raise ValueError(f"Fermi-Dirac fit: V_C_bounds must be finite with lo < hi, got {V_C_bounds!r}")
     if p0 is None:
         order = np.argsort(V)
         half = g_e / 2.0
         # potential where <n_e> crosses g_e/2 (n decreases with V)
         cross = V[order][np.argmin(np.abs(n[order] - half))]
-        p0 = [cross, 0.05] + ([0.005] if free_vc else [])
+        p0 = [cross, 0.05] + ([min(max(0.005, vc_lo), vc_hi)] if free_vc else [])
     p0 = np.asarray(p0, float)
-    lo = [V.min() - 1.0, 1e-4] + ([-0.5] if free_vc else [])
-    hi = [V.max() + 1.0, 1.0] + ([0.5] if free_vc else [])
+    lo = [V.min() - 1.0, 1e-4] + ([vc_lo] if free_vc else [])
+    hi = [V.max() + 1.0, 1.0] + ([vc_hi] if free_vc else [])
 
     def model(p):
         vc = p[2] if free_vc else V_C
@@ -288,13 +299,63 @@ def fit_fermi_dirac(potential_V, mean_electrons, V_C=0.0, temperature_K=293.0, g
     try:
         cov = np.linalg.inv(J.T @ J) * s2
     except np.linalg.LinAlgError as err:
-        raise ValueError("Fermi-Dirac fit: singular Jacobian (parameters not identifiable)") from err
+        if not free_vc:  # with V_C free the profile below gives the errors
+            raise ValueError("Fermi-Dirac fit: singular Jacobian (parameters not identifiable)") from err
+        cov = np.full((k, k), np.nan)
     sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     out = {"V_1S": (float(res.x[0]), float(sd[0])), "sigma_1S": (float(res.x[1]), float(sd[1]))}
-    out["V_C"] = (float(res.x[2]), float(sd[2])) if free_vc else (float(V_C), 0.0)
+    out["V_C"] = (float(V_C), 0.0) if not free_vc else (float(res.x[2]), float(sd[2]))
     out["rms"] = math.sqrt(float(res.fun @ res.fun) / m)
     out["cov"] = cov
+    if free_vc:
+        out.update(_profile_charging_energy(V, n, res, s2, (vc_lo, vc_hi), temperature_K, g_e))
     return out
+
+
+def _profile_charging_energy(V, n, res, s2, bounds, temperature_K, g_e, n_grid=26):
+    """Errors of the V_C-free Fermi-Dirac fit from the profile of the sum of squares over V_C.
+
+    To first order a small V_C only shifts the curve by V_C / 2 (the two steps split symmetrically),
+    so the Jacobian is near-singular and its linear errors run far outside the bounds.  Instead: fit
+    (V_1S, sigma_1S) at each V_C of a grid over the bounds; the 68 % interval of V_C is where
+    (SSR - SSR_min) / s^2 <= 1 (clipped at the bounds), its half-width the sd; the sd of V_1S and
+    sigma_1S adds in quadrature their conditional sd and half their spread over that interval."""
+    lo, hi = bounds
+    best_vc = float(res.x[2])
+    grid = np.unique(np.r_[np.linspace(lo, hi, n_grid), best_vc])
+    ssr, par, psd = [], [], []
+    p0 = res.x[:2]
+    for vc in grid:
+        f = fit_fermi_dirac(V, n, V_C=float(vc), temperature_K=temperature_K, g_e=g_e, p0=p0)
+        ssr.append((f["rms"] ** 2) * n.size)
+        par.append([f["V_1S"][0], f["sigma_1S"][0]])
+        psd.append([f["V_1S"][1], f["sigma_1S"][1]])
+    ssr, par, psd = np.array(ssr), np.array(par), np.array(psd)
+    ssr_min = min(float(ssr.min()), float(res.fun @ res.fun))
+    delta = (ssr - ssr_min) / s2
+    inside = delta <= 1.0
+    k = int(np.argmin(np.abs(grid - best_vc)))
+
+    def edge(step):  # walk out from the optimum to where delta crosses 1, interpolated
+        j = k
+        while 0 <= j + step < grid.size and inside[j + step]:
+            j += step
+        if not 0 <= j + step < grid.size:
+            return float(grid[j]), True
+        d0, d1 = delta[j], delta[j + step]
+        return float(grid[j] + (grid[j + step] - grid[j]) * (1.0 - d0) / (d1 - d0)), False
+
+    v_lo, open_lo = edge(-1)
+    v_hi, open_hi = edge(+1)
+    band = (grid >= v_lo - 1e-12) & (grid <= v_hi + 1e-12)
+    spread = 0.5 * (par[band].max(axis=0) - par[band].min(axis=0))
+    sd = np.sqrt(psd[k] ** 2 + spread**2)
+    span = hi - lo
+    return {"V_1S": (float(par[k, 0]), float(sd[0])), "sigma_1S": (float(par[k, 1]), float(sd[1])),
+            "V_C": (best_vc, 0.5 * (v_hi - v_lo)), "V_C_interval": (v_lo, v_hi),
+            "V_C_interval_open": (bool(open_lo), bool(open_hi)),
+            "V_C_at_bound": bool(min(best_vc - lo, hi - best_vc) < 1e-3 * span),
+            "V_C_profile": (grid, delta)}
 
 
 def fit_fermi_dirac_effective_temperature(potential_V, mean_electrons, V_C=0.0, g_e=2, p0=None):
@@ -499,7 +560,7 @@ def _row(name, value, uncertainty, unit, method, note=""):
     return dict(name=name, value=float(value), uncertainty=float(uncertainty), unit=unit, method=method, note=note)
 
 
-def classic_analysis(tree, V_C=0.0, threshold_delays_ps=GAIN_DELAY_PS, biexciton_fluence_indices=(0, 3),
+def classic_analysis(tree, V_C=None, threshold_delays_ps=GAIN_DELAY_PS, biexciton_fluence_indices=(0, 3),
                      gain_lifetime_confirm=1, g_min_per_cm=50.0, gain_lifetime_method="crossing"):
     """Run the classic analysis on a loaded experiment; returns a list of rows
     dict(name, value, uncertainty, unit, method, note).  A step that cannot be done gives a row with
@@ -553,7 +614,7 @@ def classic_analysis(tree, V_C=0.0, threshold_delays_ps=GAIN_DELAY_PS, biexciton
             how = "least-squares Fermi-Dirac fit with Gaussian disorder of <n_e>(V) from the SEC 1S bleach (all sweeps)"
             rows.append(_row("V_1S_V", *fd["V_1S"], "V", how))
             rows.append(_row("sigma_1S_V", *fd["sigma_1S"], "V", how))
-            rows.append(_row("V_C_V", *fd["V_C"], "V", how, "" if V_C is None else "fixed"))
+            rows.append(_row("V_C_V", *fd["V_C"], "V", how, _charging_energy_note(fd, V_C)))
             te = fit_fermi_dirac_effective_temperature(Vs.ravel(), ne.values.ravel(), V_C=0.0 if V_C is None else V_C,
                                                        g_e=int(tree.attrs.get("g_e", 2)))
             rows.append(_row("T_eff_K", *te["T_eff_K"], "K", "Fermi-Dirac fit without disorder, temperature free "
@@ -619,6 +680,21 @@ def classic_analysis(tree, V_C=0.0, threshold_delays_ps=GAIN_DELAY_PS, biexciton
     if gain_lifetime_method == "fit":
         rows = [r for r in rows if not r["name"].startswith("gain_lifetime_ps[")]
     return rows
+
+
+def _charging_energy_note(fd, V_C):
+    """Note of the V_C row: fixed, or free with its bound and its correlation with sigma_1S."""
+    if V_C is not None:
+        return "fixed"
+    lo, hi = V_C_BOUNDS_V
+    v_lo, v_hi = fd["V_C_interval"]
+    note = (f"free in [{lo * 1e3:g}, {hi * 1e3:g}] mV; sd = half the profile 68 % interval "
+            f"{v_lo * 1e3:.3g}-{v_hi * 1e3:.3g} mV")
+    if any(fd["V_C_interval_open"]):
+        note += " (reaches a bound: V_C weakly identified, the data pin ~sigma_1S^2 + kT V_C)"
+    if fd["V_C_at_bound"]:
+        note += "; best fit AT THE BOUND"
+    return note
 
 
 def _fermi_dirac_gaussian_rows(tree, V_C):

@@ -194,7 +194,7 @@ def threshold_figure(tree, corrected, sigma_cm2, delays_ps=classic.GAIN_DELAY_PS
 
 
 # ----------------------------------------------------------------------------- 3. charging
-def charging_figure(tree, V_C=0.0):
+def charging_figure(tree, V_C=None):
     sec = pp.sec_electrons(tree)
     ne = sec["n_e"]
     V = ne["potential"].values
