@@ -41,6 +41,9 @@ from .physics.constants import LN10
 
 __all__ = [
     "ThresholdNotReached",
+    "GAIN_DELAY_PS",
+    "SPECTRAL_GAIN_DELAYS_PS",
+    "delay_selection",
     "fit_saturation",
     "fit_cross_section",
     "cross_section_from_tree",
@@ -48,9 +51,12 @@ __all__ = [
     "film_thresholds",
     "solution_threshold",
     "fit_fermi_dirac",
+    "V_C_BOUNDS_V",
     "fit_fermi_dirac_effective_temperature",
     "nested_exponential_fits",
     "biexciton_lifetime",
+    "biexciton_lifetime_robust",
+    "biexciton_lifetime_from_traces",
     "gain_lifetime",
     "gain_lifetime_with_uncertainty",
     "classic_analysis",
@@ -175,18 +181,45 @@ def threshold_from_bleach(mean_excitons, bleach_OD, A0_OD, A0_sd_OD=0.0, sigma_O
     return dict(value=f, uncertainty=math.sqrt(max(var, 0.0)), A=float(A), B=float(B), cov=pcov, unit="excitons/QD")
 
 
+GAIN_DELAY_PS = 5.0  # the paper reads gain at 5 ps, after the carriers have thermalised to the band edge
+# per-wavelength fits have no window average to beat the noise: average the delays within 20 % of 5 ps
+SPECTRAL_GAIN_DELAYS_PS = (0.8 * GAIN_DELAY_PS, 1.2 * GAIN_DELAY_PS)
+_NEAREST_TOLERANCE = 0.25  # a single read-out delay must lie within 25 % of the one asked for
+
+
+def delay_selection(delays, delays_ps):
+    """Indices of the delays that ``delays_ps`` asks for and a phrase naming them.
+
+    ``delays_ps`` is one delay (the nearest measured one, which must lie within 25 % of it) or a
+    (lo, hi) pair (every measured delay in the closed range, averaged by the callers)."""
+    d = np.asarray(delays, float)
+    spec = np.atleast_1d(np.asarray(delays_ps, float)).ravel()
+    if spec.size == 1:
+        want = float(spec[0])
+        if not np.isfinite(want):
+            raise ValueError(f"read-out delay must be finite, got {delays_ps!r}")
+        i = int(np.argmin(np.abs(d - want)))
+        if abs(d[i] - want) > _NEAREST_TOLERANCE * max(abs(want), 1e-12):
+            raise ValueError(f"no measured delay within 25 % of {want:g} ps (nearest {d[i]:g} ps)")
+        return np.array([i]), f"at {d[i]:.3g} ps (measured delay nearest {want:g} ps)"
+    if spec.size != 2 or not np.all(np.isfinite(spec)) or spec[0] > spec[1]:
+        raise ValueError(f"delays_ps must be one delay or a (lo, hi) pair with lo <= hi, got {delays_ps!r}")
+    idx = np.nonzero((d >= spec[0]) & (d <= spec[1]))[0]
+    if idx.size == 0:
+        raise ValueError(f"no delays within ({spec[0]:g}, {spec[1]:g}) ps")
+    return idx, f"averaged over {idx.size} delays in {spec[0]:g}-{spec[1]:g} ps"
+
+
 def _delay_mean(da, delays_ps):
-    d = da["delay"].values
-    sel = (d >= delays_ps[0]) & (d <= delays_ps[1])
-    if not sel.any():
-        raise ValueError(f"no delays within {delays_ps} ps")
-    return da.isel(delay=np.nonzero(sel)[0]).mean("delay").assign_attrs(units="OD")
+    idx, how = delay_selection(da["delay"].values, delays_ps)
+    return da.isel(delay=idx).mean("delay").assign_attrs(units="OD", read_out=how)
 
 
-def film_thresholds(tree, cross_section_cm2, corrected=None, window=None, delays_ps=(1.0, 3.0)):
+def film_thresholds(tree, cross_section_cm2, corrected=None, window=None, delays_ps=GAIN_DELAY_PS):
     """Gain threshold per film TA potential (SI Fig. S26 method).
 
-    Bleach: -Delta A_TA (reflection corrected) averaged over the 1S window and ``delays_ps``;
+    Bleach: -Delta A_TA (reflection corrected) averaged over the 1S window, read at ``delays_ps``
+    (:func:`delay_selection`: default the delay nearest 5 ps, as the paper, after thermalisation);
     level: window average of A_0 + Delta A_SEC(V) (the absorption left before the pump);
     <N> = sigma J.  Returns {potential: dict or ValueError}.
     """
@@ -207,9 +240,9 @@ def film_thresholds(tree, cross_section_cm2, corrected=None, window=None, delays
     return out
 
 
-def solution_threshold(tree, cross_section_cm2, window=None, delays_ps=(1.0, 3.0)):
+def solution_threshold(tree, cross_section_cm2, window=None, delays_ps=GAIN_DELAY_PS):
     """Gain threshold of the QD solution: -Delta A over the 1S window (solution absorbance fit) and
-    ``delays_ps`` versus <N> = sigma J' (depth-averaged fluence), solved for the window-averaged
+    ``delays_ps`` (:func:`delay_selection`, default 5 ps) versus <N> = sigma J' (depth-averaged fluence), solved for the window-averaged
     absorbance A_0 of the solution (interpolated onto the TA grid).  Returns the
     :func:`threshold_from_bleach` dict."""
     sol = tree["solution"]
@@ -224,25 +257,35 @@ def solution_threshold(tree, cross_section_cm2, window=None, delays_ps=(1.0, 3.0
 
 
 # ----------------------------------------------------------------------------- Fermi-Dirac
-def fit_fermi_dirac(potential_V, mean_electrons, V_C=0.0, temperature_K=293.0, g_e=2, p0=None):
-    """Least-squares fit of <n_e>(V) with Gaussian disorder: parameters V_1S, sigma_1S (and V_C if
-    ``V_C`` is None, else fixed at that value, V).  Standard errors from the Jacobian at the optimum,
-    cov = s^2 (J^T J)^-1 with s^2 = SSR / (m - p).  Returns a dict name -> (value, sd) plus ``rms``
-    and ``cov``.  These errors treat the residuals as independent; systematic residuals (sweep drift,
-    hysteresis) make them too small.  With ``V_C`` free and disorder sigma_1S >> V_C, V_C and V_1S
-    are nearly collinear and their standard errors are huge (they say so, they are not hidden).
+V_C_BOUNDS_V = (0.0, 0.05)  # the charging energy is repulsive and, in these QDs, a few meV (paper: ~5 meV)
+
+
+def fit_fermi_dirac(potential_V, mean_electrons, V_C=None, temperature_K=293.0, g_e=2, p0=None,
+                    V_C_bounds=V_C_BOUNDS_V):
+    """Least-squares fit of <n_e>(V) with Gaussian disorder: parameters V_1S, sigma_1S and, as the
+    paper fits it, the charging energy V_C (free within ``V_C_bounds``, V) -- or V_C fixed at the
+    value given.  Standard errors from the Jacobian at the optimum, cov = s^2 (J^T J)^-1 with
+    s^2 = SSR / (m - p).  Returns a dict name -> (value, sd) plus ``rms`` and ``cov``; with V_C free
+    also ``V_C_at_bound`` (True when the optimum sits on a bound: its sd is then a one-sided
+    curvature, not a symmetric error) and ``V_C_correlation`` (with sigma_1S).  These errors treat the
+    residuals as independent; systematic residuals (sweep drift, hysteresis) make them too small.
+    With disorder sigma_1S >> V_C the data pin about sigma_1S^2 + kT V_C, so V_C and sigma_1S are
+    nearly collinear and V_C's error is wide (it says so, it is not hidden).
     """
     V, n = _check_series(potential_V, mean_electrons, "Fermi-Dirac fit", minimum=4)
     free_vc = V_C is None
+    vc_lo, vc_hi = (float(V_C_bounds[0]), float(V_C_bounds[1])) if free_vc else (0.0, 0.0)
+    if free_vc and not (np.isfinite(vc_lo) and np.isfinite(vc_hi) and vc_lo < vc_hi):
+        raise ValueError(f"Fermi-Dirac fit: V_C_bounds must be finite with lo < hi, got {V_C_bounds!r}")
     if p0 is None:
         order = np.argsort(V)
         half = g_e / 2.0
         # potential where <n_e> crosses g_e/2 (n decreases with V)
         cross = V[order][np.argmin(np.abs(n[order] - half))]
-        p0 = [cross, 0.05] + ([0.005] if free_vc else [])
+        p0 = [cross, 0.05] + ([min(max(0.005, vc_lo), vc_hi)] if free_vc else [])
     p0 = np.asarray(p0, float)
-    lo = [V.min() - 1.0, 1e-4] + ([-0.5] if free_vc else [])
-    hi = [V.max() + 1.0, 1.0] + ([0.5] if free_vc else [])
+    lo = [V.min() - 1.0, 1e-4] + ([vc_lo] if free_vc else [])
+    hi = [V.max() + 1.0, 1.0] + ([vc_hi] if free_vc else [])
 
     def model(p):
         vc = p[2] if free_vc else V_C
@@ -261,13 +304,63 @@ def fit_fermi_dirac(potential_V, mean_electrons, V_C=0.0, temperature_K=293.0, g
     try:
         cov = np.linalg.inv(J.T @ J) * s2
     except np.linalg.LinAlgError as err:
-        raise ValueError("Fermi-Dirac fit: singular Jacobian (parameters not identifiable)") from err
+        if not free_vc:  # with V_C free the profile below gives the errors
+            raise ValueError("Fermi-Dirac fit: singular Jacobian (parameters not identifiable)") from err
+        cov = np.full((k, k), np.nan)
     sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     out = {"V_1S": (float(res.x[0]), float(sd[0])), "sigma_1S": (float(res.x[1]), float(sd[1]))}
-    out["V_C"] = (float(res.x[2]), float(sd[2])) if free_vc else (float(V_C), 0.0)
+    out["V_C"] = (float(V_C), 0.0) if not free_vc else (float(res.x[2]), float(sd[2]))
     out["rms"] = math.sqrt(float(res.fun @ res.fun) / m)
     out["cov"] = cov
+    if free_vc:
+        out.update(_profile_charging_energy(V, n, res, s2, (vc_lo, vc_hi), temperature_K, g_e))
     return out
+
+
+def _profile_charging_energy(V, n, res, s2, bounds, temperature_K, g_e, n_grid=26):
+    """Errors of the V_C-free Fermi-Dirac fit from the profile of the sum of squares over V_C.
+
+    To first order a small V_C only shifts the curve by V_C / 2 (the two steps split symmetrically),
+    so the Jacobian is near-singular and its linear errors run far outside the bounds.  Instead: fit
+    (V_1S, sigma_1S) at each V_C of a grid over the bounds; the 68 % interval of V_C is where
+    (SSR - SSR_min) / s^2 <= 1 (clipped at the bounds), its half-width the sd; the sd of V_1S and
+    sigma_1S adds in quadrature their conditional sd and half their spread over that interval."""
+    lo, hi = bounds
+    best_vc = float(res.x[2])
+    grid = np.unique(np.r_[np.linspace(lo, hi, n_grid), best_vc])
+    ssr, par, psd = [], [], []
+    p0 = res.x[:2]
+    for vc in grid:
+        f = fit_fermi_dirac(V, n, V_C=float(vc), temperature_K=temperature_K, g_e=g_e, p0=p0)
+        ssr.append((f["rms"] ** 2) * n.size)
+        par.append([f["V_1S"][0], f["sigma_1S"][0]])
+        psd.append([f["V_1S"][1], f["sigma_1S"][1]])
+    ssr, par, psd = np.array(ssr), np.array(par), np.array(psd)
+    ssr_min = min(float(ssr.min()), float(res.fun @ res.fun))
+    delta = (ssr - ssr_min) / s2
+    inside = delta <= 1.0
+    k = int(np.argmin(np.abs(grid - best_vc)))
+
+    def edge(step):  # walk out from the optimum to where delta crosses 1, interpolated
+        j = k
+        while 0 <= j + step < grid.size and inside[j + step]:
+            j += step
+        if not 0 <= j + step < grid.size:
+            return float(grid[j]), True
+        d0, d1 = delta[j], delta[j + step]
+        return float(grid[j] + (grid[j + step] - grid[j]) * (1.0 - d0) / (d1 - d0)), False
+
+    v_lo, open_lo = edge(-1)
+    v_hi, open_hi = edge(+1)
+    band = (grid >= v_lo - 1e-12) & (grid <= v_hi + 1e-12)
+    spread = 0.5 * (par[band].max(axis=0) - par[band].min(axis=0))
+    sd = np.sqrt(psd[k] ** 2 + spread**2)
+    span = hi - lo
+    return {"V_1S": (float(par[k, 0]), float(sd[0])), "sigma_1S": (float(par[k, 1]), float(sd[1])),
+            "V_C": (best_vc, 0.5 * (v_hi - v_lo)), "V_C_interval": (v_lo, v_hi),
+            "V_C_interval_open": (bool(open_lo), bool(open_hi)),
+            "V_C_at_bound": bool(min(best_vc - lo, hi - best_vc) < 1e-3 * span),
+            "V_C_profile": (grid, delta)}
 
 
 def fit_fermi_dirac_effective_temperature(potential_V, mean_electrons, V_C=0.0, g_e=2, p0=None):
@@ -353,6 +446,147 @@ def nested_exponential_fits(delays_ps, traces, n_terms=2, t_min_ps=1.0):
         fixed.append(popt[-1])
         out.append(dict(rate=float(r), rate_sd=float(r_sd), lifetime_ps=float(1.0 / r),
                         lifetime_sd_ps=float(r_sd / r**2), popt=popt, order=k + 1))
+    return out
+
+
+XX_DOMINANCE = 0.5  # largest P(N>=3)/P(N>=2) at which biexcitons still dominate the multi-exciton decay
+
+
+def _smooth_reference(x, y):
+    """The reference trace as a smooth curve (constant + two exponentials, no meaning attached), so that
+    its noise does not enter the next fit as an error in a regressor; the raw trace if no fit converges."""
+    best = None
+    for r0 in ((1.0, 10.0), (3.0, 30.0), (0.3, 10.0), (0.1, 3.0)):
+        p0 = [y[-1], 0.5 * (y[0] - y[-1]), r0[0], 0.5 * (y[0] - y[-1]), r0[1]]
+        try:
+            popt, _ = _curve_fit(_multi_exp, x, y, p0, "reference smoothing")
+        except ValueError:
+            continue
+        ssr = float(np.sum((_multi_exp(x, *popt) - y) ** 2))
+        if best is None or ssr < best[0]:
+            best = (ssr, _multi_exp(x, *popt))
+    return y if best is None else best[1]
+
+
+def biexciton_lifetime_from_traces(delays_ps, traces, mean_excitons, t_min_ps=1.0, min_significance=3.0):
+    """Biexciton lifetime from band-edge bleach traces -Delta A(t) at several <N> (eq. S35, made robust).
+
+    Why the plain nested fit fails: the single-exciton lifetime (~20 ns) is far beyond a 3 ns window,
+    so the "one exponential + background" fit of the lowest fluence picks up its biexciton decay
+    (~13 % of the amplitude at <N> = 0.3) and returns roughly tau_XX; the order-2 fit with that rate
+    fixed then invents a faster term (triexciton, line shift) and reports it, tightly, as tau_XX.
+
+    Here the lowest-fluence trace itself (smoothed) is the fixed lower-order term: each higher trace
+    is fitted as y(t) = c y_ref(t) + A exp(-t / tau) over t >= ``t_min_ps``, whatever the single
+    exciton does within the window.  Only traces where biexcitons dominate the multi-exciton
+    population are used (Poisson P(N>=3)/P(N>=2) <= 0.5, <N> >= 1.5 <N>_ref).  A fit counts only when
+    its biexciton amplitude A is resolved (A >= ``min_significance`` sd), the rate is determined
+    (sd < 50 %, |correlation| with c and A < 0.995) and tau lies inside the fitted delays.  The value is
+    that of the highest such <N> (largest biexciton signal); its sd adds in quadrature half the
+    spread of the values over the usable fluences (the method's own dependence on the choice).
+    Raises ValueError with the reason when no fluence qualifies.  Returns dict(lifetime_ps,
+    lifetime_sd_ps, lifetime_stat_sd_ps, mean_excitons, index, candidates, note).
+    """
+    t = np.asarray(delays_ps, float)
+    Y = np.atleast_2d(np.asarray(traces, float))
+    N = np.asarray(mean_excitons, float).ravel()
+    if Y.shape != (N.size, t.size):
+        raise ValueError(f"biexciton lifetime: traces {Y.shape} do not match {N.size} fluences x {t.size} delays")
+    if N.size < 2 or not np.all(np.isfinite(N) & (N > 0)):
+        raise ValueError("biexciton lifetime: needs at least 2 fluences with finite <N> > 0")
+    sel = t >= t_min_ps
+    if sel.sum() < 8:
+        raise ValueError(f"biexciton lifetime: only {int(sel.sum())} delays >= {t_min_ps} ps")
+    order = np.argsort(N)
+    ref_i = int(order[0])
+    ts = t[sel].max()
+    x = t[sel] / ts
+    y_ref = Y[ref_i, sel]
+    _check_series(x, y_ref, "reference trace")
+    p2 = -np.expm1(-N) - N * np.exp(-N)                   # Poisson P(N >= 2)
+    p3 = p2 - 0.5 * N**2 * np.exp(-N)                      # P(N >= 3)
+    ratio = p3 / p2
+    eligible = [int(i) for i in order[1:] if N[i] >= 1.5 * N[ref_i] and ratio[i] <= XX_DOMINANCE]
+    if not eligible:
+        raise ValueError(f"no fluence where biexcitons dominate: need <N> >= {1.5 * N[ref_i]:.2g} with "
+                         f"P(N>=3)/P(N>=2) <= {XX_DOMINANCE:g} (<N> <= ~1.8); <N> = "
+                         + ", ".join(f"{v:.2g}" for v in N[order]))
+    candidates, reasons = [], []
+    for i in eligible:
+        y = Y[i, sel]
+        _check_series(x, y, f"trace at <N> = {N[i]:.2g}")
+        sy = np.max(np.abs(y)) or 1.0
+        ref = _smooth_reference(x, y_ref / sy)
+        c0 = y[-1] / y_ref[-1] if y_ref[-1] else 1.0
+
+        def f(xx, c, a, r, _ref=ref):
+            with np.errstate(over="ignore"):  # trial rates far below 0 overflow harmlessly
+                return c * _ref + a * np.exp(-r * xx)
+
+        best = None
+        for r0 in (1.0, 3.0, 10.0, 30.0, 100.0):
+            try:
+                popt, pcov = _curve_fit(f, x, y / sy, [c0, (y[0] - c0 * y_ref[0]) / sy, r0],
+                                        f"biexciton fit at <N> = {N[i]:.2g}")
+            except ValueError:
+                continue
+            ssr = float(np.sum((f(x, *popt) - y / sy) ** 2))
+            if best is None or ssr < best[0]:
+                best = (ssr, popt, pcov)
+        where = f"<N> = {N[i]:.2g}"
+        if best is None:
+            reasons.append(f"{where}: fit did not converge")
+            continue
+        _, popt, pcov = best
+        sd = np.sqrt(np.clip(np.diag(pcov), 0.0, None))
+        c, a, r = popt
+        tau = ts / r if r > 0 else np.inf
+        tau_sd = tau * sd[2] / r if r > 0 else np.inf
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = pcov[2, :2] / (sd[2] * sd[:2])
+        if not a > min_significance * sd[1]:
+            reasons.append(f"{where}: biexciton amplitude not resolved (A = {a * sy:.2g} +- {sd[1] * sy:.2g} OD)")
+        elif not sd[2] < 0.5 * r:
+            reasons.append(f"{where}: rate not determined (tau = {tau:.3g} +- {tau_sd:.2g} ps)")
+        elif not np.all(np.abs(corr) < 0.995):
+            reasons.append(f"{where}: ill-conditioned fit (|corr(rate, c/A)| = {np.nanmax(np.abs(corr)):.4f})")
+        elif not t_min_ps < tau < t[sel].max():
+            reasons.append(f"{where}: tau = {tau:.3g} ps outside the fitted delays {t_min_ps:g}-{t[sel].max():g} ps")
+        else:
+            candidates.append(dict(index=i, mean_excitons=float(N[i]), lifetime_ps=float(tau),
+                                   lifetime_sd_ps=float(tau_sd)))
+    if not candidates:
+        raise ValueError("biexciton lifetime not resolved: " + "; ".join(reasons))
+    pick = candidates[-1]
+    vals = np.array([cnd["lifetime_ps"] for cnd in candidates])
+    spread = 0.5 * float(vals.max() - vals.min())
+    total = math.hypot(pick["lifetime_sd_ps"], spread)
+    note = (f"reference <N> = {N[ref_i]:.2g} (smoothed, fixed), biexciton trace <N> = {pick['mean_excitons']:.2g}; "
+            f"fit sd {pick['lifetime_sd_ps']:.2g} ps, spread over {len(candidates)} usable fluence(s) "
+            + ", ".join(f"{v:.3g}" for v in vals) + " ps")
+    if reasons:
+        note += "; not used: " + "; ".join(reasons)
+    return dict(lifetime_ps=pick["lifetime_ps"], lifetime_sd_ps=total, lifetime_stat_sd_ps=pick["lifetime_sd_ps"],
+                mean_excitons=pick["mean_excitons"], index=pick["index"], candidates=candidates, note=note)
+
+
+def biexciton_lifetime_robust(tree, corrected=None, window=None, potential=None, cross_section_cm2=None,
+                              t_min_ps=1.0):
+    """:func:`biexciton_lifetime_from_traces` on the neutral film's band-edge bleach; <N> = sigma J with
+    sigma from :func:`cross_section_from_tree` unless given.  ValueError (with the reason) if not resolved."""
+    corrected = pp.reflection_correct_film(tree) if corrected is None else corrected
+    dA = corrected["dA"]
+    bw = pp.resolve_window(tree, window, probe_wavelengths=dA["wavelength"].values)
+    V = float(tree["film"].attrs["open_circuit_potential_V"]) if potential is None else float(potential)
+    bleach, _ = pp.window_average(-dA.sel(potential=V, method="nearest"), bw)
+    if cross_section_cm2 is None:
+        if not pp._has(tree, "solution"):
+            raise ValueError("biexciton lifetime needs <N> = sigma J: no /solution group for the cross-section")
+        cross_section_cm2 = cross_section_from_tree(tree)["value"]
+    N = float(cross_section_cm2) * dA["fluence"].values
+    traces = bleach.transpose("fluence", "delay").values
+    out = biexciton_lifetime_from_traces(dA["delay"].values, traces, N, t_min_ps=t_min_ps)
+    out["fluence"] = float(dA["fluence"].values[out["index"]])
     return out
 
 
@@ -472,7 +706,7 @@ def _row(name, value, uncertainty, unit, method, note=""):
     return dict(name=name, value=float(value), uncertainty=float(uncertainty), unit=unit, method=method, note=note)
 
 
-def classic_analysis(tree, V_C=0.0, threshold_delays_ps=(1.0, 3.0), biexciton_fluence_indices=(0, 3),
+def classic_analysis(tree, V_C=None, threshold_delays_ps=GAIN_DELAY_PS, biexciton_fluence_indices=None,
                      gain_lifetime_confirm=1, g_min_per_cm=50.0, gain_lifetime_method="crossing"):
     """Run the classic analysis on a loaded experiment; returns a list of rows
     dict(name, value, uncertainty, unit, method, note).  A step that cannot be done gives a row with
@@ -480,7 +714,12 @@ def classic_analysis(tree, V_C=0.0, threshold_delays_ps=(1.0, 3.0), biexciton_fl
 
     ``g_min_per_cm``: gain coefficient of the lowest single-wavelength threshold rows
     (``lowest_threshold_g50_excitons[V=...]``, ``..._photons_cm2``, ``..._nJ_cm2``; the tag is
-    ``g{g_min:g}``); None skips them.  ``gain_lifetime_method``: "crossing" (raw crossing,
+    ``g{g_min:g}``); None skips them.  ``threshold_delays_ps``: the read-out of the gain thresholds
+    (:func:`delay_selection`: one delay, the nearest measured, or a (lo, hi) range averaged); the
+    default 5 ps is the paper's, after thermalisation; the method column names the delays used.
+    ``biexciton_fluence_indices``: None (default) for :func:`biexciton_lifetime_robust` (fluences
+    chosen by <N>, NaN with the reason when not resolved), or indices for the literal nested fits.
+    ``gain_lifetime_method``: "crossing" (raw crossing,
     :func:`gain_lifetime`), "fit" (Fig. S28 multi-exponential fit, :func:`gain_lifetime_fit`, rows
     ``gain_lifetime_fit_ps[...]``) or "both"."""
     if gain_lifetime_method not in ("crossing", "fit", "both"):
@@ -499,6 +738,7 @@ def classic_analysis(tree, V_C=0.0, threshold_delays_ps=(1.0, 3.0), biexciton_fl
         if sigma is not None:
             how = "fit |dA_avg| = A(1-exp(-B N)) solved for |dA| = A_0 (1S window), N = sigma J' (depth-averaged)"
             try:
+                how += "; bleach " + delay_selection(tree["solution"]["ta"]["delay"].values, threshold_delays_ps)[1]
                 st = solution_threshold(tree, sigma, delays_ps=threshold_delays_ps)
                 rows.append(_row("solution_threshold_excitons", st["value"], st["uncertainty"], "excitons/QD", how))
             except ValueError as err:
@@ -523,7 +763,7 @@ def classic_analysis(tree, V_C=0.0, threshold_delays_ps=(1.0, 3.0), biexciton_fl
             how = "least-squares Fermi-Dirac fit with Gaussian disorder of <n_e>(V) from the SEC 1S bleach (all sweeps)"
             rows.append(_row("V_1S_V", *fd["V_1S"], "V", how))
             rows.append(_row("sigma_1S_V", *fd["sigma_1S"], "V", how))
-            rows.append(_row("V_C_V", *fd["V_C"], "V", how, "" if V_C is None else "fixed"))
+            rows.append(_row("V_C_V", *fd["V_C"], "V", how, _charging_energy_note(fd, V_C)))
             te = fit_fermi_dirac_effective_temperature(Vs.ravel(), ne.values.ravel(), V_C=0.0 if V_C is None else V_C,
                                                        g_e=int(tree.attrs.get("g_e", 2)))
             rows.append(_row("T_eff_K", *te["T_eff_K"], "K", "Fermi-Dirac fit without disorder, temperature free "
@@ -532,10 +772,15 @@ def classic_analysis(tree, V_C=0.0, threshold_delays_ps=(1.0, 3.0), biexciton_fl
             rows.append(_row("V_1S_V", np.nan, np.nan, "V", "Fermi-Dirac fit", f"failed: {err}"))
         rows.extend(_fermi_dirac_gaussian_rows(tree, V_C))
     if sigma is not None:
-        thr = film_thresholds(tree, sigma, corrected, delays_ps=threshold_delays_ps)
+        how = "fit |dA_avg| = A(1-exp(-B N)) solved for |dA| = A_0 + dA_SEC (1S window), N = sigma J"
+        try:
+            how += "; bleach " + delay_selection(corrected["delay"].values, threshold_delays_ps)[1]
+            thr = film_thresholds(tree, sigma, corrected, delays_ps=threshold_delays_ps)
+        except ValueError as err:
+            thr = {}
+            rows.append(_row("threshold_excitons", np.nan, np.nan, "excitons/QD", how, f"failed: {err}"))
         for V, res in thr.items():
             name = f"threshold_excitons[V={V:+.3f}]"
-            how = "fit |dA_avg| = A(1-exp(-B N)) solved for |dA| = A_0 + dA_SEC (1S window), N = sigma J"
             if isinstance(res, Exception):
                 rows.append(_row(name, np.nan, np.nan, "excitons/QD", how, str(res)))
             else:
@@ -543,13 +788,24 @@ def classic_analysis(tree, V_C=0.0, threshold_delays_ps=(1.0, 3.0), biexciton_fl
                                  f"A = {res['A']:.4g} OD, B = {res['B']:.4g}, sigma = {sigma:.4g} cm^2"))
         if g_min_per_cm is not None:
             rows.extend(_lowest_threshold_rows(tree, corrected, sigma, cs_sd, threshold_delays_ps, g_min_per_cm))
-    try:
-        bx = biexciton_lifetime(tree, corrected, fluence_indices=biexciton_fluence_indices)
-        rows.append(_row("biexciton_lifetime_ps", bx["lifetime_ps"], bx["lifetime_sd_ps"], "ps",
-                         "eq. S35 nested exponential fits on the neutral film band-edge bleach",
-                         f"single-exponential lifetime {bx['r1_lifetime_ps']:.4g} ps"))
-    except ValueError as err:
-        rows.append(_row("biexciton_lifetime_ps", np.nan, np.nan, "ps", "eq. S35", f"failed: {err}"))
+    if biexciton_fluence_indices is None:
+        how = ("eq. S35 nested fits made robust: trace at a biexciton-dominated <N> = c x (smoothed lowest-fluence "
+               "trace) + A exp(-t/tau_XX), neutral film band-edge bleach, t >= 1 ps")
+        try:
+            bx = biexciton_lifetime_robust(tree, corrected, cross_section_cm2=sigma)
+            rows.append(_row("biexciton_lifetime_ps", bx["lifetime_ps"], bx["lifetime_sd_ps"], "ps", how, bx["note"]))
+        except ValueError as err:
+            rows.append(_row("biexciton_lifetime_ps", np.nan, np.nan, "ps", how, str(err)))
+    else:
+        try:
+            bx = biexciton_lifetime(tree, corrected, fluence_indices=biexciton_fluence_indices)
+            rows.append(_row("biexciton_lifetime_ps", bx["lifetime_ps"], bx["lifetime_sd_ps"], "ps",
+                             "eq. S35 nested exponential fits on the neutral film band-edge bleach (fluence indices "
+                             f"{tuple(biexciton_fluence_indices)})",
+                             f"single-exponential lifetime {bx['r1_lifetime_ps']:.4g} ps; biased when the single "
+                             "exciton does not decay within the delays (see biexciton_lifetime_robust)"))
+        except ValueError as err:
+            rows.append(_row("biexciton_lifetime_ps", np.nan, np.nan, "ps", "eq. S35", f"failed: {err}"))
     esa = pp.excited_state_absorption(tree, corrected)
     bw = pp.resolve_window(tree, probe_wavelengths=corrected["wavelength"].values)
     astar, astar_sem = pp.window_average(esa["A_star"], bw)
@@ -586,6 +842,21 @@ def classic_analysis(tree, V_C=0.0, threshold_delays_ps=(1.0, 3.0), biexciton_fl
     return rows
 
 
+def _charging_energy_note(fd, V_C):
+    """Note of the V_C row: fixed, or free with its bound and its correlation with sigma_1S."""
+    if V_C is not None:
+        return "fixed"
+    lo, hi = V_C_BOUNDS_V
+    v_lo, v_hi = fd["V_C_interval"]
+    note = (f"free in [{lo * 1e3:g}, {hi * 1e3:g}] mV; sd = half the profile 68 % interval "
+            f"{v_lo * 1e3:.3g}-{v_hi * 1e3:.3g} mV")
+    if any(fd["V_C_interval_open"]):
+        note += " (reaches a bound: V_C weakly identified, the data pin ~sigma_1S^2 + kT V_C)"
+    if fd["V_C_at_bound"]:
+        note += "; best fit AT THE BOUND"
+    return note
+
+
 def _fermi_dirac_gaussian_rows(tree, V_C):
     """Fermi-Dirac rows from <n_e>(V) by Gaussian fits of the 1S bleach (``sec_electrons(method=
     "gaussian")``), named ``..._V[sec=gaussian]``; a failure gives a NaN row with the reason."""
@@ -604,7 +875,13 @@ def _fermi_dirac_gaussian_rows(tree, V_C):
 
 def _lowest_threshold_rows(tree, corrected, sigma, sigma_sd, delays_ps, g_min_per_cm):
     tag = f"g{float(g_min_per_cm):g}"
-    how = (f"lowest over probe wavelengths of the single-wavelength threshold: -dA(lambda) (1-3 ps) = "
+    if np.size(delays_ps) == 1:  # one delay asked: average its +-20 % for the per-wavelength fits
+        delays_ps = (0.8 * float(np.ravel(delays_ps)[0]), 1.2 * float(np.ravel(delays_ps)[0]))
+    try:
+        read_out = delay_selection(corrected["delay"].values, delays_ps)[1]
+    except ValueError as err:
+        read_out = f"delays {delays_ps!r} unusable: {err}"
+    how = (f"lowest over probe wavelengths of the single-wavelength threshold: -dA(lambda) ({read_out}) = "
            f"A(1-exp(-B N)) fitted over fluences (N = sigma J) and solved for A* = A_0 + dA_SEC + dA_TA = "
            f"-g d/ln10 with g = {float(g_min_per_cm):g} cm^-1 (main text Fig. 5d-f); sd from g^T Sigma g")
     try:
@@ -797,13 +1074,13 @@ def _bleach_noise_sem(dA, bleach, N, Afit, Bfit, n_avg, noise_before_ps):
     return np.sqrt(ssr / max(N.size - 2, 1)), "saturation-fit residual rms"
 
 
-def single_wavelength_thresholds(tree, corrected=None, delays_ps=(1, 3), potential=None, g_min_per_cm=0.0,
+def single_wavelength_thresholds(tree, corrected=None, delays_ps=SPECTRAL_GAIN_DELAYS_PS, potential=None, g_min_per_cm=0.0,
                                  cross_section_cm2=None, cross_section_sd_cm2=None, thickness_nm=None,
                                  thickness_sd_nm=None, min_significance=3.0, noise_before_ps=-0.5):
     """Single-wavelength gain thresholds (main text Fig. 5d-f, SI "Error calculations" per wavelength).
 
     At every probe wavelength lambda and TA potential: the bleach b(lambda) = -Delta A_TA
-    (reflection corrected, averaged over ``delays_ps``) versus <N> = sigma J is fitted with
+    (reflection corrected, read at ``delays_ps``: :func:`delay_selection`, default 5 ps) versus <N> = sigma J is fitted with
     b = A (1 - exp(-B <N>)) (:func:`fit_saturation`) and solved for
     A*(lambda) = A_0 + Delta A_SEC(V) - b = -g_min d / ln10, i.e. b = L = A_pre + g_min d / ln10
     (g = -A* ln10 / d; ``g_min_per_cm`` = 0: transparency).  The bleach is fitted signed: where the pump
@@ -863,7 +1140,8 @@ def single_wavelength_thresholds(tree, corrected=None, delays_ps=(1, 3), potenti
         want = np.atleast_1d(np.asarray(potential, float))
         pots = np.array([pots[int(np.argmin(np.abs(pots - v)))] for v in want])
     lam = dA["wavelength"].values
-    bleach = (-_delay_mean(dA.sel(potential=pots), (float(delays_ps[0]), float(delays_ps[1]))))
+    d_idx, read_out = delay_selection(dA["delay"].values, delays_ps)
+    bleach = -dA.sel(potential=pots).isel(delay=d_idx).mean("delay")
     bleach = bleach.transpose("potential", "fluence", "wavelength").values
     A_pre = esa["A_pre"].sel(potential=pots).transpose("potential", "wavelength").values
     pre_sd = _sec_sem(tree, lam, pots).values
@@ -882,8 +1160,7 @@ def single_wavelength_thresholds(tree, corrected=None, delays_ps=(1, 3), potenti
     pcov = pcov.reshape(shape + (2, 2))
     fit_msg = fit_msg.reshape(shape)
     A_sd = np.sqrt(np.clip(pcov[..., 0, 0], 0.0, None))
-    dsel = (dA["delay"].values >= float(delays_ps[0])) & (dA["delay"].values <= float(delays_ps[1]))
-    noise_sem, noise_how = _bleach_noise_sem(dA.sel(potential=pots), bleach, N, Afit, Bfit, int(dsel.sum()),
+    noise_sem, noise_how = _bleach_noise_sem(dA.sel(potential=pots), bleach, N, Afit, Bfit, int(d_idx.size),
                                              float(noise_before_ps))
     A0_neutral = esa["A0"].values
     k_sig = float(min_significance)
@@ -947,13 +1224,14 @@ def single_wavelength_thresholds(tree, corrected=None, delays_ps=(1, 3), potenti
     })
     out.attrs.update(g_min_per_cm=g_min, thickness_nm=d, thickness_sd_nm=d_sd, cross_section_cm2=sigma,
                      min_significance=k_sig, noise_before_ps=float(noise_before_ps),
-                     cross_section_sd_cm2=float(cs_sd), delays_ps=[float(delays_ps[0]), float(delays_ps[1])],
+                     cross_section_sd_cm2=float(cs_sd), read_out=read_out,
+                     delays_ps=[float(x) for x in np.atleast_1d(delays_ps)],
                      method="fit -dA(lambda) = A(1-exp(-B N)) over fluences, N = sigma J, solved for "
                             "A* = A_0 + dA_SEC + dA_TA = -g_min d/ln10")
     return out
 
 
-def lowest_gain_threshold(tree, corrected=None, delays_ps=(1, 3), potential=None, g_min_per_cm=50.0,
+def lowest_gain_threshold(tree, corrected=None, delays_ps=SPECTRAL_GAIN_DELAYS_PS, potential=None, g_min_per_cm=50.0,
                           cross_section_cm2=None, cross_section_sd_cm2=None, thickness_nm=None,
                           thickness_sd_nm=None, pump_wavelength_nm=None, spectral=None, min_significance=3.0):
     """Lowest single-wavelength threshold at which g >= ``g_min_per_cm`` is reached, per potential.

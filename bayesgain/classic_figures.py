@@ -5,7 +5,7 @@
 * ``gain_maps.png`` -- A* = A_0 + Delta A_SEC + Delta A_TA (wavelength x delay, symlog delay) at the
   lowest and highest TA potential and the highest fluence, diverging colour map centred at 0
   (blue = negative = gain), 1S window marked, plus the window-averaged A*(t) (cf. paper Fig. 2f).
-* ``threshold_fits.png`` -- per potential, the 1-3 ps window-averaged bleach versus <N> = sigma J with
+* ``threshold_fits.png`` -- per potential, the window-averaged bleach at 5 ps (after thermalisation) versus <N> = sigma J with
   the heuristic fit A (1 - exp(-B <N>)), the level A_0 + Delta A_SEC and the threshold (Fig. S26).
 * ``charging_fit.png`` -- <n_e>(V) per cycle and sweep direction with the Fermi-Dirac fit
   (Gaussian disorder) and the normalised integrated PL (Fig. 1e / S12).
@@ -149,11 +149,12 @@ def gain_maps_figure(tree, corrected):
 
 
 # ----------------------------------------------------------------------------- 2. thresholds
-def threshold_figure(tree, corrected, sigma_cm2, delays_ps=(1.0, 3.0)):
+def threshold_figure(tree, corrected, sigma_cm2, delays_ps=classic.GAIN_DELAY_PS):
     results = classic.film_thresholds(tree, sigma_cm2, corrected, delays_ps=delays_ps)
     esa = pp.excited_state_absorption(tree, corrected)
     bw = _band_window(tree, corrected)
-    bleach, bleach_sem = pp.window_average(-classic._delay_mean(corrected["dA"], delays_ps), bw)
+    read = classic._delay_mean(corrected["dA"], delays_ps)
+    bleach, bleach_sem = pp.window_average(-read, bw)
     level, level_sem = pp.window_average(esa["A_pre"], bw)
     N = sigma_cm2 * corrected["fluence"].values
     Ngrid = np.linspace(0.0, N.max() * 1.05, 300)
@@ -184,7 +185,7 @@ def threshold_figure(tree, corrected, sigma_cm2, delays_ps=(1.0, 3.0)):
         ax.set_ylim(0, max(np.nanmax(y), A0, 0) * 1.25 * 1e3)
         ax.set_title(f"V = {V:+.3f} {ref}", fontsize=9.5)
         ax.set_xlabel("⟨N⟩ = σJ (excitons per QD)")
-        ax.set_ylabel(f"|ΔA| {delays_ps[0]:g}-{delays_ps[1]:g} ps (mOD)")
+        ax.set_ylabel(f"|ΔA| {read.attrs['read_out'].split(' (')[0]} (mOD)")
         ax.legend(fontsize=6.5, loc="lower right")
     for ax in list(axes.flat)[len(pots):]:
         ax.set_visible(False)
@@ -193,7 +194,7 @@ def threshold_figure(tree, corrected, sigma_cm2, delays_ps=(1.0, 3.0)):
 
 
 # ----------------------------------------------------------------------------- 3. charging
-def charging_figure(tree, V_C=0.0):
+def charging_figure(tree, V_C=None):
     sec = pp.sec_electrons(tree)
     ne = sec["n_e"]
     V = ne["potential"].values
@@ -330,11 +331,12 @@ def cross_section_figure(tree, cs=None, delays_ps=(1000.0, 3000.0)):
 
 
 # ----------------------------------------------------------------------------- driver
-def write_classic_figures(tree, out_dir, corrected=None):
+def write_classic_figures(tree, out_dir, corrected=None, threshold_delays_ps=classic.GAIN_DELAY_PS):
     """Write the classic-analysis figures of ``tree`` into ``out_dir``; returns the paths written.
 
     ``corrected`` is the output of :func:`bayesgain.preprocess.reflection_correct_film` (computed when
-    absent and needed).  A figure that cannot be made (missing group, failed fit) is skipped with a
+    absent and needed); ``threshold_delays_ps`` the read-out of the threshold fits
+    (:func:`bayesgain.classic.delay_selection`).  A figure that cannot be made (missing group, failed fit) is skipped with a
     warning naming the reason; each file is written atomically.
     """
     out_dir = pathlib.Path(out_dir)
@@ -365,7 +367,8 @@ def write_classic_figures(tree, out_dir, corrected=None):
 
     makers = {
         "gain_maps.png": lambda: (need("film/ta"), gain_maps_figure(tree, corr()))[1],
-        "threshold_fits.png": lambda: (need("film/ta"), threshold_figure(tree, corr(), sigma()["value"]))[1],
+        "threshold_fits.png": lambda: (need("film/ta"), threshold_figure(tree, corr(), sigma()["value"],
+                                                                                  threshold_delays_ps))[1],
         "charging_fit.png": lambda: (need("film/sec"), charging_figure(tree))[1],
         "kinetics_fits.png": lambda: (need("film/ta"), kinetics_figure(tree, corr()))[1],
         "cross_section_fit.png": lambda: (need("solution"), cross_section_figure(tree, sigma()))[1],

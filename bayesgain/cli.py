@@ -54,6 +54,19 @@ def _prepare_out(out, force):
     return out
 
 
+def _delays_arg(text):
+    """'5' -> 5.0; '1,3' -> (1.0, 3.0) (argparse type of --threshold-delay)."""
+    try:
+        vals = [float(x) for x in text.split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) == 1 and vals[0] > 0:
+        return vals[0]
+    if len(vals) == 2 and 0 <= vals[0] <= vals[1]:
+        return tuple(vals)
+    raise argparse.ArgumentTypeError(f"expected a delay in ps (e.g. 5) or a range LO,HI (e.g. 1,3), got {text!r}")
+
+
 def _classic(args):
     import math
 
@@ -68,7 +81,7 @@ def _classic(args):
         return 1
     if tree.attrs.get("synthetic"):
         print(f"note: {args.folder} is a SYNTHETIC experiment (truth.toml beside it)")
-    rows = classic_analysis(tree)
+    rows = classic_analysis(tree, threshold_delays_ps=args.threshold_delay)
     write_classic_csv(rows, out / "classic.csv")
     print(f"{'quantity':<44} {'value':>12} {'+-':>10}  unit")
     subgap = [r for r in rows if r["name"].startswith("subgap_residual")]
@@ -86,7 +99,7 @@ def _classic(args):
     if not args.no_figures:
         from .classic_figures import write_classic_figures
 
-        for path in write_classic_figures(tree, out):
+        for path in write_classic_figures(tree, out, threshold_delays_ps=args.threshold_delay):
             print(f"wrote {path}")
     return 0
 
@@ -298,6 +311,9 @@ def build_parser():
     k.add_argument("--force", action="store_true", help="write into an existing non-empty --out")
     k.add_argument("--no-figures", action="store_true",
                    help="skip the PNG figures (gain maps, threshold fits, charging fit, kinetics, cross-section)")
+    k.add_argument("--threshold-delay", type=_delays_arg, default=5.0, metavar="PS",
+                   help="read the gain thresholds at this delay (nearest measured, default 5 ps, after "
+                        "thermalisation, as the paper) or averaged over a range LO,HI (e.g. 1,3)")
     k.set_defaults(func=_classic)
 
     from .model.spec import available_models

@@ -58,7 +58,7 @@ def _toy_tree(A_sat, B_rate, A0, sigma=4e-14, d_nm=100.0, noise=0.0, seed=0):
     reflection-corrected TA with exact saturation -dA = A_sat (1 - exp(-B sigma J))."""
     lam = np.array([590.0, 600.0, 610.0, 620.0])
     J = np.array([2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0]) * 1e12
-    delays = np.array([0.5, 1.0, 2.0, 3.0, 10.0])
+    delays = np.array([0.5, 1.0, 2.0, 3.0, 4.5, 5.0, 5.5, 10.0])  # covers the 1-3 ps and the 5 ps read-outs
     N = sigma * J
     bleach = np.asarray(A_sat)[None, :] * -np.expm1(-np.outer(N, B_rate))       # (F, W)
     rng = np.random.default_rng(seed)

@@ -222,7 +222,8 @@ class GainModel:
             from ..classic import fit_fermi_dirac
 
             try:
-                fit = fit_fermi_dirac(d["sec_point_potential"].values, d["sec_n_e"].values,
+                # V_C fixed at 0: sigma_1S then absorbs kT V_C, the larger (safer) width for the nodes
+                fit = fit_fermi_dirac(d["sec_point_potential"].values, d["sec_n_e"].values, V_C=0.0,
                                       temperature_K=float(d["experiment_temperature_K"].values[0]))
                 sigma = float(fit["sigma_1S"][0])
             except (ValueError, RuntimeError, KeyError, TypeError):
