@@ -37,6 +37,7 @@ import xarray as xr
 from .errors import ExperimentError, _where
 from .manifest import DIRECTIONS, Entry, Manifest, parse_manifest, read_truth
 from .readers import read_matrix, read_spectrum
+from .sweeps import read_sweeps
 
 __all__ = ["load_experiment", "check_experiment", "CheckReport"]
 
@@ -288,40 +289,42 @@ def _film(ctx: _Ctx, m: Manifest, nodes: dict) -> None:
 
 def _sec(ctx: _Ctx, entries: list[Entry], nodes: dict):
     """SEC sweeps -> /film/sec; returns the (min, max) potential range, or None."""
-    entries = [e for e in entries if e.kind and e.cycle and e.direction]
-    read = []
-    for e, da in _read_matrices(ctx, entries, "potential"):
-        if e.kind == "absorption":
-            da = _to_od(ctx, e, da)
-        elif e.units is not None:
+    entries = [e for e in entries if e.kind and e.cycle]
+    read, notes = [], []
+    for e in entries:
+        sweeps = ctx.read(read_sweeps, e.file, e.field, format=e.format, nan=e.nan, direction=e.direction)
+        if e.kind != "absorption" and e.units is not None and sweeps is not None:
             ctx.problem(ctx.path(e.file), f"units = {e.units!r} given for a photoluminescence sweep; "
                         "expected no units key (PL values are detector counts)", f"{e.field}.units")
-        read.append((e, da))
+        for s in sweeps or []:
+            da = _to_od(ctx, e, s.data) if e.kind == "absorption" else s.data
+            read.append((e, s.direction, da))
+        notes += _sweep_notes(e, sweeps or [])
     if not read:
         return None
-    ref_e, ref = read[0]
+    ref_e, _, ref = read[0]
     pot = ref.potential.values
     ok = []
-    for e, da in read:
+    for e, direction, da in read:
         if not _same_grid(pot, da.potential.values, POTENTIAL_ATOL_V):
             ctx.problem(ctx.path(e.file), f"potential grid {_grid_text(da.potential.values, 'V')} differs "
                         f"from {_grid_text(pot, 'V')} in {ref_e.file}; expected every SEC sweep on the "
                         "same nominal potential grid", e.field)
             continue
-        ok.append((e, da))
+        ok.append((e, direction, da))
     made = {}  # kind -> (cycles, directions, variables)
     for kind, wl_dim, units in (("absorption", "wavelength", "OD"), ("photoluminescence", "wavelength_pl", "counts")):
-        mine = [(e, da) for e, da in ok if e.kind == kind]
+        mine = [(e, d, da) for e, d, da in ok if e.kind == kind]
         if not mine:
             continue
-        k_ref_e, k_ref = mine[0]
-        mine = [(e, da) for e, da in mine if _check_against(ctx, k_ref, k_ref_e, da, e, ("wavelength",))]
+        k_ref_e, _, k_ref = mine[0]
+        mine = [(e, d, da) for e, d, da in mine if _check_against(ctx, k_ref, k_ref_e, da, e, ("wavelength",))]
         cells: dict = {}
-        for e, da in mine:
-            key = (e.cycle, e.direction)
+        for e, direction, da in mine:
+            key = (e.cycle, direction)
             if key in cells:
-                ctx.problem(ctx.path(e.file), f"duplicate {kind} sweep cycle {e.cycle} {e.direction} (also "
-                            f"{cells[key][0].file}); expected one file per cycle and direction", e.field)
+                ctx.problem(ctx.path(e.file), f"duplicate {kind} sweep cycle {e.cycle} {direction} (also "
+                            f"{cells[key][0].file}); expected one sweep per cycle and direction", e.field)
                 continue
             cells[key] = (e, da)
         cycles = sorted({c for c, _ in cells})
@@ -348,6 +351,7 @@ def _sec(ctx: _Ctx, entries: list[Entry], nodes: dict):
         made[kind] = (cycles, dirs, variables)
         ctx.summary.append(f"  film SEC {kind}: {len(cells)} sweep(s), cycles {cycles}, directions {dirs}, "
                            f"potentials {_grid_text(pot, 'V')}, {wl.size} wavelengths")
+    ctx.summary.extend(f"  film SEC note: {n}" for n in notes)
     grids = {kind: (c, d) for kind, (c, d, _) in made.items()}
     if len(set(map(repr, grids.values()))) > 1:
         ctx.problem(ctx.folder / "experiment.toml",
@@ -362,8 +366,24 @@ def _sec(ctx: _Ctx, entries: list[Entry], nodes: dict):
         for _, _, variables in made.values():
             for name, var in variables.items():
                 ds[name] = var
+        if notes:
+            ds.attrs["sweep_notes"] = "; ".join(notes)
         nodes["/film/sec"] = ds
     return (float(pot.min()), float(pot.max()))
+
+
+def _sweep_notes(e: Entry, sweeps: list) -> list[str]:
+    """What was inferred about the sweeps of one SEC file (for the check report and the tree)."""
+    if len(sweeps) == 2:
+        (a, b) = sweeps
+        p, q = a.potentials_in_file_order, b.potentials_in_file_order
+        return [f"{e.file} ({e.field}) holds a down-and-up sweep: split at its turning point {p[-1]:g} V into "
+                f"cycle {e.cycle} {a.direction} ({p[0]:g} to {p[-1]:g} V) and {b.direction} ({q[0]:g} to {q[-1]:g} V)"]
+    if len(sweeps) == 1 and sweeps[0].how == "order":
+        p = sweeps[0].potentials_in_file_order
+        return [f"{e.file} ({e.field}): no direction in the manifest; cycle {e.cycle} {sweeps[0].direction} from "
+                f"the order of its potentials ({p[0]:g} to {p[-1]:g} V; forward = towards negative potential)"]
+    return []
 
 
 def _film_matrix(ctx: _Ctx, entries: list[Entry], nodes: dict, which: str, sec_range) -> None:

@@ -508,6 +508,12 @@ def read_matrix(path, format: str | None = None, axis: str = "delay", *, nan: st
         table = _parse_header_matrix(path, lines)
         wl_in = "rows"
         inferred = "OD"
+    return _table_to_array(path, table, wl_in, axis, fmt, nan, units or inferred)
+
+
+def _table_to_array(path: Path, table: _Table, wl_in: str, axis: str, fmt: str, nan: str,
+                    units: str) -> xr.DataArray:
+    """Checked, sorted ``values[wavelength, axis]`` DataArray of a parsed table (see :func:`read_matrix`)."""
     _check_monotonic(path, table.cols, "wavelength" if wl_in == "cols" else axis,
                      "nm" if wl_in == "cols" else AXES[axis],
                      lambda k: (table.header_line, table.col_fields[k]))
@@ -528,7 +534,7 @@ def read_matrix(path, format: str | None = None, axis: str = "delay", *, nan: st
         coords={"wavelength": ("wavelength", wl, {"units": "nm", "long_name": "probe wavelength"}),
                 axis: (axis, other, {"units": AXES[axis],
                                      "long_name": "pump-probe delay" if axis == "delay" else "electrode potential"})},
-        attrs={"units": units or inferred, "source_file": os.fspath(path), "format": fmt, **extra},
+        attrs={"units": units, "source_file": os.fspath(path), "format": fmt, **extra},
     )
     return da
 
