@@ -214,6 +214,11 @@ def window_average(da, window, dim=None):
     SI "Error calculations": sigma_mean = sigma / sqrt(n), sigma the sample standard deviation
     (ddof = 1) of the n points.  Returns ``(mean, sem)`` DataArrays (units of ``da``).  Fewer than
     two points in the window -> ValueError.
+
+    NaN marks a point a file did not measure (files on different grids, stored on their union by
+    :func:`bayesgain.io.load_experiment`): each spectrum is then averaged over its own n measured
+    wavelengths in the window (sigma / sqrt(n) with its n), a spectrum not measured at all stays NaN,
+    and a measured spectrum with fewer than two points in the window is an error.
     """
     dim = dim or _wavelength_dim(da)
     lo, hi = _bounds(window)
@@ -225,8 +230,20 @@ def window_average(da, window, dim=None):
                          f"(range {x.min():.1f}..{x.max():.1f} nm); need at least 2")
     sub = da.isel({dim: np.nonzero(sel)[0]})
     units = da.attrs.get("units", "")
-    mean = sub.mean(dim).assign_attrs(units=units, window_nm=[lo, hi], n_points=n)
-    sem = (sub.std(dim, ddof=1) / math.sqrt(n)).assign_attrs(units=units, window_nm=[lo, hi], n_points=n)
+    if not np.isnan(sub.values).any():
+        mean = sub.mean(dim).assign_attrs(units=units, window_nm=[lo, hi], n_points=n)
+        sem = (sub.std(dim, ddof=1) / math.sqrt(n)).assign_attrs(units=units, window_nm=[lo, hi], n_points=n)
+        return mean, sem
+    count = sub.count(dim)
+    measured = da.count(dim) > 0
+    few = measured & (count < 2)
+    if bool(few.any()):
+        first = {k: v.values[0].item() for k, v in few.where(few, drop=True).coords.items() if v.ndim == 1}
+        raise ValueError(f"window {lo:.1f}..{hi:.1f} nm holds fewer than 2 measured points of {dim} for a "
+                         f"spectrum on another grid (first at {first}); need at least 2")
+    n_min = int(count.where(measured).min())
+    mean = sub.mean(dim).assign_attrs(units=units, window_nm=[lo, hi], n_points=n_min)
+    sem = (sub.std(dim, ddof=1) / np.sqrt(count)).assign_attrs(units=units, window_nm=[lo, hi], n_points=n_min)
     return mean, sem
 
 

@@ -152,6 +152,29 @@ def _check_against(ctx: _Ctx, ref, ref_entry: Entry, da: xr.DataArray, entry: En
     return ok
 
 
+def _on_common_grid(read: list, what: str) -> tuple[list, str]:
+    """Files of one group on one (wavelength, delay) grid: as they are when their grids agree, else each
+    placed on the union of the grids with NaN where the file has no point (NaN = not measured; every
+    window average is then taken per file over its own wavelengths).  Returns (read, summary note)."""
+    ref = read[0][1]
+    dims = ("wavelength", "delay")
+    if all(_same_grid(ref[d].values, da[d].values) for _, da in read for d in dims):
+        return read, ""
+    grids = {d: _group_values([v for _, da in read for v in da[d].values], rtol=GRID_RTOL) for d in dims}
+    out = []
+    for e, da in read:
+        where = [np.array([_index(grids[d], v, rtol=GRID_RTOL) for v in da[d].values]) for d in dims]
+        full = np.full((grids["wavelength"].size, grids["delay"].size), np.nan)
+        full[np.ix_(*where)] = da.transpose(*dims).values
+        coords = {d: (d, grids[d], ref[d].attrs) for d in dims}
+        out.append((e, xr.DataArray(full, dims=dims, coords=coords, attrs=da.attrs)))
+    n = len({(tuple(da["wavelength"].values), tuple(da["delay"].values)) for _, da in read})
+    note = (f"  {what}: {n} different wavelength/delay grids among {len(read)} files: stored on their union "
+            f"({grids['wavelength'].size} wavelengths x {grids['delay'].size} delays, NaN where a file has no "
+            "point); window averages are per file")
+    return out, note
+
+
 def _group_values(values: list[float], rtol: float = 0.0, atol: float = 0.0) -> np.ndarray:
     """Sorted distinct values, merging those equal within tolerance (nominal settings)."""
     out: list[float] = []
@@ -218,8 +241,9 @@ def _stack_fluences(ctx: _Ctx, entries: list[Entry], what: str):
     read = [(e, da) for e, da in read if e.fluence_photons_cm2 is not None]
     if not read:
         return None
-    ref_e, ref = read[0]
-    good = [(e, da) for e, da in read if _check_against(ctx, ref, ref_e, da, e, ("wavelength", "delay"))]
+    good, note = _on_common_grid(read, what)
+    if note:
+        ctx.summary.append(note)
     seen: dict = {}
     for e, da in good:
         key = _index_or_none(list(seen), e.fluence_photons_cm2)
@@ -235,6 +259,8 @@ def _stack_fluences(ctx: _Ctx, entries: list[Entry], what: str):
     out = out.transpose("fluence", "wavelength", "delay")
     out.attrs = {"units": "OD", "long_name": f"{what} dA"}
     out = out.assign_coords(source_file=("fluence", [seen[f].file for f in fl], {"units": "1"}))
+    if note:
+        out.attrs["grid_note"] = note.strip()
     return out
 
 
@@ -401,7 +427,12 @@ def _film_matrix(ctx: _Ctx, entries: list[Entry], nodes: dict, which: str, sec_r
     if not read:
         return
     ref_e, ref = read[0]
-    good = [(e, da) for e, da in read if _check_against(ctx, ref, ref_e, da, e, ("wavelength", "delay"))]
+    note = ""
+    if which == "ta":  # TA files may differ in grid (window averages are per file); TR is interpolated: one grid
+        good, note = _on_common_grid(read, label)
+        ref = good[0][1]
+    else:
+        good = [(e, da) for e, da in read if _check_against(ctx, ref, ref_e, da, e, ("wavelength", "delay"))]
     if not good:
         return
     pots = _group_values([e.potential_V for e, _ in good], atol=1e-9)
@@ -442,6 +473,9 @@ def _film_matrix(ctx: _Ctx, entries: list[Entry], nodes: dict, which: str, sec_r
     ds["source_file"] = xr.DataArray(np.array([[cells[(i, j)][0].file for j in range(fls.size)]
                                                for i in range(pots.size)]), dims=("potential", "fluence"),
                                      attrs={"units": "1"})
+    if note:
+        ds[var].attrs["grid_note"] = note.strip()
+        ctx.summary.append(note)
     nodes[f"/film/{which}"] = ds
     ctx.summary.append(f"  {label}: {len(cells)} file(s), potentials {_grid_text(pots, 'V')} x fluences "
                        f"{_grid_text(fls, 'photons/cm^2')}, {ref.sizes['wavelength']} wavelengths x "
