@@ -217,3 +217,111 @@ def test_real_glotaran_file_as_one_solution_ta_entry(tmp_path, real_glotaran):
         np.testing.assert_array_equal(red["sol_point_delay"].values[pts], d[sel])
         np.testing.assert_allclose(red["sol_dA"].values[pts], m[sel], rtol=1e-12)
         np.testing.assert_allclose(red["sol_dA_sem"].values[pts], s[sel], rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- components the data can feed
+def _without(tree, *groups):
+    d = tree.to_dict()
+    for g in groups:
+        d.pop(g)
+    return xr.DataTree.from_dict(d)
+
+
+@pytest.fixture(scope="module")
+def corrected_no_tr():
+    """Batch A as a lab that corrects reflection upstream sends it: corrected film TA, no TR files."""
+    tree = load_experiment(BATCH_A)
+    corr = pp.reflection_correct_film(tree)
+    d = tree.to_dict()
+    ta = d["/film/ta"].copy()
+    ta["dA"] = corr["dA"].transpose(*ta["dA"].dims).drop_attrs().assign_attrs(ta["dA"].attrs)
+    ta["reflection_corrected"] = xr.ones_like(ta["reflection_corrected"])
+    d["/film/ta"] = ta
+    d.pop("/film/tr")
+    return xr.DataTree.from_dict(d)
+
+
+@pytest.fixture(scope="module")
+def joint_no_tr(corrected_no_tr):
+    from bayesgain.model.core import GainModel
+
+    m = GainModel("joint", corrected_no_tr, names=["lab"])
+    m.build()
+    return m
+
+
+def test_joint_spec_without_tr_fits_without_the_reflection_component(joint_no_tr):
+    m = joint_no_tr
+    assert m.spec.name == "joint" and m.spec.components["reflection"] is False
+    assert m.spec.components["gain"] and m.spec.components["dynamics"] and m.spec.components["cross_section"]
+    names = set(m.model.named_vars)
+    assert not {"reflection_scale", "subgap_noise_rel", "reflection"} & names
+    assert {"gain", "dynamics", "charging", "cross_section"} <= names
+    assert "reflection_scale" not in m.spec.priors and "subgap_point" not in m.data.dims
+    assert "reflection = false" in m.spec.to_toml()  # what posterior.nc stores: the model that was fitted
+    assert m.component_notes == ["reflection component switched off: the film TA is declared reflection-corrected "
+                                 "(reflection_corrected = true) and there is no TR data"]
+    assert np.isfinite(m.model.compile_logp(mode=_mode())(m.model.initial_point()))
+
+
+def _mode():
+    from bayesgain.physics.api import numpy_mode
+
+    return numpy_mode()
+
+
+def test_the_note_reaches_the_fit_attrs_and_report_md(joint_no_tr, monkeypatch):
+    from bayesgain import report
+
+    m = joint_no_tr
+    prior = m.sample_prior_predictive(draws=4, seed=1, var_names=list(m.model.named_vars))["prior"].to_dataset()
+    # four prior draws stand in for a posterior of 2 chains x 2 draws: only the bookkeeping is under test
+    post = xr.concat([prior.isel(draw=slice(0, 2)), prior.isel(draw=slice(2, 4)).assign_coords(draw=[0, 1])],
+                     dim="chain").assign_coords(chain=[0, 1])
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((2, 2), bool))})
+    m.idata = xr.DataTree.from_dict({"/posterior": post, "/sample_stats": stats})
+    m._finish(m.idata)
+    assert "switched off" in m.idata.attrs["component_notes"]
+    for name in [n for n in dir(report) if n.startswith("_section_")]:  # only the header is under test
+        monkeypatch.setattr(report, name, lambda *a, **k: [])
+    text = report._report_text(m, None, None, [], {}, "ok", [])
+    header = text.split("## Convergence")[0] if "## Convergence" in text else text.split("## Figures")[0]
+    assert "- reflection component switched off: the film TA is declared reflection-corrected" in header
+    assert "components: cross_section, charging, gain, dynamics;" in header
+
+
+def test_required_data_are_refused_and_safe_switches_are_noted(tiny, corrected_no_tr):
+    from bayesgain.model.resolve import resolve_components
+    from bayesgain.model.spec import load_spec, spec_from_dict
+
+    joint = load_spec("joint")
+    # raw film TA (some files reflection_corrected = false) without TR: nothing can correct it
+    with pytest.raises(ValueError, match=r"experiment tiny: film TA with reflection_corrected = false needs "
+                                         r"transient reflection"):
+        resolve_components(joint, [_without(tiny, "/film/tr")], ["tiny"])
+    with pytest.raises(ValueError, match=r"experiment tiny: the gain component needs film TA"):
+        resolve_components(joint, [_without(tiny, "/film/ta", "/film/tr")], ["tiny"])
+    with pytest.raises(ValueError, match=r"experiment tiny: the cross_section component needs solution TA"):
+        resolve_components(joint, [_without(tiny, "/solution")], ["tiny"])
+    # raw TA with TR: nothing to switch off
+    res = resolve_components(joint, [tiny], ["tiny"])
+    assert res.spec is joint and res.notes == []
+    # PL asked for but not measured: off, with a note; measured by one experiment only: refused
+    d = corrected_no_tr.to_dict()
+    d["/film/sec"] = d["/film/sec"].drop_vars(["photoluminescence", "photoluminescence_source_file"])
+    no_pl = xr.DataTree.from_dict(d)
+    pl = spec_from_dict({"components": {"photoluminescence": True}})
+    res = resolve_components(pl, [corrected_no_tr], ["a"])
+    assert res.spec.components["photoluminescence"] and not res.spec.components["reflection"]
+    res = resolve_components(pl, [no_pl], ["a"])
+    assert not res.spec.components["photoluminescence"] and not res.spec.components["reflection"]
+    assert "pl_yield_1" not in res.spec.priors and "pl_yield_1" in pl.priors
+    assert res.notes[0].startswith("photoluminescence component switched off")
+    with pytest.raises(ValueError, match=r"experiment b: the photoluminescence component needs"):
+        resolve_components(pl, [corrected_no_tr, no_pl], ["a", "b"])
+    # two experiments, one with usable TR: reflection stays on, the other reduces without sub-gap points
+    res = resolve_components(joint, [corrected_no_tr, tiny], ["a", "tiny"])
+    assert res.spec.components["reflection"]
+    assert [c["reflection"] for c in res.per_experiment] == [False, True]
+    assert res.notes == ["experiment a: film TA declared reflection-corrected and there is no TR data: no sub-gap "
+                         "points; its reflection scales follow their prior"]
