@@ -394,7 +394,10 @@ def excited_state_absorption(tree, corrected=None, thickness_nm=None):
     A_star = (A_pre + dA).transpose(*dA.dims).rename("A_star").assign_attrs(
         units="OD", long_name="excited-state absorption A_0 + Delta A_SEC + Delta A_TA")
     d = float(tree.attrs["film_thickness_nm"] if thickness_nm is None else thickness_nm)
-    g = A_star.copy(data=ph.gain_coefficient_per_cm(A_star.values, d)).rename("gain_per_cm").assign_attrs(
+    g = np.full(A_star.shape, np.nan)
+    fin = np.isfinite(A_star.values)  # NaN: a point this file did not measure (files on different grids)
+    g[fin] = ph.gain_coefficient_per_cm(A_star.values[fin], d)
+    g = A_star.copy(data=g).rename("gain_per_cm").assign_attrs(
         units="1/cm", long_name="gain coefficient -A* ln(10) / d", thickness_nm=d)
     return xr.Dataset({"A_star": A_star, "gain_per_cm": g, "A0": A0, "dA_sec": sec, "A_pre": A_pre})
 

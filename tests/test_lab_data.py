@@ -325,3 +325,74 @@ def test_required_data_are_refused_and_safe_switches_are_noted(tiny, corrected_n
     assert [c["reflection"] for c in res.per_experiment] == [False, True]
     assert res.notes == ["experiment a: film TA declared reflection-corrected and there is no TR data: no sub-gap "
                          "points; its reflection scales follow their prior"]
+
+
+# ----------------------------------------------------------------------------- film TA files on their own delays
+FILM_ONLY = {"name": "film-only", "components": {"cross_section": False, "charging": False, "reflection": False}}
+
+
+def _own_delays(tree):
+    """Film TA files on different delay grids: file (0, 0) lost its odd delays, file (1, 1) its even ones."""
+    d = tree.to_dict()
+    ta = d["/film/ta"].copy()
+    dA = ta["dA"].copy()
+    n = dA.sizes["delay"]
+    dA[0, 0, :, 1::2] = np.nan
+    dA[1, 1, :, 0::2] = np.nan
+    ta["dA"] = dA
+    d["/film/ta"] = ta
+    return xr.DataTree.from_dict(d), n
+
+
+@pytest.fixture(scope="module")
+def film_models(corrected_no_tr):
+    from bayesgain.model.core import GainModel
+    from bayesgain.model.spec import spec_from_dict
+
+    spec = spec_from_dict(FILM_ONLY)
+    own, _ = _own_delays(corrected_no_tr)
+    out = {}
+    for key, tree in (("shared", corrected_no_tr), ("own", own)):
+        m = GainModel(spec, tree, names=["lab"])
+        m.build()
+        out[key] = m
+    return out
+
+
+def _pointwise(m, point):
+    model = m.model
+    obs = [model[n] for n in ("gain", "dynamics")]
+    f = model.compile_fn(model.logp(vars=obs, sum=False), inputs=model.value_vars, mode=_mode(),
+                         on_unused_input="ignore")
+    d = m.data
+    out = {}
+    for label, lp in zip(("gain", "dynamics"), f(point)):
+        idx = np.nonzero(d["ta_point_component"].values == label)[0]
+        for i, v in zip(idx, lp):
+            key = (label, float(d["ta_point_potential"].values[i]), int(d["ta_point_fluence"].values[i]),
+                   float(d["ta_point_delay"].values[i]))
+            out[key] = float(v)
+    return out
+
+
+def test_files_on_their_own_delays_are_gathered_per_point(film_models, corrected_no_tr):
+    shared, own = film_models["shared"], film_models["own"]
+    d = own.data
+    delays = corrected_no_tr["film/ta"]["delay"].values
+    pots = corrected_no_tr["film/ta"]["potential"].values
+    # each file contributes only delays it measured; the dynamics delays are picked per file
+    for (p, f), parity in (((0, 0), 0), ((1, 1), 1)):
+        pts = (d["ta_point_potential"].values == pots[p]) & (d["ta_point_fluence"].values == f)
+        own_idx = np.searchsorted(delays, d["ta_point_delay"].values[pts])
+        assert pts.sum() > 5 and np.all(own_idx % 2 == parity)
+    assert own.data.sizes["ta_point"] < shared.data.sizes["ta_point"]
+    point = shared.model.initial_point()
+    point = {k: v + 0.05 * np.random.default_rng(0).standard_normal(np.shape(v)) for k, v in point.items()}
+    a, b = _pointwise(shared, point), _pointwise(own, point)
+    common = sorted(set(a) & set(b))
+    assert len(common) > 0.8 * len(b)
+    np.testing.assert_allclose([b[k] for k in common], [a[k] for k in common], rtol=1e-10, atol=1e-10)
+    # the dynamics picks of the two files differ from the shared grid's: points only the own-delay model has
+    assert set(b) - set(a)
+    # and the whole log density is finite with every file on its own delays
+    assert np.isfinite(own.model.compile_logp(mode=_mode())(point))
