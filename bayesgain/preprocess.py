@@ -76,6 +76,17 @@ def _has(tree, path):
     return True
 
 
+def _where_measured(fn, values, *args):
+    """``fn(values, *args)`` where ``values`` is finite, NaN elsewhere: NaN marks a point a file did not
+    measure (files on different grids), which the NumPy physics functions rightly refuse."""
+    fin = np.isfinite(values)
+    if fin.all():
+        return fn(values, *args)
+    out = np.full(values.shape, np.nan)
+    out[fin] = fn(values[fin], *[a[fin] if np.ndim(a) else a for a in args])
+    return out
+
+
 def _wavelength_dim(da):
     for d in ("wavelength", "wavelength_spectrum", "wavelength_pl"):
         if d in da.dims:
@@ -331,8 +342,8 @@ def reflection_correct_film(tree, window=None, subgap_start_hwhm=2.0, subgap_del
         FA, FR = _film_fractions(tree, lam)
         dA4, dR4, FA4, FR4 = xr.broadcast(dA_raw, dR, FA, FR)
         order = dA_raw.dims
-        values = ph.reflection_correct(dA4.transpose(*order).values, dR4.transpose(*order).values,
-                                       FA4.transpose(*order).values, FR4.transpose(*order).values)
+        values = _where_measured(ph.reflection_correct, dA4.transpose(*order).values, dR4.transpose(*order).values,
+                                 FA4.transpose(*order).values, FR4.transpose(*order).values)
         corrected = dA_raw.copy(data=values)
         corrected = xr.where(done, dA_raw, corrected).transpose(*dA_raw.dims)
     corrected = corrected.rename("dA").assign_attrs(units="OD", reflection_corrected=True,
@@ -394,10 +405,7 @@ def excited_state_absorption(tree, corrected=None, thickness_nm=None):
     A_star = (A_pre + dA).transpose(*dA.dims).rename("A_star").assign_attrs(
         units="OD", long_name="excited-state absorption A_0 + Delta A_SEC + Delta A_TA")
     d = float(tree.attrs["film_thickness_nm"] if thickness_nm is None else thickness_nm)
-    g = np.full(A_star.shape, np.nan)
-    fin = np.isfinite(A_star.values)  # NaN: a point this file did not measure (files on different grids)
-    g[fin] = ph.gain_coefficient_per_cm(A_star.values[fin], d)
-    g = A_star.copy(data=g).rename("gain_per_cm").assign_attrs(
+    g = A_star.copy(data=_where_measured(ph.gain_coefficient_per_cm, A_star.values, d)).rename("gain_per_cm").assign_attrs(
         units="1/cm", long_name="gain coefficient -A* ln(10) / d", thickness_nm=d)
     return xr.Dataset({"A_star": A_star, "gain_per_cm": g, "A0": A0, "dA_sec": sec, "A_pre": A_pre})
 
