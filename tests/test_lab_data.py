@@ -396,3 +396,23 @@ def test_files_on_their_own_delays_are_gathered_per_point(film_models, corrected
     assert set(b) - set(a)
     # and the whole log density is finite with every file on its own delays
     assert np.isfinite(own.model.compile_logp(mode=_mode())(point))
+
+
+def test_classic_analysis_on_files_with_their_own_delays():
+    from bayesgain.classic import classic_analysis
+
+    tree = load_experiment(BATCH_A)
+    d = tree.to_dict()
+    ta, sol = d["/film/ta"].copy(), d["/solution"].copy()
+    ta["dA"] = ta["dA"].copy()
+    ta["dA"][0, 0, :, 1::2] = np.nan  # raw film TA: reflection-corrected where measured
+    sol["ta"] = sol["ta"].copy()
+    sol["ta"][0, :, 1::2] = np.nan
+    d["/film/ta"], d["/solution"] = ta, sol
+    full = {r["name"]: r for r in classic_analysis(tree)}
+    own = {r["name"]: r for r in classic_analysis(xr.DataTree.from_dict(d))}
+    V, F = tree["film/ta"]["potential"].values[0], tree["film/ta"]["fluence"].values[0]
+    name = f"gain_lifetime_ps[V={V:+.3f},J={F:.3g}]"
+    assert np.isfinite(own[name]["value"]) and abs(own[name]["value"] / full[name]["value"] - 1) < 0.05
+    assert abs(own["cross_section_cm2"]["value"] / full["cross_section_cm2"]["value"] - 1) < 0.01
+    assert not [r for r in own.values() if "NaN or inf" in str(r.get("note", ""))]
