@@ -606,7 +606,9 @@ def biexciton_lifetime(tree, corrected=None, window=None, potential=None, fluenc
     sub = dA.sel(potential=V, method="nearest")
     bleach, _ = pp.window_average(-sub, bw)
     traces = bleach.isel(fluence=list(fluence_indices)).transpose("fluence", "delay").values
-    fits = nested_exponential_fits(dA["delay"].values, traces, n_terms=len(fluence_indices), t_min_ps=t_min_ps)
+    common = np.isfinite(traces).all(axis=0)  # files on different delay grids: the delays all of them measured
+    fits = nested_exponential_fits(dA["delay"].values[common], traces[:, common], n_terms=len(fluence_indices),
+                                   t_min_ps=t_min_ps)
     out = dict(fits[1])
     out["r1_lifetime_ps"] = fits[0]["lifetime_ps"]
     # A third fluence adds the triexciton term (Fig. S27d).  Not in classic_analysis: on synthetic
@@ -814,9 +816,12 @@ def classic_analysis(tree, V_C=None, threshold_delays_ps=GAIN_DELAY_PS, biexcito
             name = f"gain_lifetime_ps[V={V:+.3f},J={F:.3g}]"
             how = ("first delay where the 1S-window-averaged A* returns to >= 0 (linear interpolation); "
                    "uncertainty: half the delay interval where A* is within +-1 window SEM of 0")
+            # the delays this file measured (files on different grids carry NaN elsewhere)
+            own = np.isfinite(astar.sel(potential=V, fluence=F).values)
             try:
-                gl = gain_lifetime_with_uncertainty(astar["delay"].values, astar.sel(potential=V, fluence=F).values,
-                                                    astar_sem.sel(potential=V, fluence=F).values,
+                gl = gain_lifetime_with_uncertainty(astar["delay"].values[own],
+                                                    astar.sel(potential=V, fluence=F).values[own],
+                                                    astar_sem.sel(potential=V, fluence=F).values[own],
                                                     gain_lifetime_confirm)
                 lo_, hi_ = gl["interval"]
                 note = (f"+-1 SEM interval {lo_:.4g}..{hi_:.4g} ps"
@@ -831,8 +836,9 @@ def classic_analysis(tree, V_C=None, threshold_delays_ps=GAIN_DELAY_PS, biexcito
         for V in astar["potential"].values:
             for F in astar["fluence"].values:
                 name = f"gain_lifetime_fit_ps[V={V:+.3f},J={F:.3g}]"
+                own = np.isfinite(astar.sel(potential=V, fluence=F).values)
                 try:
-                    gl = gain_lifetime_fit(astar["delay"].values, astar.sel(potential=V, fluence=F).values)
+                    gl = gain_lifetime_fit(astar["delay"].values[own], astar.sel(potential=V, fluence=F).values[own])
                     rows.append(_row(name, gl["value"], np.nan, "ps", how,
                                      f"no uncertainty (crossing of the fitted curve); {gl['n_exp']} exponential(s)"))
                 except ValueError as err:

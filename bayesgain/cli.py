@@ -157,6 +157,8 @@ def _fit(args):
     synthetic = bool((model.data["experiment_synthetic"].values > 0).any())
     say(f"model '{spec.name}' ({', '.join(model.observed_names)}) on {', '.join(map(str, model.names))}"
         + (" -- SYNTHETIC data" if synthetic else ""))
+    for note in model.component_notes:
+        say(f"note: {note}")
     how = f"{args.sampler} ({args.backend})" if args.sampler == "nutpie" else args.sampler
     wait = "this can take minutes" if args.backend == "numba" else "seconds"
     say(f"sampling {args.chains} chains x {args.draws} draws after {args.tune} tuning steps with {how} "

@@ -76,6 +76,17 @@ def _has(tree, path):
     return True
 
 
+def _where_measured(fn, values, *args):
+    """``fn(values, *args)`` where ``values`` is finite, NaN elsewhere: NaN marks a point a file did not
+    measure (files on different grids), which the NumPy physics functions rightly refuse."""
+    fin = np.isfinite(values)
+    if fin.all():
+        return fn(values, *args)
+    out = np.full(values.shape, np.nan)
+    out[fin] = fn(values[fin], *[a[fin] if np.ndim(a) else a for a in args])
+    return out
+
+
 def _wavelength_dim(da):
     for d in ("wavelength", "wavelength_spectrum", "wavelength_pl"):
         if d in da.dims:
@@ -218,7 +229,13 @@ def window_average(da, window, dim=None, pixel_sem=None):
     ``pixel_sem`` (same dims as ``da``): a measured standard error per pixel, e.g. the scan-to-scan
     standard error of averaged scans.  Where it is finite at every pixel of the window, the SEM is
     that of the mean of independent pixels, sqrt(sum s_i^2) / n, instead of the spread over
-    wavelengths (attr ``sem_source``).  Missing (NaN) cells of ``da`` are left out of the mean.
+    wavelengths (attr ``sem_source``).
+
+    NaN marks a point a file did not measure (files on different grids, stored on their union by
+    :func:`bayesgain.io.load_experiment`) or a missing cell (an instrument's invalid pixel): each
+    spectrum is then averaged over its own n measured wavelengths in the window (sigma / sqrt(n) with
+    its n), a spectrum not measured at all stays NaN, and a measured spectrum with fewer than two
+    points in the window is an error.
     """
     dim = dim or _wavelength_dim(da)
     lo, hi = _bounds(window)
@@ -230,13 +247,23 @@ def window_average(da, window, dim=None, pixel_sem=None):
                          f"(range {x.min():.1f}..{x.max():.1f} nm); need at least 2")
     sub = da.isel({dim: np.nonzero(sel)[0]})
     units = da.attrs.get("units", "")
-    mean = sub.mean(dim).assign_attrs(units=units, window_nm=[lo, hi], n_points=n)
-    sem = (sub.std(dim, ddof=1) / math.sqrt(n)).assign_attrs(units=units, window_nm=[lo, hi], n_points=n)
+    n_each, n_attr = n, n
+    if np.isnan(sub.values).any():
+        count = sub.count(dim)
+        measured = da.count(dim) > 0
+        few = measured & (count < 2)
+        if bool(few.any()):
+            first = {k: v.values[0].item() for k, v in few.where(few, drop=True).coords.items() if v.ndim == 1}
+            raise ValueError(f"window {lo:.1f}..{hi:.1f} nm holds fewer than 2 measured points of {dim} for a "
+                             f"spectrum on another grid (first at {first}); need at least 2")
+        n_each, n_attr = count, int(count.where(measured).min())
+    mean = sub.mean(dim).assign_attrs(units=units, window_nm=[lo, hi], n_points=n_attr)
+    sem = (sub.std(dim, ddof=1) / np.sqrt(n_each)).assign_attrs(units=units, window_nm=[lo, hi], n_points=n_attr)
     if pixel_sem is not None:
         ps = pixel_sem.isel({dim: np.nonzero(sel)[0]})
-        measured = np.sqrt((ps ** 2).sum(dim)) / n
-        sem = xr.where(ps.notnull().all(dim), measured, sem).assign_attrs(
-            units=units, window_nm=[lo, hi], n_points=n,
+        measured_sem = np.sqrt((ps ** 2).sum(dim)) / n_each
+        sem = xr.where(ps.notnull().all(dim), measured_sem, sem).assign_attrs(
+            units=units, window_nm=[lo, hi], n_points=n_attr,
             sem_source="per-pixel scan standard errors where every window pixel has one, else the spread")
     return mean, sem
 
@@ -325,8 +352,8 @@ def reflection_correct_film(tree, window=None, subgap_start_hwhm=2.0, subgap_del
         FA, FR = _film_fractions(tree, lam)
         dA4, dR4, FA4, FR4 = xr.broadcast(dA_raw, dR, FA, FR)
         order = dA_raw.dims
-        values = ph.reflection_correct(dA4.transpose(*order).values, dR4.transpose(*order).values,
-                                       FA4.transpose(*order).values, FR4.transpose(*order).values)
+        values = _where_measured(ph.reflection_correct, dA4.transpose(*order).values, dR4.transpose(*order).values,
+                                 FA4.transpose(*order).values, FR4.transpose(*order).values)
         corrected = dA_raw.copy(data=values)
         corrected = xr.where(done, dA_raw, corrected).transpose(*dA_raw.dims)
     corrected = corrected.rename("dA").assign_attrs(units="OD", reflection_corrected=True,
@@ -388,7 +415,7 @@ def excited_state_absorption(tree, corrected=None, thickness_nm=None):
     A_star = (A_pre + dA).transpose(*dA.dims).rename("A_star").assign_attrs(
         units="OD", long_name="excited-state absorption A_0 + Delta A_SEC + Delta A_TA")
     d = float(tree.attrs["film_thickness_nm"] if thickness_nm is None else thickness_nm)
-    g = A_star.copy(data=ph.gain_coefficient_per_cm(A_star.values, d)).rename("gain_per_cm").assign_attrs(
+    g = A_star.copy(data=_where_measured(ph.gain_coefficient_per_cm, A_star.values, d)).rename("gain_per_cm").assign_attrs(
         units="1/cm", long_name="gain coefficient -A* ln(10) / d", thickness_nm=d)
     return xr.Dataset({"A_star": A_star, "gain_per_cm": g, "A0": A0, "dA_sec": sec, "A_pre": A_pre})
 

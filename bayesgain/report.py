@@ -1015,6 +1015,13 @@ def write_report(model, out_dir, classic_rows=None, figures=True, log=None):
     return {"files": files, "figures": status, "converged": _converged(model), "synthetic": _synthetic(model)}
 
 
+def _component_notes(model):
+    """Components the data switched off (stored with the fit; older fits have none)."""
+    attrs = model.idata.attrs if hasattr(model.idata, "attrs") else {}
+    text = attrs.get("component_notes") or model.data.attrs.get("component_notes", "")
+    return [line for line in str(text).split("\n") if line]
+
+
 def _report_text(model, cache, summary, classic_rows, status, thr_status, figures):
     from . import __version__
 
@@ -1036,6 +1043,7 @@ def _report_text(model, cache, summary, classic_rows, status, thr_status, figure
           f"- components: {', '.join(comps)}; observed: {', '.join(model.observed_names)}",
           f"- options: disorder = {model.spec.options.get('disorder')}, auger = {model.spec.options.get('auger')}, "
           f"likelihood = {model.spec.options.get('likelihood')}",
+          *[f"- {note}" for note in _component_notes(model)],
           f"- experiments: {', '.join(map(str, model.names))}",
           f"- observations: " + ", ".join(f"{d} {model.data.sizes[d]}" for d in
                                           ("sol_point", "sec_point", "ta_point", "subgap_point")

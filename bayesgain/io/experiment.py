@@ -39,6 +39,7 @@ from .manifest import DIRECTIONS, Entry, Manifest, parse_manifest, read_truth
 from .chirp import apply_chirp, fit_chirp, read_chirp_file
 from .readers import read_matrix, read_spectrum
 from .scans import average_scans, resolve_scan_files
+from .sweeps import read_sweeps
 
 __all__ = ["load_experiment", "check_experiment", "CheckReport"]
 
@@ -154,6 +155,29 @@ def _check_against(ctx: _Ctx, ref, ref_entry: Entry, da: xr.DataArray, entry: En
                         f"{dim} grid", entry.field)
             ok = False
     return ok
+
+
+def _on_common_grid(read: list, what: str) -> tuple[list, str]:
+    """Files of one group on one (wavelength, delay) grid: as they are when their grids agree, else each
+    placed on the union of the grids with NaN where the file has no point (NaN = not measured; every
+    window average is then taken per file over its own wavelengths).  Returns (read, summary note)."""
+    ref = read[0][1]
+    dims = ("wavelength", "delay")
+    if all(_same_grid(ref[d].values, da[d].values) for _, da in read for d in dims):
+        return read, ""
+    grids = {d: _group_values([v for _, da in read for v in da[d].values], rtol=GRID_RTOL) for d in dims}
+    out = []
+    for e, da in read:
+        where = [np.array([_index(grids[d], v, rtol=GRID_RTOL) for v in da[d].values]) for d in dims]
+        full = np.full((grids["wavelength"].size, grids["delay"].size), np.nan)
+        full[np.ix_(*where)] = da.transpose(*dims).values
+        coords = {d: (d, grids[d], ref[d].attrs) for d in dims}
+        out.append((e, xr.DataArray(full, dims=dims, coords=coords, attrs=da.attrs)))
+    n = len({(tuple(da["wavelength"].values), tuple(da["delay"].values)) for _, da in read})
+    note = (f"  {what}: {n} different wavelength/delay grids among {len(read)} files: stored on their union "
+            f"({grids['wavelength'].size} wavelengths x {grids['delay'].size} delays, NaN where a file has no "
+            "point); window averages are per file")
+    return out, note
 
 
 def _group_values(values: list[float], rtol: float = 0.0, atol: float = 0.0) -> np.ndarray:
@@ -296,8 +320,9 @@ def _stack_fluences(ctx: _Ctx, entries: list[Entry], what: str):
     read = [(e, da) for e, da in read if e.fluence_photons_cm2 is not None]
     if not read:
         return None
-    ref_e, ref = read[0]
-    good = [(e, da) for e, da in read if _check_against(ctx, ref, ref_e, da, e, ("wavelength", "delay"))]
+    good, note = _on_common_grid(read, what)
+    if note:
+        ctx.summary.append(note)
     seen: dict = {}
     for e, da in good:
         key = _index_or_none(list(seen), e.fluence_photons_cm2)
@@ -314,8 +339,11 @@ def _stack_fluences(ctx: _Ctx, entries: list[Entry], what: str):
     out.attrs = {"units": "OD", "long_name": f"{what} dA"}
     out = out.assign_coords(source_file=("fluence", [seen[f].file for f in fl], {"units": "1"}))
     sems = [a.attrs.get("_scan_sem") for a in arrs]
-    if any(x is not None for x in sems):  # NaN where an entry is a single file
-        out.attrs["_scan_sem"] = np.stack([np.full(a.shape, np.nan) if x is None else x for a, x in zip(arrs, sems)])
+    if any(x is not None for x in sems):  # NaN where an entry is a single file (or was moved onto the union grid)
+        out.attrs["_scan_sem"] = np.stack([x if x is not None and np.shape(x) == a.shape else np.full(a.shape, np.nan)
+                                           for a, x in zip(arrs, sems)])
+    if note:
+        out.attrs["grid_note"] = note.strip()
     return out
 
 
@@ -372,40 +400,42 @@ def _film(ctx: _Ctx, m: Manifest, nodes: dict) -> None:
 
 def _sec(ctx: _Ctx, entries: list[Entry], nodes: dict):
     """SEC sweeps -> /film/sec; returns the (min, max) potential range, or None."""
-    entries = [e for e in entries if e.kind and e.cycle and e.direction]
-    read = []
-    for e, da in _read_matrices(ctx, entries, "potential"):
-        if e.kind == "absorption":
-            da = _to_od(ctx, e, da)
-        elif e.units is not None:
+    entries = [e for e in entries if e.kind and e.cycle]
+    read, notes = [], []
+    for e in entries:
+        sweeps = ctx.read(read_sweeps, e.file, e.field, format=e.format, nan=e.nan, direction=e.direction)
+        if e.kind != "absorption" and e.units is not None and sweeps is not None:
             ctx.problem(ctx.path(e.file), f"units = {e.units!r} given for a photoluminescence sweep; "
                         "expected no units key (PL values are detector counts)", f"{e.field}.units")
-        read.append((e, da))
+        for s in sweeps or []:
+            da = _to_od(ctx, e, s.data) if e.kind == "absorption" else s.data
+            read.append((e, s.direction, da))
+        notes += _sweep_notes(e, sweeps or [])
     if not read:
         return None
-    ref_e, ref = read[0]
+    ref_e, _, ref = read[0]
     pot = ref.potential.values
     ok = []
-    for e, da in read:
+    for e, direction, da in read:
         if not _same_grid(pot, da.potential.values, POTENTIAL_ATOL_V):
             ctx.problem(ctx.path(e.file), f"potential grid {_grid_text(da.potential.values, 'V')} differs "
                         f"from {_grid_text(pot, 'V')} in {ref_e.file}; expected every SEC sweep on the "
                         "same nominal potential grid", e.field)
             continue
-        ok.append((e, da))
+        ok.append((e, direction, da))
     made = {}  # kind -> (cycles, directions, variables)
     for kind, wl_dim, units in (("absorption", "wavelength", "OD"), ("photoluminescence", "wavelength_pl", "counts")):
-        mine = [(e, da) for e, da in ok if e.kind == kind]
+        mine = [(e, d, da) for e, d, da in ok if e.kind == kind]
         if not mine:
             continue
-        k_ref_e, k_ref = mine[0]
-        mine = [(e, da) for e, da in mine if _check_against(ctx, k_ref, k_ref_e, da, e, ("wavelength",))]
+        k_ref_e, _, k_ref = mine[0]
+        mine = [(e, d, da) for e, d, da in mine if _check_against(ctx, k_ref, k_ref_e, da, e, ("wavelength",))]
         cells: dict = {}
-        for e, da in mine:
-            key = (e.cycle, e.direction)
+        for e, direction, da in mine:
+            key = (e.cycle, direction)
             if key in cells:
-                ctx.problem(ctx.path(e.file), f"duplicate {kind} sweep cycle {e.cycle} {e.direction} (also "
-                            f"{cells[key][0].file}); expected one file per cycle and direction", e.field)
+                ctx.problem(ctx.path(e.file), f"duplicate {kind} sweep cycle {e.cycle} {direction} (also "
+                            f"{cells[key][0].file}); expected one sweep per cycle and direction", e.field)
                 continue
             cells[key] = (e, da)
         cycles = sorted({c for c, _ in cells})
@@ -432,6 +462,7 @@ def _sec(ctx: _Ctx, entries: list[Entry], nodes: dict):
         made[kind] = (cycles, dirs, variables)
         ctx.summary.append(f"  film SEC {kind}: {len(cells)} sweep(s), cycles {cycles}, directions {dirs}, "
                            f"potentials {_grid_text(pot, 'V')}, {wl.size} wavelengths")
+    ctx.summary.extend(f"  film SEC note: {n}" for n in notes)
     grids = {kind: (c, d) for kind, (c, d, _) in made.items()}
     if len(set(map(repr, grids.values()))) > 1:
         ctx.problem(ctx.folder / "experiment.toml",
@@ -446,8 +477,24 @@ def _sec(ctx: _Ctx, entries: list[Entry], nodes: dict):
         for _, _, variables in made.values():
             for name, var in variables.items():
                 ds[name] = var
+        if notes:
+            ds.attrs["sweep_notes"] = "; ".join(notes)
         nodes["/film/sec"] = ds
     return (float(pot.min()), float(pot.max()))
+
+
+def _sweep_notes(e: Entry, sweeps: list) -> list[str]:
+    """What was inferred about the sweeps of one SEC file (for the check report and the tree)."""
+    if len(sweeps) == 2:
+        (a, b) = sweeps
+        p, q = a.potentials_in_file_order, b.potentials_in_file_order
+        return [f"{e.file} ({e.field}) holds a down-and-up sweep: split at its turning point {p[-1]:g} V into "
+                f"cycle {e.cycle} {a.direction} ({p[0]:g} to {p[-1]:g} V) and {b.direction} ({q[0]:g} to {q[-1]:g} V)"]
+    if len(sweeps) == 1 and sweeps[0].how == "order":
+        p = sweeps[0].potentials_in_file_order
+        return [f"{e.file} ({e.field}): no direction in the manifest; cycle {e.cycle} {sweeps[0].direction} from "
+                f"the order of its potentials ({p[0]:g} to {p[-1]:g} V; forward = towards negative potential)"]
+    return []
 
 
 def _film_matrix(ctx: _Ctx, entries: list[Entry], nodes: dict, which: str, sec_range) -> None:
@@ -465,7 +512,12 @@ def _film_matrix(ctx: _Ctx, entries: list[Entry], nodes: dict, which: str, sec_r
     if not read:
         return
     ref_e, ref = read[0]
-    good = [(e, da) for e, da in read if _check_against(ctx, ref, ref_e, da, e, ("wavelength", "delay"))]
+    note = ""
+    if which == "ta":  # TA files may differ in grid (window averages are per file); TR is interpolated: one grid
+        good, note = _on_common_grid(read, label)
+        ref = good[0][1]
+    else:
+        good = [(e, da) for e, da in read if _check_against(ctx, ref, ref_e, da, e, ("wavelength", "delay"))]
     if not good:
         return
     pots = _group_values([e.potential_V for e, _ in good], atol=1e-9)
@@ -512,6 +564,9 @@ def _film_matrix(ctx: _Ctx, entries: list[Entry], nodes: dict, which: str, sec_r
     ds["source_file"] = xr.DataArray(np.array([[cells[(i, j)][0].file for j in range(fls.size)]
                                                for i in range(pots.size)]), dims=("potential", "fluence"),
                                      attrs={"units": "1"})
+    if note:
+        ds[var].attrs["grid_note"] = note.strip()
+        ctx.summary.append(note)
     nodes[f"/film/{which}"] = ds
     ctx.summary.append(f"  {label}: {len(cells)} file(s), potentials {_grid_text(pots, 'V')} x fluences "
                        f"{_grid_text(fls, 'photons/cm^2')}, {ref.sizes['wavelength']} wavelengths x "

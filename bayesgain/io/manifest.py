@@ -111,7 +111,8 @@ FILM_SEC = {
     **_MATRIX_COMMON,
     "kind": Key("str", required=True, choices=SEC_KINDS),
     "cycle": Key("int", required=True, check=_INT1),
-    "direction": Key("str", required=True, choices=DIRECTIONS),
+    # optional: without it the order of the potentials in the file decides (io/sweeps.py)
+    "direction": Key("str", choices=DIRECTIONS),
 }
 FILM_TR = {**_DELAY_COMMON, **_FLUENCE, "potential_V": Key("float", required=True)}
 FILM_TA = {**FILM_TR, "reflection_corrected": Key("bool", required=True)}

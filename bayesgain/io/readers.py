@@ -514,6 +514,14 @@ def read_matrix(path, format: str | None = None, axis: str = "delay", *, nan: st
                    if wl_in == "rows" else
                    f"matrix, wavelengths (nm) along the first row, {axis}s ({unit}) down the first column")
                   + f", {head}; {how}")
+    return _table_to_array(path, table, wl_in, axis, fmt, nan, units or inferred, layout, repairs)
+
+
+def _table_to_array(path: Path, table, wl_in: str, axis: str, fmt: str, nan: str, units: str, layout: str = "",
+                    repairs: list | None = None) -> xr.DataArray:
+    """Checked, repaired, sorted ``values[wavelength, axis]`` DataArray of a parsed table (see :func:`read_matrix`)."""
+    unit = AXES[axis]
+    repairs = list(repairs or [])
     # invalid-pixel markers become missing before anything is averaged
     literal = ~np.isfinite(table.values)
     values, n_sentinel = mark_sentinels(table.values)
@@ -574,7 +582,7 @@ def read_matrix(path, format: str | None = None, axis: str = "delay", *, nan: st
         coords={"wavelength": ("wavelength", wl, {"units": "nm", "long_name": "probe wavelength"}),
                 axis: (axis, other, {"units": unit,
                                      "long_name": "pump-probe delay" if axis == "delay" else "electrode potential"})},
-        attrs={"units": units or inferred, "source_file": os.fspath(path), "format": fmt, "layout": layout,
+        attrs={"units": units, "source_file": os.fspath(path), "format": fmt, "layout": layout,
                "repairs": "; ".join(repairs) if repairs else "none", **extra},
     )
     return da

@@ -57,6 +57,7 @@ from .._atomic import atomic_path
 from ..physics.api import numpy_mode
 from ..physics.poisson import required_n_max
 from .data import concat_experiments, reduce_experiment
+from .resolve import resolve_components
 from .spec import DISTRIBUTIONS, ModelSpec, load_spec, spec_from_dict
 
 __all__ = ["GainModel", "ConvergenceReport", "convergence_report", "PHYSICAL_PARAMETERS"]
@@ -169,7 +170,7 @@ class GainModel:
         from ..io import load_experiment
 
         items = experiments if isinstance(experiments, (list, tuple)) else [experiments]
-        reduced = []
+        trees, labels = [], []
         for i, item in enumerate(items):
             if isinstance(item, (str, pathlib.Path)):
                 label = pathlib.Path(item).name
@@ -179,8 +180,22 @@ class GainModel:
                 label = str(tree.attrs.get("name", f"exp{i}"))
             if names is not None:
                 label = names[i]
-            reduced.append(reduce_experiment(tree, self.spec.options, label, self.spec.components))
-        return concat_experiments(reduced)
+            trees.append(tree)
+            labels.append(label)
+        # components the data cannot feed are switched off here (with a note) or refused
+        res = resolve_components(self.spec, trees, labels)
+        self.spec = res.spec
+        reduced = [reduce_experiment(t, self.spec.options, lab, comp)
+                   for t, lab, comp in zip(trees, labels, res.per_experiment)]
+        data = concat_experiments(reduced)
+        data.attrs["component_notes"] = "\n".join(res.notes)
+        return data
+
+    @property
+    def component_notes(self):
+        """What the data switched off in the requested spec (one sentence per line; see ``model/resolve.py``)."""
+        text = str(self.data.attrs.get("component_notes", ""))
+        return [line for line in text.split("\n") if line]
 
     # neglected Poisson weight: it changes A_ens by at most g_e g_h x tail (8e-7 gamma ~ 1e-9 OD here)
     POISSON_TAIL = 1e-7
@@ -776,6 +791,7 @@ class GainModel:
         a["n_max"] = self.n_max
         a["n_max_film"] = self.n_max_film
         a["n_max_solution"] = self.n_max_solution
+        a["component_notes"] = "\n".join(self.component_notes)
         trunc = self.truncation_check()
         if not trunc["ok"]:
             self.convergence["ok"] = False

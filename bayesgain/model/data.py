@@ -41,6 +41,24 @@ def _delay_indices(delays, lo, hi, n=None):
     return np.asarray(pick, int)
 
 
+def _file_delays(measured, delays, lo, hi, n=None):
+    """(potential, fluence, delay) mask of the delays each film TA file contributes: :func:`_delay_indices`
+    applied to the delays that file measured (files on different grids pick their own log-spaced delays;
+    on one shared grid every file picks the same)."""
+    out = np.zeros(measured.shape, bool)
+    for p, f in np.ndindex(measured.shape[:2]):
+        own = np.nonzero(measured[p, f])[0]
+        out[p, f, own[_delay_indices(delays[own], lo, hi, n)]] = True
+    return out
+
+
+def _keep_points(block, keep, point_dim):
+    """``block`` (from :func:`_flatten`) without the points where ``keep`` is False (not measured)."""
+    if keep.all():
+        return block
+    return {k: (point_dim, v[1][keep]) for k, v in block.items()}
+
+
 def _flatten(arrays, dims, point_dim, coords):
     """Stack arrays of shape ``dims`` into 1-D along ``point_dim``; ``coords``: dim -> values."""
     grids = np.meshgrid(*[np.arange(len(coords[d])) for d in dims], indexing="ij")
@@ -65,6 +83,12 @@ def _open_circuit_dR(tree, dA_raw):
     idx = [int(np.argmin(np.abs(F_tr - F))) for F in dA_raw["fluence"].values]
     dR = dR.isel(fluence=idx).assign_coords(fluence=dA_raw["fluence"].values)
     return dR.interp(wavelength=dA_raw["wavelength"].values, delay=dA_raw["delay"].values)
+
+
+def _first_file(ta, mask):
+    """ ' (first: FILE)' for the first film TA file without any delay in ``mask``."""
+    p, f = (int(x[0]) for x in np.nonzero(~mask.any(axis=2)))
+    return f" (first: {str(ta['source_file'].values[p, f])})"
 
 
 def reduce_experiment(tree, options, name="experiment", components=None):
@@ -104,9 +128,14 @@ def reduce_experiment(tree, options, name="experiment", components=None):
         sem = sem.transpose("fluence", "delay")
         J = np.asarray(ph.depth_averaged_fluence(ta["fluence"].values, float(sol.attrs["pump_absorbance"])))
         c = {"fluence": np.arange(ta.sizes["fluence"]), "delay": ta["delay"].values[di]}
-        data.update(_flatten({"sol_dA": mean.values, "sol_dA_sem": sem.values,
-                              "sol_fluence_eff_photons_cm2": np.repeat(J, di.size)},
-                             ("fluence", "delay"), "sol_point", c))
+        measured = np.isfinite(mean.values)  # files on different delay grids: each contributes its own delays
+        lost = np.nonzero(~measured.any(axis=1))[0]
+        if lost.size:
+            raise ValueError(f"{name}: solution TA file {str(ta['source_file'].values[lost[0]])} has no delays within "
+                             f"cross_section_delays_ps {options['cross_section_delays_ps']} ps")
+        data.update(_keep_points(_flatten({"sol_dA": mean.values, "sol_dA_sem": sem.values,
+                                           "sol_fluence_eff_photons_cm2": np.repeat(J, di.size)},
+                                          ("fluence", "delay"), "sol_point", c), measured.reshape(-1), "sol_point"))
         coords["sol_fluence_nominal_photons_cm2"] = ("sol_fluence", ta["fluence"].values)
         attrs["solution_A0_1S_OD"] = float(a0)
 
@@ -148,23 +177,30 @@ def reduce_experiment(tree, options, name="experiment", components=None):
         pots = dA_raw["potential"].values
         flu = dA_raw["fluence"].values
         delays = dA_raw["delay"].values
-        gi = _delay_indices(delays, *options["gain_delays_ps"])
+        # (potential, fluence, delay): which delays each file measured (all of them unless the files' grids differ)
+        measured = esa["A_star"].notnull().any("wavelength").transpose("potential", "fluence", "delay").values
+        gain_mask = _file_delays(measured, delays, *options["gain_delays_ps"])
+        gi = np.nonzero(gain_mask.any(axis=(0, 1)))[0]
         lo_dyn = max(options["dynamics_delays_ps"][0], options["gain_delays_ps"][1] + 1e-9) if want("gain") else \
             options["dynamics_delays_ps"][0]
-        yi = _delay_indices(delays, lo_dyn, options["dynamics_delays_ps"][1], options["n_dynamics_delays"])
+        dyn_mask = _file_delays(measured, delays, lo_dyn, options["dynamics_delays_ps"][1],
+                                options["n_dynamics_delays"])
+        yi = np.nonzero(dyn_mask.any(axis=(0, 1)))[0]
         parts = []
         if want("gain"):
-            if gi.size == 0:
-                raise ValueError(f"{name}: no film TA delays within gain_delays_ps {options['gain_delays_ps']} ps")
-            parts.append(("gain", gi))
+            if not gain_mask.any(axis=2).all():
+                raise ValueError(f"{name}: no film TA delays within gain_delays_ps {options['gain_delays_ps']} ps"
+                                 + _first_file(ta, gain_mask))
+            parts.append(("gain", gi, gain_mask))
         if want("dynamics"):
-            if yi.size == 0:
-                raise ValueError(f"{name}: no film TA delays within dynamics_delays_ps {options['dynamics_delays_ps']}")
-            parts.append(("dynamics", yi))
+            if not dyn_mask.any(axis=2).all():
+                raise ValueError(f"{name}: no film TA delays within dynamics_delays_ps {options['dynamics_delays_ps']}"
+                                 + _first_file(ta, dyn_mask))
+            parts.append(("dynamics", yi, dyn_mask))
         if not parts:  # reflection alone still needs the film TA grid: use the gain delays
-            parts.append(("gain", gi))
+            parts.append(("gain", gi, gain_mask))
         blocks = []
-        for label, di in parts:
+        for label, di, mask in parts:
             # scan scatter of the raw dA; the eq. S33 reflection correction is taken as slope 1 here
             scan_sem = ta["dA_scan_sem"].isel(delay=di) if "dA_scan_sem" in ta.data_vars else None
             A, A_sem = pp.window_average(esa["A_star"].isel(delay=di), bw, pixel_sem=scan_sem)
@@ -174,6 +210,7 @@ def reduce_experiment(tree, options, name="experiment", components=None):
             blk = _flatten({"ta_A": A.transpose(*order).values, "ta_A_sem": A_sem.transpose(*order).values,
                             "ta_reflection_sensitivity": S.transpose(*order).values},
                            order, "ta_point", c)
+            blk = _keep_points(blk, mask[:, :, di].reshape(-1), "ta_point")
             n = blk["ta_A"][1].size
             blk["ta_point_component"] = ("ta_point", np.array([label] * n))
             blocks.append(blk)
@@ -182,12 +219,14 @@ def reduce_experiment(tree, options, name="experiment", components=None):
         if want("gain"):
             # spectra for the single-wavelength thresholds: A* averaged over the gain delays, A_pre = A_0 + dA_SEC
             spec = esa["A_star"].isel(delay=gi).mean("delay").transpose("potential", "fluence", "wavelength")
+            # files on different grids: only the wavelengths every file measured
+            lk = np.isfinite(spec.values).all(axis=(0, 1))
             # files in potential-major order (file = potential index x n_fluence + fluence index)
-            data["spectrum_A_star"] = (("ta_file", "spectrum_wavelength"), spec.values.reshape(-1, lam.size))
+            data["spectrum_A_star"] = (("ta_file", "spectrum_wavelength"), spec.values[..., lk].reshape(-1, lk.sum()))
             data["spectrum_A_pre"] = (("ta_potential", "spectrum_wavelength"),
-                                      esa["A_pre"].transpose("potential", "wavelength").values)
-            data["spectrum_A0"] = (("spectrum_wavelength",), esa["A0"].values)
-            data["spectrum_wavelength_nm"] = (("spectrum_wavelength",), lam)
+                                      esa["A_pre"].transpose("potential", "wavelength").values[:, lk])
+            data["spectrum_A0"] = (("spectrum_wavelength",), esa["A0"].values[lk])
+            data["spectrum_wavelength_nm"] = (("spectrum_wavelength",), lam[lk])
         coords["ta_fluence_nominal_photons_cm2"] = ("ta_fluence", flu)
         coords["ta_potential_V"] = ("ta_potential", pots)
         # the pre-pump absorbance A_pre = A_0 + Delta A_SEC that preprocessing added to every Delta A_TA: the
@@ -205,10 +244,11 @@ def reduce_experiment(tree, options, name="experiment", components=None):
             S, _ = pp.window_average(sens.isel(delay=si), sb)
             order = ("potential", "fluence", "delay")
             c = {"potential": pots, "fluence": np.arange(flu.size), "delay": delays[si]}
-            data.update(_flatten({"subgap_dA": D.transpose(*order).values,
-                                  "subgap_dA_sem": D_sem.transpose(*order).values,
-                                  "subgap_reflection_sensitivity": S.transpose(*order).values},
-                                 order, "subgap_point", c))
+            data.update(_keep_points(_flatten({"subgap_dA": D.transpose(*order).values,
+                                               "subgap_dA_sem": D_sem.transpose(*order).values,
+                                               "subgap_reflection_sensitivity": S.transpose(*order).values},
+                                              order, "subgap_point", c),
+                                     measured[:, :, si].reshape(-1), "subgap_point"))
             attrs["subgap_window_nm"] = list(sb)
     ds = xr.Dataset(data, coords=coords, attrs=attrs)
     return ds
