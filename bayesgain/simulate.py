@@ -44,8 +44,6 @@ fixed format, so the same seed and preset give byte-identical files.
 
 import math
 import pathlib
-import shutil
-import tomllib
 
 import numpy as np
 from scipy import optimize, special, stats
@@ -54,6 +52,7 @@ from . import __version__
 from . import physics as ph
 from ._atomic import write_text_atomic
 from .physics.poisson import required_n_max
+from .safety.outfolder import remove_simulated
 
 __all__ = ["PRESETS", "simulate_experiment", "preset_parameters", "band_edge_window_threshold",
            "excited_state", "to_toml", "HC_EV_NM"]
@@ -409,14 +408,7 @@ def simulate_experiment(out_dir, preset="batch-a", seed=0, overwrite=False, **ov
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise FileExistsError(f"{out} is not empty; pass overwrite=True to replace its contents")
-        old = out / "experiment.toml"
-        if old.is_file():
-            try:
-                synthetic = tomllib.loads(old.read_text()).get("synthetic") is True
-            except tomllib.TOMLDecodeError:
-                synthetic = False
-            if synthetic:
-                shutil.rmtree(out)
+        remove_simulated(out)  # only what a simulator wrote; a real experiment is refused
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     g_e, g_h = p["g_e"], p["g_h"]
