@@ -264,10 +264,10 @@ def _report(args):
     from .report import write_report
 
     path = _fit_path(args.dir)
-    model = _open_fit(path)
     out = path.parent
     classic_path = out / "classic.csv"
-    rows = _read_classic(classic_path) if classic_path.exists() else None
+    rows = _read_classic(classic_path) if classic_path.exists() else None  # cheap: refuse before the fit loads
+    model = _open_fit(path)
     say = (lambda s: None) if args.quiet else print
     with OutputFolder(out, force=True, option="DIR") as folder:
         _say_notes(folder)

@@ -107,7 +107,7 @@ SOLUTION_TA = {**_MATRIX_COMMON, **_FLUENCE}
 FILM_SEC = {
     **_MATRIX_COMMON,
     "kind": Key("str", required=True, choices=SEC_KINDS),
-    "cycle": Key("int", required=True, check=_between(1, 10000, "")),
+    "cycle": Key("int", required=True, check=_INT1),
     "direction": Key("str", required=True, choices=DIRECTIONS),
 }
 FILM_TR = {**_MATRIX_COMMON, **_FLUENCE, "potential_V": Key("float", required=True, check=_POTENTIAL)}
