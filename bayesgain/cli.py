@@ -498,7 +498,8 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     prog = f"bayesgain {args.command}"
-    with interruptible(), warnings.catch_warnings():
+    stopped = f"{prog}: interrupted; temporary files removed, nothing half-written was kept"
+    with interruptible(stopped), warnings.catch_warnings():
         # NaN diagnostics (e.g. R-hat of one chain) are reported in words; numpy's warning adds nothing
         warnings.filterwarnings("ignore", message="All-NaN slice encountered", category=RuntimeWarning)
         try:
@@ -516,7 +517,7 @@ def main(argv=None):
                 print(f"{prog}: internal error ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); please "
                       "report it (BAYESGAIN_DEBUG=1 shows the traceback)", file=sys.stderr)
                 return 1
-    print(f"{prog}: interrupted; temporary files removed, nothing half-written was kept", file=sys.stderr)
+    print(stopped, file=sys.stderr)
     return EXIT_INTERRUPTED
 
 

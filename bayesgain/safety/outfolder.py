@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from .interrupt import forget, on_interrupt
+
 LOCK_NAME = ".bayesgain.lock"
 # tempfile.mkstemp(prefix=".NAME.", suffix=".tmp") as used by bayesgain._atomic
 _TEMP_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp$")
@@ -166,9 +168,14 @@ class OutputFolder:
             with os.fdopen(fd, "w") as fh:
                 fh.write(text)
             self._lock = lock
+            on_interrupt(self._on_forced_exit)
             return
 
+    def _on_forced_exit(self) -> None:
+        self._release(failed=True)
+
     def _release(self, failed: bool) -> None:
+        forget(self._on_forced_exit)
         if self._lock is not None:
             self._lock.unlink(missing_ok=True)
             self._lock = None
