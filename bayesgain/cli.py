@@ -142,24 +142,15 @@ def _load_spec_arg(model):
 
 def _check_folders(folders):
     """Every FOLDER exists, and no experiment is given twice (same resolved folder or identical manifest)."""
-    from .safety.containment import file_digest
+    from .safety.containment import repeated_folders
 
-    seen = {}
     for folder in folders:
         p = pathlib.Path(folder)
-        if p.name == "experiment.toml" and p.is_file():
-            p = p.parent
-        if not p.is_dir():
+        if not (p.is_dir() or (p.name == "experiment.toml" and p.is_file())):
             raise Refused(f"experiment folder {folder} does not exist (or is not a folder); expected a folder "
                           "holding experiment.toml")
-        keys = [("folder", p.resolve())]
-        if (p / "experiment.toml").is_file():
-            keys.append(("manifest", file_digest(p / "experiment.toml")))
-        for key in keys:
-            if key in seen:
-                how = "the same folder" if key[0] == "folder" else "an identical experiment.toml"
-                raise Refused(f"experiment folder {folder} is {how} as {seen[key]}; expected each experiment once")
-            seen[key] = folder
+    for folder, earlier, how in repeated_folders(folders):
+        raise Refused(f"experiment folder {folder} {how} {earlier}; expected each experiment once")
 
 
 def _fit(args):

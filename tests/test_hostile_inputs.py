@@ -352,6 +352,10 @@ CASES = [
     ("outside-secret-not-echoed", check(outside_secret), 1, [E], ["s3cr3t_password"]),
     ("inside-cell-excerpt-short", check(inside_secret_cell), 1, ["non-numeric", "s3cr3t_passw"],
      ["password_value"]),
+    ("manifest-symlink-outside", check(lambda f: (shutil.move(f / M, f.parent / "elsewhere.toml"),
+                                                  (f / M).symlink_to(f.parent / "elsewhere.toml"))), 1, [E], []),
+    ("truth-symlink-outside", check(lambda f: (shutil.move(f / "truth.toml", f.parent / "truth.toml"),
+                                               (f / "truth.toml").symlink_to(f.parent / "truth.toml"))), 1, [E], []),
     ("outside-spectrum", check(lambda f: edit(f, 'absorbance_file = "solution_absorbance.csv"',
                                              'absorbance_file = "../../x/solution_absorbance.csv"')), 1, [E], []),
     ("nul-in-path", check(lambda f: edit(f, f'file = "{TA}"', 'file = "a\\u0000b.csv"')), 1, ["nul"], []),
@@ -437,9 +441,9 @@ CASES = [
     ("delays-in-fs", check(delays_in_fs), 1, ["delays in fs?"], []),
     ("same-file-twice", check(same_file_twice), 1, ["the same file as film.ta[1]"], []),
     ("same-file-via-dotdot", check(same_file_via_dotdot), 1, ["the same file as film.ta[1]"], []),
-    ("identical-content", check(identical_copy), 1, ["identical content as film.ta[1]"], []),
+    ("identical-content", check(identical_copy), 1, ["the same content as film.ta[1]"], []),
     ("fit-same-folder-via-link", fit_twice_link, 1, ["the same folder"], []),
-    ("fit-same-experiment-copied", fit_twice_copy, 1, ["identical experiment.toml"], []),
+    ("fit-same-experiment-copied", fit_twice_copy, 1, ["has the same experiment.toml as"], []),
     # --- data loss and partial outputs
     ("simulate-force-real-experiment", simulate_real, 1, ["real experiment", "never"], []),
     ("simulate-not-empty", lambda tmp: ["simulate", "--out", _exp(tmp)], 1, ["not empty", "--force"], []),
@@ -557,3 +561,47 @@ def test_ctrl_c_and_a_second_writer(tmp_path, capsys):
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr + stdout and "Error" not in stderr, stderr
     assert not out.exists()  # nothing was written: the folder it created is gone, lock included
+
+
+def test_python_api_refuses_outside_paths_and_repeated_folders(tmp_path):
+    from bayesgain.io import ExperimentError, load_experiment
+    from bayesgain.model.core import GainModel
+
+    exp = tmp_path / "exp"
+    shutil.copytree(TINY, exp)
+    (tmp_path / "link").symlink_to(exp, target_is_directory=True)
+    before = snapshot(tmp_path)
+    with pytest.raises(ExperimentError, match="the same folder"):
+        GainModel("sec-only", [exp, tmp_path / "link"])
+    edit(exp, f'file = "{TA}"', 'file = "../../../../etc/passwd"')
+    with pytest.raises(ExperimentError, match=E):
+        load_experiment(exp)
+    assert {k: v for k, v in snapshot(tmp_path).items() if k != "exp/experiment.toml"} == \
+        {k: v for k, v in before.items() if k != "exp/experiment.toml"}
+
+
+def test_compare_of_short_fits_says_how_many_draws_are_needed(tmp_path, capsys, monkeypatch):
+    """PSIS-LOO's "n_draws_tail must be at least 5" becomes the number of draws to ask for."""
+    import types
+
+    import numpy as np
+    import xarray as xr
+
+    import bayesgain.cli as cli
+    import bayesgain.model.comparison as comparison
+
+    def short_fit(path):
+        post = xr.Dataset({"a": (("chain", "draw"), np.zeros((2, 8)))})
+        return types.SimpleNamespace(spec=types.SimpleNamespace(name=path.parent.name), convergence=None,
+                                     idata={"posterior": post})
+
+    def loo_fails(fits, components=None):
+        raise ValueError("n_draws_tail must be at least 5")
+
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "posterior.nc").write_bytes(b"x")
+    monkeypatch.setattr(cli, "_open_fit", short_fit)
+    monkeypatch.setattr(comparison, "compare", loo_fails)
+    rc, out, err = run(["compare", tmp_path / "a", tmp_path / "b"], capsys)
+    assert rc == 1 and "at least 25 posterior draws" in err and "'a' 16" in err and "--draws" in err, err

@@ -36,7 +36,7 @@ import xarray as xr
 
 from .errors import ExperimentError, _where
 from ..safety.containment import OutsideFolderError, contained_path, duplicate_files
-from .manifest import DIRECTIONS, MANIFEST_NAME, Entry, Manifest, parse_manifest, read_truth
+from .manifest import DIRECTIONS, MANIFEST_NAME, TRUTH_NAME, Entry, Manifest, parse_manifest, read_truth
 from .readers import read_matrix, read_spectrum
 
 __all__ = ["load_experiment", "check_experiment", "CheckReport"]
@@ -532,7 +532,7 @@ def _check_duplicates(ctx: _Ctx, m: Manifest) -> None:
         except OutsideFolderError:
             continue  # reported when read
     for field_name, earlier, how in duplicate_files(named):
-        ctx.problem(m.path, f"names {how} as {earlier}; expected a different file for each measurement", field_name)
+        ctx.problem(m.path, f"{how} {earlier}; expected a different file for each measurement", field_name)
 
 
 def _build(folder) -> tuple[xr.DataTree | None, _Ctx]:
@@ -540,6 +540,13 @@ def _build(folder) -> tuple[xr.DataTree | None, _Ctx]:
     if folder.name == "experiment.toml" and folder.is_file():
         folder = folder.parent  # accept the manifest path too
     ctx = _Ctx(folder)
+    for name in (MANIFEST_NAME, TRUTH_NAME):  # a symlink to a file elsewhere is refused, never read
+        try:
+            contained_path(folder, name, name)
+        except OutsideFolderError as exc:
+            ctx.problems.append(f"{folder / name}: {exc}")
+    if ctx.problems:
+        return None, ctx
     m = parse_manifest(folder, ctx.problems)
     if m is None:
         return None, ctx

@@ -61,7 +61,7 @@ def file_digest(path) -> str:
 
 def duplicate_files(named: list[tuple[str, Path]]) -> list[tuple[str, str, str]]:
     """``(label, path)`` pairs -> ``(label, earlier_label, how)`` for each path that repeats an earlier
-    one by resolved path ("the same file") or by content ("identical content")."""
+    one by resolved path or by content (``how`` is the verb phrase for a message)."""
     seen_path: dict[Path, str] = {}
     seen_hash: dict[str, str] = {}
     out = []
@@ -69,7 +69,7 @@ def duplicate_files(named: list[tuple[str, Path]]) -> list[tuple[str, str, str]]
         real = Path(path).resolve()
         if real in seen_path:
             if seen_path[real] != label:
-                out.append((label, seen_path[real], "the same file"))
+                out.append((label, seen_path[real], "names the same file as"))
             continue
         seen_path[real] = label
         try:
@@ -79,7 +79,28 @@ def duplicate_files(named: list[tuple[str, Path]]) -> list[tuple[str, str, str]]
         if digest is None:
             continue
         if digest in seen_hash:
-            out.append((label, seen_hash[digest], "identical content"))
+            out.append((label, seen_hash[digest], "names a file with the same content as"))
         else:
             seen_hash[digest] = label
+    return out
+
+
+def repeated_folders(folders) -> list[tuple[str, str, str]]:
+    """Experiment folders given more than once: ``(folder, earlier, how)`` by resolved path or by identical
+    ``experiment.toml`` bytes (``how`` is the verb phrase for a message)."""
+    seen: dict = {}
+    out = []
+    for folder in folders:
+        p = Path(folder)
+        if p.name == "experiment.toml":
+            p = p.parent
+        keys = [("is the same folder as", p.resolve())]
+        if (p / "experiment.toml").is_file():
+            keys.append(("has the same experiment.toml as", file_digest(p / "experiment.toml")))
+        for how, key in keys:
+            if key in seen:
+                out.append((str(folder), seen[key], how))
+                break
+        for how, key in keys:
+            seen.setdefault(key, str(folder))
     return out
