@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import _where
-from .readers import FORMATS, NAN_POLICIES
+from .readers import FORMATS, NAN_POLICIES, WAVELENGTH_RANGE_NM
 from .tomlfile import TomlFileError, read_toml
 
 MANIFEST_NAME = "experiment.toml"
@@ -71,7 +71,7 @@ SAMPLE = {
     "film_thickness_nm": Key("float", required=True, check=_between(1.0, 1e5, "nm")),
     "film_thickness_sd_nm": Key("float", default=0.0, check=_between(0.0, 1e5, "nm")),
 }
-PUMP = {"wavelength_nm": Key("float", required=True, check=_between(150.0, 3000.0, "nm", " (eV or um typed?)"))}
+PUMP = {"wavelength_nm": Key("float", required=True, check=_between(*WAVELENGTH_RANGE_NM, "nm", " (eV or um typed?)"))}
 SOLUTION = {
     "absorbance_file": Key("str", required=True),
     "pump_absorbance": Key("float", required=True, check=_between(0.0, 10.0, "OD")),
