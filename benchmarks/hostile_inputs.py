@@ -73,7 +73,7 @@ def run_corpus(path_out):
 
 def _cell(r):
     rc = "exception" if r["rc"] is None else f"exit {r['rc']}"
-    msg = r["message"].replace("|", "/")
+    msg = "".join(c if c.isprintable() else "?" for c in r["message"]).replace("|", "/")
     msg = msg if len(msg) <= 150 else msg[:147] + "..."
     files = f"; files changed: {', '.join(r['changed'][:3])}" if r["changed"] else ""
     return f"{rc}: {msg}{files}"
