@@ -198,7 +198,7 @@ def _fit_write(args, spec, model, out, say, t0, write_fit_outputs):
     print(model.convergence.text())
     if not model.convergence.ok:
         written = [n for n in ("thresholds.csv", "summary.csv", "report.md") if (out / n).exists()]
-        print(f"the results in {' and '.join(written) or 'posterior.nc'} are NOT FINAL"
+        print(f"the results in {', '.join(written) or 'posterior.nc'} are NOT FINAL"
               + (" (marked so)" if written else ""))
     return 3 if (args.strict and not model.convergence.ok) else 0
 
