@@ -1,18 +1,47 @@
 """Command line: ``bayesgain demo | check | simulate | classic | fit | compare | report``.
 
 Exit status: 0 success, 1 invalid input (the message names the file and field), 2 usage error
-(argparse), 3 a fit that did not converge under ``--strict``.
+(argparse), 3 a fit that did not converge under ``--strict``, 130 interrupted (Ctrl-C).
+
+Every command checks all of its input before it creates its output folder, writes that folder under a
+lock (:mod:`bayesgain.safety.outfolder`) and stops cleanly on Ctrl-C (:mod:`bayesgain.safety.interrupt`).
 """
 
 import argparse
+import csv
+import os
+import pathlib
 import sys
+import warnings
+
+from .safety import (EXIT_INTERRUPTED, OutputFolder, OutputFolderError, interruptible, is_interrupt,
+                     output_file_problem, output_problem, raise_if_interrupted, stale_temporaries)
+
+
+class Refused(Exception):
+    """A one-line refusal: the message names the file or option and says what to do."""
+
+
+def _say_notes(folder):
+    for note in folder.notes:
+        print(f"note: {note}", file=sys.stderr)
+
+
+def _refuse_out(out, force):
+    problem = output_problem(out, force)
+    if problem:
+        raise Refused(problem)
 
 
 def _demo(args):
     from . import demo
 
-    ok = demo.run(args.out, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
-                  progress=not args.quiet, figures=not args.no_figures, backend=args.backend)
+    _refuse_out(args.out, True)  # the demo replaces files of the same names (its documented behaviour)
+    with OutputFolder(args.out, force=True) as folder:
+        _say_notes(folder)
+        ok = demo.run(args.out, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
+                      progress=not args.quiet, figures=not args.no_figures, backend=args.backend)
+        raise_if_interrupted()
     return 0 if ok or not args.strict else 3
 
 
@@ -25,33 +54,29 @@ def _check(args):
 
 
 def _simulate(args):
+    from .safety import remove_simulated
     from .simulate import simulate_experiment
 
-    try:
+    _refuse_out(args.out, True)
+    out = pathlib.Path(args.out)
+    if out.is_dir() and not args.force and output_problem(out, False):
+        raise Refused(f"output folder {out} exists and is not empty; use --force to replace a previous synthetic "
+                      "experiment there (only the files it wrote are removed; a real experiment is never touched)")
+    with OutputFolder(out, force=True) as folder:
+        _say_notes(folder)
+        removed = remove_simulated(out) if args.force else []
+        if removed:
+            print(f"removed {len(removed)} file(s) of the previous synthetic experiment in {out}")
         if args.scenario:
             from .scenarios import simulate_scenario
 
-            path = simulate_scenario(args.scenario, args.out, seed=args.seed, overwrite=args.force)
+            path = simulate_scenario(args.scenario, out, seed=args.seed, overwrite=True)
         else:
-            path = simulate_experiment(args.out, preset=args.preset, seed=args.seed, overwrite=args.force)
-    except FileExistsError as exc:
-        print(f"bayesgain simulate: {exc} (use --force to replace a previous synthetic experiment)", file=sys.stderr)
-        return 1
+            path = simulate_experiment(out, preset=args.preset, seed=args.seed, overwrite=True)
     what = f"scenario '{args.scenario}'" if args.scenario else f"'{args.preset}'"
     print(f"wrote SYNTHETIC experiment {what} (seed {args.seed}) to {path}; true parameters in "
           f"{path / 'truth.toml'}")
     return 0
-
-
-def _prepare_out(out, force):
-    """Refuse to write into an existing non-empty folder unless --force (nothing the user has is overwritten)."""
-    import pathlib
-
-    out = pathlib.Path(out)
-    if out.exists() and any(out.iterdir()) and not force:
-        raise FileExistsError(f"output folder {out} exists and is not empty; use --force to write into it")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def _delays_arg(text):
@@ -67,21 +92,38 @@ def _delays_arg(text):
     raise argparse.ArgumentTypeError(f"expected a delay in ps (e.g. 5) or a range LO,HI (e.g. 1,3), got {text!r}")
 
 
-def _classic(args):
-    import math
-
-    from .classic import classic_analysis, write_classic_csv
+def _load(folder):
+    """load_experiment with its problems as a refusal."""
     from .io import ExperimentError, load_experiment
 
     try:
-        out = _prepare_out(args.out, args.force)
-        tree = load_experiment(args.folder)
-    except (FileExistsError, ExperimentError) as exc:
-        print(f"bayesgain classic: {exc}", file=sys.stderr)
-        return 1
+        return load_experiment(folder)
+    except ExperimentError as exc:
+        raise Refused(str(exc)) from None
+
+
+def _classic(args):
+    from .classic import classic_analysis
+
+    _refuse_out(args.out, args.force)
+    tree = _load(args.folder)
     if tree.attrs.get("synthetic"):
         print(f"note: {args.folder} is a SYNTHETIC experiment (truth.toml beside it)")
-    rows = classic_analysis(tree, threshold_delays_ps=args.threshold_delay)
+    try:
+        rows = classic_analysis(tree, threshold_delays_ps=args.threshold_delay)
+    except (ValueError, ArithmeticError) as exc:
+        raise Refused(f"{args.folder}: the classic analysis cannot run on this experiment ({exc}); check the probe "
+                      "range of its files and the [analysis] windows in its experiment.toml") from None
+    with OutputFolder(args.out, args.force) as folder:
+        _say_notes(folder)
+        return _classic_write(args, tree, rows, folder.path)
+
+
+def _classic_write(args, tree, rows, out):
+    import math
+
+    from .classic import write_classic_csv
+
     write_classic_csv(rows, out / "classic.csv")
     print(f"{'quantity':<44} {'value':>12} {'+-':>10}  unit")
     subgap = [r for r in rows if r["name"].startswith("subgap_residual")]
@@ -109,9 +151,25 @@ FIT_FILES = ("posterior.nc", "summary.csv", "thresholds.csv", "report.md")
 
 
 def _load_spec_arg(model):
-    from .model.spec import load_spec
+    from .model.spec import SpecError, load_spec
 
-    return load_spec(model)
+    try:
+        return load_spec(model)
+    except SpecError as exc:
+        raise Refused(f"--model: {exc}") from None
+
+
+def _check_folders(folders):
+    """Every FOLDER exists, and no experiment is given twice (same resolved folder or identical manifest)."""
+    from .safety.containment import repeated_folders
+
+    for folder in folders:
+        p = pathlib.Path(folder)
+        if not (p.is_dir() or (p.name == "experiment.toml" and p.is_file())):
+            raise Refused(f"experiment folder {folder} does not exist (or is not a folder); expected a folder "
+                          "holding experiment.toml")
+    for folder, earlier, how in repeated_folders(folders):
+        raise Refused(f"experiment folder {folder} {how} {earlier}; expected each experiment once")
 
 
 def _fit(args):
@@ -120,28 +178,11 @@ def _fit(args):
     from .io import ExperimentError
     from .model.spec import SpecError
 
-    prog = "bayesgain fit"
     if args.sampler != "nutpie" and args.backend != "numba":
-        print(f"{prog}: --backend {args.backend} applies to --sampler nutpie only", file=sys.stderr)
-        return 1
-    for folder in args.folders:
-        import pathlib
-
-        if not pathlib.Path(folder).exists():
-            print(f"{prog}: experiment folder {folder} does not exist", file=sys.stderr)
-            return 1
-    try:
-        spec = _load_spec_arg(args.model)
-    except SpecError as exc:
-        print(f"{prog}: --model: {exc}", file=sys.stderr)
-        return 1
-    import pathlib
-
-    target = pathlib.Path(args.out)
-    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not args.force)):
-        print(f"{prog}: output folder {target} exists and is not empty (or is a file); use --force to write into "
-              "it (files of the same names are replaced)", file=sys.stderr)
-        return 1
+        raise Refused(f"--backend {args.backend} applies to --sampler nutpie only")
+    _check_folders(args.folders)
+    spec = _load_spec_arg(args.model)
+    _refuse_out(args.out, args.force)
     from .model.core import GainModel
     from .report import write_fit_outputs
 
@@ -151,9 +192,15 @@ def _fit(args):
         model = GainModel(spec, list(args.folders))
         model.build()
     except (ExperimentError, SpecError, ValueError, KeyError) as exc:
-        print(f"{prog}: invalid input: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    out = _prepare_out(target, True)
+        raise Refused(f"invalid input: {exc}") from None
+    with OutputFolder(args.out, args.force) as folder:
+        _say_notes(folder)
+        return _fit_write(args, spec, model, folder.path, say, t0, write_fit_outputs)
+
+
+def _fit_write(args, spec, model, out, say, t0, write_fit_outputs):
+    import time
+
     synthetic = bool((model.data["experiment_synthetic"].values > 0).any())
     say(f"model '{spec.name}' ({', '.join(model.observed_names)}) on {', '.join(map(str, model.names))}"
         + (" -- SYNTHETIC data" if synthetic else ""))
@@ -165,12 +212,15 @@ def _fit(args):
         f"(compiling first: {wait})")
     model.fit(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler,
               progress=not args.quiet, max_treedepth=args.max_treedepth, starts=args.starts, backend=args.backend)
+    raise_if_interrupted()  # nutpie returns the draws so far on Ctrl-C: never write those as a fit
     say(f"fitted in {time.time() - t0:.1f} s")
     classic_from = args.folders[0] if (not args.no_classic and len(args.folders) == 1) else None
     _report_failures(write_fit_outputs(model, out, classic_from, not args.no_figures, say))
     print(model.convergence.text())
     if not model.convergence.ok:
-        print("the thresholds in thresholds.csv and report.md are NOT FINAL (marked so in both)")
+        written = [n for n in ("thresholds.csv", "summary.csv", "report.md") if (out / n).exists()]
+        print(f"the results in {', '.join(written) or 'posterior.nc'} are NOT FINAL"
+              + (" (marked so)" if written else ""))
     return 3 if (args.strict and not model.convergence.ok) else 0
 
 
@@ -182,61 +232,87 @@ def _report_failures(result):
     return result
 
 
-def _fit_path(d, prog):
-    import pathlib
-
+def _fit_path(d):
     d = pathlib.Path(d)
     path = d / "posterior.nc" if d.is_dir() else d
-    if not path.exists():
-        raise FileNotFoundError(f"{prog}: no saved fit {path} (run `bayesgain fit ... --out {d}` first)")
+    if not path.is_file():
+        left = stale_temporaries(path.parent)
+        why = (f"; {', '.join(p.name for p in left)} is a temporary file left by an interrupted run (delete it and "
+               "rerun `bayesgain fit`)") if left else ""
+        if path.exists():
+            raise Refused(f"{path} is not a file; expected a saved fit posterior.nc")
+        raise Refused(f"no saved fit {path}{why or f' (run `bayesgain fit ... --out {d}` first)'}")
     return path
 
 
-def _report(args):
+def _open_fit(path):
+    """GainModel.load with every way a file can be damaged said in one line."""
     from .model.core import GainModel
-    from .report import read_classic_csv, write_report
 
-    prog = "bayesgain report"
     try:
-        path = _fit_path(args.dir, prog)
-        model = GainModel.load(path)
-    except (FileNotFoundError, ValueError, OSError) as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 1
+        return GainModel.load(path)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as exc:
+        why = " ".join(str(exc).replace(str(path), "").split())[:160].strip(" :")
+        raise Refused(f"corrupt or incomplete fit file {path} ({type(exc).__name__}: {why or 'unreadable'}); "
+                      "rerun `bayesgain fit` to make it again") from None
+
+
+def _read_classic(path):
+    from .report import read_classic_csv
+
+    try:
+        rows = read_classic_csv(path)
+        if not rows or any(not isinstance(r.get("name"), str) or not r["name"] for r in rows):
+            raise ValueError("expected the columns name, value, uncertainty, unit")
+    except (UnicodeDecodeError, ValueError, OSError, csv.Error) as exc:
+        raise Refused(f"corrupt or incomplete fit file {path} ({type(exc).__name__}: {str(exc)[:120]}); delete it "
+                      "or rerun `bayesgain classic`") from None
+    return rows
+
+
+def _report(args):
+    from .report import write_report
+
+    path = _fit_path(args.dir)
     out = path.parent
     classic_path = out / "classic.csv"
-    rows = read_classic_csv(classic_path) if classic_path.exists() else None
+    rows = _read_classic(classic_path) if classic_path.exists() else None  # cheap: refuse before the fit loads
+    model = _open_fit(path)
     say = (lambda s: None) if args.quiet else print
-    _report_failures(write_report(model, out, classic_rows=rows, figures=not args.no_figures, log=say))
+    with OutputFolder(out, force=True, option="DIR") as folder:
+        _say_notes(folder)
+        _report_failures(write_report(model, out, classic_rows=rows, figures=not args.no_figures, log=say))
     print(model.convergence.text() if model.convergence is not None else "no convergence report")
     return 3 if (args.strict and not (model.convergence and model.convergence.ok)) else 0
 
 
+def _draws(m):
+    post = m.idata["posterior"] if "posterior" in m.idata else None
+    return int(post.sizes.get("chain", 1) * post.sizes.get("draw", 0)) if post is not None else 0
+
+
 def _compare(args):
-    import pathlib
-
     from .model.comparison import compare
-    from .model.core import GainModel
 
-    prog = "bayesgain compare"
     if len(args.dirs) < 2:
-        print(f"{prog}: needs at least two fit folders", file=sys.stderr)
-        return 1
+        raise Refused("needs at least two fit folders")
+    if args.out:
+        problem = output_file_problem(args.out, args.force)
+        if problem:
+            raise Refused(problem)
     fits = {}
-    try:
-        for d in args.dirs:
-            path = _fit_path(d, prog)
-            m = GainModel.load(path)
-            name = m.spec.name
-            label = name if name not in fits else f"{name} ({pathlib.Path(d).name})"
-            k = 2
-            while label in fits:
-                label = f"{name} ({pathlib.Path(d).name}) #{k}"
-                k += 1
-            fits[label] = m
-    except (FileNotFoundError, ValueError, OSError) as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 1
+    for d in args.dirs:
+        path = _fit_path(d)
+        m = _open_fit(path)
+        name = m.spec.name
+        label = name if name not in fits else f"{name} ({pathlib.Path(d).name})"
+        k = 2
+        while label in fits:
+            label = f"{name} ({pathlib.Path(d).name}) #{k}"
+            k += 1
+        fits[label] = m
     for label, m in fits.items():
         if m.convergence is not None and not m.convergence.ok:
             print(f"warning: fit '{label}' did NOT converge; its comparison is not final")
@@ -244,8 +320,11 @@ def _compare(args):
     try:
         table, verdict = compare(fits, components=comps)
     except ValueError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 1
+        if "n_draws_tail" in str(exc) or "tail" in str(exc).lower():
+            have = ", ".join(f"'{k}' {_draws(m)}" for k, m in fits.items())
+            raise Refused(f"PSIS-LOO needs at least {LOO_MIN_DRAWS} posterior draws (chains x draws) per fit; the "
+                          f"fits have {have}: refit with more --draws") from None
+        raise Refused(str(exc)) from None
     import pandas as pd
 
     with pd.option_context("display.width", 160, "display.max_columns", 20):
@@ -256,13 +335,59 @@ def _compare(args):
         from ._atomic import atomic_path
 
         target = pathlib.Path(args.out)
-        if target.exists() and not args.force:
-            print(f"{prog}: {target} exists; use --force to replace it", file=sys.stderr)
-            return 1
-        with atomic_path(target) as tmp:
+        problem = output_file_problem(target, args.force)  # again: it may have appeared meanwhile
+        if problem:
+            raise Refused(problem)
+        with atomic_path(target, create_parent=False) as tmp:
             table.to_csv(tmp)
         print(f"wrote {target}")
     return 0
+
+
+# PSIS fits a generalised Pareto to the largest min(S/5, 3 sqrt(S)) ratios and needs >= 5 of them: S >= 25
+LOO_MIN_DRAWS = 25
+
+
+def _count(low, high=None, what="a count"):
+    """argparse type: an integer in [low, high] (checked before anything runs)."""
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} (an integer), got {text!r}") from None
+        if v < low or (high is not None and v > high):
+            rng = f">= {low}" if high is None else f"from {low} to {high}"
+            raise argparse.ArgumentTypeError(f"expected {what} {rng}, got {v}")
+        return v
+    return parse
+
+
+_SEED = _count(0, 2**32 - 1, "a seed")
+
+
+class _ListPriors(argparse.Action):
+    """``--list-priors``: print every parameter's default prior, unit and meaning, then exit."""
+
+    def __init__(self, option_strings, dest, **kw):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        try:
+            print(list_priors_text())
+        except BrokenPipeError:  # `bayesgain fit --list-priors | head`
+            sys.stdout = open(os.devnull, "w")
+        parser.exit(0)
+
+
+def list_priors_text():
+    from .model.spec import DEFAULT_PRIORS
+
+    lines = ["default priors (override them in a model file's [priors] table):", ""]
+    for name, p in DEFAULT_PRIORS.items():
+        args = ", ".join(f"{k} = {v:.6g}" for k, v in p.items() if k not in ("dist", "unit", "doc", "component"))
+        lines.append(f"{name:<30} {p['dist']}({args})  [{p['unit']}]")
+        lines.append(f"{'':<30} {p['doc']} (used with: {p['component'].replace('|', ', ')})")
+    return "\n".join(lines)
 
 
 def _backend_option(parser):
@@ -280,11 +405,11 @@ def build_parser():
                                    "report.md, summary.csv, thresholds.csv, classic.csv, posterior.nc and the figures "
                                    "to --out (files of the same names are replaced).")
     d.add_argument("--out", default="bayesgain-demo", help="output folder (default: ./bayesgain-demo)")
-    d.add_argument("--draws", type=int, default=800, help="posterior draws per chain (default 800)")
-    d.add_argument("--tune", type=int, default=500, help="tuning steps per chain (default 500)")
+    d.add_argument("--draws", type=_count(1), default=800, help="posterior draws per chain (default 800)")
+    d.add_argument("--tune", type=_count(0), default=500, help="tuning steps per chain (default 500)")
     d.add_argument("--no-figures", action="store_true", help="write the tables and report.md without PNG figures")
-    d.add_argument("--chains", type=int, default=2, help="chains (default 2)")
-    d.add_argument("--seed", type=int, default=1, help="random seed: same seed, same posterior (default 1)")
+    d.add_argument("--chains", type=_count(1, 64), default=2, help="chains (default 2)")
+    d.add_argument("--seed", type=_SEED, default=1, help="random seed: same seed, same posterior (default 1)")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     _backend_option(d)
     d.add_argument("--strict", action="store_true", help="exit with status 3 when the fit did not converge")
@@ -299,7 +424,7 @@ def build_parser():
 
     s = sub.add_parser("simulate", help="write a SYNTHETIC experiment folder with its truth.toml")
     s.add_argument("--out", required=True, help="output folder (must not exist or be empty unless --force)")
-    s.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives byte-identical files")
+    s.add_argument("--seed", type=_SEED, default=0, help="random seed; the same seed gives byte-identical files")
     s.add_argument("--preset", default="batch-a", choices=sorted(PRESETS),
                    help="parameter set: batch-a (paper's main batch), batch-b (low-PLQY, hole trapping)")
     s.add_argument("--scenario", choices=scenario_names(),
@@ -335,15 +460,15 @@ def build_parser():
                    help=f"model specification: a TOML file path or a shipped name ({models}); default joint")
     f.add_argument("--out", required=True,
                    help="output folder DIR (an existing non-empty folder is refused unless --force)")
-    f.add_argument("--draws", type=int, default=1000, help="posterior draws per chain (count; default 1000)")
-    f.add_argument("--tune", type=int, default=1000, help="tuning (warm-up) steps per chain (count; default 1000)")
-    f.add_argument("--chains", type=int, default=4,
+    f.add_argument("--draws", type=_count(1), default=1000, help="posterior draws per chain (count; default 1000)")
+    f.add_argument("--tune", type=_count(0), default=1000, help="tuning (warm-up) steps per chain (count; default 1000)")
+    f.add_argument("--chains", type=_count(1, 64), default=4,
                    help="independent chains (count; default 4; at least 2 to check R-hat)")
-    f.add_argument("--seed", type=int, default=0, help="random seed (integer): same seed, same posterior (default 0)")
+    f.add_argument("--seed", type=_SEED, default=0, help="random seed (integer): same seed, same posterior (default 0)")
     f.add_argument("--sampler", default="nutpie", choices=["nutpie", "pymc"],
                    help="NUTS implementation: nutpie (default; compiled as --backend says) or pymc (PyMC's own NUTS)")
     _backend_option(f)
-    f.add_argument("--max-treedepth", type=int, default=None, metavar="DEPTH",
+    f.add_argument("--max-treedepth", type=_count(1, 30, "a depth"), default=None, metavar="DEPTH",
                    help="cap each NUTS trajectory at 2^DEPTH gradient steps (count; default: the sampler's 10); "
                         "for quick looks with few tuning steps, not for final fits")
     f.add_argument("--starts", default="optimum", choices=["optimum", "checked", "jitter"],
@@ -356,6 +481,8 @@ def build_parser():
                         "divergences); the files are written either way and say NOT CONVERGED")
     f.add_argument("--quiet", action="store_true", help="no progress bar and no per-file messages")
     f.add_argument("--no-figures", action="store_true", help="skip the PNG figures (tables and report.md only)")
+    f.add_argument("--list-priors", action=_ListPriors,
+                   help="print every parameter's default prior with its unit and meaning, then exit")
     f.add_argument("--no-classic", action="store_true",
                    help="skip the classic analysis (classic.csv and the Bayesian-versus-classic table)")
     f.set_defaults(func=_fit)
@@ -388,7 +515,28 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    prog = f"bayesgain {args.command}"
+    stopped = f"{prog}: interrupted; temporary files removed, nothing half-written was kept"
+    with interruptible(stopped), warnings.catch_warnings():
+        # NaN diagnostics (e.g. R-hat of one chain) are reported in words; numpy's warning adds nothing
+        warnings.filterwarnings("ignore", message="All-NaN slice encountered", category=RuntimeWarning)
+        try:
+            rc = args.func(args)
+            raise_if_interrupted()
+            return rc
+        except (Refused, OutputFolderError) as exc:
+            print(f"{prog}: {exc}", file=sys.stderr)
+            return 1
+        except BaseException as exc:
+            if not is_interrupt(exc):
+                if isinstance(exc, (SystemExit, GeneratorExit)) or os.environ.get("BAYESGAIN_DEBUG"):
+                    raise
+                # a bug, not bad input: one line, and the way to the traceback
+                print(f"{prog}: internal error ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); please "
+                      "report it (BAYESGAIN_DEBUG=1 shows the traceback)", file=sys.stderr)
+                return 1
+    print(stopped, file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

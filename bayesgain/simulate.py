@@ -55,8 +55,6 @@ give byte-identical files.
 
 import math
 import pathlib
-import shutil
-import tomllib
 
 import numpy as np
 from scipy import optimize, special, stats
@@ -64,6 +62,7 @@ from scipy import optimize, special, stats
 from . import __version__
 from ._atomic import write_text_atomic
 from . import sim_physics as sp
+from .safety.outfolder import remove_simulated
 
 __all__ = ["PRESETS", "KNOBS", "simulate_experiment", "preset_parameters", "preset_knobs",
            "band_edge_window_threshold", "excited_state", "to_toml", "HC_EV_NM"]
@@ -508,14 +507,7 @@ def simulate_experiment(out_dir, preset="batch-a", seed=0, overwrite=False, *, s
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise FileExistsError(f"{out} is not empty; pass overwrite=True to replace its contents")
-        old = out / "experiment.toml"
-        if old.is_file():
-            try:
-                synthetic = tomllib.loads(old.read_text()).get("synthetic") is True
-            except tomllib.TOMLDecodeError:
-                synthetic = False
-            if synthetic:
-                shutil.rmtree(out)
+        remove_simulated(out)  # only what a simulator wrote; a real experiment is refused
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     krng = np.random.default_rng([seed, 1])

@@ -35,8 +35,9 @@ import numpy as np
 import xarray as xr
 
 from .errors import ExperimentError, _where
-from .manifest import DIRECTIONS, Entry, Manifest, parse_manifest, read_truth
+from ..safety.containment import OutsideFolderError, contained_path, duplicate_files
 from .chirp import apply_chirp, fit_chirp, read_chirp_file
+from .manifest import DIRECTIONS, MANIFEST_NAME, TRUTH_NAME, Entry, Manifest, parse_manifest, read_truth
 from .readers import read_matrix, read_spectrum
 from .scans import average_scans, resolve_scan_files
 from .sweeps import read_sweeps
@@ -86,6 +87,7 @@ class _Ctx:
         self.summary: list[str] = []
         self.files_read = 0
         self.notes: list[tuple[str, str, str]] = []  # (file, layout, repairs) of every matrix read
+        self.a0: dict[str, float] = {}  # group -> largest absorbance A_0 (OD) of its steady-state spectrum
 
     def path(self, rel: str) -> Path:
         return self.folder / rel
@@ -93,6 +95,11 @@ class _Ctx:
     def read(self, fn, rel: str, field_name: str, **kw):
         """Run a reader on ``rel``, turning its error into a problem (None on failure)."""
         p = self.path(rel)
+        try:
+            contained_path(self.folder, rel, "path")
+        except OutsideFolderError as exc:
+            self.problems.append(f"{_where(self.folder / MANIFEST_NAME, field=field_name)}: {exc}")
+            return None
         if not p.is_file():
             self.problems.append(f"{_where(p, field=field_name)}: file not found; expected the file "
                                  f"named by {field_name} in {self.folder}")
@@ -139,7 +146,44 @@ def _to_od(ctx: _Ctx, entry: Entry, da: xr.DataArray) -> xr.DataArray:
     out.attrs = {**da.attrs, "units": "OD", "source_units": units}
     if "_scan_sem" in out.attrs and units == "mOD":
         out.attrs["_scan_sem"] = out.attrs["_scan_sem"] / 1000.0
+    _check_plausible(ctx, entry, out, mod_hint=declared is None and file_units != "mOD")
     return out
+
+
+# a change of absorbance cannot exceed a few times the sample's own absorbance A_0; nor, for any film or
+# solution measured here, 1 OD: beyond that the values are in the wrong unit or a cell is corrupt
+MAX_DA_PER_A0 = 4.0
+MIN_DA_LIMIT_OD = 1.0
+MAX_DELAY_PS = 5e4  # 50 ns: TA delays beyond are fs typed as ps (the axis unit is ps)
+MIN_DELAY_PS = -5e3
+
+
+def _check_plausible(ctx: _Ctx, entry: Entry, da: xr.DataArray, mod_hint: bool) -> None:
+    """Flag values far beyond the sample's absorbance (mOD without units, corrupt cells) and delays in fs."""
+    group = entry.field.split(".")[0]
+    a0 = ctx.a0.get(group)
+    limit = max(MAX_DA_PER_A0 * a0, MIN_DA_LIMIT_OD) if a0 else 5.0
+    v = np.abs(da.values)
+    bad = np.isfinite(v) & (v > limit)
+    where = ctx.path(entry.file)
+    if bad.any():
+        k = np.unravel_index(int(np.argmax(np.where(bad, v, -np.inf))), v.shape)
+        at = ", ".join(f"{da[d].values[i]:g} {da[d].attrs.get('units', '')}".rstrip() for d, i in zip(da.dims, k))
+        ref = f"the {group}'s absorbance A_0 = {a0:.3g} OD" if a0 else "any plausible absorbance change"
+        n = int(bad.sum())
+        if n <= max(3, bad.size // 1000):
+            ctx.problem(where, f"outlier: cell value {da.values[k]:.3g} OD at {at} ({n} cell(s) beyond +-{limit:.3g} "
+                        f"OD, far above {ref}); expected a corrupt or mistyped cell to be fixed", entry.field)
+        else:
+            hint = ("values in mOD? set units = \"mOD\" in this entry" if mod_hint
+                    else "expected values in the stated units")
+            ctx.problem(where, f"|dA| reaches {v[bad].max():.3g} OD in {n} cell(s), far above {ref}: {hint}",
+                        f"{entry.field}.units" if mod_hint else entry.field)
+    if "delay" in da.dims and da.sizes["delay"]:
+        d = da["delay"].values
+        if d.max() > MAX_DELAY_PS or d.min() < MIN_DELAY_PS:
+            ctx.problem(where, f"delays run from {d.min():g} to {d.max():g} ps (beyond {MIN_DELAY_PS:g}..{MAX_DELAY_PS:g} "
+                        "ps): delays in fs? expected the delay axis in ps", entry.field)
 
 
 def _check_against(ctx: _Ctx, ref, ref_entry: Entry, da: xr.DataArray, entry: Entry, dims, atol=None) -> bool:
@@ -212,6 +256,7 @@ def _solution(ctx: _Ctx, m: Manifest, nodes: dict) -> None:
         spec = ctx.read(read_spectrum, sol["absorbance_file"], "solution.absorbance_file", units="OD",
                         column=sol.get("absorbance_column"))
         if spec is not None:
+            ctx.a0["solution"] = float(np.nanmax(np.abs(spec.values))) if spec.size else 0.0
             ds["absorbance"] = _spectrum_var(spec, "solution absorbance", "OD")
             ctx.summary.append(f"  solution absorbance: {sol['absorbance_file']}, "
                                f"{spec.sizes['wavelength']} wavelengths{_columns_text(spec)}")
@@ -367,6 +412,8 @@ def _film(ctx: _Ctx, m: Manifest, nodes: dict) -> None:
     if film.get("reflectance_file"):
         fr = ctx.read(read_spectrum, film["reflectance_file"], "film.reflectance_file", units="1",
                       column=film.get("reflectance_column"))
+    if fa is not None and fa.size:
+        ctx.a0["film"] = float(-np.log10(np.clip(1.0 - np.nanmax(fa.values), 1e-6, 1.0)))
     for spec, key, sym in ((fa, "absorptance_file", "F_A"), (fr, "reflectance_file", "F_R")):
         if spec is None:
             continue
@@ -611,14 +658,44 @@ def _analysis(ctx: _Ctx, m: Manifest, nodes: dict) -> None:
 
 
 # ----------------------------------------------------------------------------- build
+def _named_files(m: Manifest) -> list[tuple[str, str]]:
+    """(field, relative path) of every file the manifest names."""
+    out = []
+    for group, keys in (("solution", ("absorbance_file",)), ("film", ("absorptance_file", "reflectance_file"))):
+        table = getattr(m, group) or {}
+        out += [(f"{group}.{k}", table[k]) for k in keys if table.get(k)]
+        out += [(e.field, e.file) for kind in ("sec", "ta", "tr") for e in (table.get(kind) or [])]
+    return out
+
+
+def _check_duplicates(ctx: _Ctx, m: Manifest) -> None:
+    """One file (by resolved path or identical bytes) must not stand for two measurements."""
+    named = []
+    for field_name, rel in _named_files(m):
+        try:
+            named.append((field_name, contained_path(ctx.folder, rel)))
+        except OutsideFolderError:
+            continue  # reported when read
+    for field_name, earlier, how in duplicate_files(named):
+        ctx.problem(m.path, f"{how} {earlier}; expected a different file for each measurement", field_name)
+
+
 def _build(folder) -> tuple[xr.DataTree | None, _Ctx]:
     folder = Path(folder)
     if folder.name == "experiment.toml" and folder.is_file():
         folder = folder.parent  # accept the manifest path too
     ctx = _Ctx(folder)
+    for name in (MANIFEST_NAME, TRUTH_NAME):  # a symlink to a file elsewhere is refused, never read
+        try:
+            contained_path(folder, name, name)
+        except OutsideFolderError as exc:
+            ctx.problems.append(f"{folder / name}: {exc}")
+    if ctx.problems:
+        return None, ctx
     m = parse_manifest(folder, ctx.problems)
     if m is None:
         return None, ctx
+    _check_duplicates(ctx, m)
     attrs = {"name": m.name or "", "synthetic": bool(m.synthetic), "description": m.description,
              "source_folder": os.fspath(folder.resolve())}
     for key in ("g_e", "g_h", "temperature_K", "film_thickness_nm", "film_thickness_sd_nm"):

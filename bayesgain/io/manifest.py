@@ -12,13 +12,13 @@ from __future__ import annotations
 import datetime
 import difflib
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import _where
-from .readers import FORMATS, NAN_POLICIES
+from .readers import FORMATS, NAN_POLICIES, WAVELENGTH_RANGE_NM
 from .scans import SCAN_OUTLIERS
+from .tomlfile import TomlFileError, read_toml
 
 MANIFEST_NAME = "experiment.toml"
 TRUTH_NAME = "truth.toml"
@@ -45,6 +45,16 @@ _POS = (lambda v: v > 0, "a number > 0")
 _NONNEG = (lambda v: v >= 0, "a number >= 0")
 _INT1 = (lambda v: v >= 1, "an integer >= 1")
 
+
+def _between(lo, hi, unit, hint=""):
+    """Range check of a manifest number: values outside are typos or wrong units (``hint`` says which)."""
+    return (lambda v: lo <= v <= hi, f"{lo:g} <= value <= {hi:g} {unit}{hint}".rstrip())
+
+
+_DEGENERACY = _between(1, 32, "(states of the band-edge level)")
+_POTENTIAL = _between(-10.0, 10.0, "V")
+_FLUENCE_RANGE = _between(1e8, 1e19, "photons/cm^2")
+
 TOP = {
     "name": Key("str", required=True),
     "synthetic": Key("bool", default=False),
@@ -56,17 +66,17 @@ TOP = {
     "analysis": Key("table"),
 }
 SAMPLE = {
-    "g_e": Key("int", default=2, check=_INT1),
-    "g_h": Key("int", default=4, check=_INT1),
-    "temperature_K": Key("float", required=True, check=_POS),
-    "film_thickness_nm": Key("float", required=True, check=_POS),
-    "film_thickness_sd_nm": Key("float", default=0.0, check=_NONNEG),
+    "g_e": Key("int", default=2, check=_DEGENERACY),
+    "g_h": Key("int", default=4, check=_DEGENERACY),
+    "temperature_K": Key("float", required=True, check=_between(1.0, 1000.0, "K")),
+    "film_thickness_nm": Key("float", required=True, check=_between(1.0, 1e5, "nm")),
+    "film_thickness_sd_nm": Key("float", default=0.0, check=_between(0.0, 1e5, "nm")),
 }
-PUMP = {"wavelength_nm": Key("float", required=True, check=_POS)}
+PUMP = {"wavelength_nm": Key("float", required=True, check=_between(*WAVELENGTH_RANGE_NM, "nm", " (eV or um typed?)"))}
 SOLUTION = {
     "absorbance_file": Key("str", required=True),
     "absorbance_column": Key("column"),
-    "pump_absorbance": Key("float", required=True, check=_NONNEG),
+    "pump_absorbance": Key("float", required=True, check=_between(0.0, 10.0, "OD")),
     "ta": Key("tables", default=[]),
 }
 FILM = {
@@ -74,7 +84,7 @@ FILM = {
     "reflectance_file": Key("str", required=True),
     "absorptance_column": Key("column"),
     "reflectance_column": Key("column"),
-    "open_circuit_potential_V": Key("float", required=True),
+    "open_circuit_potential_V": Key("float", required=True, check=_POTENTIAL),
     "reference_electrode": Key("str", required=True),
     "sec": Key("tables", default=[]),
     "ta": Key("tables", default=[]),
@@ -94,8 +104,8 @@ _MATRIX_COMMON = {
     "units": Key("str", choices=VALUE_UNITS),
 }
 _FLUENCE = {
-    "fluence_photons_cm2": Key("float", check=_POS),
-    "pump_energy_density_uJ_cm2": Key("float", check=_POS),
+    "fluence_photons_cm2": Key("float", check=_FLUENCE_RANGE),
+    "pump_energy_density_uJ_cm2": Key("float", check=_between(1e-6, 1e6, "uJ/cm^2")),
 }
 # TA/TR entries: one file, or several scans of one measurement averaged per pixel; chirp correction
 _DELAY_COMMON = {
@@ -114,7 +124,7 @@ FILM_SEC = {
     # optional: without it the order of the potentials in the file decides (io/sweeps.py)
     "direction": Key("str", choices=DIRECTIONS),
 }
-FILM_TR = {**_DELAY_COMMON, **_FLUENCE, "potential_V": Key("float", required=True)}
+FILM_TR = {**_DELAY_COMMON, **_FLUENCE, "potential_V": Key("float", required=True, check=_POTENTIAL)}
 FILM_TA = {**FILM_TR, "reflection_corrected": Key("bool", required=True)}
 
 
@@ -329,13 +339,9 @@ def parse_manifest(folder, problems: list[str]) -> Manifest | None:
         problems.append(f"{path}: manifest not found; expected {MANIFEST_NAME} in the experiment folder")
         return None
     try:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        problems.append(f"{path}: not valid TOML ({exc})")
-        return None
-    except UnicodeDecodeError as exc:
-        problems.append(f"{path}: not UTF-8 text ({exc}); expected a UTF-8 TOML file")
+        raw = read_toml(path)
+    except TomlFileError as exc:
+        problems.append(str(exc))
         return None
     p = _Problems(path, problems)
     top = _check_table(raw, TOP, "", p)
@@ -392,13 +398,12 @@ def _flatten(prefix: str, value, out: dict) -> None:
 def read_truth(folder, problems: list[str]) -> dict:
     """The flattened content of ``folder/truth.toml`` (``{}`` with a problem if unreadable)."""
     path = Path(folder) / TRUTH_NAME
-    try:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
-    except FileNotFoundError:
+    if not path.exists():
         return {}
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        problems.append(f"{path}: not valid TOML ({exc})")
+    try:
+        raw = read_toml(path)
+    except TomlFileError as exc:
+        problems.append(str(exc))
         return {}
     out: dict = {}
     _flatten("", raw, out)

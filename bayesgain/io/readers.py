@@ -28,10 +28,12 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ..safety.containment import cell_excerpt
 from .errors import ExperimentError
 from .layout import (POTENTIAL_LIMIT_V, WAVELENGTH_RANGE_NM, fmt_range as _fmt_range, mark_sentinels,
                      merge_final_repeats, orient, plausible_potentials as _plausible_potentials,
                      plausible_wavelengths as _plausible_wavelengths)
+from .tomlfile import looks_utf16
 
 __all__ = ["read_spectrum", "read_matrix", "detect_format", "FORMATS", "NAN_POLICIES"]
 
@@ -54,6 +56,8 @@ def _read_lines(path: Path) -> list[str]:
         raise ExperimentError("expected a file, found a directory", file=path) from None
     except OSError as exc:
         raise ExperimentError(f"cannot read file ({exc.strerror})", file=path) from None
+    if looks_utf16(data):
+        raise ExperimentError("UTF-16 text; expected UTF-8 (or latin-1) text: save the file as UTF-8", file=path)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -163,7 +167,7 @@ def _parse_header_matrix(path: Path, lines: list[str]) -> _Table:
     for j, cell in enumerate(header[1:], start=2):
         v = _number(cell)
         if v is None:
-            raise ExperimentError(f"non-numeric axis cell {cell!r}; expected a number", file=path,
+            raise ExperimentError(f"non-numeric axis cell {cell_excerpt(cell)}; expected a number", file=path,
                                   line=header_line, column=j)
         cols.append(v)
     ncol = len(cols)
@@ -183,7 +187,7 @@ def _parse_header_matrix(path: Path, lines: list[str]) -> _Table:
         for j, cell in enumerate(cells[1:], start=2):
             v = _number(cell)
             if v is None:
-                what = "empty cell" if cell == "" else f"non-numeric cell {cell!r}"
+                what = "empty cell" if cell == "" else f"non-numeric cell {cell_excerpt(cell)}"
                 raise ExperimentError(f"{what}; expected a number", file=path, line=k + 1, column=j)
             row.append(v)
         rows.append(first)
@@ -194,7 +198,7 @@ def _parse_header_matrix(path: Path, lines: list[str]) -> _Table:
         cells = _split(lines[k], sep)
         if cells and len(cells) == ncol + 1 and all(_number(c) is not None for c in cells):
             stop = lines[end].strip()
-            reason = "an empty line" if not stop else f"a row whose first cell {_split(lines[end], sep)[0]!r} is not a number"
+            reason = "an empty line" if not stop else f"a row whose first cell {cell_excerpt(_split(lines[end], sep)[0])} is not a number"
             raise ExperimentError(
                 f"the matrix stops at {reason}, but numeric data rows follow at line {k + 1}; "
                 "expected the matrix rows to be contiguous (metadata only after the matrix)",
@@ -239,7 +243,7 @@ def _parse_glotaran(path: Path, lines: list[str]) -> tuple[_Table, str]:
         for f, tok in enumerate(_tokens_fortran(lines[k]), start=1):
             v = _number(tok)
             if v is None:
-                raise ExperimentError(f"non-numeric axis value {tok!r}; expected {n} numbers "
+                raise ExperimentError(f"non-numeric axis value {cell_excerpt(tok)}; expected {n} numbers "
                                       "(intervalnr)", file=path, line=k + 1, column=f)
             axis.append(v)
         k += 1
@@ -262,7 +266,7 @@ def _parse_glotaran(path: Path, lines: list[str]) -> tuple[_Table, str]:
             v = _number(tok)
             if v is None:
                 if not current and not rows:
-                    raise ExperimentError(f"non-numeric cell {tok!r}; expected a number", file=path,
+                    raise ExperimentError(f"non-numeric cell {cell_excerpt(tok)}; expected a number", file=path,
                                           line=k, column=f)
                 if not current:  # free text after the matrix ends it, as in the Helios layout
                     stop = k
@@ -270,12 +274,12 @@ def _parse_glotaran(path: Path, lines: list[str]) -> tuple[_Table, str]:
                         later = _tokens_fortran(lines[k2])
                         if len(later) == n + 1 and all(_number(t) is not None for t in later):
                             raise ExperimentError(
-                                f"the matrix stops at the text {tok!r}, but numeric data rows follow at "
+                                f"the matrix stops at the text {cell_excerpt(tok)}, but numeric data rows follow at "
                                 f"line {k2 + 1}; expected the matrix rows to be contiguous", file=path,
                                 line=stop, column=f)
                     k = len(lines)
                     break
-                raise ExperimentError(f"non-numeric cell {tok!r}; expected a number", file=path,
+                raise ExperimentError(f"non-numeric cell {cell_excerpt(tok)}; expected a number", file=path,
                                       line=k, column=f)
             current.append(v)
             cur_where.append((k, f))
@@ -499,7 +503,7 @@ def read_matrix(path, format: str | None = None, axis: str = "delay", *, nan: st
         corner = _split(table.header_text, _detect_separator(lines))[0] if table.header_text else ""
         if axis == "delay" and corner.strip().lower().startswith("time in") and corner.strip().lower() != "time in ps":
             # KiMoPack names the delay unit here; anything but ps would be silently misread
-            raise ExperimentError(f"corner cell {corner!r}; expected 'Time in ps' (delays in ps)",
+            raise ExperimentError(f"corner cell {cell_excerpt(corner)}; expected 'Time in ps' (delays in ps)",
                                   file=path, line=table.header_line, column=1)
         if format is None:
             wl_in, why = orient(path, table.cols, table.rows, axis, corner)
@@ -657,7 +661,7 @@ def read_spectrum(path, *, nan: str = "error", units: str = "unknown", column=No
             c = cells[j - 1]
             v = _number(c)
             if v is None:
-                what = "empty cell" if c == "" else f"non-numeric cell {c!r}"
+                what = "empty cell" if c == "" else f"non-numeric cell {cell_excerpt(c)}"
                 raise ExperimentError(f"{what}; expected a number", file=path, line=k + 1, column=j)
             nums.append(v)
         wl.append(nums[0])

@@ -167,9 +167,12 @@ class GainModel:
 
     # ------------------------------------------------------------------ data
     def _reduce(self, experiments, names):
-        from ..io import load_experiment
+        from ..io import ExperimentError, load_experiment
+        from ..safety.containment import repeated_folders
 
         items = experiments if isinstance(experiments, (list, tuple)) else [experiments]
+        for item, earlier, how in repeated_folders([x for x in items if isinstance(x, (str, pathlib.Path))]):
+            raise ExperimentError(f"experiment folder {item} {how} {earlier}; expected each experiment once")
         trees, labels = [], []
         for i, item in enumerate(items):
             if isinstance(item, (str, pathlib.Path)):

@@ -34,7 +34,8 @@ import dataclasses
 import difflib
 import math
 import pathlib
-import tomllib
+
+from ..io.tomlfile import TomlFileError, read_toml
 
 __all__ = ["ModelSpec", "SpecError", "load_spec", "spec_from_dict", "COMPONENTS", "DEFAULT_OPTIONS",
            "DEFAULT_PRIORS", "DISTRIBUTIONS", "MODELS_DIR", "available_models"]
@@ -245,6 +246,10 @@ def _toml(v):
     return str(v)
 
 
+# scale, shape and rate arguments: a non-positive value makes the prior improper (the sampler fails late)
+_POSITIVE_ARGS = {"sigma", "nu", "alpha", "beta", "lam"}
+
+
 def _check_dist(where, spec, source):
     if not isinstance(spec, dict) or "dist" not in spec:
         raise SpecError(f"{source}: {where} must be a table with a 'dist' key, e.g. "
@@ -264,6 +269,11 @@ def _check_dist(where, spec, source):
     for k, v in args.items():
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
             raise SpecError(f"{source}: {where}: argument {k} must be a finite number, got {v!r}")
+        if k in _POSITIVE_ARGS and v <= 0:
+            raise SpecError(f"{source}: {where}: {dist} argument {k} must be > 0, got {v!r}")
+    lo, hi = args.get("lower"), args.get("upper")
+    if lo is not None and hi is not None and not lo < hi:
+        raise SpecError(f"{source}: {where}: {dist} needs lower < upper, got lower = {lo!r}, upper = {hi!r}")
 
 
 def spec_from_dict(data, source="<dict>", text=""):
@@ -365,9 +375,8 @@ def load_spec(path_or_name):
     if not path.exists():
         raise SpecError(f"model specification {str(path_or_name)!r} not found; shipped models: "
                         f"{', '.join(available_models())} (in {MODELS_DIR})")
-    text = path.read_text()
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"{path}: not valid TOML: {exc}") from None
-    return spec_from_dict(data, source=str(path), text=text)
+        data = read_toml(path)
+    except TomlFileError as exc:
+        raise SpecError(f"{exc} (--model takes a model TOML file or a shipped name)") from None
+    return spec_from_dict(data, source=str(path), text=path.read_text(encoding="utf-8-sig"))
