@@ -62,6 +62,7 @@ FIGURES = {
     "trace.png": "trace and marginal posterior of each physical parameter (per chain)",
     "rank.png": "rank histograms per chain of the physical parameters (uniform when the chains agree)",
     "ppc.png": "posterior predictive checks of every observed component",
+    "residuals.png": "film TA residuals of the physics (without the discrepancy term) versus delay, per potential",
     "prior_posterior.png": "prior versus posterior of every physical parameter",
 }
 
@@ -256,6 +257,18 @@ class _Cache:
             return gain_coefficient(self.model)
 
         return self.get("gain_coefficient", f)
+
+
+    def residuals(self):
+        from .model.checks import film_residual_check
+
+        def f():
+            out = film_residual_check(self.model)
+            if out is None:
+                raise Skip("needs the gain or dynamics component (film TA)")
+            return out
+
+        return self.get("residuals", f)
 
 
 def _file_of_points(model, points):
@@ -596,6 +609,40 @@ def fig_ppc(model, cache, path):
     return _save(fig, model, path, "posterior predictive checks")
 
 
+def fig_residuals(model, cache, path):
+    """Standardised residual of the physics (posterior median of (y - mu_physics) / sd) versus delay, a panel per
+    potential, a colour per fluence: smooth structure along delay is what the physics does not explain."""
+    chk = cache.residuals()
+    d = model.data
+    r = chk["standardized_residual"]
+    delay = d["ta_point_delay"].values
+    pot = d["ta_point_potential"].values
+    fl = d["ta_point_fluence"].values.astype(int)
+    pots = np.unique(pot)
+    ncol = min(3, pots.size)
+    nrow = int(math.ceil(pots.size / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.0 * ncol, 2.8 * nrow + 0.6), squeeze=False, sharey=True)
+    cmap = plt.get_cmap("viridis")
+    n_fl = max(int(fl.max()) + 1, 2)
+    for k, V in enumerate(pots):
+        ax = axes.flat[k]
+        for j in np.unique(fl):
+            sel = np.nonzero((pot == V) & (fl == j))[0]
+            o = sel[np.argsort(delay[sel])]
+            ax.plot(delay[o], r[o], ".-", ms=2.5, lw=0.6, color=cmap(j / (n_fl - 1)))
+        ax.axhline(0, color="0.3", lw=0.6)
+        ax.set_xscale("log")
+        ax.set_title(f"{V:+.3f} V", fontsize=8)
+        ax.set_xlabel("delay (ps)")
+        if k % ncol == 0:
+            ax.set_ylabel("residual / sd")
+    for ax in list(axes.flat)[pots.size:]:
+        ax.set_visible(False)
+    verdict = "structure along delay" if chk["flagged"] else "no structure detected"
+    return _save(fig, model, path, f"film TA residuals of the physics (colour: fluence); lag-1 autocorrelation "
+                                   f"{chk['T_observed']:.2f}, p = {chk['p_value']:.3f}: {verdict}")
+
+
 def _prior(model, seed=0, draws=500):
     idata = getattr(model, "_report_prior", None)
     if idata is None:
@@ -798,6 +845,38 @@ def _section_thresholds(model, cache):
             + [f"### At the measured film TA potentials{_not_final(model)}", ""] + _guarded(at_potentials))
 
 
+def _section_adequacy(model, cache):
+    """Does the physics explain the film TA kinetics?  The residual-structure check and the discrepancy term."""
+    from .model.checks import RESIDUAL_P_THRESHOLD
+
+    def body():
+        chk = cache.residuals()
+        gp = model.spec.options.get("discrepancy", "none") != "none"
+        lines = [f"Lag-1 autocorrelation of the physics' residuals along delay, mean over {chk['n_files']} film TA "
+                 f"files: observed {chk['T_observed']:.3f}, replicated white noise {chk['T_replicated']:.3f}; "
+                 f"posterior predictive p = {chk['p_value']:.3f} ({chk['n_draws']} draws; see `residuals.png`).", ""]
+        if chk["flagged"]:
+            lines += [f"**The physics leaves structure along delay (p < {RESIDUAL_P_THRESHOLD:g})**: something in the "
+                      "film kinetics is not in the model (a 2S/higher-band tail, hot-carrier cooling, a shifted "
+                      "biexciton line, baseline drift)."]
+            lines += (["The fit carries a discrepancy term (`discrepancy = \"delay-gp\"`), so the intervals above "
+                       "include this misfit."] if gp else
+                      ["The intervals above do **not** account for it: refit with `discrepancy = \"delay-gp\"` in "
+                       "the spec's [options] (a smooth misfit per file) before trusting the kinetic parameters."])
+        else:
+            lines += ["No structure along delay beyond the noise: the physics explains the film TA kinetics."]
+        post = _post(model)
+        if gp and "discrepancy_amplitude_rel" in post and "ta_noise_rel" in post:
+            a = post["discrepancy_amplitude_rel"].values.reshape(-1)
+            n = post["ta_noise_rel"].values.reshape(-1)
+            lo, hi = _hdi(a[:, None])[1:]
+            lines += ["", f"Discrepancy amplitude {np.median(a):.3g} A0_1S (94 % HDI {float(lo[0]):.3g}-"
+                      f"{float(hi[0]):.3g}) against an extra scatter of {np.median(n):.3g} A0_1S per point."]
+        return lines + [""]
+
+    return ["## Does the physics explain the film TA kinetics?", ""] + _guarded(body)
+
+
 def _section_lifetimes(model, cache):
     def body():
         lt = cache.lifetimes()
@@ -920,6 +999,7 @@ _FIGURE_FUNCS = {
     "trace.png": fig_trace,
     "rank.png": fig_rank,
     "ppc.png": fig_ppc,
+    "residuals.png": fig_residuals,
     "prior_posterior.png": fig_prior_posterior,
 }
 
@@ -1058,6 +1138,7 @@ def _report_text(model, cache, summary, classic_rows, status, thr_status, figure
     L += _section_thresholds(model, cache)
     if thr_status != "ok":
         L += [f"`thresholds.csv` {thr_status}", ""]
+    L += _section_adequacy(model, cache)
     L += _section_lifetimes(model, cache)
     L += _section_single_wavelength(model, cache)
     L += _section_classic(model, cache, classic_rows)

@@ -75,6 +75,9 @@ DEFAULT_OPTIONS = {
     # per-file fluence calibrations log c ~ Normal(0, fluence_log_sd): "centered" samples log c itself (right
     # when the data pin each file's <N>, as film TA does), "non-centered" samples z = log c / sd
     "fluence_calibration": ("centered", ("centered", "non-centered")),
+    # lower bound of fluence_log_sd (its prior is placed on the excess above it): pump fluence is never reproducible
+    # to better than ~1-2 % per run, and without a floor a true spread below the data's precision makes a funnel
+    "fluence_log_sd_floor": (0.02, float),
     # the unconstrained coordinate of V_C for the sampler (same prior and posterior): "log" (PyMC's default) or
     # "softplus" (V_C = 1 mV x softplus(y): linear above a few mV, which straightens the V_C - sigma_1S ridge
     # of SEC-only fits; see bayesgain.model.transforms)
@@ -115,7 +118,8 @@ DEFAULT_PRIORS = {
                             "cross_section|gain|dynamics", mu=math.log(3.5e-14), sigma=0.7),
     "film_cross_section_ratio": _p("LogNormal", "1", "film / solution cross-section ratio (informative: close to 1)",
                                    "gain|dynamics", mu=0.0, sigma=0.1),
-    "fluence_log_sd": _p("HalfNormal", "1", "log-normal spread of the true / nominal pump fluence of each file",
+    "fluence_log_sd": _p("HalfNormal", "1", "log-normal spread of the true / nominal pump fluence of each file (the prior is "
+                         "placed on its excess above the option fluence_log_sd_floor)",
                          "cross_section|gain|dynamics", sigma=0.1),
     # charging
     "V_1S_V": _p("Normal", "V", "1S(e) level potential vs the reference electrode", "charging|gain|dynamics",
