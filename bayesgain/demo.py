@@ -14,9 +14,11 @@ import tomllib
 
 import numpy as np
 
+from ._shipped import shipped_folder
+
 
 SYNTHETIC_NOTE = "SYNTHETIC data (data/synthetic-batch-a, made by bayesgain.simulate; not a measurement)"
-DEMO_FOLDER = pathlib.Path(__file__).resolve().parents[1] / "data" / "synthetic-batch-a"
+DEMO_FOLDER = shipped_folder("data") / "synthetic-batch-a"
 
 
 def run(out_dir="bayesgain-demo", draws=800, tune=500, chains=2, seed=1, progress=True, folder=DEMO_FOLDER,
