@@ -11,6 +11,8 @@ import sys
 def _demo(args):
     from . import demo
 
+    if args.dry_run:
+        return 0 if demo.dry_run() else 1
     ok = demo.run(args.out, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
                   progress=not args.quiet, figures=not args.no_figures, backend=args.backend)
     return 0 if ok or not args.strict else 3
@@ -267,6 +269,10 @@ def build_parser():
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     _backend_option(d)
     d.add_argument("--strict", action="store_true", help="exit with status 3 when the fit did not converge")
+    d.add_argument("--dry-run", action="store_true",
+                   help="check the installation in seconds instead: validate the shipped demo data, build every "
+                        "shipped model on it and evaluate its log density at the initial point (no sampling, "
+                        "nothing written; exit 1 on a problem)")
     d.set_defaults(func=_demo)
 
     c = sub.add_parser("check", help="validate an experiment folder and print a report (exit 1 on problems)")
