@@ -68,3 +68,42 @@ def test_the_wheel_holds_the_package_the_models_and_the_demo_data(built_wheel):
     assert shipped - code - models - data == {"bayesgain/data/README.md"}  # nothing else: no tests, no batch B
     meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("/METADATA"))).decode()
     assert "License-Expression: MIT" in meta
+
+
+# ----------------------------------------------------------------------------- the installation check
+def test_dry_run_checks_the_shipped_demo_writes_nothing_and_finds_it_in_the_package_or_checkout(tmp_path,
+                                                                                                 monkeypatch):
+    from bayesgain import demo
+    from bayesgain.model.spec import MODELS_DIR
+
+    assert MODELS_DIR == ROOT / "models" and demo.DEMO_FOLDER == ROOT / "data" / "synthetic-batch-a"  # checkout
+    monkeypatch.chdir(tmp_path)
+    lines = []
+    assert demo.dry_run(models=["sec-only"], log=lines.append)
+    text = "\n".join(lines)
+    assert "Result: OK" in text and "sec-only" in text and "Installation check: OK" in text
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dry_run_fails_on_invalid_data_with_the_check_report(tmp_path):
+    from bayesgain import demo
+
+    folder = tmp_path / "exp"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "tiny_experiment", folder)
+    text = (folder / "experiment.toml").read_text().replace("film_thickness_nm", "film_thicknes_nm")
+    (folder / "experiment.toml").write_text(text)
+    lines = []
+    assert not demo.dry_run(folder, log=lines.append)
+    assert "film_thicknes_nm" in "\n".join(lines)
+
+
+@pytest.mark.slow
+def test_demo_dry_run_command_builds_every_shipped_model(tmp_path, monkeypatch, capsys):
+    from bayesgain import cli
+    from bayesgain.model.spec import available_models
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["demo", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"  {name} " in out for name in available_models()) and "Installation check: OK" in out
+    assert list(tmp_path.iterdir()) == []
