@@ -270,9 +270,9 @@ def build_parser():
     _backend_option(d)
     d.add_argument("--strict", action="store_true", help="exit with status 3 when the fit did not converge")
     d.add_argument("--dry-run", action="store_true",
-                   help="check the installation in seconds instead: validate the shipped demo data, build every "
-                        "shipped model on it and evaluate its log density at the initial point (no sampling, "
-                        "nothing written; exit 1 on a problem)")
+                   help="check the installation in about a minute instead: validate the shipped demo data, build "
+                        "every shipped model on it and evaluate its log density and gradient at the initial point "
+                        "(no sampling, nothing written; exit 1 on a problem)")
     d.set_defaults(func=_demo)
 
     c = sub.add_parser("check", help="validate an experiment folder and print a report (exit 1 on problems)")
