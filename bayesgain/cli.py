@@ -36,6 +36,8 @@ def _refuse_out(out, force):
 def _demo(args):
     from . import demo
 
+    if args.dry_run:
+        return 0 if demo.dry_run() else 1
     _refuse_out(args.out, True)  # the demo replaces files of the same names (its documented behaviour)
     with OutputFolder(args.out, force=True) as folder:
         _say_notes(folder)
@@ -413,6 +415,10 @@ def build_parser():
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     _backend_option(d)
     d.add_argument("--strict", action="store_true", help="exit with status 3 when the fit did not converge")
+    d.add_argument("--dry-run", action="store_true",
+                   help="check the installation in about a minute instead: validate the shipped demo data, build "
+                        "every shipped model on it and evaluate its log density and gradient at the initial point "
+                        "(no sampling, nothing written; exit 1 on a problem)")
     d.set_defaults(func=_demo)
 
     c = sub.add_parser("check", help="validate an experiment folder and print a report (exit 1 on problems)")

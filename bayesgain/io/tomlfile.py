@@ -38,8 +38,32 @@ def read_toml(path) -> dict:
     if "\x00" in text:
         raise TomlFileError(f"{path}: holds NUL bytes (binary data?); expected a UTF-8 TOML text file")
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise TomlFileError(f"{path}: not valid TOML ({exc})") from None
     except RecursionError:
-        raise TomlFileError(f"{path}: not valid TOML (arrays or tables nested too deeply)") from None
+        data = None
+    # the parser's own limit depends on the interpreter's recursion limit (which numba/PyTensor raise): check it here
+    if data is None or _depth(data) > MAX_DEPTH:
+        raise TomlFileError(f"{path}: not valid TOML (arrays or tables nested too deeply; expected at most "
+                            f"{MAX_DEPTH} levels)") from None
+    return data
+
+
+# far beyond any manifest or model spec (3 levels), far below Python's recursion limit
+MAX_DEPTH = 50
+
+
+def _depth(x, level=0):
+    """Nesting depth of parsed TOML (iterative: a deep value must not exhaust the stack here either)."""
+    stack, deepest = [(x, level)], level
+    while stack:
+        v, d = stack.pop()
+        deepest = max(deepest, d)
+        if d > MAX_DEPTH:
+            return d
+        if isinstance(v, dict):
+            stack.extend((w, d + 1) for w in v.values())
+        elif isinstance(v, list):
+            stack.extend((w, d + 1) for w in v)
+    return deepest

@@ -54,6 +54,7 @@ import xarray as xr
 
 from .. import __version__
 from .._atomic import atomic_path
+from .._logs import quiet_pymc
 from ..physics.api import numpy_mode
 from ..physics.poisson import required_n_max
 from .data import concat_experiments, reduce_experiment
@@ -739,7 +740,7 @@ class GainModel:
         import pymc as pm
 
         model = self.model or self.build()
-        with model:
+        with model, quiet_pymc():
             return pm.sample_prior_predictive(draws=draws, random_seed=seed, var_names=var_names,
                                               compile_kwargs={"mode": numpy_mode()})
 
@@ -845,7 +846,7 @@ class GainModel:
         post = self.idata["posterior"].to_dataset()
         n = post.sizes["chain"] * post.sizes["draw"]
         step = max(1, math.ceil(n / max_draws)) if max_draws else 1
-        with model:
+        with model, quiet_pymc():
             # Python-VM mode: a numba compile of the forward graph costs minutes, the draws seconds
             pp = pm.sample_posterior_predictive(post.isel(draw=slice(None, None, step)),
                                                 var_names=var_names or self.observed_names, random_seed=seed,

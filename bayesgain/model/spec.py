@@ -25,6 +25,14 @@ A specification is a TOML file::
 Defaults for every option and prior live in :data:`DEFAULT_OPTIONS` / :data:`DEFAULT_PRIORS`; a
 file only states what it changes.  Unknown components, options, distributions, distribution
 arguments or parameter names are errors that list the valid names.
+
+A specification can build on another one with ``extends = "joint"`` (a shipped model's name, or a
+path ending in ``.toml``, relative to the extending file's folder) and state only what it changes:
+its ``[components]`` and ``[options]`` entries replace the base's, each of its ``[priors]`` and
+``[pooling]`` entries replaces the base's entry of that parameter whole.  Inherited priors and pooling
+entries of parameters the derived model does not have are dropped (its own are checked as usual);
+``name`` and ``description`` are never inherited.  The chain is resolved when the file is read, so a
+:class:`ModelSpec` (and :meth:`ModelSpec.to_toml`, stored in every fit) is always complete.
 """
 
 from __future__ import annotations
@@ -37,10 +45,12 @@ import pathlib
 
 from ..io.tomlfile import TomlFileError, read_toml
 
+from .._shipped import shipped_folder
+
 __all__ = ["ModelSpec", "SpecError", "load_spec", "spec_from_dict", "COMPONENTS", "DEFAULT_OPTIONS",
            "DEFAULT_PRIORS", "DISTRIBUTIONS", "MODELS_DIR", "available_models"]
 
-MODELS_DIR = pathlib.Path(__file__).resolve().parents[2] / "models"
+MODELS_DIR = shipped_folder("models")
 
 
 class SpecError(ValueError):
@@ -280,13 +290,85 @@ def _check_dist(where, spec, source):
         raise SpecError(f"{source}: {where}: {dist} needs lower < upper, got lower = {lo!r}, upper = {hi!r}")
 
 
-def spec_from_dict(data, source="<dict>", text=""):
-    """Validate a parsed specification (dict as from TOML) and fill in defaults."""
+_TABLES = ("components", "options", "priors", "pooling")
+
+
+def _read_toml(path):
+    """(data, text) of a model TOML file; a file that is not TOML (binary, UTF-16, a folder) is a SpecError."""
+    try:
+        data = read_toml(path)
+    except TomlFileError as exc:
+        raise SpecError(f"{exc} (--model takes a model TOML file or a shipped name)") from None
+    return data, path.read_text(encoding="utf-8-sig")
+
+
+def _base_path(value, source, base_dir):
+    """The file an ``extends`` value names: a path ending in .toml, or the name of a shipped model."""
+    shipped = ", ".join(available_models())
+    if not isinstance(value, str) or not value:
+        raise SpecError(f"{source}: extends must be a shipped model name ({shipped}) or a path ending in .toml, "
+                        f"got {value!r}")
+    if value.endswith(".toml"):
+        path = pathlib.Path(value)
+        path = path if path.is_absolute() or base_dir is None else pathlib.Path(base_dir) / path
+        if not path.is_file():
+            raise SpecError(f"{source}: extends = {value!r}: no such file {path}")
+        return path
+    path = MODELS_DIR / f"{value}.toml"
+    if not path.is_file():
+        raise SpecError(f"{source}: extends = {value!r}: no shipped model of that name"
+                        f"{_suggest(value, available_models())}; shipped: {shipped} (or give a path ending in .toml)")
+    return path
+
+
+def _resolve_extends(data, source, base_dir, chain):
+    """``data`` merged over the chain of specifications its ``extends`` names.
+
+    Returns the merged dict (without ``extends``) and the set of ("priors" | "pooling", parameter)
+    entries that came from a base.  ``chain`` holds the resolved paths already on the way (cycles).
+    """
+    if "extends" not in data:
+        return data, frozenset()
+    data = dict(data)
+    path = _base_path(data.pop("extends"), source, base_dir)
+    key = path.resolve()
+    if key in chain:
+        raise SpecError(f"{source}: extends cycle: {' -> '.join(str(p) for p in (*chain, key))}")
+    base, _ = _read_toml(path)
+    base, inherited = _resolve_extends(base, str(path), path.parent, (*chain, key))
+    _validated(base, str(path), "", inherited)  # a broken base is reported against its own file
+    merged = dict(data)
+    for table in _TABLES:
+        own = data.get(table, {})
+        if not isinstance(own, dict):
+            raise SpecError(f"{source}: [{table}] must be a table, got {own!r}")
+        merged[table] = {**base.get(table, {}), **own}
+        inherited = {e for e in inherited if not (e[0] == table and e[1] in own)}
+        if table in ("priors", "pooling"):
+            inherited |= {(table, k) for k in base.get(table, {}) if k not in own}
+    return merged, frozenset(inherited)
+
+
+def spec_from_dict(data, source="<dict>", text="", base_dir=None):
+    """Validate a parsed specification (dict as from TOML), resolve its ``extends`` and fill in defaults.
+
+    ``base_dir``: the folder an ``extends = "….toml"`` path is relative to (the file's folder).
+    """
+    chain = (pathlib.Path(source).resolve(),) if base_dir is not None else ()
+    data, inherited = _resolve_extends(copy.deepcopy(data), source, base_dir, chain)
+    return _validated(data, source, text, inherited)
+
+
+def _validated(data, source, text, inherited):
+    """The :class:`ModelSpec` of a resolved specification; unused ``inherited`` priors/pooling entries are dropped."""
     data = copy.deepcopy(data)
-    allowed_top = {"name", "description", "components", "options", "priors", "pooling"}
+    allowed_top = {"name", "description", "extends", *_TABLES}
     bad = sorted(set(data) - allowed_top)
     if bad:
         raise SpecError(f"{source}: unknown top-level key(s) {bad}; valid: {sorted(allowed_top)}")
+    for table in _TABLES:
+        if not isinstance(data.get(table, {}), dict):
+            raise SpecError(f"{source}: [{table}] must be a table, got {data[table]!r}")
     components = dict(DEFAULT_COMPONENTS)
     for k, v in data.get("components", {}).items():
         if k not in COMPONENTS:
@@ -337,6 +419,8 @@ def spec_from_dict(data, source="<dict>", text=""):
         if k not in DEFAULT_PRIORS:
             raise SpecError(f"{source}: [priors] unknown parameter {k!r}{_suggest(k, DEFAULT_PRIORS)}; valid: "
                             f"{', '.join(DEFAULT_PRIORS)}")
+        if k not in used and ("priors", k) in inherited:
+            continue
         if k not in used:
             raise SpecError(f"{source}: [priors] {k} is not used by this model (it belongs to "
                             f"{DEFAULT_PRIORS[k]['component']!r}); parameters of this model: {', '.join(used)}")
@@ -352,10 +436,14 @@ def spec_from_dict(data, source="<dict>", text=""):
         if k not in POOLABLE:
             raise SpecError(f"{source}: [pooling] {k!r} cannot be pooled{_suggest(k, POOLABLE)}; poolable: "
                             f"{', '.join(POOLABLE)}")
+        if k not in used and ("pooling", k) in inherited:
+            continue
         if k not in used:
             raise SpecError(f"{source}: [pooling] {k} is not a parameter of this model")
         if used[k]["dist"] not in ("Normal", "LogNormal"):
-            raise SpecError(f"{source}: [pooling] {k}: pooling needs a Normal or LogNormal prior, not {used[k]['dist']}")
+            how = " (inherited through extends)" if ("pooling", k) in inherited else ""
+            raise SpecError(f"{source}: [pooling] {k}{how}: pooling needs a Normal or LogNormal prior, not "
+                            f"{used[k]['dist']}")
         _check_dist(f"[pooling] {k}", p, source)
         if p["dist"] not in ("HalfNormal", "HalfStudentT", "Exponential", "Gamma", "LogNormal"):
             raise SpecError(f"{source}: [pooling] {k}: the spread needs a positive distribution "
@@ -379,8 +467,5 @@ def load_spec(path_or_name):
     if not path.exists():
         raise SpecError(f"model specification {str(path_or_name)!r} not found; shipped models: "
                         f"{', '.join(available_models())} (in {MODELS_DIR})")
-    try:
-        data = read_toml(path)
-    except TomlFileError as exc:
-        raise SpecError(f"{exc} (--model takes a model TOML file or a shipped name)") from None
-    return spec_from_dict(data, source=str(path), text=path.read_text(encoding="utf-8-sig"))
+    data, text = _read_toml(path)
+    return spec_from_dict(data, source=str(path), text=text, base_dir=path.parent)
