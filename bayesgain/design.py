@@ -39,7 +39,7 @@ import numpy as np
 from . import physics as ph
 
 __all__ = ["DesignError", "Target", "parse_target", "Candidates", "candidate_grid", "weighted_hdi_width",
-           "reweighted_widths", "linear_gaussian_width", "log_marginal_over_grid", "greedy_batch", "design",
+           "reweighted_widths", "linear_gaussian_width", "expected_width", "log_marginal_over_grid", "greedy_batch", "design",
            "DesignResult", "write_design", "HDI_PROB"]
 
 HDI_PROB = 0.94
@@ -201,6 +201,25 @@ def log_marginal_over_grid(g, z):
     e = np.exp(g - top)
     trap = top[..., 0] + np.log(dz * (e.sum(axis=-1) - 0.5 * (e[..., 0] + e[..., -1])))
     return np.where(concave, laplace, trap)
+
+
+def expected_width(values, logliks, predictions, noise_var, min_ess=30.0, prob=HDI_PROB):
+    """Expected HDI width of the target after the runs whose outcome log-likelihoods are ``logliks`` jointly.
+
+    ``values`` (S, Q) target per draw; ``logliks`` a list (one per run) of (K, S) log p(y_k | draw j) for the
+    K simulated outcomes (outcome k of every run simulated from the same draw, so they add); outcomes with
+    ESS < ``min_ess`` use :func:`linear_gaussian_width` on ``predictions`` (list of (S, D) per run, each
+    draw's prediction with its nuisances drawn) and ``noise_var`` (D,) per run.
+    Returns (expected width, share of outcomes that fell back).
+    """
+    logw = sum(np.asarray(x, float) for x in logliks)
+    widths, ess = reweighted_widths(values, logw, prob)
+    low = ess < min_ess
+    if low.any():
+        preds = np.concatenate([np.asarray(x, float) for x in predictions], axis=1)
+        lin = linear_gaussian_width(values, preds, np.tile(np.asarray(noise_var, float), len(predictions)), prob)
+        widths = np.where(low, lin, widths)
+    return float(np.mean(widths)), float(np.mean(low))
 
 
 def greedy_batch(width_of, n_candidates, n):
@@ -451,13 +470,14 @@ CSV_COLUMNS = ("rank", "potential_V", "fluence_photons_cm2", "n_e_at_potential",
 
 
 def design(model, target="threshold-at-ne=1.0", potentials=None, fluences=None, n=5, max_draws=600, n_outcomes=32,
-           n_z=17, min_ess=30.0, seed=0, experiment=0):
+           n_z=17, min_ess=30.0, pool=60, seed=0, experiment=0):
     """Expected target width after each candidate run, and a greedy batch of ``n`` runs (see module doc).
 
     ``model``: a fitted or reloaded :class:`~bayesgain.model.core.GainModel`.  ``max_draws`` thins the
     posterior (every draw is simulated and re-weighted), ``n_outcomes`` simulated outcomes per candidate
     (common to all candidates, so their ranking is not Monte Carlo noise), ``n_z`` grid points of the new
-    run's log fluence calibration over +-4 sd, ``min_ess`` the effective-sample-size guard.
+    run's log fluence calibration over +-4 sd, ``min_ess`` the effective-sample-size guard, ``pool`` the
+    number of best single runs the greedy batch chooses from.
     """
     import time
 
@@ -503,22 +523,18 @@ def design(model, target="threshold-at-ne=1.0", potentials=None, fluences=None, 
     noise_var = np.full(T, float(np.mean(pred.sd**2)))
 
     def width_of(chosen):
-        """Expected width after the runs ``chosen`` [(p, f)] jointly: IS per outcome, linear where ESS is low."""
-        logw = sum(L[p, f] for p, f in chosen)
-        widths, ess = reweighted_widths(values, logw)
-        low = ess < min_ess
-        if low.any():
-            preds = np.concatenate([mu_s[:, p, f] for p, f in chosen], axis=1)
-            widths = np.where(low, linear_gaussian_width(values, preds, np.tile(noise_var, len(chosen))), widths)
-        return float(np.mean(widths)), float(np.mean(low))
+        return expected_width(values, [L[p, f] for p, f in chosen], [mu_s[:, p, f] for p, f in chosen], noise_var,
+                              min_ess)
 
     expected = np.empty((P, F))
     fallback = np.empty((P, F))
     for p in range(P):
         for f in range(F):
             expected[p, f], fallback[p, f] = width_of([(p, f)])
-    pairs = [(p, f) for p in range(P) for f in range(F)]
-    # greedy batch: the first pick is the best single run; later picks condition on the chosen ones jointly
+    # greedy batch over the best single runs (``pool`` of them): the first pick is the best single run, later
+    # picks condition on the chosen ones jointly
+    order = np.argsort(expected.ravel(), kind="stable")[:max(pool, n)]
+    pairs = [(int(i) // F, int(i) % F) for i in order]
     chosen, widths = greedy_batch(lambda idx: width_of([pairs[i] for i in idx])[0], len(pairs), n)
     d = model.data
     ne = np.median(pred.f @ np.arange(g_e + 1.0), axis=0)
@@ -586,11 +602,11 @@ def design_markdown(r):
     lines = [f"# Where to measure next: {t.description}", "",
              f"Target: **{t.name}** ({t.unit}); its 94 % HDI is now **{r.current_width:.4g} {t.unit}** wide.", "",
              f"Candidates: {V.size} potentials from {V.min():g} to {V.max():g} V vs {r.reference_electrode} x "
-             f"{Fl.size} pump fluences from {Fl.min():.3g} to {Fl.max():.3g} photons/cm^2 "
-             f"({float(_uJ(Fl.min(), pump)):.3g} to {float(_uJ(Fl.max(), pump)):.3g} uJ/cm^2 at {pump:g} nm), "
+             f"{Fl.size} pump fluences from {Fl.min():.3g} to {Fl.max():.3g} photons/cm² "
+             f"({float(_uJ(Fl.min(), pump)):.3g} to {float(_uJ(Fl.max(), pump)):.3g} µJ/cm² at {pump:g} nm), "
              "each one film TA run recorded at the delays and with the noise of the existing runs.", "",
              "## Measure these, in this order", "",
-             "| # | potential (V vs ref.) | <n_e> (e-/QD) | fluence (photons/cm^2) | fluence (uJ/cm^2) | "
+             "| # | potential (V vs ref.) | ⟨n_e⟩ (e⁻/QD) | fluence (photons/cm²) | fluence (µJ/cm²) | "
              f"expected width after (cumulative, {t.unit}) | reduction |",
              "|---|---|---|---|---|---|---|"]
     for i, ((p, f), w) in enumerate(zip(r.batch, r.batch_widths), 1):
@@ -598,8 +614,10 @@ def design_markdown(r):
                      f"{w:.4g} | {100 * (1 - w / r.current_width):.1f} % |")
     best = r.rows()[0]
     lines += ["", "## Why", "",
-              f"The single most informative run is at {best['potential_V']:.3f} V ({best['n_e_at_potential']:.2f} "
-              f"e-/QD) and {best['fluence_photons_cm2']:.3g} photons/cm^2: it is expected to narrow the interval by "
+              f"The single most informative run is at {best['potential_V']:.3f} V vs {r.reference_electrode} "
+              f"({best['n_e_at_potential']:.2f} "
+              f"e⁻/QD) and {best['fluence_photons_cm2']:.3g} photons/cm² "
+              f"({float(_uJ(best['fluence_photons_cm2'], pump)):.3g} µJ/cm²): it is expected to narrow the interval by "
               f"{100 * best['expected_reduction']:.1f} %.  The batch is chosen one run at a time, each given the runs "
               "before it, so it does not repeat a measurement that tells the same thing.  design.csv ranks every "
               "candidate as a single next run; design.png maps the expected reduction.", "",
