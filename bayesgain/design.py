@@ -30,7 +30,6 @@ median window SEM of the existing runs is added to the scatter in quadrature.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import re
 
@@ -319,31 +318,6 @@ def candidate_grid(model, potentials=None, fluences=None, experiment=0):
 
 
 # ----------------------------------------------------------------------------- prediction
-@functools.lru_cache(maxsize=8)
-def _cascade_readouts_fn(g_e, g_h, n_max):
-    """Compiled (absorption + eta emission, occupancy)(t) per charge state for per-call rates: (B, 2, T)."""
-    import pytensor
-    import pytensor.tensor as pt
-
-    from .physics import auger, transitions
-
-    kxx, kx, tr, tri, eta = (pt.dscalar(n) for n in ("kxx", "kx", "tr", "tri", "eta"))
-    mean, f, t = pt.dvector("mean"), pt.dmatrix("f"), pt.dvector("t")
-    S = g_e + 1
-    rates = auger.rate_table(n_max, g_e, kxx, kx)
-    Nn = np.arange(1, n_max + 1)[None, :]
-    nn = np.arange(S)[:, None]
-    factor = 1.0 + ((Nn == 1) & (nn >= 1)) * (tr - 1.0) + ((Nn == 3) & (nn == 0)) * (tri - 1.0)
-    rates = (rates - Nn * kx) * factor + Nn * kx  # the factors scale the Auger part only (as in the model)
-    Nv = np.arange(n_max + 1, dtype=float)[:, None]
-    emission = np.minimum(Nv, g_h) * np.minimum(Nv + np.arange(S)[None, :], g_e)
-    occupancy = np.minimum(Nv + np.arange(S)[None, :], g_e) / g_e
-    table = transitions.transition_table(n_max, g_e, g_h) + eta * emission
-    out = auger.cascade_absorption(mean, f, t, rates, pt.stack([table, pt.as_tensor_variable(occupancy)]),
-                                   max(g_e, g_h))
-    return pytensor.function([kxx, kx, tr, tri, eta, mean, f, t], out, mode=ph.api.numpy_mode())
-
-
 class _Predictor:
     """Per-draw window-averaged Delta A_TA(t) (OD) of candidate runs, as the fitted model predicts it."""
 
@@ -387,7 +361,9 @@ class _Predictor:
         self.fl_sd = p["fluence_log_sd"] if p["fluence_log_sd"] is not None else np.full(n, 1e-6)
         top = float(np.max(p["film_cross_section_cm2"]) * self.F.max() * np.exp(4.5 * np.max(self.fl_sd)))
         self.n_max = max(int(ph.poisson.required_n_max(top, tail=1e-7)), self.g_e, self.g_h)
-        self.fn = _cascade_readouts_fn(self.g_e, self.g_h, self.n_max)
+        from .model.quantities import _cascade_draw_fn
+
+        self.fn = _cascade_draw_fn(self.g_e, self.g_h, self.n_max, occupancy=True)
         S = self.g_e + 1
         self.table0 = ph.band_edge_absorption(np.zeros(S), np.arange(S), self.g_e, self.g_h)
         self.occ0 = np.minimum(np.arange(S), self.g_e) / self.g_e

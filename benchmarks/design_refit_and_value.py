@@ -124,6 +124,13 @@ def start_runs(pool):
     return {(v, by_n[n]) for v in pick(pool, START_NE) for n in START_N}
 
 
+def coarse_start(out, seed):
+    """The seed's superset folder, all its runs, and the coarse start (2 potentials x 3 fluences)."""
+    sup = superset(out, seed)
+    pool = runs_of(sup)
+    return sup, pool, start_runs(pool)
+
+
 def design_on(model, pool, measured, n, seed):
     """The next ``n`` runs by the design: its greedy batch, then its single-run ranking, skipping measured runs
     (a repeat of a measured run is a real option in the lab, but a campaign folder cannot hold one twice)."""
@@ -150,9 +157,7 @@ def refit_study(args):
     out = args.out
     rows = []
     for seed in args.seeds:
-        sup = superset(out, seed)
-        pool = runs_of(sup)
-        start = start_runs(pool)
+        sup, pool, start = coarse_start(out, seed)
         base = fit(campaign_folder(sup, start, out / f"refit-seed{seed}-start"), args, seed)
         V = np.array(sorted({v for v, _ in pool}))
         F = np.array(sorted({f for _, f in pool}))
@@ -176,9 +181,7 @@ def value_study(args):
     out = args.out
     rows = []
     for seed in args.seeds:
-        sup = superset(out, seed)
-        pool = runs_of(sup)
-        start = start_runs(pool)
+        sup, pool, start = coarse_start(out, seed)
         fl = sorted({f for _, f in pool})
         uniform = [(v, fl[i]) for v in pick(pool, PAPER_NE) for i in (0, 4, 8, 2, 6, 1, 5, 3, 7)]
         for arm in ("design", "uniform"):
