@@ -239,3 +239,16 @@ def test_cli_refuses_non_fit_folder_and_unknown_target(tmp_path, capsys):
     assert cli.main(["design", str(bad), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err.strip()
     assert "corrupt or incomplete fit file" in err and len(err.splitlines()) == 1
+
+
+def test_reweighted_widths_is_the_row_by_row_weighted_hdi():
+    rng = np.random.default_rng(11)
+    values = np.column_stack([rng.standard_normal(500), rng.exponential(size=500)])
+    values[3, 1] = np.inf  # no threshold in one draw
+    logw = 0.7 * rng.standard_normal((6, 500))
+    widths, ess = dz.reweighted_widths(values, logw)
+    w = np.exp(logw - logw.max(axis=1, keepdims=True))
+    for k in range(6):
+        ref = np.mean([dz.weighted_hdi_width(values[:, q], w[k]) for q in range(2)])
+        assert widths[k] == pytest.approx(ref, rel=1e-9)
+        assert ess[k] == pytest.approx(w[k].sum() ** 2 / (w[k] ** 2).sum())
