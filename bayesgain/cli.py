@@ -1,4 +1,4 @@
-"""Command line: ``bayesgain demo | check | simulate | classic | fit | compare | report``.
+"""Command line: ``bayesgain demo | check | simulate | classic | fit | compare | report | design``.
 
 Exit status: 0 success, 1 invalid input (the message names the file and field), 2 usage error
 (argparse), 3 a fit that did not converge under ``--strict``, 130 interrupted (Ctrl-C).
@@ -346,6 +346,36 @@ def _compare(args):
     return 0
 
 
+def _design(args):
+    from .design import DesignError, parse_target, write_design
+    from .design import design as run_design
+
+    try:
+        parse_target(args.target, g_e=None)  # spelling first: refuse before the fit is opened
+    except DesignError as exc:
+        raise Refused(str(exc)) from None
+    path = _fit_path(args.dir)
+    _refuse_out(args.out, args.force)
+    model = _open_fit(path)
+    if model.convergence is not None and not model.convergence.ok:
+        print(f"warning: the fit in {path} did NOT converge; the design is not final")
+    try:
+        result = run_design(model, args.target, potentials=args.potentials, fluences=args.fluences, n=args.n,
+                            max_draws=args.max_draws, seed=args.seed)
+    except DesignError as exc:
+        raise Refused(str(exc)) from None
+    with OutputFolder(args.out, args.force) as folder:
+        _say_notes(folder)
+        for p in write_design(result, folder.path, figure=not args.no_figures):
+            print(f"wrote {p}")
+    V, F = result.candidates.potentials_V, result.candidates.fluences_photons_cm2
+    print(f"{result.target.name}: 94 % HDI now {result.current_width:.4g} {result.target.unit}; next runs "
+          + ", ".join(f"{V[p]:.3f} V x {F[f]:.3g} photons/cm^2" for p, f in result.batch)
+          + (f" -> expected {result.batch_widths[-1]:.4g} {result.target.unit}" if result.batch_widths else "")
+          + f" ({result.seconds:.0f} s)")
+    return 0
+
+
 # PSIS fits a generalised Pareto to the largest min(S/5, 3 sqrt(S)) ratios and needs >= 5 of them: S >= 25
 LOO_MIN_DRAWS = 25
 
@@ -516,6 +546,32 @@ def build_parser():
     m.add_argument("--out", default=None, metavar="FILE.csv", help="also write the comparison table to this CSV file")
     m.add_argument("--force", action="store_true", help="replace an existing --out file")
     m.set_defaults(func=_compare)
+
+    g = sub.add_parser(
+        "design", help="where to measure next: expected gain in a target's precision from each candidate film TA run",
+        description="Reopen a saved fit (DIR/posterior.nc) and, for each candidate film TA run (potential x pump "
+                    "fluence, recorded like the existing runs), estimate the expected width of the target's 94 % HDI "
+                    "after adding it, by simulating the run for every posterior draw and re-weighting the draws "
+                    "(no refit).  Writes OUT/design.csv (every candidate, best first), batch.csv (a greedy batch of "
+                    "--n runs that accounts for their overlap), design.md and design.png.")
+    g.add_argument("dir", metavar="FIT_DIR", help="folder written by `bayesgain fit` (or the path of its posterior.nc)")
+    g.add_argument("--out", required=True, help="output folder (an existing non-empty folder is refused unless --force)")
+    g.add_argument("--target", default="threshold-at-ne=1.0",
+                   help="what to learn: threshold-at-ne=<x> (<N_gain> at <n_e> = x electrons/QD), threshold-curve "
+                        "(mean width over <n_e> levels), tau_xx; default threshold-at-ne=1.0")
+    g.add_argument("--potentials", default=None, metavar="V1:V2:STEP",
+                   help="candidate potentials in V vs the reference electrode (START:STOP:STEP or a comma list), "
+                        "inside the SEC sweeps; default: 25 mV steps around the measured film TA potentials")
+    g.add_argument("--fluences", default=None, metavar="F1,F2,...",
+                   help="candidate pump fluences in photons/cm^2 (comma list or START:STOP:STEP); default: those of "
+                        "the existing film TA runs")
+    g.add_argument("--n", type=_count(1, 50, "a number of runs"), default=5, help="runs in the batch (default 5)")
+    g.add_argument("--max-draws", type=_count(50, 100000, "a number of draws"), default=600,
+                   help="posterior draws used (thinned at random beyond; default 600)")
+    g.add_argument("--seed", type=_SEED, default=0, help="seed of the simulated outcomes (default 0)")
+    g.add_argument("--force", action="store_true", help="write into an existing non-empty output folder")
+    g.add_argument("--no-figures", action="store_true", help="skip design.png")
+    g.set_defaults(func=_design)
     return parser
 
 

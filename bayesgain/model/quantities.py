@@ -287,8 +287,10 @@ def effective_temperature(model, experiment=0):
 
 
 @functools.lru_cache(maxsize=8)
-def _cascade_draw_fn(g_e, g_h, n_max):
-    """Compiled A_ens(t) with per-call rates: (k_xx, k_x, trion, triexciton, eta, mean (B,), f (B, S), t (T,))."""
+def _cascade_draw_fn(g_e, g_h, n_max, occupancy=False):
+    """Compiled A_ens(t) with per-call rates: (k_xx, k_x, trion, triexciton, eta, mean (B,), f (B, S), t (T,)).
+
+    ``occupancy``: also the 1S(e) occupancy <min(N + n, g_e)>/g_e of the same populations, (B, 2, T)."""
     import pytensor
     import pytensor.tensor as pt
 
@@ -305,6 +307,9 @@ def _cascade_draw_fn(g_e, g_h, n_max):
     Nv = np.arange(n_max + 1, dtype=float)[:, None]
     emission = np.minimum(Nv, g_h) * np.minimum(Nv + np.arange(S)[None, :], g_e)
     table = transitions.transition_table(n_max, g_e, g_h) + eta * emission
+    if occupancy:
+        occ = np.minimum(Nv + np.arange(S)[None, :], g_e) / g_e
+        table = pt.stack([table, pt.as_tensor_variable(occ)])
     out = auger.cascade_absorption(mean, f, t, rates, table, max(g_e, g_h))
     return pytensor.function([kxx, kx, tr, tri, eta, mean, f, t], out, mode=ph.api.numpy_mode())
 

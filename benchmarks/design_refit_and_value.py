@@ -1,0 +1,260 @@
+"""Experimental design by simulation: does `bayesgain design` predict the refit, and does it save runs?
+
+EXPENSIVE: every step is a full joint NUTS fit (2-5 min each on two cores); ``value`` with the defaults is
+~2 arms x 3 seeds x 7 rounds = 42 fits (hours).  Run it on a machine with time to spare.
+
+Both studies draw their measurements from one SYNTHETIC "superset" experiment per seed
+(``simulate_experiment`` with the batch-a preset on a dense grid of doping levels x fluences); a campaign
+is a folder whose experiment.toml lists only the film TA runs measured so far (every other file of the
+superset stays out of it), so runs added later are the same simulated measurements with the same truth.
+
+* ``refit`` (accuracy of the estimator): from a coarse start (2 potentials x 3 fluences) fit, run the
+  design, and for three candidates (the best, the median and the worst single run) add the run, refit and
+  take the realised 94 % HDI width of the target; averaged over seeds, realised and expected widths
+  should agree (a single refit is one outcome: the design predicts the average over outcomes).
+* ``value``: from the same coarse start, add ``--batch`` runs per round either chosen by the design or
+  in the order of the paper's uniform grid (each potential of the grid in turn, fluences interleaved),
+  and record the width of the threshold at <n_e> = 1 against the number of runs.  The issue asks for the
+  design arm to reach a given width with >= 30 % fewer runs.
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/design_refit_and_value.py refit --seeds 0 1 2 --out /tmp/dz
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/design_refit_and_value.py value --seeds 0 1 2 --rounds 6 --out /tmp/dz
+
+Results: ``OUT/refit.csv`` (seed, candidate, expected, realised) and ``OUT/value.csv`` (seed, arm, runs,
+width), plus ``OUT/value.png`` (width vs runs, both arms, every seed) and a summary printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import pathlib
+import shutil
+import sys
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# the paper's grid: six doping levels x nine fluences (batch-a preset's <N> design, widened to nine)
+SUPERSET_NE = (0.0, 0.4, 0.8, 1.0, 1.2, 1.5, 1.7, 1.9, 1.98)
+SUPERSET_N = (0.1, 0.2, 0.35, 0.5, 0.8, 1.2, 1.6, 2.4, 3.2)
+PAPER_NE = (0.0, 0.8, 1.5, 1.9, 1.98, 1.2)  # six potentials of the uniform grid
+START_NE = (0.8, 1.5)
+START_N = (0.2, 1.2, 3.2)
+TARGET = "threshold-at-ne=1.0"
+
+
+def superset(out, seed):
+    """The dense SYNTHETIC experiment of one seed (written once)."""
+    from bayesgain.simulate import simulate_experiment
+
+    folder = out / f"superset-seed{seed}"
+    if not (folder / "experiment.toml").exists():
+        simulate_experiment(folder, preset="batch-a", seed=seed, overwrite=True,
+                            film_mean_electrons=SUPERSET_NE, film_mean_excitons=SUPERSET_N)
+    return folder
+
+
+def runs_of(folder):
+    """(potential_V, fluence) of every film TA run of the superset, from its manifest."""
+    import tomllib
+
+    m = tomllib.loads((folder / "experiment.toml").read_text())
+    return sorted({(float(r["potential_V"]), float(r["fluence_photons_cm2"])) for r in m["film"]["ta"]})
+
+
+def campaign_folder(superset_dir, runs, dest):
+    """A copy of the superset whose manifest lists only the film TA runs ``runs`` (set of (V, F))."""
+    import tomllib
+
+    from bayesgain.simulate import to_toml
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(superset_dir, dest)
+    m = tomllib.loads((superset_dir / "experiment.toml").read_text())
+    keep = {(round(v, 6), float(f)) for v, f in runs}
+    m["film"]["ta"] = [r for r in m["film"]["ta"]
+                       if (round(float(r["potential_V"]), 6), float(r["fluence_photons_cm2"])) in keep]
+    for r in {pathlib.Path(r["file"]) for r in tomllib.loads((superset_dir / "experiment.toml").read_text())
+              ["film"]["ta"]} - {pathlib.Path(r["file"]) for r in m["film"]["ta"]}:
+        (dest / r).unlink()  # a file not in the campaign is not there at all
+    (dest / "experiment.toml").write_text("# SYNTHETIC campaign subset of " + superset_dir.name + "\n" + to_toml(m))
+    return dest
+
+
+def fit(folder, args, seed):
+    from bayesgain.model.core import GainModel
+
+    m = GainModel("joint", [folder])
+    m.build()
+    m.fit(draws=args.draws, tune=args.tune, chains=args.chains, seed=seed, progress=False)
+    return m
+
+
+def width_now(model):
+    from bayesgain.design import target_draws, weighted_hdi_width, parse_target
+
+    post = model.idata["posterior"]
+    take = np.arange(post.sizes["chain"] * post.sizes["draw"])
+    return weighted_hdi_width(target_draws(model, parse_target(TARGET), take)[:, 0])
+
+
+def nearest(runs, V, F):
+    return min(runs, key=lambda r: (abs(r[0] - V), abs(np.log(r[1] / F))))
+
+
+def pick(pool, values):
+    """The superset run nearest to each of ``values`` (doping targets -> potentials via the superset order)."""
+    pots = sorted({v for v, _ in pool})
+    # superset potentials in the order of SUPERSET_NE (more negative = more electrons)
+    by_ne = dict(zip(SUPERSET_NE, sorted(pots, reverse=True)))
+    return [by_ne[x] for x in values]
+
+
+def start_runs(pool):
+    fl = sorted({f for _, f in pool})
+    by_n = dict(zip(SUPERSET_N, fl))
+    return {(v, by_n[n]) for v in pick(pool, START_NE) for n in START_N}
+
+
+def coarse_start(out, seed):
+    """The seed's superset folder, all its runs, and the coarse start (2 potentials x 3 fluences)."""
+    sup = superset(out, seed)
+    pool = runs_of(sup)
+    return sup, pool, start_runs(pool)
+
+
+def design_on(model, pool, measured, n, seed):
+    """The next ``n`` runs by the design: its greedy batch, then its single-run ranking, skipping measured runs
+    (a repeat of a measured run is a real option in the lab, but a campaign folder cannot hold one twice)."""
+    from bayesgain.design import design
+
+    V = np.array(sorted({v for v, _ in pool}))
+    F = np.array(sorted({f for _, f in pool}))
+    r = design(model, TARGET, potentials=V, fluences=F, n=n + 3, seed=seed)
+    Vc, Fc = r.candidates.potentials_V, r.candidates.fluences_photons_cm2
+    ranked = [(Vc[p], Fc[f]) for p, f in r.batch] + [(x["potential_V"], x["fluence_photons_cm2"]) for x in r.rows()]
+    add = []
+    for x in ranked:
+        run = nearest(pool, *x)
+        if run not in measured and run not in add:
+            add.append(run)
+        if len(add) == n:
+            break
+    return add
+
+
+def refit_study(args):
+    from bayesgain.design import design
+
+    out = args.out
+    rows = []
+    for seed in args.seeds:
+        sup, pool, start = coarse_start(out, seed)
+        base = fit(campaign_folder(sup, start, out / f"refit-seed{seed}-start"), args, seed)
+        V = np.array(sorted({v for v, _ in pool}))
+        F = np.array(sorted({f for _, f in pool}))
+        r = design(base, TARGET, potentials=V, fluences=F, n=1, seed=seed)
+        ranked = [row for row in r.rows() if (row["potential_V"], row["fluence_photons_cm2"]) not in start]
+        for label, row in (("best", ranked[0]), ("median", ranked[len(ranked) // 2]), ("worst", ranked[-1])):
+            run = nearest(pool, row["potential_V"], row["fluence_photons_cm2"])
+            m = fit(campaign_folder(sup, start | {run}, out / f"refit-seed{seed}-{label}"), args, seed)
+            rows.append(dict(seed=seed, candidate=label, potential_V=run[0], fluence_photons_cm2=run[1],
+                             current=r.current_width, expected=row["expected_hdi_width_after"],
+                             realised=width_now(m), converged=bool(m.convergence.ok)))
+            print(rows[-1], flush=True)
+    _write(out / "refit.csv", rows)
+    for label in ("best", "median", "worst"):
+        sel = [x for x in rows if x["candidate"] == label]
+        print(f"{label:>6}: expected {np.mean([x['expected'] for x in sel]):.4g}, realised "
+              f"{np.mean([x['realised'] for x in sel]):.4g} (mean of {len(sel)} seeds)")
+
+
+def value_study(args):
+    out = args.out
+    rows = []
+    for seed in args.seeds:
+        sup, pool, start = coarse_start(out, seed)
+        fl = sorted({f for _, f in pool})
+        uniform = [(v, fl[i]) for v in pick(pool, PAPER_NE) for i in (0, 4, 8, 2, 6, 1, 5, 3, 7)]
+        for arm in ("design", "uniform"):
+            measured = set(start)
+            queue = [r for r in uniform if r not in measured]
+            for rnd in range(args.rounds + 1):
+                m = fit(campaign_folder(sup, measured, out / f"value-seed{seed}-{arm}"), args, seed)
+                rows.append(dict(seed=seed, arm=arm, runs=len(measured), width=width_now(m),
+                                 converged=bool(m.convergence.ok)))
+                print(rows[-1], flush=True)
+                if rnd == args.rounds:
+                    break
+                if arm == "uniform":
+                    add = queue[:args.batch]
+                    queue = queue[args.batch:]
+                else:
+                    add = design_on(m, pool, measured, args.batch, seed)
+                measured |= set(add)
+    _write(out / "value.csv", rows)
+    _plot(rows, out / "value.png")
+    for seed in args.seeds:
+        d = [x for x in rows if x["seed"] == seed and x["arm"] == "design"]
+        u = [x for x in rows if x["seed"] == seed and x["arm"] == "uniform"]
+        goal = u[-1]["width"]
+        need = next((x["runs"] for x in d if x["width"] <= goal), None)
+        print(f"seed {seed}: uniform grid reaches {goal:.4g} excitons/QD with {u[-1]['runs']} runs; design with "
+              f"{need if need is not None else '>' + str(d[-1]['runs'])}")
+
+
+def _write(path, rows):
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print(f"wrote {path}")
+
+
+def _plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    for arm, colour in (("design", "C0"), ("uniform", "C1")):
+        for seed in sorted({x["seed"] for x in rows}):
+            sel = [x for x in rows if x["arm"] == arm and x["seed"] == seed]
+            ax.plot([x["runs"] for x in sel], [x["width"] for x in sel], "o-", color=colour, alpha=0.7,
+                    label=arm if seed == rows[0]["seed"] else None)
+    ax.set_xlabel("film TA runs")
+    ax.set_ylabel("94 % HDI width of <N_gain> at <n_e> = 1 (excitons/QD)")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("study", choices=["refit", "value"])
+    ap.add_argument("--out", type=pathlib.Path, required=True)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--rounds", type=int, default=6, help="design rounds after the start (value study)")
+    ap.add_argument("--batch", type=int, default=3, help="runs added per round (value study)")
+    ap.add_argument("--draws", type=int, default=500)
+    ap.add_argument("--tune", type=int, default=500)
+    ap.add_argument("--chains", type=int, default=2)
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    (refit_study if args.study == "refit" else value_study)(args)
+    print(f"done in {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
