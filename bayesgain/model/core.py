@@ -125,8 +125,14 @@ def convergence_report(idata, var_names, min_ess=400):
     rhat = az.rhat(post[names])
     ess_b = az.ess(post[names], method="bulk")
     ess_t = az.ess(post[names], method="tail")
-    mx = lambda ds: float(max(np.nanmax(np.asarray(v)) for v in ds.data_vars.values()))  # noqa: E731
-    mn = lambda ds: float(min(np.nanmin(np.asarray(v)) for v in ds.data_vars.values()))  # noqa: E731
+    def mx(ds):  # R-hat/ESS are NaN for constant draws (one chain, a fixed value): NaN, without a warning
+        vals = [np.asarray(v, float) for v in ds.data_vars.values()]
+        finite = [x[np.isfinite(x)] for x in vals]
+        return float(max((x.max() for x in finite if x.size), default=np.nan))
+
+    def mn(ds):
+        finite = [np.asarray(v, float)[np.isfinite(np.asarray(v, float))] for v in ds.data_vars.values()]
+        return float(min((x.min() for x in finite if x.size), default=np.nan))
     div = int(np.asarray(idata["sample_stats"]["diverging"]).sum()) if "diverging" in idata["sample_stats"] else 0
     r = ConvergenceReport(max_r_hat=mx(rhat), min_ess_bulk=mn(ess_b), min_ess_tail=mn(ess_t), divergences=div,
                           min_ess=min_ess)
@@ -666,6 +672,9 @@ class GainModel:
                 log_cal_film = self._log_calibration("fluence_log_cal_film", "ta_file", fl_sd[fe])
                 file_mean = pm.Deterministic("ta_mean_excitons", film_sigma[fe] * J_file * pt.exp(log_cal_film),
                                              dims="ta_file")
+                tail = None
+                if opt["discrepancy"] == "window-tail":
+                    tail = (self._nuisance("window_tail_amplitude_rel"), self._nuisance("window_tail_time_ps"))
                 mus = []
                 for k in range(n_exp):
                     sel = np.nonzero(e == k)[0]
@@ -693,6 +702,10 @@ class GainModel:
                     # A_pre's errors (drift, hysteresis, 20 mV grid: up to 0.009 e-/QD on batch B) to the
                     # charge fractions and pulled sigma_1S 1 % low.
                     dA = gamma[k] * (A_eff * (1.0 - shift_loss[k] * x**4) - A_pre) - beta[k] * (occ - occ_pre)
+                    if tail is not None:
+                        # a bleach of the photo-excited QDs (fraction 1 - e^-<N>) in the window with its own clock
+                        excited = 1.0 - pt.exp(-file_mean[files])[:, None]
+                        dA = dA - A0[k] * tail[0][k] * excited * pt.exp(-delays[None, :] / tail[1][k])
                     a_pre = d["ta_potential_A_pre_OD"].values[pot_of_file][:, None]
                     mus.append((a_pre + dA)[f_loc, t_loc])
                 mu = pt.concatenate(mus)

@@ -94,7 +94,9 @@ DEFAULT_OPTIONS = {
     "charging_energy_transform": ("log", ("log", "softplus")),
     "film_thickness_from": ("experiment", ("experiment",)),
     # film TA model discrepancy: "delay-gp" adds a smooth function of log delay per file (bayesgain.model.discrepancy)
-    "discrepancy": ("none", ("none", "delay-gp")),
+    # "window-tail": a bleach of the photo-excited QDs in the 1S window with its own decay time (2S/higher bands,
+    # hot carriers), shared by every file
+    "discrepancy": ("none", ("none", "delay-gp", "window-tail")),
     "discrepancy_basis": (14, int),
     # error of a window average: "sem+scatter" = its standard error (known) plus a fitted extra scatter in
     # quadrature; "scatter" = the fitted scatter alone
@@ -176,6 +178,11 @@ DEFAULT_PRIORS = {
                                     "(model discrepancy GP over log delay)", "discrepancy=delay-gp", sigma=0.02),
     "discrepancy_lengthscale": _p("LogNormal", "ln(ps)", "length scale of the discrepancy GP in log delay "
                                   "(1 = a factor e in delay)", "discrepancy=delay-gp", mu=math.log(1.5), sigma=0.3),
+    "window_tail_amplitude_rel": _p("Normal", "A0_1S", "window bleach (> 0) or absorption (< 0) per photo-excited "
+                                    "QD that decays on its own clock (discrepancy = window-tail)",
+                                    "discrepancy=window-tail", mu=0.0, sigma=0.1),
+    "window_tail_time_ps": _p("LogNormal", "ps", "decay time of the window tail (discrepancy = window-tail)",
+                              "discrepancy=window-tail", mu=math.log(30.0), sigma=1.5),
     "hole_trap_fraction": _p("Beta", "1", "fraction of stimulated-emission transitions removed by hole trapping",
                              "hole_trapping", alpha=1.5, beta=4.0),
     # solution
