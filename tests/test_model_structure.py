@@ -195,7 +195,7 @@ def test_charge_fractions_at_the_truth_reproduce_the_simulated_doping(joint_mode
     m = joint_model
     ip = _point_at_truth(m)
     out = m.model.replace_rvs_by_values([m.model["ta_charge_fractions"]])[0]
-    f = m.model.compile_fn(out, inputs=m.model.value_vars, on_unused_input="ignore")(ip)
+    f = m.model.compile_fn(out, inputs=m.model.value_vars, on_unused_input="ignore", mode="FAST_COMPILE")(ip)
     ne = f @ np.arange(3.0)
     truth = TRUTH_A["film_ta_mean_electrons"]
     for V, n in zip(m.data["ta_potential_V"].values, ne):
@@ -322,7 +322,7 @@ def test_film_ta_of_an_unexcited_film_sits_at_the_measured_A_pre(joint_model):
 def test_logp_prefers_the_true_level_potential(joint_model):
     m = joint_model.model
     ip = _point_at_truth(joint_model)
-    logp = m.compile_logp(vars=[m["charging"]], sum=True)
+    logp = m.compile_logp(vars=[m["charging"]], sum=True, mode="FAST_COMPILE")  # a few calls: Python VM
     shifted = dict(ip)
     shifted["V_half_filling_V"] = ip["V_half_filling_V"] + 0.03
     assert logp(ip) > logp(shifted) + 10
