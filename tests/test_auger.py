@@ -1,4 +1,4 @@
-"""Auger rates (eq. S20-S22) and the closed-form cascade (eq. S19) against solve_ivp."""
+"""Auger rates (eq. S20-S22) and the closed-form cascade (eq. S19) against the ODE solved numerically."""
 
 import numpy as np
 import pytest
@@ -25,12 +25,21 @@ def test_triexciton_to_biexciton_ratio_is_4_5():
 
 @pytest.mark.parametrize("mean", [0.3, 1.9, 5.0, 10.0])
 @pytest.mark.parametrize("k_x", [0.0, 1 / 20000.0])
-def test_cascade_matches_solve_ivp(mean, k_x):
+def test_cascade_matches_the_ode_solution(mean, k_x):
     delays = np.concatenate([[0.0, 0.5, 2.0], np.linspace(5, 3000, 25)])
     f = np.array([0.3, 0.45, 0.25])
     got = ph.cascade_absorption(mean, f, delays, K_XX, k_x)
     expected = ref.cascade_ode(mean, f, delays, K_XX, k_x)
     np.testing.assert_allclose(got, expected, atol=1e-8, rtol=0)
+
+
+@pytest.mark.parametrize("mean, k_x", [(0.3, 1 / 20000.0), pytest.param(10.0, 0.0, marks=pytest.mark.slow)])
+def test_reference_cascade_expm_equals_the_ode_integration(mean, k_x):
+    """The reference's matrix exponential (used above) against solve_ivp (Radau, tight tolerances) on eq. S19."""
+    delays = np.concatenate([[0.0, 0.5, 2.0], np.linspace(5, 3000, 25)])
+    f = np.array([0.3, 0.45, 0.25])
+    np.testing.assert_allclose(ref.cascade_ode(mean, f, delays, K_XX, k_x),
+                               ref.cascade_ode(mean, f, delays, K_XX, k_x, solver="radau"), atol=1e-11, rtol=0)
 
 
 def test_cascade_at_zero_delay_is_ensemble_absorption(rng):

@@ -1,7 +1,8 @@
 """The Bayesian commands on tiny fits: ``bayesgain fit | report | compare``.
 
-Each fit runs once per session (charging-only specs, 2 chains x 30 draws with the PyMC sampler, whose
-compiled C code is cached: a few seconds each on a warm cache).  With so few draws the bulk ESS is far
+Each fit runs once per session (charging-only specs, 2 chains x 30 draws with the PyMC sampler, the model
+compiled for PyTensor's Python VM -- numpy_mode, seconds -- instead of numba, ~25 s per model cold: the
+same draws; what is checked here is the command, not the backend).  With so few draws the bulk ESS is far
 below 400, so every fit here is NOT CONVERGED -- which is what ``--strict`` and the report must say.
 """
 
@@ -68,19 +69,26 @@ def fit_b(tmp_path_factory, specs):
 
 
 class _Capture:
-    """Capture stdout of an in-process command inside a session fixture (capsys is function-scoped)."""
+    """Capture stdout of an in-process command inside a session fixture (capsys is function-scoped); PyTensor
+    compiles for its Python VM meanwhile."""
 
     def __enter__(self):
         import contextlib
         import io
 
+        import pytensor
+
+        from bayesgain.physics.api import numpy_mode
+
         self._buf = io.StringIO()
-        self._cm = contextlib.redirect_stdout(self._buf)
-        self._cm.__enter__()
+        self._cms = [contextlib.redirect_stdout(self._buf), pytensor.config.change_flags(mode=numpy_mode())]
+        for cm in self._cms:
+            cm.__enter__()
         return self
 
     def __exit__(self, *exc):
-        self._cm.__exit__(*exc)
+        for cm in reversed(self._cms):
+            cm.__exit__(*exc)
         self.out = self._buf.getvalue()
         return False
 
@@ -307,6 +315,11 @@ def test_pymc_sampler_starts_from_given_initvals(specs):
     gm.build()
     start = {k: np.asarray(v) for k, v in gm.model.initial_point().items()}
     starts = [{**start, "V_half_filling_V": start["V_half_filling_V"] + d} for d in (-0.01, 0.01)]
-    idata = gm.fit(sampler="pymc", draws=5, tune=5, chains=2, seed=3, cores=1, progress=False, initvals=starts)
+    import pytensor
+
+    from bayesgain.physics.api import numpy_mode
+
+    with pytensor.config.change_flags(mode=numpy_mode()):  # seconds to compile; numba: ~25 s cold
+        idata = gm.fit(sampler="pymc", draws=5, tune=5, chains=2, seed=3, cores=1, progress=False, initvals=starts)
     assert idata.attrs["chain_starts"].startswith("given per chain")
     assert idata["posterior"].sizes["chain"] == 2

@@ -195,32 +195,58 @@ def test_charge_fractions_at_the_truth_reproduce_the_simulated_doping(joint_mode
     m = joint_model
     ip = _point_at_truth(m)
     out = m.model.replace_rvs_by_values([m.model["ta_charge_fractions"]])[0]
-    f = m.model.compile_fn(out, inputs=m.model.value_vars, on_unused_input="ignore")(ip)
+    f = m.model.compile_fn(out, inputs=m.model.value_vars, on_unused_input="ignore", mode="FAST_COMPILE")(ip)
     ne = f @ np.arange(3.0)
     truth = TRUTH_A["film_ta_mean_electrons"]
     for V, n in zip(m.data["ta_potential_V"].values, ne):
         assert n == pytest.approx(truth[f"{V:.3f}V"], abs=2e-6)
 
 
-def test_logp_is_finite_and_its_gradient_matches_finite_differences(joint_model):
-    m = joint_model.model
-    ip = _point_at_truth(joint_model)
-    logp = m.compile_logp()
-    dlogp = m.compile_dlogp()
-    assert np.isfinite(logp(ip))
-    grad = dlogp(ip)
-    # finite differences along a few raveled directions
+def _logp_gradient_against_finite_differences(gm, mode, n_coordinates=None):
+    """Central differences of the model's log density at the truth against its compiled gradient: every raveled
+    coordinate (or ``n_coordinates`` random ones) and three random directions."""
     from pymc.blocking import DictToArrayBijection
 
+    m = gm.model
+    ip = _point_at_truth(gm)
+    logp = m.compile_logp(mode=mode)
+    dlogp = m.compile_dlogp(mode=mode)
+    assert np.isfinite(logp(ip))
+    grad = dlogp(ip)
     x0 = DictToArrayBijection.map({v.name: ip[v.name] for v in m.value_vars})
     f = lambda x: logp(DictToArrayBijection.rmap(x0._replace(data=x)))  # noqa: E731
     rng = np.random.default_rng(3)
-    for j in rng.choice(x0.data.size, 6, replace=False):
+    n = x0.data.size
+    coords = range(n) if n_coordinates is None else rng.choice(n, n_coordinates, replace=False)
+    names = [name for name, _, size, _ in x0.point_map_info for _ in range(size)]
+    for j in coords:
         h = 1e-6 * max(1.0, abs(x0.data[j]))
         e = np.zeros_like(x0.data)
         e[j] = h
         fd = (f(x0.data + e) - f(x0.data - e)) / (2 * h)
-        assert grad[j] == pytest.approx(fd, rel=1e-4, abs=1e-3)
+        assert grad[j] == pytest.approx(fd, rel=1e-4, abs=1e-3), names[j]
+    for _ in range(3):
+        u = rng.standard_normal(n)
+        u /= np.linalg.norm(u)
+        h = 1e-6
+        fd = (f(x0.data + h * u) - f(x0.data - h * u)) / (2 * h)
+        assert grad @ u == pytest.approx(fd, rel=1e-4, abs=1e-3)
+
+
+def test_logp_is_finite_and_its_gradient_matches_finite_differences(joint_model):
+    """The joint model's gradient graph, compiled for PyTensor's Python VM (numpy_mode: the same fast_run
+    rewrites, compiled in seconds instead of numba's ~2 minutes cold), matches central differences of its log
+    density in every coordinate and in three random directions."""
+    from bayesgain.physics.api import numpy_mode
+
+    _logp_gradient_against_finite_differences(joint_model, numpy_mode())
+
+
+@pytest.mark.slow
+def test_numba_compiled_logp_gradient_matches_finite_differences(joint_model):
+    """The same check on PyTensor's default (numba) compilation, what PyMC's sampler runs: 6 coordinates
+    (~2 minutes of numba compilation cold)."""
+    _logp_gradient_against_finite_differences(joint_model, None, n_coordinates=6)
 
 
 def test_starting_points_are_jittered_only_where_the_prior_scale_allows(joint_model):
@@ -230,7 +256,8 @@ def test_starting_points_are_jittered_only_where_the_prior_scale_allows(joint_mo
     # their centres; log-scale positives with wide priors are jittered
     assert {"sweep_offset_V", "fluence_log_cal_film", "fluence_log_cal_solution", "V_half_filling_V",
             "film_cross_section_ratio"}.isdisjoint(names)
-    assert {"tau_xx_ps", "cross_section_cm2", "sigma_1S_V", "fluence_log_sd"} <= names <= free
+    # the calibrations' spread is sampled as its excess above the floor (a hyperparameter: jittered)
+    assert {"tau_xx_ps", "cross_section_cm2", "sigma_1S_V", "fluence_log_sd_excess"} <= names <= free
 
 
 def test_centred_and_non_centred_fluence_calibrations_are_one_model(batch_a):
@@ -251,7 +278,8 @@ def test_centred_and_non_centred_fluence_calibrations_are_one_model(batch_a):
     ip_c = _point_at_truth(models["centered"])
     rng = np.random.default_rng(5)
     sd = 0.07
-    ip_c["fluence_log_sd_log__"] = np.full_like(ip_c["fluence_log_sd_log__"], math.log(sd))
+    floor = models["centered"].spec.options["fluence_log_sd_floor"]
+    ip_c["fluence_log_sd_excess_log__"] = np.full_like(ip_c["fluence_log_sd_excess_log__"], math.log(sd - floor))
     ip_c["fluence_log_cal_film"] = rng.normal(0, sd, ip_c["fluence_log_cal_film"].shape)
     ip_c["fluence_log_cal_solution"] = rng.normal(0, sd, ip_c["fluence_log_cal_solution"].shape)
     ip_nc = {k: v for k, v in ip_c.items() if "log_cal" not in k}
@@ -296,7 +324,7 @@ def test_film_ta_of_an_unexcited_film_sits_at_the_measured_A_pre(joint_model):
 def test_logp_prefers_the_true_level_potential(joint_model):
     m = joint_model.model
     ip = _point_at_truth(joint_model)
-    logp = m.compile_logp(vars=[m["charging"]], sum=True)
+    logp = m.compile_logp(vars=[m["charging"]], sum=True, mode="FAST_COMPILE")  # a few calls: Python VM
     shifted = dict(ip)
     shifted["V_half_filling_V"] = ip["V_half_filling_V"] + 0.03
     assert logp(ip) > logp(shifted) + 10
@@ -392,3 +420,25 @@ def test_a_chain_trapped_in_a_minor_mode_is_named(rng):
     lp[1] -= 31.0  # what the joint model showed: one chain 31 nats below the others
     text = stuck_chains(tree(lp))
     assert "chain 1 (31 nats below)" in text and "chain 0" not in text.split("best")[0]
+
+
+def test_fluence_calibration_spread_has_a_floor(batch_a):
+    """fluence_log_sd = floor + excess (the spec's prior on the excess); floor 0 gives back the plain spread."""
+    import dataclasses
+
+    from bayesgain.model.core import GainModel
+
+    spec = load_spec("joint")
+    gm = GainModel(spec, batch_a, names=["batch-a"])
+    model = gm.build()
+    assert "fluence_log_sd_excess" in {rv.name for rv in model.free_RVs}
+    assert "fluence_log_sd" in model.named_vars and "fluence_log_sd" not in {rv.name for rv in model.free_RVs}
+    floor = spec.options["fluence_log_sd_floor"]
+    f = model.compile_fn(model.replace_rvs_by_values([model["fluence_log_sd"]])[0], inputs=model.value_vars,
+                         on_unused_input="ignore", mode="FAST_COMPILE")
+    ip = model.initial_point()
+    ip["fluence_log_sd_excess_log__"] = np.full_like(ip["fluence_log_sd_excess_log__"], math.log(0.03))
+    np.testing.assert_allclose(f(ip), floor + 0.03, rtol=1e-12)
+    plain = GainModel(dataclasses.replace(spec, options={**spec.options, "fluence_log_sd_floor": 0.0}), batch_a,
+                      names=["batch-a"]).build()
+    assert "fluence_log_sd" in {rv.name for rv in plain.free_RVs}
