@@ -158,7 +158,8 @@ def ensemble_observables(mean_excitons, charge_fractions, delays_ps, k_xx, k_x=0
     """Ensemble averages over the cascade, per condition (B,) and delay (T,).
 
     ``A`` band-edge absorption sum f(N, n, t) A*(N, n) (eq. S17, units of gamma); ``emission``
-    <min(N, g_h) min(N + n, g_e)>; ``occupancy`` <min(N + n, g_e)> / g_e; ``neutral_occupancy``
+    <min(N, g_h) min(N + n, g_e)>; ``charged_excitons`` <min(N, g_h) [n >= 1]> (excitons in charged QDs,
+    for the extra-emission knob); ``occupancy`` <min(N + n, g_e)> / g_e; ``neutral_occupancy``
     <min(N, g_e)> / g_e of the n = 0 chain alone (normalised to that chain); ``A_pre`` and
     ``occupancy_pre`` the unexcited values (B,).
     """
@@ -175,6 +176,7 @@ def ensemble_observables(mean_excitons, charge_fractions, delays_ps, k_xx, k_x=0
     return dict(
         A=np.einsum("bnNt,Nn->bt", pops, table),
         emission=np.einsum("bnNt,Nn->bt", pops, emis),
+        charged_excitons=np.einsum("bnNt,Nn->bt", pops, (np.minimum(N, g_h) * (n >= 1)).astype(float)),
         occupancy=np.einsum("bnNt,Nn->bt", pops, occ),
         neutral_occupancy=neutral,
         A_pre=f @ table[0],

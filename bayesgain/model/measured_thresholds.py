@@ -1,0 +1,241 @@
+"""Measured gain thresholds with credible intervals, beside the transition-counting prediction (paper Fig. 5b).
+
+The paper's point is the comparison of the thresholds *measured* at each potential (black squares, e.g.
+0.80 excitons/QD at <n_e> ~ 0.94) with transition counting's *prediction* (red line, 1.06 there).
+:func:`~.quantities.thresholds_at_potentials` gives the prediction; this module gives the measurement:
+per film TA potential, the <N> at which the window A* at the gain delay (the measured delay nearest
+5 ps, :data:`bayesgain.classic.GAIN_DELAY_PS`) crosses zero, from a curve of A* versus <N> that does not
+use transition counting.
+
+It is a post-processing step of the posterior (the data are not used twice in one likelihood).  For each
+thinned posterior draw:
+
+1. <N> of every film TA file is that draw's ``ta_mean_excitons`` (the fit's film cross-section and
+   fluence calibration); the observation is the window A* at the gain delay, with the draw's
+   reflection-scale correction ``(s_V - 1) S`` added back when the fit has one (a calibration of the
+   measurement, fitted on the sub-gap data), and its noise sd is the draw's ``ta_noise_rel x A_0``
+   (with the window SEM in quadrature under ``measurement_error = "sem+scatter"``);
+2. a noise-perturbed replicate of the observations is drawn (parametric bootstrap: the curve fit's own
+   uncertainty on top of the posterior's);
+3. per potential the curve is fitted by weighted least squares and its first zero in [0, largest
+   measured <N>] is the draw's measured threshold.
+
+The curve family (:func:`ladder_curve`) is a Poisson mixture of a *free* per-QD absorption ladder::
+
+    A(<N>) = sum_N P(N; <N>) b_N,  b_0 = A_pre (measured),  b_1 .. b_{K-1}, b_K = b_{>=K} free
+
+written as A(<N>) = A_pre - sum_{j=1..K} d_j P(N >= j; <N>), linear in d.  With K = max(g_e, g_h)
+(every carrier level full: a QD's band-edge absorption cannot change beyond K excitons) it holds every
+per-QD absorption that depends on the number of excitons -- transition counting's at any doping mixture
+exactly (b_N = sum_n f_n A*(N, n)), but also any other (an extra emission channel, a bleach of charged
+dots) -- while assuming only Poisson excitation statistics, which the cross-section's definition
+<N> = sigma J already implies.  Measured on transition-counting curves with the window's shift loss
+(kappa = 0.3-0.6) and occupancy bleach at nine fluences over <N> = 0.3-7, the threshold error is below
+0.005 excitons/QD at every doping; a saturating exponential A_pre + (A_inf - A_pre)(1 - e^{-N/N_s})
+was off by up to 0.02 with residuals of 2-3 % of A_0, a stretched exponential by up to 0.02, a Hill curve
+by up to 0.06.  Where a potential has fewer fluences than K + 1, K is lowered to (fluences - 1).
+
+No extrapolation: the curve is anchored at <N> = 0 by the measured A_pre and read only up to the largest
+measured <N> of the draw; a draw whose curve stays above zero there has no measured threshold (NaN).  A
+potential is reported only when at least ``1 - (1 - prob) / 2`` of the draws cross (else NaN with the
+reason), so the interval is not made of a truncated set of draws.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+__all__ = ["ladder_basis", "ladder_curve", "fit_ladder", "crossings", "measured_thresholds_from_draws",
+           "gain_delay_points", "measured_thresholds", "threshold_comparison", "COLUMNS"]
+
+COLUMNS = ["potential_V", "n_e", "measured_median", "measured_hdi_low", "measured_hdi_high", "predicted_median",
+           "difference_median", "difference_hdi_low", "difference_hdi_high"]
+_GRID = 2001  # points of the crossing search per draw and potential: error < (largest <N>) / 2000 before refinement
+
+
+def ladder_basis(mean_excitons, K):
+    """P(N >= j; <N>) for j = 1..K: array (..., K) (the survival functions of the Poisson distribution)."""
+    from scipy import stats
+
+    m = np.asarray(mean_excitons, float)[..., None]
+    return stats.poisson.sf(np.arange(K), m)  # sf(j - 1) = P(N >= j)
+
+
+def ladder_curve(mean_excitons, A_pre, d):
+    """A(<N>) = A_pre - sum_j d_j P(N >= j; <N>); ``d`` (..., K) broadcast against ``mean_excitons`` (..., G)."""
+    d = np.asarray(d, float)
+    B = ladder_basis(mean_excitons, d.shape[-1])  # (..., G, K)
+    return np.asarray(A_pre, float)[..., None] - np.einsum("...gk,...k->...g", B, d)
+
+
+def fit_ladder(mean_excitons, A, sd, A_pre, K):
+    """Weighted least-squares ladder steps d (..., K) of A(<N>) through points (..., F) with sd (..., F)."""
+    X = ladder_basis(mean_excitons, K)  # (..., F, K)
+    w = 1.0 / np.asarray(sd, float) ** 2
+    y = np.asarray(A_pre, float)[..., None] - np.asarray(A, float)
+    XtW = X.swapaxes(-1, -2) * w[..., None, :]
+    # the normal equations with a tiny ridge: the ladder basis is well conditioned (cond ~ 1e2 for K = 4 over
+    # <N> = 0.3-7) but a draw whose files crowd together must not make the solve singular
+    H = XtW @ X
+    H = H + 1e-12 * np.trace(H, axis1=-2, axis2=-1)[..., None, None] * np.eye(K)
+    return np.linalg.solve(H, (XtW @ y[..., None]))[..., 0]
+
+
+def crossings(A_pre, d, upper):
+    """First <N> in [0, upper] where the ladder curve reaches 0 (linear interpolation on a fine grid), NaN if none.
+
+    ``A_pre`` (...), ``d`` (..., K), ``upper`` (...).  0 where A_pre <= 0 (transparent before the pump)."""
+    A_pre = np.asarray(A_pre, float)
+    upper = np.asarray(upper, float)
+    u = np.linspace(0.0, 1.0, _GRID)
+    grid = upper[..., None] * u  # (..., G)
+    A = ladder_curve(grid, A_pre, d)
+    below = A <= 0
+    j = np.argmax(below, axis=-1)
+    has = below.any(axis=-1)
+    j1 = np.clip(j, 1, _GRID - 1)
+    a0 = np.take_along_axis(A, (j1 - 1)[..., None], -1)[..., 0]
+    a1 = np.take_along_axis(A, j1[..., None], -1)[..., 0]
+    x0 = np.take_along_axis(grid, (j1 - 1)[..., None], -1)[..., 0]
+    x1 = np.take_along_axis(grid, j1[..., None], -1)[..., 0]
+    frac = np.where(a0 != a1, a0 / np.where(a0 != a1, a0 - a1, 1.0), 0.0)
+    out = np.where(has, x0 + np.clip(frac, 0.0, 1.0) * (x1 - x0), np.nan)
+    return np.where(A_pre <= 0, 0.0, out)
+
+
+def measured_thresholds_from_draws(mean_excitons, observed, noise_sd, A_pre, potential_of_file, levels,
+                                   seed=0, bootstrap=True):
+    """Measured threshold per draw and potential from per-draw <N> and observations: (D, P) array.
+
+    ``mean_excitons`` (D, F): each draw's <N> of every file; ``observed`` (F,) or (D, F): window A* at the
+    gain delay (per draw when a per-draw correction was applied); ``noise_sd`` broadcastable to (D, F);
+    ``A_pre`` (P,): measured pre-pump window absorbance; ``potential_of_file`` (F,) ints in 0..P-1;
+    ``levels``: K of the ladder (max(g_e, g_h)).  ``bootstrap``: add one N(0, sd) replicate noise per draw
+    (the curve fit's own uncertainty).  NaN where the curve stays above 0 up to the draw's largest <N>.
+    """
+    N = np.atleast_2d(np.asarray(mean_excitons, float))
+    D, F = N.shape
+    y = np.broadcast_to(np.asarray(observed, float), (D, F)).copy()
+    sd = np.broadcast_to(np.asarray(noise_sd, float), (D, F))
+    if np.any(~np.isfinite(sd)) or np.any(sd <= 0):
+        raise ValueError("noise_sd must be finite and positive for every file and draw")
+    if bootstrap:
+        y = y + sd * np.random.default_rng(seed).standard_normal((D, F))
+    pof = np.asarray(potential_of_file, int)
+    A_pre = np.asarray(A_pre, float)
+    out = np.full((D, A_pre.size), np.nan)
+    for p in range(A_pre.size):
+        cols = np.nonzero(pof == p)[0]
+        if cols.size < 2:
+            continue
+        K = int(min(levels, cols.size - 1))
+        d = fit_ladder(N[:, cols], y[:, cols], sd[:, cols], np.full(D, A_pre[p]), K)
+        out[:, p] = crossings(np.full(D, A_pre[p]), d, N[:, cols].max(axis=1))
+    return out
+
+
+def gain_delay_points(model, experiment=0, delay_ps=None):
+    """The film TA point read at the gain delay for every file of one experiment.
+
+    Returns (points (F,), file ids (F,), potential index (F,), phrase naming the delays): per file, the
+    "gain" point at the measured delay nearest ``delay_ps`` (default :data:`bayesgain.classic.GAIN_DELAY_PS`,
+    within 25 %, :func:`bayesgain.classic.delay_selection`)."""
+    from ..classic import GAIN_DELAY_PS, delay_selection
+
+    delay_ps = GAIN_DELAY_PS if delay_ps is None else float(delay_ps)
+    if getattr(model, "file_index", None) is None:
+        model.build()
+    d = model.data
+    gain = np.nonzero((d["ta_point_component"].values == "gain") & (d["ta_point_experiment"].values == experiment))[0]
+    if gain.size == 0:
+        raise ValueError("measured thresholds need the gain component (film TA points at the gain delays)")
+    files = np.unique(model.file_index[gain])
+    points, phrases = [], set()
+    for f in files:
+        mine = gain[model.file_index[gain] == f]
+        idx, how = delay_selection(d["ta_point_delay"].values[mine], delay_ps)
+        points.append(int(mine[idx[0]]))
+        phrases.add(how)
+    points = np.asarray(points)
+    return points, files, model.ta_potential_index[points], "; ".join(sorted(phrases))
+
+
+def measured_thresholds(model, experiment=0, max_samples=400, seed=0, delay_ps=None, prob=0.94):
+    """Measured and predicted thresholds and their difference at every film TA potential of one experiment.
+
+    Returns an ``xarray.Dataset`` with ``measured``, ``predicted``, ``difference`` (measured - predicted, per
+    draw) and ``mean_electrons`` on (sample, potential), and ``reason`` (potential; empty where reported);
+    attrs: the read-out delay and the curve family.  Draws are thinned to ``max_samples`` (the same draws for
+    both)."""
+    from .quantities import posterior_samples, thresholds_at_potentials
+
+    d = model.data
+    points, files, pot_index, how = gain_delay_points(model, experiment, delay_ps)
+    sel = np.nonzero(d["ta_potential_experiment"].values == experiment)[0]
+    names = ["ta_mean_excitons", "ta_noise_rel", "reflection_scale"]
+    s, take = posterior_samples(model, names, experiment, max_samples, seed)
+    N = s["ta_mean_excitons"][:, files]
+    y = d["ta_A"].values[points][None, :]
+    if s["reflection_scale"] is not None and "ta_reflection_sensitivity" in d:
+        y = y + (s["reflection_scale"][:, pot_index] - 1.0) * d["ta_reflection_sensitivity"].values[points]
+    A0 = float(d["experiment_film_A0_1S_OD"].values[experiment])
+    sd = (A0 * s["ta_noise_rel"])[:, None] * np.ones(points.size)
+    if model.spec.options.get("measurement_error") == "sem+scatter" and "ta_A_sem" in d:
+        sd = np.sqrt(sd**2 + d["ta_A_sem"].values[points] ** 2)
+    local = np.searchsorted(sel, pot_index)  # position of each file's potential within the experiment
+    g_e = int(d["experiment_g_e"].values[experiment])
+    g_h = int(d["experiment_g_h"].values[experiment])
+    A_pre = d["ta_potential_A_pre_OD"].values[sel]
+    meas = measured_thresholds_from_draws(N, y, sd, A_pre, local, max(g_e, g_h), seed=seed)
+    at = thresholds_at_potentials(model, experiment)
+    pred = at["threshold_mean_excitons"].values[take]
+    ne = at["mean_electrons"].values[take]
+    reasons = []
+    need = 1.0 - (1.0 - prob) / 2.0
+    n_files = np.bincount(local, minlength=sel.size)
+    for p in range(sel.size):
+        ok = np.isfinite(meas[:, p])
+        if n_files[p] < 2:
+            reasons.append(f"{n_files[p]} film TA file(s) at this potential: a curve needs two or more")
+        elif ok.mean() < need:
+            reasons.append(f"A* does not reach 0 within the measured <N> range (up to "
+                           f"{np.median(N[:, local == p].max(axis=1)):.3g} excitons/QD) in "
+                           f"{1 - ok.mean():.0%} of the draws")
+        else:
+            reasons.append("")
+        if reasons[-1]:
+            meas[:, p] = np.nan
+    diff = meas - pred
+    dims = ("sample", "potential")
+    V = d["ta_potential_V"].values[sel]
+    return xr.Dataset(
+        {"measured": (dims, meas, {"units": "excitons/QD"}), "predicted": (dims, pred, {"units": "excitons/QD"}),
+         "difference": (dims, diff, {"units": "excitons/QD"}), "mean_electrons": (dims, ne),
+         "reason": (("potential",), np.array(reasons, dtype=object))},
+        coords={"potential": V},
+        attrs={"read_out": how, "family": f"Poisson mixture of a free absorption ladder, K = {max(g_e, g_h)}",
+               "hdi_prob": prob, "draws": int(take.size)})
+
+
+def threshold_comparison(model, experiment=0, max_samples=400, seed=0, prob=0.94):
+    """Rows of thresholds_measured.csv (dicts with :data:`COLUMNS`, plus ``reason`` and ``excludes_zero``)
+    and the Dataset of :func:`measured_thresholds`."""
+    from .quantities import hdi_table
+
+    ds = measured_thresholds(model, experiment, max_samples, seed, prob=prob)
+    mt = hdi_table(ds["measured"], prob=prob)
+    dt = hdi_table(ds["difference"], prob=prob)
+    pm = np.nanmedian(np.where(np.isfinite(ds["predicted"].values), ds["predicted"].values, np.nan), axis=0)
+    rows = []
+    for k, V in enumerate(ds["potential"].values):
+        lo, hi = float(dt["hdi_low"].values[k]), float(dt["hdi_high"].values[k])
+        rows.append({"potential_V": float(V), "n_e": float(np.median(ds["mean_electrons"].values[:, k])),
+                     "measured_median": float(mt["median"].values[k]),
+                     "measured_hdi_low": float(mt["hdi_low"].values[k]),
+                     "measured_hdi_high": float(mt["hdi_high"].values[k]),
+                     "predicted_median": float(pm[k]), "difference_median": float(dt["median"].values[k]),
+                     "difference_hdi_low": lo, "difference_hdi_high": hi,
+                     "reason": str(ds["reason"].values[k]),
+                     "excludes_zero": bool(np.isfinite(lo) and np.isfinite(hi) and (lo > 0 or hi < 0))})
+    return rows, ds
