@@ -161,6 +161,67 @@ def gain_delay_points(model, experiment=0, delay_ps=None):
     return points, files, model.ta_potential_index[points], "; ".join(sorted(phrases))
 
 
+def _draws(model, names, experiment, take):
+    from .quantities import posterior_samples
+
+    s, _ = posterior_samples(model, names, experiment)
+    return {k: (None if v is None else v[take]) for k, v in s.items()}
+
+
+def predicted_readout_thresholds(model, experiment, take, delay_ps, upper, n_grid=241):
+    """The model's own prediction of the measured threshold: per draw and potential, the <N> where its mean
+    window A* at ``delay_ps`` reaches 0 (D, P); inf where it stays above 0 up to ``upper`` (D,).
+
+    The same read-out as the measurement: transition counting through the Auger cascade to the read-out delay,
+    the window's shift loss and occupancy bleach, on the measured A_pre of the potential (``GainModel.build``'s
+    film TA mean without the reflection and discrepancy terms, which belong to the observation)."""
+    from .quantities import _cascade_draw_fn
+
+    d = model.data
+    g_e = int(d["experiment_g_e"].values[experiment])
+    g_h = int(d["experiment_g_h"].values[experiment])
+    sel = np.nonzero(d["ta_potential_experiment"].values == experiment)[0]
+    s = _draws(model, ["tau_xx_ps", "tau_x_ps", "trion_rate_factor", "triexciton_rate_factor", "hole_trap_fraction",
+                       "gamma_OD", "window_occupancy_bleach_OD", "window_shift_loss", "ta_charge_fractions"],
+               experiment, take)
+    D = take.size
+    one = lambda name, default: s[name] if s[name] is not None else np.full(D, default)  # noqa: E731
+    k_xx, k_x = 1.0 / s["tau_xx_ps"], (1.0 / s["tau_x_ps"] if s["tau_x_ps"] is not None else np.zeros(D))
+    tr, tri, eta = one("trion_rate_factor", 1.0), one("triexciton_rate_factor", 1.0), one("hole_trap_fraction", 0.0)
+    beta, kappa = one("window_occupancy_bleach_OD", 0.0), one("window_shift_loss", 0.0)
+    f = s["ta_charge_fractions"][:, sel]  # (D, P, S)
+    P, S = f.shape[1:]
+    gg = g_e * g_h
+    table0 = np.array([(g_h * max(g_e - n, 0)) for n in range(S)], float)  # A*(0, n) of eq. S6
+    A_pre_mod = f @ table0
+    occ_pre = f @ (np.arange(S) / g_e)
+    a_pre = d["ta_potential_A_pre_OD"].values[sel]
+    u = np.linspace(0.0, 1.0, n_grid)
+    fn = _cascade_draw_fn(g_e, g_h, int(model.n_max_film or model.n_max), occupancy=True)
+    out = np.full((D, P), np.inf)
+    for i in range(D):
+        N = upper[i] * u
+        both = fn(k_xx[i], k_x[i], tr[i], tri[i], eta[i], np.tile(N, P), np.repeat(f[i], n_grid, axis=0),
+                  np.array([float(delay_ps)]))[:, :, 0].reshape(P, n_grid, 2)
+        A_eff, occ = both[..., 0], both[..., 1]
+        x = (A_pre_mod[i][:, None] - A_eff) / (2.0 * gg)
+        mu = (a_pre[:, None] + s["gamma_OD"][i] * (A_eff * (1.0 - kappa[i] * x**4) - A_pre_mod[i][:, None])
+              - beta[i] * (occ - occ_pre[i][:, None]))
+        out[i] = _first_zero(N, mu)
+    return out
+
+
+def _first_zero(x, y):
+    """First x where y (P, G) reaches 0, linearly interpolated; 0 where y[:, 0] <= 0, inf where never."""
+    below = y <= 0
+    j = np.clip(np.argmax(below, axis=-1), 1, x.size - 1)
+    r = np.arange(y.shape[0])
+    a0, a1 = y[r, j - 1], y[r, j]
+    root = x[j - 1] + np.where(a0 != a1, a0 / np.where(a0 != a1, a0 - a1, 1.0), 0.0) * (x[j] - x[j - 1])
+    out = np.where(below.any(axis=-1), root, np.inf)
+    return np.where(y[:, 0] <= 0, 0.0, out)
+
+
 def measured_thresholds(model, experiment=0, max_samples=400, seed=0, delay_ps=None, prob=0.94):
     """Measured and predicted thresholds and their difference at every film TA potential of one experiment.
 
@@ -189,8 +250,10 @@ def measured_thresholds(model, experiment=0, max_samples=400, seed=0, delay_ps=N
     A_pre = d["ta_potential_A_pre_OD"].values[sel]
     meas = measured_thresholds_from_draws(N, y, sd, A_pre, local, max(g_e, g_h), seed=seed)
     at = thresholds_at_potentials(model, experiment)
-    pred = at["threshold_mean_excitons"].values[take]
+    pred_t0 = at["threshold_mean_excitons"].values[take]
     ne = at["mean_electrons"].values[take]
+    delay = float(d["ta_point_delay"].values[points[0]])
+    pred = predicted_readout_thresholds(model, experiment, take, delay, N.max(axis=1))
     reasons = []
     need = 1.0 - (1.0 - prob) / 2.0
     n_files = np.bincount(local, minlength=sel.size)
@@ -212,6 +275,7 @@ def measured_thresholds(model, experiment=0, max_samples=400, seed=0, delay_ps=N
     return xr.Dataset(
         {"measured": (dims, meas, {"units": "excitons/QD"}), "predicted": (dims, pred, {"units": "excitons/QD"}),
          "difference": (dims, diff, {"units": "excitons/QD"}), "mean_electrons": (dims, ne),
+         "predicted_t0": (dims, pred_t0, {"units": "excitons/QD"}), "difference_t0": (dims, meas - pred_t0),
          "reason": (("potential",), np.array(reasons, dtype=object))},
         coords={"potential": V},
         attrs={"read_out": how, "family": f"Poisson mixture of a free absorption ladder, K = {max(g_e, g_h)}",
