@@ -46,8 +46,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-__all__ = ["ladder_basis", "ladder_curve", "fit_ladder", "crossings", "measured_thresholds_from_draws",
-           "gain_delay_points", "measured_thresholds", "threshold_comparison", "COLUMNS"]
+__all__ = ["ladder_basis", "ladder_curve", "fit_ladder", "crossings", "measured_thresholds_from_draws", "screen",
+           "compare", "gain_delay_points", "predicted_readout_thresholds", "measured_thresholds", "threshold_comparison", "COLUMNS"]
 
 COLUMNS = ["potential_V", "n_e", "measured_median", "measured_hdi_low", "measured_hdi_high", "predicted_median",
            "difference_median", "difference_hdi_low", "difference_hdi_high"]
@@ -133,6 +133,52 @@ def measured_thresholds_from_draws(mean_excitons, observed, noise_sd, A_pre, pot
         d = fit_ladder(N[:, cols], y[:, cols], sd[:, cols], np.full(D, A_pre[p]), K)
         out[:, p] = crossings(np.full(D, A_pre[p]), d, N[:, cols].max(axis=1))
     return out
+
+
+def screen(measured, n_files, upper, prob=0.94):
+    """Potentials whose measured threshold can be reported: (measured with NaN columns where not, reasons).
+
+    A potential needs two or more files, and at least ``1 - (1 - prob) / 2`` of its draws must cross 0 within
+    their measured <N> (else the interval would be built from a truncated set of draws).  ``upper`` (D, P):
+    each draw's largest measured <N> per potential (for the reason's text)."""
+    meas = np.array(measured, float, copy=True)
+    need = 1.0 - (1.0 - prob) / 2.0
+    reasons = []
+    for p in range(meas.shape[1]):
+        ok = np.isfinite(meas[:, p])
+        if n_files[p] < 2:
+            reasons.append(f"{n_files[p]} film TA file(s) at this potential: a curve needs two or more")
+        elif ok.mean() < need:
+            reasons.append(f"A* does not reach 0 within the measured <N> range (up to "
+                           f"{np.median(upper[:, p]):.3g} excitons/QD) in {1 - ok.mean():.0%} of the draws; "
+                           "not extrapolated")
+        else:
+            reasons.append("")
+        if reasons[-1]:
+            meas[:, p] = np.nan
+    return meas, reasons
+
+
+def compare(measured, predicted, prob=0.94):
+    """Median and HDI of measured, and of measured - predicted per draw, per potential: list of dicts with
+    ``measured_*``, ``predicted_median``, ``difference_*`` and ``excludes_zero`` (the difference's HDI)."""
+    from .quantities import hdi_table
+
+    dims = ("sample", "potential")
+    meas = np.asarray(measured, float)
+    pred = np.asarray(predicted, float)
+    mt = hdi_table(xr.DataArray(meas, dims=dims), prob=prob)
+    dt = hdi_table(xr.DataArray(meas - pred, dims=dims), prob=prob)
+    pm = np.nanmedian(np.where(np.isfinite(pred), pred, np.nan), axis=0)
+    rows = []
+    for k in range(meas.shape[1]):
+        lo, hi = float(dt["hdi_low"].values[k]), float(dt["hdi_high"].values[k])
+        rows.append({"measured_median": float(mt["median"].values[k]), "measured_hdi_low": float(mt["hdi_low"].values[k]),
+                     "measured_hdi_high": float(mt["hdi_high"].values[k]), "predicted_median": float(pm[k]),
+                     "difference_median": float(dt["median"].values[k]), "difference_hdi_low": lo,
+                     "difference_hdi_high": hi, "excludes_zero": bool(np.isfinite(lo) and np.isfinite(hi)
+                                                                      and (lo > 0 or hi < 0))})
+    return rows
 
 
 def gain_delay_points(model, experiment=0, delay_ps=None):
@@ -254,21 +300,9 @@ def measured_thresholds(model, experiment=0, max_samples=400, seed=0, delay_ps=N
     ne = at["mean_electrons"].values[take]
     delay = float(d["ta_point_delay"].values[points[0]])
     pred = predicted_readout_thresholds(model, experiment, take, delay, N.max(axis=1))
-    reasons = []
-    need = 1.0 - (1.0 - prob) / 2.0
     n_files = np.bincount(local, minlength=sel.size)
-    for p in range(sel.size):
-        ok = np.isfinite(meas[:, p])
-        if n_files[p] < 2:
-            reasons.append(f"{n_files[p]} film TA file(s) at this potential: a curve needs two or more")
-        elif ok.mean() < need:
-            reasons.append(f"A* does not reach 0 within the measured <N> range (up to "
-                           f"{np.median(N[:, local == p].max(axis=1)):.3g} excitons/QD) in "
-                           f"{1 - ok.mean():.0%} of the draws")
-        else:
-            reasons.append("")
-        if reasons[-1]:
-            meas[:, p] = np.nan
+    upper = np.stack([N[:, local == p].max(axis=1) if n_files[p] else np.zeros(N.shape[0]) for p in range(sel.size)], 1)
+    meas, reasons = screen(meas, n_files, upper, prob)
     diff = meas - pred
     dims = ("sample", "potential")
     V = d["ta_potential_V"].values[sel]
@@ -285,21 +319,9 @@ def measured_thresholds(model, experiment=0, max_samples=400, seed=0, delay_ps=N
 def threshold_comparison(model, experiment=0, max_samples=400, seed=0, prob=0.94):
     """Rows of thresholds_measured.csv (dicts with :data:`COLUMNS`, plus ``reason`` and ``excludes_zero``)
     and the Dataset of :func:`measured_thresholds`."""
-    from .quantities import hdi_table
-
     ds = measured_thresholds(model, experiment, max_samples, seed, prob=prob)
-    mt = hdi_table(ds["measured"], prob=prob)
-    dt = hdi_table(ds["difference"], prob=prob)
-    pm = np.nanmedian(np.where(np.isfinite(ds["predicted"].values), ds["predicted"].values, np.nan), axis=0)
-    rows = []
-    for k, V in enumerate(ds["potential"].values):
-        lo, hi = float(dt["hdi_low"].values[k]), float(dt["hdi_high"].values[k])
-        rows.append({"potential_V": float(V), "n_e": float(np.median(ds["mean_electrons"].values[:, k])),
-                     "measured_median": float(mt["median"].values[k]),
-                     "measured_hdi_low": float(mt["hdi_low"].values[k]),
-                     "measured_hdi_high": float(mt["hdi_high"].values[k]),
-                     "predicted_median": float(pm[k]), "difference_median": float(dt["median"].values[k]),
-                     "difference_hdi_low": lo, "difference_hdi_high": hi,
-                     "reason": str(ds["reason"].values[k]),
-                     "excludes_zero": bool(np.isfinite(lo) and np.isfinite(hi) and (lo > 0 or hi < 0))})
+    rows = compare(ds["measured"].values, ds["predicted"].values, prob)
+    for k, (row, V) in enumerate(zip(rows, ds["potential"].values)):
+        row.update(potential_V=float(V), n_e=float(np.median(ds["mean_electrons"].values[:, k])),
+                   reason=str(ds["reason"].values[k]))
     return rows, ds
