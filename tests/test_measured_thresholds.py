@@ -120,10 +120,17 @@ def test_bad_noise_is_refused():
         mt.measured_thresholds_from_draws(np.ones((2, 3)), np.ones(3), np.zeros(3), [1.0], np.zeros(3, int), 4)
 
 
+# the window terms at transition counting's own scale (gamma = A_0 / g_e g_h, no occupancy bleach, no shift
+# loss) and a 1 % scatter: then the model's film TA is transition counting through its cascade
+WINDOW_AT_TRANSITION_COUNTING = {"gamma_scale": 1.0, "window_bleach_per_electron_rel": 1.0, "window_shift_loss": 0.0,
+                                 "ta_noise_rel": 0.01}
+
+
 @pytest.fixture(scope="module")
 def model_at_one_point(batch_a):
-    """Gain + dynamics model of batch A whose 'posterior' is one prior draw repeated, with the film TA replaced by
-    that draw's own noise-free physics: the measured threshold must then agree with the model's prediction."""
+    """Gain + dynamics model of batch A whose 'posterior' is one point repeated (the prior's centre, window terms
+    at transition counting's scale), with the film TA replaced by that point's own noise-free physics: the
+    measured threshold must then agree with transition counting's prediction of the read-out."""
     import tomllib
 
     import xarray as xr
@@ -151,6 +158,8 @@ def model_at_one_point(batch_a):
         tr = model.rvs_to_transforms.get(rv)
         x = point[v.name]
         values.append(np.asarray(tr.backward(x, *rv.owner.inputs).eval() if tr is not None else x, dtype=rv.dtype))
+        if rv.name in WINDOW_AT_TRANSITION_COUNTING:
+            values[-1] = np.full_like(values[-1], WINDOW_AT_TRANSITION_COUNTING[rv.name])
     dets = pytensor.function(free, model.deterministics, mode=numpy_mode(), on_unused_input="ignore")(*values)
     draws = 300
     post = xr.Dataset({rv.name: (("chain", "draw") + tuple(model.named_vars_to_dims.get(rv.name, ())),
@@ -189,3 +198,23 @@ def test_model_measurement_flags_a_stronger_gain(model_at_one_point):
         gm.data["ta_A"].values[:] = original
     charged = [r for r in rows if np.isfinite(r["measured_median"]) and 0.3 < r["n_e"] < 1.7]
     assert charged and all(r["excludes_zero"] and r["difference_median"] < 0 for r in charged), rows
+
+
+def test_prediction_at_time_zero_is_transition_counting(model_at_one_point):
+    # with A_pre on transition counting's own scale, the read-out prediction at t = 0 is the eq. S17 threshold
+    from bayesgain.model.quantities import thresholds_at_potentials
+
+    gm = model_at_one_point
+    d = gm.data
+    post = gm.idata["posterior"]
+    f = post["ta_charge_fractions"].values[0, 0]
+    scale = float(d["experiment_film_A0_1S_OD"].values[0]) / 8.0
+    original = d["ta_potential_A_pre_OD"].values.copy()
+    take = np.arange(3)
+    try:
+        d["ta_potential_A_pre_OD"].values[:] = scale * (f @ np.array([8.0, 4.0, 0.0]))
+        got = mt.predicted_readout_thresholds(gm, 0, take, 0.0, np.full(3, 4.0), n_grid=801)
+    finally:
+        d["ta_potential_A_pre_OD"].values[:] = original
+    want = thresholds_at_potentials(gm)["threshold_mean_excitons"].values[take]
+    assert np.allclose(got, want, atol=2e-3), (got[0], want[0])
