@@ -166,12 +166,15 @@ KNOBS = dict(
     sec_directions="forward,backward",  # which SEC sweeps are written ("forward" = towards negative potential)
     film_ta_reflection_corrected=False,  # film TA written as true Delta A (reflection corrected), no TR files
     charged_extra_emission=0.0,         # extra stimulated emission per exciton in a charged QD (units of gamma)
+    hole_trap_form="counting",          # "counting": trapped holes by transition counting; "emission": eta x emission lost
 )
 """Mismatch knobs (see ``docs/mismatch-scenarios.md``); pass them like preset keys."""
 
-_PRESET_KNOBS = {"batch-a": {"biexciton_shift_direction": "red"}, "batch-b": {"biexciton_shift_direction": "red"}}
+# batch B was generated with hole trapping as lost emission only (A + eta x emission): kept, so data/ stays reproducible
+_PRESET_KNOBS = {"batch-a": {"biexciton_shift_direction": "red"},
+                 "batch-b": {"biexciton_shift_direction": "red", "hole_trap_form": "emission"}}
 _LIST_KEYS = ("solution_mean_excitons", "film_mean_excitons", "film_mean_electrons")
-_CHOICES = {"biexciton_shift_direction": ("blue", "red")}
+_CHOICES = {"biexciton_shift_direction": ("blue", "red"), "hole_trap_form": ("counting", "emission")}
 _DEPTH_NODES = 8  # Gauss-Legendre slices of the film depth (exact to < 1e-12 for the film's pump OD < 0.2)
 
 
@@ -258,16 +261,21 @@ def excited_state(mean_excitons, fractions, delays_ps, p):
 
     Computed by the simulator's own path (:func:`bayesgain.sim_physics.ensemble_observables`, matrix
     exponential of the master equation), never by the model's :mod:`bayesgain.physics`.  Returns a
-    dict with ``A_ens`` (B, T) band-edge absorption (units of gamma), ``A_eff`` = A_ens + eta
-    <min(N,g_h) min(N+n,g_e)> (hole trapping) - c <min(N, g_h) [n >= 1]> (knob ``charged_extra_emission``), ``A_pre`` (B,) unexcited, ``occ`` (B, T) 1S(e)
+    dict with ``A_ens`` (B, T) band-edge absorption (units of gamma; with ``hole_trap_form = "counting"`` a
+    fraction eta of the QDs counted with one hole trapped, :func:`bayesgain.sim_physics.ensemble_observables`),
+    ``A_eff`` = A_ens (+ eta <min(N,g_h) min(N+n,g_e)> under the older ``"emission"`` form, lost emission only)
+    - c <min(N, g_h) [n >= 1]> (knob ``charged_extra_emission``), ``A_pre`` (B,) unexcited, ``occ`` (B, T) 1S(e)
     occupancy <min(N+n, g_e)>/g_e, ``occ_pre`` (B,) and ``a_neutral`` (B, T) = <min(N, g_e)>/g_e of
     the neutral chain (drives the reflection artefact).
     """
     mean = np.atleast_1d(np.asarray(mean_excitons, float))
     f = np.atleast_2d(np.asarray(fractions, float))
     t = np.maximum(np.asarray(delays_ps, float), 0.0)
-    ob = sp.ensemble_observables(mean, f, t, 1.0 / p["tau_xx_ps"], 1.0 / p["tau_x_ps"], p["g_e"], p["g_h"])
-    A_eff = ob["A"] + p["hole_trap_fraction"] * ob["emission"] - p["charged_extra_emission"] * ob["charged_excitons"]
+    eta = p["hole_trap_fraction"]
+    counting = p["hole_trap_form"] == "counting"
+    ob = sp.ensemble_observables(mean, f, t, 1.0 / p["tau_xx_ps"], 1.0 / p["tau_x_ps"], p["g_e"], p["g_h"],
+                                 hole_trap_fraction=eta if counting else 0.0)
+    A_eff = ob["A"] + (0.0 if counting else eta * ob["emission"]) - p["charged_extra_emission"] * ob["charged_excitons"]
     return dict(A_ens=ob["A"], A_eff=A_eff, A_pre=ob["A_pre"],
                 occ=ob["occupancy"], occ_pre=ob["occupancy_pre"], a_neutral=ob["neutral_occupancy"])
 
@@ -409,8 +417,14 @@ def _threshold_eta(p, fractions):
     for f in np.atleast_2d(fractions):
         table = sp.band_edge_table(N.size - 1, g_e, g_h)
         c = p["charged_extra_emission"]
-        A = sum(f[n] * (table[:, n] + eta * np.minimum(N, g_h) * np.minimum(N + n, g_e) - c * np.minimum(N, g_h) * (n >= 1))
-                for n in range(g_e + 1))
+        if p["hole_trap_form"] == "counting":
+            trapped = sp.trapped_band_edge_table(N.size - 1, g_e, g_h)
+            holes_t = np.maximum(N - 1, 0)
+            A = sum(f[n] * ((1 - eta) * (table[:, n] - c * np.minimum(N, g_h) * (n >= 1))
+                            + eta * (trapped[:, n] - c * np.minimum(holes_t, g_h) * (n >= 1))) for n in range(g_e + 1))
+        else:
+            A = sum(f[n] * (table[:, n] + eta * np.minimum(N, g_h) * np.minimum(N + n, g_e)
+                            - c * np.minimum(N, g_h) * (n >= 1)) for n in range(g_e + 1))
         fun = lambda m: float(stats.poisson.pmf(N, m) @ A)  # noqa: E731
         if fun(1e-9) <= 0:
             res.append(0.0)
