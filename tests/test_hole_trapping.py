@@ -86,3 +86,79 @@ def test_simulator_trapping_agrees_with_physics(eta):
                                               transitions.trapped_hole_transition_table(M, 2, 4))
     want = auger.cascade_absorption(means, fx, delays, rates, table, n_saturated=5).eval()
     np.testing.assert_allclose(got, want, atol=1e-8)
+
+
+def test_quantities_cascade_and_threshold_follow_the_counting_form():
+    from scipy import optimize
+
+    from bayesgain.model import quantities as q
+
+    delays = np.array([0.0, 5.0, 100.0])
+    f = np.array([0.2, 0.5, 0.3])
+    fn = q._cascade_draw_fn(2, 4, 30, hole_trapping="counting")
+    got = fn(1 / 310.0, 1 / 2e4, 1.0, 1.0, 0.3, np.array([1.0, 3.0]), np.array([f, f]), delays)
+    for row, mean in zip(got, (1.0, 3.0)):
+        np.testing.assert_allclose(row, ref.cascade_ode(mean, f, delays, 1 / 310.0, 1 / 2e4, hole_trap=0.3), atol=1e-8)
+
+    def plain(m, eta=0.3):
+        return sum(ref.poisson(N, m) * ((1 - eta) * ref.band_edge(N, 0) + eta * ref.band_edge_trapped(N, 0))
+                   for N in range(60))
+
+    want = optimize.brentq(plain, 0.1, 5.0, xtol=1e-12)
+    got_thr = q._solve_on_table(np.array([1.0, 0.0, 0.0]), 2, 4, np.array(0.3), hole_trapping="counting")
+    assert got_thr == pytest.approx(want, abs=2e-3)
+    # the older form gives a different threshold (emission lost only): 1.79 against 1.66 here
+    assert q._solve_on_table(np.array([1.0, 0.0, 0.0]), 2, 4, np.array(0.3), hole_trapping="emission") > want + 0.1
+
+
+def _model_cascade(batch_a, form):
+    """The film TA cascade absorption A_eff inside ``GainModel.build`` at one parameter point (hole-trap fraction
+    0.3, no shift loss), read back from the model's mean, with that point's <N>, fractions and rates."""
+    import tomllib
+
+    import pytensor
+
+    from bayesgain.model.core import GainModel
+    from bayesgain.model.spec import load_spec, spec_from_dict
+    from bayesgain.physics.api import numpy_mode
+
+    d = tomllib.loads(load_spec("joint-hole-trapping").to_toml())
+    d["components"].update(cross_section=False, reflection=False)
+    d["options"]["hole_trapping_form"] = form
+    drop = ("solution_gamma_scale", "solution_noise_rel", "reflection_scale", "subgap_noise_rel")
+    d["priors"] = {k: v for k, v in d["priors"].items() if k not in drop}
+    gm = GainModel(spec_from_dict(d), batch_a)
+    model = gm.build()
+    point = model.initial_point()
+    free = model.free_RVs
+    values = []
+    for rv in free:
+        tr = model.rvs_to_transforms.get(rv)
+        x = point[model.rvs_to_values[rv].name]
+        values.append(np.asarray(tr.backward(x, *rv.owner.inputs).eval() if tr is not None else x, dtype=rv.dtype))
+        if rv.name in ("hole_trap_fraction", "window_shift_loss"):
+            values[-1] = np.full_like(values[-1], 0.3 if rv.name == "hole_trap_fraction" else 0.0)
+    outs = [gm.film_mean_physics] + [model[n] for n in ("ta_mean_excitons", "ta_charge_fractions", "gamma_OD",
+                                                         "window_occupancy_bleach_OD", "tau_xx_ps", "tau_x_ps")]
+    mu, N, f, gamma, beta, tau_xx, tau_x = pytensor.function(free, outs, mode=numpy_mode(),
+                                                             on_unused_input="ignore")(*values)
+    data = gm.data
+    pot = gm.ta_potential_index
+    obs = sp.ensemble_observables(N[gm.file_index], f[pot], data["ta_point_delay"].values, 1 / tau_xx[0], 1 / tau_x[0],
+                                  hole_trap_fraction=0.3)
+    rows = np.arange(pot.size)
+    occ = obs["occupancy"][rows, rows]
+    occ_pre = f[pot] @ np.array([0.0, 0.5, 1.0])
+    A_pre = f[pot] @ np.array([8.0, 4.0, 0.0])
+    a_pre = data["ta_potential_A_pre_OD"].values[pot]
+    A_eff = (mu - a_pre + beta[0] * (occ - occ_pre)) / gamma[0] + A_pre
+    return A_eff, obs["A"][rows, rows]
+
+
+def test_model_cascade_is_the_simulators_trapped_hole_counting(batch_a):
+    # the model's film TA graph against the simulator's independent implementation (matrix exponential of the
+    # trapped and untrapped chains) at the same point: the counting form agrees, the older form is far off
+    model_A, sim_A = _model_cascade(batch_a, "counting")
+    np.testing.assert_allclose(model_A, sim_A, atol=1e-6)
+    old_A, _ = _model_cascade(batch_a, "emission")
+    assert np.max(np.abs(old_A - sim_A)) > 0.3

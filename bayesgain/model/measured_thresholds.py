@@ -236,7 +236,7 @@ def predicted_readout_thresholds(model, experiment, take, delay_ps, upper, n_gri
     the t = 0 threshold this removes two biases of a 5 ps read-out that are not departures from transition
     counting: the Auger decay by then (+0.02 excitons/QD on batch A) and the absorption under the band edge that
     the pump does not bleach (+0.02)."""
-    from .quantities import _cascade_draw_fn
+    from .quantities import _cascade_draw_fn, _trap_form
 
     d = model.data
     g_e = int(d["experiment_g_e"].values[experiment])
@@ -254,7 +254,7 @@ def predicted_readout_thresholds(model, experiment, take, delay_ps, upper, n_gri
     a_pre = d["ta_potential_A_pre_OD"].values[sel]
     scale = float(d["experiment_film_A0_1S_OD"].values[experiment]) / (g_e * g_h)
     u = np.linspace(0.0, 1.0, n_grid)
-    fn = _cascade_draw_fn(g_e, g_h, int(model.n_max_film or model.n_max))
+    fn = _cascade_draw_fn(g_e, g_h, max(int(model.n_max_film or model.n_max), g_h + 1), hole_trapping=_trap_form(model))
     out = np.full((D, P), np.inf)
     for i in range(D):
         N = upper[i] * u
