@@ -93,22 +93,9 @@ def crossings(A_pre, d, upper):
     """First <N> in [0, upper] where the ladder curve reaches 0 (linear interpolation on a fine grid), NaN if none.
 
     ``A_pre`` (...), ``d`` (..., K), ``upper`` (...).  0 where A_pre <= 0 (transparent before the pump)."""
-    A_pre = np.asarray(A_pre, float)
-    upper = np.asarray(upper, float)
-    u = np.linspace(0.0, 1.0, _GRID)
-    grid = upper[..., None] * u  # (..., G)
-    A = ladder_curve(grid, A_pre, d)
-    below = A <= 0
-    j = np.argmax(below, axis=-1)
-    has = below.any(axis=-1)
-    j1 = np.clip(j, 1, _GRID - 1)
-    a0 = np.take_along_axis(A, (j1 - 1)[..., None], -1)[..., 0]
-    a1 = np.take_along_axis(A, j1[..., None], -1)[..., 0]
-    x0 = np.take_along_axis(grid, (j1 - 1)[..., None], -1)[..., 0]
-    x1 = np.take_along_axis(grid, j1[..., None], -1)[..., 0]
-    frac = np.where(a0 != a1, a0 / np.where(a0 != a1, a0 - a1, 1.0), 0.0)
-    out = np.where(has, x0 + np.clip(frac, 0.0, 1.0) * (x1 - x0), np.nan)
-    return np.where(A_pre <= 0, 0.0, out)
+    grid = np.asarray(upper, float)[..., None] * np.linspace(0.0, 1.0, _GRID)  # (..., G)
+    out = _first_zero(grid, ladder_curve(grid, A_pre, d))
+    return np.where(np.isinf(out), np.nan, out)
 
 
 def measured_thresholds_from_draws(mean_excitons, observed, noise_sd, A_pre, potential_of_file, levels,
@@ -265,14 +252,16 @@ def predicted_readout_thresholds(model, experiment, take, delay_ps, upper, n_gri
 
 
 def _first_zero(x, y):
-    """First x where y (P, G) reaches 0, linearly interpolated; 0 where y[:, 0] <= 0, inf where never."""
+    """First x where y (..., G) reaches 0, linearly interpolated; 0 where y[..., 0] <= 0, inf where never.
+    ``x``: (G,) shared or (..., G)."""
+    x = np.broadcast_to(np.asarray(x, float), y.shape)
     below = y <= 0
-    j = np.clip(np.argmax(below, axis=-1), 1, x.size - 1)
-    r = np.arange(y.shape[0])
-    a0, a1 = y[r, j - 1], y[r, j]
-    root = x[j - 1] + np.where(a0 != a1, a0 / np.where(a0 != a1, a0 - a1, 1.0), 0.0) * (x[j] - x[j - 1])
-    out = np.where(below.any(axis=-1), root, np.inf)
-    return np.where(y[:, 0] <= 0, 0.0, out)
+    j = np.clip(np.argmax(below, axis=-1), 1, y.shape[-1] - 1)[..., None]
+    a0, a1 = np.take_along_axis(y, j - 1, -1)[..., 0], np.take_along_axis(y, j, -1)[..., 0]
+    x0, x1 = np.take_along_axis(x, j - 1, -1)[..., 0], np.take_along_axis(x, j, -1)[..., 0]
+    frac = np.where(a0 != a1, a0 / np.where(a0 != a1, a0 - a1, 1.0), 0.0)
+    out = np.where(below.any(axis=-1), x0 + np.clip(frac, 0.0, 1.0) * (x1 - x0), np.inf)
+    return np.where(y[..., 0] <= 0, 0.0, out)
 
 
 def measured_thresholds(model, experiment=0, max_samples=400, seed=0, delay_ps=None, prob=0.94):
