@@ -246,3 +246,25 @@ def test_scenario_fit_shows_a_departure_only_where_there_is_one(tmp_path, scenar
     else:
         i = int(np.argmin([abs(r["n_e"] - 0.94) for r in rows]))
         assert rows[i]["excludes_zero"] and rows[i]["difference_hdi_high"] < -0.1, rows[i]
+
+
+def test_report_writes_the_exact_columns_and_names_the_flagged_potentials(model_at_one_point):
+    import io
+
+    import pandas as pd
+
+    from bayesgain import report
+
+    gm = model_at_one_point
+    gm.convergence = None  # never sampled: the report marks it not converged
+    cache = report._Cache(gm)
+    rows, ds = cache.measured_thresholds()
+    text = report._measured_csv_text(gm, rows, ds)
+    table = pd.read_csv(io.StringIO(text), comment="#")
+    assert list(table.columns) == mt.COLUMNS and len(table) == len(rows)
+    assert "SYNTHETIC" in text and "measured delay nearest 5 ps" in text
+    section = "\n".join(report._section_measured(gm, cache))
+    assert "includes 0 at every potential" in section and "predicted t = 0" in section
+    flagged = dict(rows[0], excludes_zero=True, difference_median=-0.3)
+    cache._c["measured_thresholds"] = (True, ([flagged] + rows[1:], ds))
+    assert f"excludes 0 at {rows[0]['potential_V']:+.3f} V" in "\n".join(report._section_measured(gm, cache))
