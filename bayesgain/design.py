@@ -373,10 +373,10 @@ class _Predictor:
         self.sd = np.sqrt(sd2 + self.extra_sem**2)  # (S,)
         self.fl_sd = p["fluence_log_sd"] if p["fluence_log_sd"] is not None else np.full(n, 1e-6)
         top = float(np.max(p["film_cross_section_cm2"]) * self.F.max() * np.exp(4.5 * np.max(self.fl_sd)))
-        self.n_max = max(int(ph.poisson.required_n_max(top, tail=1e-7)), self.g_e, self.g_h)
-        from .model.quantities import _cascade_draw_fn
+        self.n_max = max(int(ph.poisson.required_n_max(top, tail=1e-7)), self.g_e, self.g_h + 1)
+        from .model.quantities import _cascade_draw_fn, _trap_form
 
-        self.fn = _cascade_draw_fn(self.g_e, self.g_h, self.n_max, occupancy=True)
+        self.fn = _cascade_draw_fn(self.g_e, self.g_h, self.n_max, occupancy=True, hole_trapping=_trap_form(model))
         S = self.g_e + 1
         self.table0 = ph.band_edge_absorption(np.zeros(S), np.arange(S), self.g_e, self.g_h)
         self.occ0 = np.minimum(np.arange(S), self.g_e) / self.g_e

@@ -14,6 +14,9 @@ module is the deliberate exception to "every equation has one home".
   the largest exponent; Gaussian level disorder (eq. S15-S16) by the trapezoid rule on +-9 sigma
   (128 nodes: error < 1e-6 at sigma = 110 mV; the same discretisation as the model's default, so
   the shipped synthetic folders keep their written digits).
+* Hole trapping: a fraction eta of the QDs has one photo-excited hole trapped from t = 0; those QDs are
+  counted with N - 1 band-edge holes and N + n electrons (absorption of the trapped hole's transition
+  restored) and decay only by Auger events among the band-edge carriers (own chains).
 * Auger cascade (eq. S19-S22): for each n the master equation df/dt = K_n f with the bidiagonal
   rate matrix K_n (k(N, n) = k_xx/8 (N + n) N (max(N + n - 1, 0) + max(N - 1, 0)) + N k_x),
   integrated by the matrix exponential f(t) = expm(K_n t) f(0) (scaled Taylor series) (no Bateman coefficients, so equal
@@ -25,7 +28,7 @@ import math
 import numpy as np
 from scipy import stats
 
-__all__ = ["BOLTZMANN_EV_PER_K", "band_edge_table", "poisson_truncation", "poisson_weights", "auger_rates",
+__all__ = ["BOLTZMANN_EV_PER_K", "band_edge_table", "trapped_band_edge_table", "trapped_auger_rates", "poisson_truncation", "poisson_weights", "auger_rates",
            "fractions", "mean_electrons", "expm_batch", "cascade_populations", "ensemble_observables"]
 
 BOLTZMANN_EV_PER_K = 8.617333262e-5  # CODATA 2018, eV/K
@@ -41,6 +44,16 @@ def band_edge_table(n_max, g_e, g_h):
     open_transitions = np.maximum(g_h - N, 0) * np.maximum(g_e - N - n, 0)
     stimulated = np.minimum(N, g_h) * np.minimum(N + n, g_e)
     return (open_transitions - stimulated).astype(float)
+
+
+def trapped_band_edge_table(n_max, g_e, g_h):
+    """A*(N, n) of a QD with one of its N photo-excited holes trapped off the band edge (N - 1 band-edge holes,
+    N + n electrons); row N = 0 as untrapped (no hole to trap)."""
+    N = np.arange(n_max + 1)[:, None]
+    holes = np.maximum(N - 1, 0)
+    electrons = N + np.arange(g_e + 1)[None, :]
+    return (np.maximum(g_h - holes, 0) * np.maximum(g_e - electrons, 0)
+            - np.minimum(holes, g_h) * np.minimum(electrons, g_e)).astype(float)
 
 
 def poisson_truncation(mean_max, minimum=6):
@@ -63,6 +76,16 @@ def auger_rates(n_max, g_e, k_xx, k_x=0.0):
     e = N + np.arange(g_e + 1, dtype=float)[:, None]
     pathways = e * N * (np.maximum(e - 1.0, 0.0) + np.maximum(N - 1.0, 0.0))
     return k_xx / 8.0 * pathways + N * k_x
+
+
+def trapped_auger_rates(n_max, g_e, k_xx, k_x=0.0):
+    """k(N, n) with one hole trapped: Auger events among the N + n electrons and N - 1 band-edge holes only."""
+    N = np.arange(n_max + 1, dtype=float)[None, :]
+    electrons = N + np.arange(g_e + 1, dtype=float)[:, None]
+    holes = np.maximum(N - 1.0, 0.0)
+    eeh = electrons * np.maximum(electrons - 1.0, 0.0) * holes  # two electrons and a hole
+    hhe = holes * np.maximum(holes - 1.0, 0.0) * electrons  # two holes and an electron
+    return k_xx / 8.0 * (eeh + hhe) + N * k_x
 
 
 def _plain_fractions(V, V_1S, V_C, temperature_K, g_e):
@@ -131,13 +154,15 @@ def expm_batch(A, order=16):
     return E
 
 
-def cascade_populations(mean_excitons, charge_fractions, delays_ps, k_xx, k_x=0.0, n_max=None, weighted=True):
+def cascade_populations(mean_excitons, charge_fractions, delays_ps, k_xx, k_x=0.0, n_max=None, weighted=True,
+                        trapped=False):
     """Populations f(N, n, t) of eq. S19 from the Poisson start of eq. S18: (B, n, N, T).
 
     ``mean_excitons`` (B,), ``charge_fractions`` (B, g_e + 1), ``delays_ps`` (T,) >= 0.  Each charge
     state's master equation df/dt = K f (bidiagonal K: loss -k(N) on the diagonal, gain k(N + 1) from
     N + 1 above it) is advanced by expm(K t) for every delay (:func:`expm_batch`).  ``weighted=False``: each chain
-    normalised to 1 (not multiplied by its charge fraction).
+    normalised to 1 (not multiplied by its charge fraction).  ``trapped``: the chains of QDs with one hole trapped
+    (:func:`trapped_auger_rates`).
     """
     mean = np.atleast_1d(np.asarray(mean_excitons, float))
     f = np.atleast_2d(np.asarray(charge_fractions, float))
@@ -145,7 +170,7 @@ def cascade_populations(mean_excitons, charge_fractions, delays_ps, k_xx, k_x=0.
     g_e = f.shape[-1] - 1
     n_max = poisson_truncation(mean.max()) if n_max is None else int(n_max)
     P0 = poisson_weights(mean, n_max)  # (B, N)
-    k = auger_rates(n_max, g_e, k_xx, k_x)  # (n, N)
+    k = (trapped_auger_rates if trapped else auger_rates)(n_max, g_e, k_xx, k_x)  # (n, N)
     out = np.empty((mean.size, g_e + 1, n_max + 1, t.size))
     for n in range(g_e + 1):
         K = np.diag(-k[n]) + np.diag(k[n, 1:], 1)
@@ -154,29 +179,42 @@ def cascade_populations(mean_excitons, charge_fractions, delays_ps, k_xx, k_x=0.
     return out * f[:, :, None, None] if weighted else out
 
 
-def ensemble_observables(mean_excitons, charge_fractions, delays_ps, k_xx, k_x=0.0, g_e=2, g_h=4):
+def ensemble_observables(mean_excitons, charge_fractions, delays_ps, k_xx, k_x=0.0, g_e=2, g_h=4,
+                         hole_trap_fraction=0.0):
     """Ensemble averages over the cascade, per condition (B,) and delay (T,).
 
     ``A`` band-edge absorption sum f(N, n, t) A*(N, n) (eq. S17, units of gamma); ``emission``
-    <min(N, g_h) min(N + n, g_e)>; ``occupancy`` <min(N + n, g_e)> / g_e; ``neutral_occupancy``
+    <min(N, g_h) min(N + n, g_e)>; ``charged_excitons`` <min(N, g_h) [n >= 1]> (excitons in charged QDs,
+    for the extra-emission knob); ``occupancy`` <min(N + n, g_e)> / g_e; ``neutral_occupancy``
     <min(N, g_e)> / g_e of the n = 0 chain alone (normalised to that chain); ``A_pre`` and
-    ``occupancy_pre`` the unexcited values (B,).
+    ``occupancy_pre`` the unexcited values (B,).  ``hole_trap_fraction`` eta: that fraction of the QDs has one
+    photo-excited hole trapped from t = 0 (its own chains, rates and counting, weighted eta; the rest 1 - eta).
     """
     f = np.atleast_2d(np.asarray(charge_fractions, float))
+    eta = float(hole_trap_fraction)
     chains = cascade_populations(mean_excitons, f, delays_ps, k_xx, k_x, weighted=False)
-    pops = chains * f[:, :, None, None]
-    n_max = pops.shape[2] - 1
+    n_max = chains.shape[2] - 1
     N = np.arange(n_max + 1)[:, None]
     n = np.arange(g_e + 1)[None, :]
     table = band_edge_table(n_max, g_e, g_h)  # (N, n)
-    emis = (np.minimum(N, g_h) * np.minimum(N + n, g_e)).astype(float)
     occ = np.minimum(N + n, g_e) / g_e
-    neutral = np.einsum("bNt,N->bt", chains[:, 0], occ[:, 0])
+    # (populations, neutral chain, band-edge holes, counting) per kind of QD: untrapped, and with eta > 0 trapped
+    kinds = [(chains * f[:, :, None, None] * (1.0 - eta), chains[:, 0] * (1.0 - eta), N, table)]
+    if eta > 0:
+        tc = cascade_populations(mean_excitons, f, delays_ps, k_xx, k_x, n_max=n_max, weighted=False, trapped=True)
+        kinds.append((tc * f[:, :, None, None] * eta, tc[:, 0] * eta, np.maximum(N - 1, 0),
+                      trapped_band_edge_table(n_max, g_e, g_h)))
+
+    def read(weights):
+        return sum(np.einsum("bnNt,Nn->bt", pops, np.broadcast_to(weights(h, tab), tab.shape).astype(float))
+                   for pops, _, h, tab in kinds)
+
     return dict(
-        A=np.einsum("bnNt,Nn->bt", pops, table),
-        emission=np.einsum("bnNt,Nn->bt", pops, emis),
-        occupancy=np.einsum("bnNt,Nn->bt", pops, occ),
-        neutral_occupancy=neutral,
+        A=read(lambda h, tab: tab),
+        emission=read(lambda h, tab: np.minimum(h, g_h) * np.minimum(N + n, g_e)),
+        charged_excitons=read(lambda h, tab: np.minimum(h, g_h) * (n >= 1)),
+        occupancy=read(lambda h, tab: occ),
+        neutral_occupancy=sum(np.einsum("bNt,N->bt", c0, occ[:, 0]) for _, c0, _, _ in kinds),
         A_pre=f @ table[0],
         occupancy_pre=f @ (np.arange(g_e + 1) / g_e),
     )

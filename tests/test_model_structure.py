@@ -340,12 +340,13 @@ def test_tabulated_threshold_solver_matches_the_physics_root(rng):
     assert np.max(np.abs(got[finite] - want[finite])) < 1e-4
 
 
-def test_hole_trapping_raises_the_threshold_as_the_simulator_says():
+@pytest.mark.parametrize("form", ["emission", "counting"])
+def test_hole_trapping_raises_the_threshold_as_the_simulator_says(form):
     from bayesgain import simulate
 
-    p = simulate.preset_parameters("batch-b")
+    p = simulate.preset_parameters("batch-b", hole_trap_form=form)
     f = np.array([[1.0, 0.0, 0.0], [0.2, 0.5, 0.3]])
-    got = quantities._solve_on_table(f, 2, 4, eta=p["hole_trap_fraction"])
+    got = quantities._solve_on_table(f, 2, 4, eta=p["hole_trap_fraction"], hole_trapping=form)
     want = np.array([simulate._threshold_eta(p, fi) for fi in f]).ravel()
     assert np.allclose(got, want, atol=2e-4)
     assert np.all(got > ph.gain_threshold(f))

@@ -24,7 +24,8 @@ Component by component (observations are 1S-window averages, in OD unless stated
   Delta A_TA (excited minus pre-pump state of the same charge distribution) and adds back the measured
   A_pre,obs = A_0 + Delta A_SEC in the window (SEC-interpolated; its errors are not the charge
   fractions' to explain).  A_eff(<N>, f(V), t) is the cascade absorption of transition counting (eq. S6, S17-S22; hole
-  trapping adds eta x emission), x = (A_pre - A_eff) / (2 g_e g_h) the bleached fraction (the
+  trapping: a fraction eta of the QDs counted with one hole off the band edge, in chains of their own; option
+  hole_trapping_form = "emission" keeps the older eta x emission), x = (A_pre - A_eff) / (2 g_e g_h) the bleached fraction (the
   excited line shifts by ~x^2 through biexciton binding and its window average drops by kappa x^4;
   without this term the synthetic batch A, simulated with a 20 meV shift, gave tau_xx = 328 +- 2 ps
   against 310 true, and 308 +- 2 ps when simulated without the shift), occ the 1S(e) occupancy
@@ -680,7 +681,7 @@ class GainModel:
                     sel = np.nonzero(e == k)[0]
                     Mf = self.n_max_film
                     tab = table[: Mf + 1]
-                    if eta is not None:
+                    if eta is not None and opt["hole_trapping_form"] == "emission":
                         tab = tab + eta[k] * emission[: Mf + 1]
                     # once per file on the experiment's delays (all files share them), then gathered per point
                     files, f_loc = np.unique(file_index[sel], return_inverse=True)
@@ -688,8 +689,16 @@ class GainModel:
                     pot_of_file = pot_index[sel][np.unique(f_loc, return_index=True)[1]]
                     f_files = f_pot[pot_of_file]
                     # absorption and occupancy are two read-outs of the same populations: one cascade
-                    both = auger.cascade_absorption(file_mean[files], f_files, delays, rates[k][:, :Mf],
-                                                    pt.stack([tab, occupancy[: Mf + 1]]), J_sat, coefficients=coeff[k])
+                    tabs = pt.stack([tab, occupancy[: Mf + 1]])
+                    if eta is not None and opt["hole_trapping_form"] == "counting":
+                        # trapped-hole QDs as their own chains (transition counting with the hole off the band edge)
+                        fx, rx, tx = auger.hole_trap_chains(
+                            f_files, eta[k], rates[k][:, :Mf], auger.trapped_hole_rate_table(Mf, g_e, k_xx[k], k_x[k]),
+                            tabs, pt.stack([transitions.trapped_hole_transition_table(Mf, g_e, g_h), occupancy[: Mf + 1]]))
+                        both = auger.cascade_absorption(file_mean[files], fx, delays, rx, tx, max(g_e, g_h + 1))
+                    else:
+                        both = auger.cascade_absorption(file_mean[files], f_files, delays, rates[k][:, :Mf], tabs, J_sat,
+                                                        coefficients=coeff[k])
                     A_eff, occ = both[:, 0], both[:, 1]
                     # bleached fraction x of the band edge; the excited line shifts (biexciton binding) by ~x^2 and
                     # its window average drops by ~shift^2: gamma A_eff (1 - kappa x^4)

@@ -161,8 +161,11 @@ def _fractions_at_mean_electrons(model, targets, V_C, sigma, T_eff, g_e, T, n_gr
 
 
 @functools.lru_cache(maxsize=8)
-def ensemble_table(g_e, g_h, upper=None, n_grid=4001):
-    """a_n(<N>) = sum_N P(N; <N>) A*(N, n) and e_n(<N>) (emission part) on a <N> grid: (grid,), (grid, S) x 2."""
+def ensemble_table(g_e, g_h, upper=None, n_grid=4001, hole_trapping="emission"):
+    """a_n(<N>) = sum_N P(N; <N>) A*(N, n) and the change per unit hole-trap fraction e_n(<N>) on a <N> grid:
+    (grid,), (grid, S) x 2.  e_n is the emission part for ``hole_trapping = "emission"`` (A + eta e) and the
+    trapped-hole counting minus the plain one for ``"counting"`` ((1 - eta) a + eta a_trap = a + eta e, exact
+    at t = 0)."""
     upper = ph.ensemble.threshold_bracket(g_e, g_h) if upper is None else upper
     grid = np.linspace(0.0, upper, n_grid)
     S = g_e + 1
@@ -173,13 +176,20 @@ def ensemble_table(g_e, g_h, upper=None, n_grid=4001):
     from scipy import stats
 
     P = stats.poisson.pmf(N[None, :], grid[:, None])
-    emis = np.minimum(N, g_h)[:, None] * np.minimum(N[:, None] + np.arange(S)[None, :], g_e)
+    if hole_trapping == "counting":
+        from ..physics import transitions
+
+        n_max_t = int(N[-1])
+        emis = (transitions.trapped_hole_transition_table(n_max_t, g_e, g_h).eval()
+                - transitions.transition_table(n_max_t, g_e, g_h).eval())
+    else:
+        emis = np.minimum(N, g_h)[:, None] * np.minimum(N[:, None] + np.arange(S)[None, :], g_e)
     return grid, a, P @ emis
 
 
-def _solve_on_table(f, g_e, g_h, eta=None, level=0.0):
+def _solve_on_table(f, g_e, g_h, eta=None, level=0.0, hole_trapping="emission"):
     """<N> where sum_n f_n [a_n + eta e_n](<N>) = level, for f (..., S); eta broadcast over (...)."""
-    grid, a, e = ensemble_table(g_e, g_h)
+    grid, a, e = ensemble_table(g_e, g_h, hole_trapping=hole_trapping)
     f = np.asarray(f, float)
     shape = f.shape[:-1]
     ff = f.reshape(-1, f.shape[-1])
@@ -232,7 +242,7 @@ def threshold_curve(model, n_e=None, experiment=0):
     V_C, sigma, T_eff = _charging_draws(s, T)
     ft = _fractions_at_mean_electrons(model, n_e, V_C, sigma, T_eff, g_e, T)
     eta = s["hole_trap_fraction"]
-    thr = _solve_on_table(ft, g_e, g_h, None if eta is None else eta[:, None])
+    thr = _solve_on_table(ft, g_e, g_h, None if eta is None else eta[:, None], hole_trapping=_trap_form(model))
     return xr.DataArray(thr, dims=("sample", "n_e"), coords={"n_e": n_e}, name="threshold_mean_excitons",
                         attrs={"units": "excitons/QD", "long_name": "<N_gain> at t = 0 versus doping <n_e>"})
 
@@ -245,7 +255,7 @@ def thresholds_at_potentials(model, experiment=0):
     s, _ = posterior_samples(model, ["ta_charge_fractions", "hole_trap_fraction"], experiment)
     f = s["ta_charge_fractions"][:, sel]
     eta = s["hole_trap_fraction"]
-    thr = _solve_on_table(f, g_e, g_h, None if eta is None else eta[:, None])
+    thr = _solve_on_table(f, g_e, g_h, None if eta is None else eta[:, None], hole_trapping=_trap_form(model))
     ne = f @ np.arange(g_e + 1.0)
     V = d["ta_potential_V"].values[sel]
     return xr.Dataset({
@@ -286,11 +296,18 @@ def effective_temperature(model, experiment=0):
     return xr.DataArray(v, dims=("sample",), name="T_eff_K", attrs={"units": "K"})
 
 
+def _trap_form(model):
+    """The model's hole-trapping form: "counting" or "emission" (spec option ``hole_trapping_form``)."""
+    return model.spec.options["hole_trapping_form"]
+
+
 @functools.lru_cache(maxsize=8)
-def _cascade_draw_fn(g_e, g_h, n_max, occupancy=False):
+def _cascade_draw_fn(g_e, g_h, n_max, occupancy=False, hole_trapping="emission"):
     """Compiled A_ens(t) with per-call rates: (k_xx, k_x, trion, triexciton, eta, mean (B,), f (B, S), t (T,)).
 
-    ``occupancy``: also the 1S(e) occupancy <min(N + n, g_e)>/g_e of the same populations, (B, 2, T)."""
+    ``occupancy``: also the 1S(e) occupancy <min(N + n, g_e)>/g_e of the same populations, (B, 2, T).
+    ``hole_trapping``: "emission" (A + eta x emission) or "counting" (a fraction eta of the QDs in trapped-hole
+    chains, as ``GainModel.build``)."""
     import pytensor
     import pytensor.tensor as pt
 
@@ -306,11 +323,17 @@ def _cascade_draw_fn(g_e, g_h, n_max, occupancy=False):
     rates = (rates - Nn * kx) * factor + Nn * kx
     Nv = np.arange(n_max + 1, dtype=float)[:, None]
     emission = np.minimum(Nv, g_h) * np.minimum(Nv + np.arange(S)[None, :], g_e)
-    table = transitions.transition_table(n_max, g_e, g_h) + eta * emission
+    counting = hole_trapping == "counting"
+    table = transitions.transition_table(n_max, g_e, g_h) + (0.0 if counting else eta * emission)
+    trapped = transitions.trapped_hole_transition_table(n_max, g_e, g_h)
     if occupancy:
-        occ = np.minimum(Nv + np.arange(S)[None, :], g_e) / g_e
-        table = pt.stack([table, pt.as_tensor_variable(occ)])
-    out = auger.cascade_absorption(mean, f, t, rates, table, max(g_e, g_h))
+        occ = pt.as_tensor_variable(np.minimum(Nv + np.arange(S)[None, :], g_e) / g_e)
+        table, trapped = pt.stack([table, occ]), pt.stack([trapped, occ])
+    fc = f
+    if counting:
+        fc, rates, table = auger.hole_trap_chains(f, eta, rates, auger.trapped_hole_rate_table(n_max, g_e, kxx, kx),
+                                                  table, trapped)
+    out = auger.cascade_absorption(mean, fc, t, rates, table, max(g_e, g_h + int(counting)))
     return pytensor.function([kxx, kx, tr, tri, eta, mean, f, t], out, mode=ph.api.numpy_mode())
 
 
@@ -329,7 +352,7 @@ def gain_lifetime_curves(model, n_e_levels=(0.0, 0.5, 1.0, 1.5, 1.9), mean_excit
     s, take = posterior_samples(model, names, experiment, max_samples, seed)
     f_levels = _fractions_at_levels(model, levels, experiment, take)  # (ns, L, S)
     n_max = ph.poisson.required_n_max(Nm.max())
-    fn = _cascade_draw_fn(g_e, g_h, max(n_max, g_e, g_h))
+    fn = _cascade_draw_fn(g_e, g_h, max(n_max, g_e, g_h + 1), hole_trapping=_trap_form(model))
     t = np.concatenate([[0.0], np.geomspace(1e-2, max_delay_ps, 256)])
     ns = take.size
     out = np.empty((ns, levels.size, Nm.size))

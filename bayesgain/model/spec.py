@@ -64,7 +64,7 @@ COMPONENTS = {
     "gain": "film A* at early delays (default 2-8 ps) for every potential x fluence -> gain threshold",
     "dynamics": "film A*(t) at later delays for every potential x fluence -> Auger rates",
     "reflection": "Delta R scale per potential, informed by the sub-gap region where the true Delta A is zero",
-    "hole_trapping": "a trapped-hole fraction that removes stimulated-emission transitions",
+    "hole_trapping": "a fraction of the QDs with one photo-excited hole trapped (option hole_trapping_form)",
 }
 
 DEFAULT_COMPONENTS = {k: k not in ("photoluminescence", "hole_trapping") for k in COMPONENTS}
@@ -101,6 +101,9 @@ DEFAULT_OPTIONS = {
     # error of a window average: "sem+scatter" = its standard error (known) plus a fitted extra scatter in
     # quadrature; "scatter" = the fitted scatter alone
     "measurement_error": ("scatter", ("scatter", "sem+scatter")),
+    # hole trapping: "counting" = transition counting with the trapped hole off the band edge (absorption restored,
+    # emission gone, Auger among band-edge carriers only); "emission" = the older A + eta x emission (emission lost)
+    "hole_trapping_form": ("counting", ("counting", "emission")),
 }
 
 # distribution name -> (PyMC class name, allowed keyword arguments)
@@ -183,7 +186,7 @@ DEFAULT_PRIORS = {
                                     "discrepancy=window-tail", mu=0.0, sigma=0.1),
     "window_tail_time_ps": _p("LogNormal", "ps", "decay time of the window tail (discrepancy = window-tail)",
                               "discrepancy=window-tail", mu=math.log(30.0), sigma=1.5),
-    "hole_trap_fraction": _p("Beta", "1", "fraction of stimulated-emission transitions removed by hole trapping",
+    "hole_trap_fraction": _p("Beta", "1", "fraction of QDs with a trapped photo-excited hole (hole_trapping_form)",
                              "hole_trapping", alpha=1.5, beta=4.0),
     # solution
     "solution_gamma_scale": _p("LogNormal", "1", "band-edge OD scale of the solution / (A0_1S / g_e g_h)",

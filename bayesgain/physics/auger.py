@@ -30,15 +30,30 @@ from pytensor.gradient import zero_grad
 
 from .poisson import poisson_weights
 
-__all__ = ["auger_pathways", "auger_rate", "rate_table", "bateman_coefficients", "cascade_populations",
+__all__ = ["auger_pathways", "auger_rate", "rate_table", "trapped_hole_rate_table", "hole_trap_chains", "bateman_coefficients", "cascade_populations",
            "cascade_absorption"]
+
+
+def _pathways(electrons, holes):
+    """e h (max(e - 1, 0) + max(h - 1, 0)): negative-trion-like (e e h) and positive-trion-like (h h e) events."""
+    return electrons * holes * (pt.maximum(electrons - 1, 0) + pt.maximum(holes - 1, 0))
 
 
 def auger_pathways(N, n_echem):
     """Number of Auger transitions N_Aug(N, n_echem) of eq. S21."""
     N = pt.as_tensor_variable(N)
-    e = N + pt.as_tensor_variable(n_echem)
-    return e * N * (pt.maximum(e - 1, 0) + pt.maximum(N - 1, 0))
+    return _pathways(N + pt.as_tensor_variable(n_echem), N)
+
+
+def trapped_hole_rate_table(n_max, g_e, k_xx, k_x=0.0):
+    """Rates (n = 0..g_e rows, N = 1..n_max columns) of a QD with one of its N holes trapped off the band edge.
+
+    The trapped hole takes no part in band-edge Auger events: (k_xx / 8) _pathways(N + n, N - 1) + N k_x, so a
+    QD with one exciton and its hole trapped (N = 1, n = 0) does not Auger-decay, and a trapped biexciton decays
+    through the 2 negative-trion pathways of its remaining exciton plus electron (k_xx / 4, not k_xx)."""
+    N = pt.arange(1, n_max + 1, dtype="float64")[None, :]
+    n = pt.as_tensor_variable(np.arange(g_e + 1, dtype="float64"))[:, None]
+    return pt.as_tensor_variable(k_xx) / 8.0 * _pathways(N + n, N - 1) + N * pt.as_tensor_variable(k_x)
 
 
 def auger_rate(N, n_echem, k_xx, k_x=0.0):
@@ -52,6 +67,21 @@ def rate_table(n_max, g_e, k_xx, k_x=0.0):
     N = pt.arange(1, n_max + 1, dtype="float64")[None, :]
     n = pt.as_tensor_variable(np.arange(g_e + 1, dtype="float64"))[:, None]
     return auger_rate(N, n, k_xx, k_x)
+
+
+def hole_trap_chains(charge_fractions, hole_trap_fraction, rates, trapped_rates, table, trapped_table):
+    """The cascade's inputs with a fraction eta of the QDs holding one trapped photo-excited hole from t = 0.
+
+    Each charge state gets a second chain (its trapped-hole rates and counting, ``trapped_hole_rate_table`` and
+    ``transitions.trapped_hole_transition_table``), weighted eta; the untrapped one is weighted 1 - eta.  Returns
+    (fractions (..., 2S), rates (2S, M), table (..., M + 1, 2S)) for :func:`cascade_absorption`, whose
+    ``n_saturated`` must then be max(g_e, g_h + 1).  A QD without excitons has no hole to trap; the trapped
+    table's N = 0 row equals the untrapped one, so that weight is exact either way."""
+    f = pt.as_tensor_variable(charge_fractions)
+    eta = pt.as_tensor_variable(hole_trap_fraction)
+    fx = pt.concatenate([(1.0 - eta) * f, eta * f], axis=-1)
+    return (fx, pt.concatenate([pt.as_tensor_variable(rates), pt.as_tensor_variable(trapped_rates)], axis=0),
+            pt.concatenate([pt.as_tensor_variable(table), pt.as_tensor_variable(trapped_table)], axis=-1))
 
 
 def bateman_coefficients(rates, n_rows=None):

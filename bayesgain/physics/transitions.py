@@ -10,21 +10,40 @@ injected 1S(e) electrons absorbs (eq. S6; eq. S4 when ``n_echem = 0``)::
 Carriers beyond a level's degeneracy sit in higher levels and neither absorb nor emit at the band
 edge: that is the "saturation" the max/min express.  Without it (eq. S3) the neutral threshold of
 the Poisson ensemble would be 4/3 instead of 1.54.
+
+Hole trapping (the second batch's low-PLQY dots, SI Figs. S33, S41): the same counting with one of the N
+photo-excited holes removed from the band edge (h = N - 1 band-edge holes, e = N + n electrons)::
+
+    A*_trap(N, n) = max(g_h - N + 1, 0) * max(g_e - N - n, 0) - min(N - 1, g_h) * min(N + n, g_e),  N >= 1
+
+the trapped hole's transition absorbs again and its emission is gone; the electron stays and keeps
+blocking absorption.  N = 0 has no hole to trap (A*_trap(0, n) = A*(0, n)).
 """
 
 import numpy as np
 import pytensor.tensor as pt
 
-__all__ = ["band_edge_absorption", "band_edge_absorption_unsaturated", "transition_table"]
+__all__ = ["band_edge_absorption", "band_edge_absorption_trapped_hole", "band_edge_absorption_unsaturated",
+           "transition_table", "trapped_hole_transition_table"]
+
+
+def _counting(holes, electrons, g_e, g_h):
+    """Open absorption minus stimulated-emission transitions of h band-edge holes and e 1S(e) electrons."""
+    absorption = pt.maximum(g_h - holes, 0) * pt.maximum(g_e - electrons, 0)
+    emission = pt.minimum(holes, g_h) * pt.minimum(electrons, g_e)
+    return absorption - emission
 
 
 def band_edge_absorption(N, n_echem, g_e=2, g_h=4):
     """A*(N, n_echem) of eq. S6 in units of gamma (PyTensor; broadcasts N against n_echem)."""
     N = pt.as_tensor_variable(N)
-    n = pt.as_tensor_variable(n_echem)
-    absorption = pt.maximum(g_h - N, 0) * pt.maximum(g_e - N - n, 0)
-    emission = pt.minimum(N, g_h) * pt.minimum(N + n, g_e)
-    return absorption - emission
+    return _counting(N, N + pt.as_tensor_variable(n_echem), g_e, g_h)
+
+
+def band_edge_absorption_trapped_hole(N, n_echem, g_e=2, g_h=4):
+    """A*_trap(N, n_echem): eq. S6 with one photo-excited hole trapped off the band edge (units of gamma)."""
+    N = pt.as_tensor_variable(N)
+    return _counting(pt.maximum(N - 1, 0), N + pt.as_tensor_variable(n_echem), g_e, g_h)
 
 
 def band_edge_absorption_unsaturated(N, g_e=2, g_h=4):
@@ -41,3 +60,12 @@ def transition_table(n_max, g_e=2, g_h=4):
     N = pt.arange(n_max + 1, dtype="float64")[:, None]
     n = pt.as_tensor_variable(np.arange(g_e + 1, dtype="float64"))[None, :]
     return band_edge_absorption(N, n, g_e, g_h)
+
+
+def trapped_hole_transition_table(n_max, g_e=2, g_h=4):
+    """A*_trap(N, n) for N = 0..n_max (rows) and n = 0..g_e (columns): :func:`transition_table` with a trapped hole.
+
+    Constant from N = max(g_e, g_h + 1) on (the band-edge holes saturate one exciton later)."""
+    N = pt.arange(n_max + 1, dtype="float64")[:, None]
+    n = pt.as_tensor_variable(np.arange(g_e + 1, dtype="float64"))[None, :]
+    return band_edge_absorption_trapped_hole(N, n, g_e, g_h)
