@@ -178,3 +178,58 @@ def fit_chirp(da: xr.DataArray, degree: int = 2, rise_window_ps: float = 3.0, ma
         c = np.polyfit(lams[good], t0s[good], degree)
     return Chirp(c, f"fitted to the rise at {int(good.sum())} wavelengths, degree {degree}",
                  irf_sigma_ps=float(np.median(sigmas[good])), n_wavelengths_fitted=int(good.sum()))
+
+
+# ----------------------------------------------------------------------------- the map shown with the chirp
+_MAP_MAX_WAVELENGTHS = 160
+_MAP_MAX_DELAYS = 160
+_MAP_ATTR_KEYS = ("chirp_map_OD", "chirp_map_wavelength_nm", "chirp_map_delay_ps", "chirp_coefficients_ps",
+                  "chirp_source", "chirp_file", "chirp_units", "irf_sigma_ps")
+
+
+def chirp_map(da: xr.DataArray, chirp: Chirp, file: str, field: str, units: str) -> xr.Dataset:
+    """The uncorrected map ``da(wavelength, delay)`` around the chirp's time zeros, to draw t0(lambda) on.
+
+    Delays from 2 ps before the earliest t0 to 5 ps after the latest (at most 160 of them), every
+    k-th wavelength (at most 160): small enough to travel in a fit's attrs.
+    """
+    lam = da["wavelength"].values
+    t = da["delay"].values
+    t0 = chirp.t0(lam)
+    near = np.nonzero((t >= t0.min() - 2.0) & (t <= t0.max() + 5.0))[0]
+    if near.size < 2:
+        near = np.arange(t.size)
+    di = near[:: max(1, near.size // _MAP_MAX_DELAYS)]
+    wi = np.arange(0, lam.size, max(1, lam.size // _MAP_MAX_WAVELENGTHS))
+    vals = da.transpose("wavelength", "delay").values[np.ix_(wi, di)]
+    attrs = {"chirp_coefficients_ps": [float(v) for v in chirp.coefficients], "chirp_source": chirp.source,
+             "chirp_file": file, "chirp_field": field, "chirp_units": units}
+    if chirp.irf_sigma_ps is not None:
+        attrs["irf_sigma_ps"] = float(chirp.irf_sigma_ps)
+    return xr.Dataset(
+        {"dA_uncorrected": (("wavelength", "delay"), vals,
+                            {"units": units, "long_name": f"{file} before the chirp correction"})},
+        coords={"wavelength": ("wavelength", lam[wi], {"units": "nm"}), "delay": ("delay", t[di], {"units": "ps"})},
+        attrs=attrs)
+
+
+def chirp_map_attrs(ds: xr.Dataset) -> dict:
+    """:func:`chirp_map`'s Dataset as flat attrs (1-D arrays and strings: what NetCDF attrs hold)."""
+    out = {"chirp_map_OD": np.asarray(ds["dA_uncorrected"].values, float).ravel(),
+           "chirp_map_wavelength_nm": np.asarray(ds["wavelength"].values, float),
+           "chirp_map_delay_ps": np.asarray(ds["delay"].values, float)}
+    out.update({k: ds.attrs[k] for k in _MAP_ATTR_KEYS if k in ds.attrs})
+    return out
+
+
+def chirp_map_from_attrs(attrs: dict, prefix: str = "") -> xr.Dataset | None:
+    """The inverse of :func:`chirp_map_attrs` (keys ``prefix + key``); None when there is no map."""
+    if prefix + "chirp_map_OD" not in attrs:
+        return None
+    lam = np.atleast_1d(np.asarray(attrs[prefix + "chirp_map_wavelength_nm"], float))
+    t = np.atleast_1d(np.asarray(attrs[prefix + "chirp_map_delay_ps"], float))
+    vals = np.asarray(attrs[prefix + "chirp_map_OD"], float).reshape(lam.size, t.size)
+    meta = {k: attrs[prefix + k] for k in _MAP_ATTR_KEYS[3:] if prefix + k in attrs}
+    units = str(meta.get("chirp_units", ""))
+    return xr.Dataset({"dA_uncorrected": (("wavelength", "delay"), vals, {"units": units})},
+                      coords={"wavelength": lam, "delay": t}, attrs=meta)

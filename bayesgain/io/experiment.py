@@ -7,7 +7,8 @@ raises :class:`ExperimentError` listing all of them, :func:`check_experiment` re
     /                 attrs: name, synthetic, description, g_e, g_h, temperature_K,
                              film_thickness_nm, film_thickness_sd_nm, pump_wavelength_nm, source_folder,
                              band_edge_window_nm / solution_band_edge_window_nm ([lo, hi] nm, only when
-                             the manifest's [analysis] table sets them)
+                             the manifest's [analysis] table sets them), file_layouts, file_repairs,
+                             irf_sigma_ps / irf_sigma_file (widest Gaussian IRF of the chirp-corrected entries)
     /solution         absorbance(wavelength_spectrum)          OD
                       ta(fluence, wavelength, delay)            OD      attrs: pump_absorbance
     /film             absorptance(wavelength_spectrum)          1 (fraction F_A)
@@ -18,6 +19,8 @@ raises :class:`ExperimentError` listing all of them, :func:`check_experiment` re
     /film/ta          dA(potential, fluence, wavelength, delay)  OD
                       reflection_corrected(potential, fluence)   bool
     /film/tr          dR(potential, fluence, wavelength, delay)  OD
+    /chirp            dA_uncorrected(wavelength, delay)         as the file   the first chirp-corrected TA
+                      entry near time zero; attrs: chirp_coefficients_ps, chirp_source, chirp_file
     /truth            attrs: flattened truth.toml (synthetic experiments only)
 
 Spectra live on their own dim ``wavelength_spectrum`` because their grid (e.g. a UV-vis
@@ -36,7 +39,7 @@ import xarray as xr
 
 from .errors import ExperimentError, _where
 from ..safety.containment import OutsideFolderError, contained_path, duplicate_files
-from .chirp import apply_chirp, fit_chirp, read_chirp_file
+from .chirp import apply_chirp, chirp_map, fit_chirp, read_chirp_file
 from .manifest import DIRECTIONS, MANIFEST_NAME, TRUTH_NAME, Entry, Manifest, parse_manifest, read_truth
 from .readers import read_matrix, read_spectrum
 from .scans import average_scans, resolve_scan_files
@@ -50,6 +53,7 @@ GRID_RTOL = 1e-6
 POTENTIAL_ATOL_V = 1e-3  # nominal SEC potentials may be logged to the mV
 FLUENCE_RTOL = 1e-6  # uJ/cm^2 -> photons/cm^2 conversions of the same energy agree to ~1e-15
 FRACTION_TOL = 1e-9
+IRF_CLEARANCE_SIGMAS = 3.0  # a Gaussian step is within 0.15 % of its plateau 3 sigma after its centre
 
 
 @dataclass
@@ -64,11 +68,15 @@ class CheckReport:
     problems: list[str] = field(default_factory=list)
     summary: str = ""
     folder: str = ""
+    warnings: list[str] = field(default_factory=list)
+    tree: xr.DataTree | None = field(default=None, repr=False, compare=False)  # what was read (None on problems)
 
     @property
     def text(self) -> str:
         """A human-readable validation report."""
         out = [f"Experiment folder: {self.folder}", "", "Found:", self.summary or "  (nothing readable)", ""]
+        if self.warnings:
+            out += ["Warnings:"] + [f"  - {w}" for w in self.warnings] + [""]
         if self.ok:
             out.append("Result: OK - no problems found.")
         else:
@@ -88,6 +96,9 @@ class _Ctx:
         self.files_read = 0
         self.notes: list[tuple[str, str, str]] = []  # (file, layout, repairs) of every matrix read
         self.a0: dict[str, float] = {}  # group -> largest absorbance A_0 (OD) of its steady-state spectrum
+        self.chirp_map: xr.Dataset | None = None  # the first chirp-corrected TA entry before correction
+        self.irf: list[tuple[str, float]] = []  # (file, Gaussian IRF sigma in ps) of every chirp-corrected entry
+        self.warnings: list[str] = []
 
     def path(self, rel: str) -> Path:
         return self.folder / rel
@@ -348,15 +359,44 @@ def _chirp(ctx: _Ctx, e: Entry, da: xr.DataArray):
         out = apply_chirp(da, chirp)
         if sem is not None:
             out.attrs["_scan_sem"] = apply_chirp(da.copy(data=sem), chirp).values
+        if chirp.irf_sigma_ps is None:  # a chirp file gives no IRF: fit the rise of the corrected matrix
+            try:
+                chirp.irf_sigma_ps = fit_chirp(out, degree=0).irf_sigma_ps
+            except ValueError:
+                pass
     except ExperimentError as exc:
         ctx.problems.append(f"{exc} [{e.field}.chirp_file]")
         return None
     except ValueError as exc:
         ctx.problem(ctx.path(e.file), f"chirp correction failed: {exc}", f"{e.field}.chirp")
         return None
-    ctx.notes.append((e.file, out.attrs["chirp"] + f"; {out.attrs['chirp_delays_dropped']} delay(s) not "
-                      "covered at every wavelength dropped", "none"))
+    ctx.notes.append((e.file, chirp.describe(da["wavelength"].values) + f"; {out.attrs['chirp_delays_dropped']} "
+                      "delay(s) not covered at every wavelength dropped", "none"))
+    if chirp.irf_sigma_ps is not None:
+        ctx.irf.append((e.file, float(chirp.irf_sigma_ps)))
+    if ctx.chirp_map is None and ".ta[" in e.field:
+        ctx.chirp_map = chirp_map(da, chirp, e.file, e.field, e.units or da.attrs.get("units", "unknown"))
     return out
+
+
+def _irf_check(ctx: _Ctx, nodes: dict) -> None:
+    """Root attrs ``irf_sigma_ps``/``irf_sigma_file`` (the widest IRF fitted) and a warning when the
+    model's earliest gain delay lies within 3 IRF sigma of time zero (the model holds no IRF)."""
+    if not ctx.irf:
+        return
+    from ..model.spec import DEFAULT_OPTIONS
+
+    file, sigma = max(ctx.irf, key=lambda fs: fs[1])
+    nodes["/"].attrs["irf_sigma_ps"] = sigma
+    nodes["/"].attrs["irf_sigma_file"] = file
+    earliest = float(min(DEFAULT_OPTIONS["gain_delays_ps"][0], DEFAULT_OPTIONS["dynamics_delays_ps"][0]))
+    ctx.summary.append(f"  instrument response: Gaussian sigma {sigma:.3g} ps (widest, {file}); the model's "
+                       f"earliest delay {earliest:g} ps is {earliest / sigma:.1f} sigma after time zero")
+    if earliest < IRF_CLEARANCE_SIGMAS * sigma:
+        ctx.warnings.append(f"{file}: the instrument response (Gaussian sigma {sigma:.3g} ps) reaches the model's "
+                            f"earliest delay {earliest:g} ps (within {IRF_CLEARANCE_SIGMAS:g} sigma of time zero); "
+                            "the model holds no IRF, so start gain_delays_ps/dynamics_delays_ps in the model spec "
+                            f"at {IRF_CLEARANCE_SIGMAS * sigma:.3g} ps or later")
 
 
 def _stack_fluences(ctx: _Ctx, entries: list[Entry], what: str):
@@ -710,6 +750,11 @@ def _build(folder) -> tuple[xr.DataTree | None, _Ctx]:
     if m.film is not None:
         _film(ctx, m, nodes)
     _analysis(ctx, m, nodes)
+    _irf_check(ctx, nodes)
+    if ctx.chirp_map is not None:
+        nodes["/chirp"] = ctx.chirp_map
+        ctx.summary.append(f"  chirp map: {ctx.chirp_map.attrs['chirp_file']} before the correction, t0(lambda) "
+                           "drawn on it by check --figures")
     if m.synthetic:
         truth = read_truth(folder, ctx.problems)
         if truth:
@@ -753,4 +798,5 @@ def check_experiment(folder) -> CheckReport:
                            problems=[f"{folder}: internal error while checking ({type(exc).__name__}: {exc}); "
                                      "please report it with this folder"])
     return CheckReport(folder=os.fspath(folder), ok=not ctx.problems and tree is not None,
-                       problems=list(ctx.problems), summary="\n".join(ctx.summary))
+                       problems=list(ctx.problems), summary="\n".join(ctx.summary), warnings=list(ctx.warnings),
+                       tree=tree if not ctx.problems else None)
