@@ -74,7 +74,7 @@ def write_chirp_figure(tree, out_dir) -> pathlib.Path | None:
         return None
     ds = tree["chirp"].to_dataset()
     name = tree.attrs.get("name", "experiment")
-    fig = chirp_figure(ds, f"chirp correction ({name})", bool(tree.attrs.get("synthetic", False)))
+    fig = chirp_figure(ds, f"chirp correction -- {name}", bool(tree.attrs.get("synthetic", False)))
     path = pathlib.Path(out_dir) / CHIRP_FIGURE_NAME
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=DPI, format="png")

@@ -50,8 +50,18 @@ def _demo(args):
 def _check(args):
     from .io import check_experiment
 
+    problem = output_problem(args.figures, True, option="--figures") if args.figures else None
+    if problem:  # chirp.png is replaced, nothing else there is touched
+        raise Refused(problem)
     report = check_experiment(args.folder)
     print(report.text)
+    if args.figures and report.ok:
+        from .chirp_figure import write_chirp_figure
+
+        with OutputFolder(args.figures, force=True, option="--figures") as folder:
+            _say_notes(folder)
+            path = write_chirp_figure(report.tree, folder.path)
+        print(f"wrote {path}" if path else f"no chirp correction in {args.folder}; no figure written")
     return 0 if report.ok else 1
 
 
@@ -453,6 +463,9 @@ def build_parser():
 
     c = sub.add_parser("check", help="validate an experiment folder and print a report (exit 1 on problems)")
     c.add_argument("folder", help="folder holding experiment.toml (or the path of experiment.toml)")
+    c.add_argument("--figures", metavar="DIR",
+                   help="also write chirp.png there: the chirp t0(lambda) on the uncorrected TA map (when a TA "
+                        "entry has a chirp correction)")
     c.set_defaults(func=_check)
 
     from .scenarios import scenario_names

@@ -389,7 +389,7 @@ def _irf_check(ctx: _Ctx, nodes: dict) -> None:
     file, sigma = max(ctx.irf, key=lambda fs: fs[1])
     nodes["/"].attrs["irf_sigma_ps"] = sigma
     nodes["/"].attrs["irf_sigma_file"] = file
-    earliest = float(min(DEFAULT_OPTIONS["gain_delays_ps"][0], DEFAULT_OPTIONS["dynamics_delays_ps"][0]))
+    earliest = float(min(DEFAULT_OPTIONS["gain_delays_ps"][0][0], DEFAULT_OPTIONS["dynamics_delays_ps"][0][0]))
     ctx.summary.append(f"  instrument response: Gaussian sigma {sigma:.3g} ps (widest, {file}); the model's "
                        f"earliest delay {earliest:g} ps is {earliest / sigma:.1f} sigma after time zero")
     if earliest < IRF_CLEARANCE_SIGMAS * sigma:
