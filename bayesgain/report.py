@@ -25,6 +25,7 @@
   ``trace.png`` / ``rank.png``     trace + marginal and rank plots of the physical parameters
   ``ppc.png``                      posterior predictive check of every observed component
   ``prior_posterior.png``          prior versus posterior of every physical parameter
+  ``chirp.png``                    chirp t0(lambda) on the uncorrected TA map (only when an experiment had one)
   ===============================  ===========================================================
 
 A figure the model cannot make (e.g. gain lifetimes without a dynamics component) is listed as
@@ -50,6 +51,7 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ._atomic import atomic_path, write_text_atomic  # noqa: E402
+from .chirp_figure import CHIRP_FIGURE_NAME as CHIRP_FIGURE  # noqa: E402
 
 
 __all__ = ["write_report", "read_classic_csv", "DPI", "FIGURES", "Skip"]
@@ -69,6 +71,8 @@ FIGURES = {
     "residuals.png": "film TA residuals of the physics (without the discrepancy term) versus delay, per potential",
     "prior_posterior.png": "prior versus posterior of every physical parameter",
 }
+CHIRP_FIGURE_TEXT = ("chirp t0(lambda) (and +-3 IRF sigma) on the TA map before the chirp correction, per experiment "
+                     "that had one")
 
 
 class Skip(Exception):
@@ -1078,6 +1082,22 @@ def _section_classic(model, cache, classic_rows):
 
 
 # ----------------------------------------------------------------------------- entry point
+def fig_chirp(model, cache, path):
+    """The chirp t0(lambda) on the uncorrected TA map of every experiment that had a chirp correction."""
+    from .chirp_figure import draw_chirp_map
+    from .io.chirp import chirp_map_from_attrs
+
+    maps = [(n, chirp_map_from_attrs(model.data.attrs, f"{n}:")) for n in model.names]
+    maps = [(n, ds) for n, ds in maps if ds is not None]
+    if not maps:
+        raise Skip("no experiment had a chirp correction")
+    fig, axes = plt.subplots(len(maps), 1, figsize=(7.0, 4.2 * len(maps)), squeeze=False)
+    for ax, (n, ds) in zip(axes[:, 0], maps):
+        draw_chirp_map(ax, ds)
+        ax.set_title(f"{n}: {ax.get_title()}", fontsize=8.5)
+    return _save(fig, model, path, "chirp correction: t0(lambda) on the TA map before the correction")
+
+
 _FIGURE_FUNCS = {
     "fig5a_charging.png": fig_charging,
     "fig5b_threshold_vs_doping.png": fig_threshold,
@@ -1089,6 +1109,7 @@ _FIGURE_FUNCS = {
     "ppc.png": fig_ppc,
     "residuals.png": fig_residuals,
     "prior_posterior.png": fig_prior_posterior,
+    CHIRP_FIGURE: fig_chirp,
 }
 
 
@@ -1251,6 +1272,8 @@ def _report_text(model, cache, summary, classic_rows, status, thr_status, figure
                 L += [f"- [{name}]({name}): {what}"]
             else:
                 L += [f"- {name}: {what} -- {st}"]
+        if status.get(CHIRP_FIGURE) == "ok":  # listed only for experiments that had a chirp correction
+            L += [f"- [{CHIRP_FIGURE}]({CHIRP_FIGURE}): {CHIRP_FIGURE_TEXT}"]
         L += [""]
         L += [f"![{n}]({n})" for n in FIGURES if status.get(n) == "ok" and n.startswith("fig5")] + [""]
     L += ["## Files", "", "- `posterior.nc`: the fit (posterior, log-likelihoods, observations, spec); "

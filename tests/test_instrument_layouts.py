@@ -345,3 +345,82 @@ def test_real_kimopack_folder_with_chirp(tmp_path, real_data_dir):
     np.testing.assert_allclose(ta.sel(fluence=2e14).values, ta.sel(fluence=1e14).values, rtol=1e-12)
     np.testing.assert_allclose(tree["solution"]["ta_scan_sem"].sel(fluence=2e14).values, 0.0, atol=1e-15)
 
+
+
+# ----------------------------------------------------------------------------- scan errors in the reduction
+BATCH_A = pathlib.Path(__file__).resolve().parents[1] / "data" / "synthetic-batch-a"
+
+
+def _matrix_csv(da, values):
+    """``values(wavelength, delay)`` in the layout of the shipped synthetic files (delays along the first
+    row), axes at full precision so that the scans keep the grid of the file they replace."""
+    rows = ["," + ",".join(repr(float(t)) for t in da.delay.values)]
+    rows += [repr(float(w)) + "," + ",".join(f"{v:.10e}" for v in row) for w, row in zip(da.wavelength.values, values)]
+    return "\n".join(rows) + "\n"
+
+
+@pytest.fixture(scope="module")
+def scanned_batch(tmp_path_factory):
+    """Batch A (SYNTHETIC) with one solution and one film TA entry recorded as 3 noisy scans each
+    (per-pixel noise of different size at every pixel); the film entry also gets a zero chirp file."""
+    rng = np.random.default_rng(7)
+    dst = tmp_path_factory.mktemp("scanned") / "exp"
+    shutil.copytree(BATCH_A, dst)
+    m = (dst / "experiment.toml").read_text()
+    scans = {}
+    for rel, extra in (("solution/ta/ta_F01.csv", ""), ("film/ta/ta_V-0.300_F01.csv", '\nchirp_file = "zero_chirp.dat"')):
+        ref = read_matrix(dst / rel)
+        base = ref.transpose("wavelength", "delay").values
+        sd = 3e-4 * (1.0 + 3.0 * rng.uniform(size=base.shape))
+        stack = base[None] + sd[None] * rng.standard_normal((3,) + base.shape)
+        stem = rel[:-4]
+        for k in range(3):
+            write(dst / f"{stem}_scan{k + 1}.csv", _matrix_csv(ref.transpose("wavelength", "delay"), stack[k]))
+        old = f'file = "{rel}"'
+        assert m.count(old) == 1
+        m = m.replace(old, f'files = "{stem}_scan*.csv"' + extra)
+        scans[rel] = stack
+    write(dst / "zero_chirp.dat", "0,0,0,0,0\n")
+    (dst / "experiment.toml").write_text(m)
+    return dst, scans
+
+
+def _direct_sem(stack, lam, bounds):
+    """sqrt(sum s_i^2) / n over the window pixels, s_i the scans' standard error of the mean."""
+    s = stack.std(0, ddof=1) / np.sqrt(stack.shape[0])
+    sel = (lam >= bounds[0]) & (lam <= bounds[1])
+    return np.sqrt((s[sel] ** 2).sum(0)) / sel.sum()
+
+
+def test_scan_errors_reach_the_reduced_sems(scanned_batch):
+    from bayesgain.model.data import reduce_experiment
+    from bayesgain.model.spec import DEFAULT_OPTIONS
+
+    dst, scans = scanned_batch
+    tree = load_experiment(dst)
+    options = {k: v[0] for k, v in DEFAULT_OPTIONS.items()}
+    red = reduce_experiment(tree, options, "scanned")
+    # solution: the first fluence is the scanned entry, its window from the same Gaussian fit as the reduction
+    ta = tree["solution"]["ta"]
+    assert str(ta["source_file"].values[0]) == "solution/ta/ta_F01_scan*.csv"
+    bw = pp.band_edge_window(tree["solution"]["absorbance"], probe_wavelengths=ta.wavelength.values).bounds
+    expect = _direct_sem(scans["solution/ta/ta_F01.csv"], ta.wavelength.values, bw)
+    pts = np.nonzero(red["sol_point_fluence"].values == 0)[0]
+    assert pts.size >= 1
+    di = [int(np.argmin(np.abs(ta.delay.values - t))) for t in red["sol_point_delay"].values[pts]]
+    np.testing.assert_allclose(red["sol_dA_sem"].values[pts], expect[di], rtol=1e-6)
+    sel = (ta.wavelength.values >= bw[0]) & (ta.wavelength.values <= bw[1])
+    spread = ta.isel(fluence=0).values[sel].std(0, ddof=1) / np.sqrt(sel.sum())  # what a single file gets
+    assert not np.allclose(spread[di], expect[di], rtol=0.05)
+    # film: the scanned cell (-0.3 V, first fluence), window from the reduction's attrs
+    fta = tree["film/ta"]
+    lam = fta.wavelength.values
+    expect = _direct_sem(scans["film/ta/ta_V-0.300_F01.csv"], lam, red.attrs["band_edge_window_nm"])
+    on = (np.isclose(red["ta_point_potential"].values, -0.3)) & (red["ta_point_fluence"].values == 0)
+    pts = np.nonzero(on)[0]
+    assert pts.size >= 2
+    di = [int(np.argmin(np.abs(fta.delay.values - t))) for t in red["ta_point_delay"].values[pts]]
+    np.testing.assert_allclose(red["ta_A_sem"].values[pts], expect[di], rtol=1e-6)
+    # the zero chirp leaves the grid alone and its map travels with the reduced data
+    assert red.attrs["chirp_file"] == "film/ta/ta_V-0.300_F01_scan*.csv"
+    np.testing.assert_array_equal(red.attrs["chirp_coefficients_ps"], [0, 0, 0, 0, 0])

@@ -25,7 +25,8 @@ import xarray as xr
 
 from .errors import ExperimentError
 
-__all__ = ["Chirp", "read_chirp_file", "apply_chirp", "fit_chirp"]
+__all__ = ["Chirp", "read_chirp_file", "apply_chirp", "fit_chirp", "chirp_map", "chirp_map_attrs",
+           "chirp_map_from_attrs", "CHIRP_MAP_KEYS"]
 
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
@@ -183,7 +184,7 @@ def fit_chirp(da: xr.DataArray, degree: int = 2, rise_window_ps: float = 3.0, ma
 # ----------------------------------------------------------------------------- the map shown with the chirp
 _MAP_MAX_WAVELENGTHS = 160
 _MAP_MAX_DELAYS = 160
-_MAP_ATTR_KEYS = ("chirp_map_OD", "chirp_map_wavelength_nm", "chirp_map_delay_ps", "chirp_coefficients_ps",
+CHIRP_MAP_KEYS = ("chirp_map_OD", "chirp_map_wavelength_nm", "chirp_map_delay_ps", "chirp_coefficients_ps",
                   "chirp_source", "chirp_file", "chirp_units", "irf_sigma_ps")
 
 
@@ -218,7 +219,7 @@ def chirp_map_attrs(ds: xr.Dataset) -> dict:
     out = {"chirp_map_OD": np.asarray(ds["dA_uncorrected"].values, float).ravel(),
            "chirp_map_wavelength_nm": np.asarray(ds["wavelength"].values, float),
            "chirp_map_delay_ps": np.asarray(ds["delay"].values, float)}
-    out.update({k: ds.attrs[k] for k in _MAP_ATTR_KEYS if k in ds.attrs})
+    out.update({k: ds.attrs[k] for k in CHIRP_MAP_KEYS if k in ds.attrs})
     return out
 
 
@@ -229,7 +230,7 @@ def chirp_map_from_attrs(attrs: dict, prefix: str = "") -> xr.Dataset | None:
     lam = np.atleast_1d(np.asarray(attrs[prefix + "chirp_map_wavelength_nm"], float))
     t = np.atleast_1d(np.asarray(attrs[prefix + "chirp_map_delay_ps"], float))
     vals = np.asarray(attrs[prefix + "chirp_map_OD"], float).reshape(lam.size, t.size)
-    meta = {k: attrs[prefix + k] for k in _MAP_ATTR_KEYS[3:] if prefix + k in attrs}
+    meta = {k: attrs[prefix + k] for k in CHIRP_MAP_KEYS[3:] if prefix + k in attrs}
     units = str(meta.get("chirp_units", ""))
     return xr.Dataset({"dA_uncorrected": (("wavelength", "delay"), vals, {"units": units})},
                       coords={"wavelength": lam, "delay": t}, attrs=meta)

@@ -27,6 +27,7 @@ import xarray as xr
 
 from .. import physics as ph
 from .. import preprocess as pp
+from ..io.chirp import CHIRP_MAP_KEYS, chirp_map_attrs
 
 __all__ = ["reduce_experiment", "concat_experiments"]
 
@@ -108,6 +109,8 @@ def reduce_experiment(tree, options, name="experiment", components=None):
     attrs["pump_wavelength_nm"] = float(tree.attrs.get("pump_wavelength_nm", 400.0))
     attrs["synthetic"] = int(bool(tree.attrs.get("synthetic", False)))
     attrs["experiment"] = name
+    if "chirp" in tree.children:  # the chirp map travels with the fit, for the report's chirp.png
+        attrs.update(chirp_map_attrs(tree["chirp"].to_dataset()))
     data = {}
     coords = {}
 
@@ -310,7 +313,7 @@ def concat_experiments(datasets):
         vals = [ds.attrs.get(k, np.nan) for ds in datasets]
         result[f"experiment_{k}"] = ("experiment", np.asarray(vals, float))
     result.attrs["experiments"] = names
-    for k in ("band_edge_window_nm", "subgap_window_nm"):
+    for k in ("band_edge_window_nm", "subgap_window_nm") + CHIRP_MAP_KEYS:
         for ds in datasets:
             if k in ds.attrs:
                 result.attrs[f"{ds.attrs['experiment']}:{k}"] = ds.attrs[k]
