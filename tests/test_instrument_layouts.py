@@ -424,3 +424,64 @@ def test_scan_errors_reach_the_reduced_sems(scanned_batch):
     # the zero chirp leaves the grid alone and its map travels with the reduced data
     assert red.attrs["chirp_file"] == "film/ta/ta_V-0.300_F01_scan*.csv"
     np.testing.assert_array_equal(red.attrs["chirp_coefficients_ps"], [0, 0, 0, 0, 0])
+
+
+# ----------------------------------------------------------------------------- chirp map, IRF, figures
+def test_real_chirp_map_irf_and_figures(tmp_path, real_data_dir, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from bayesgain.cli import main
+    from bayesgain.io import open_experiment, save_experiment
+    from bayesgain.io.chirp import chirp_map_attrs, chirp_map_from_attrs
+    from bayesgain.model.spec import DEFAULT_OPTIONS
+    from bayesgain.report import Skip, fig_chirp
+
+    dst = _real_folder(tmp_path, real_data_dir)
+    tree = load_experiment(dst)
+    cm = tree["chirp"]
+    raw = read_matrix(dst / "TA_Ru-dppz_400nm_ACN.SIA")
+    # the map is the file before the correction, near the time zeros of the chirp file
+    np.testing.assert_array_equal(cm["dA_uncorrected"].values,
+                                  raw.sel(wavelength=cm.wavelength, delay=cm.delay).transpose("wavelength", "delay").values)
+    t0 = np.polyval(read_chirp_file(dst / "TA_Ru-dppz_400nm_ACN_chirp.dat").coefficients, raw.wavelength.values)
+    assert cm.delay.min() >= t0.min() - 2.0 and cm.delay.max() <= t0.max() + 5.0
+    assert cm.attrs["chirp_file"] == "TA_Ru-dppz_400nm_ACN.SIA"
+    # the IRF width: fitted to the rise after the file's chirp, a few tens of fs (FWHM ~ 0.15 ps)
+    assert 0.02 < tree.attrs["irf_sigma_ps"] < 0.3 and tree.attrs["irf_sigma_file"]
+    save_experiment(tree, tmp_path / "exp.nc")
+    back = open_experiment(tmp_path / "exp.nc")
+    np.testing.assert_array_equal(back["chirp"]["dA_uncorrected"].values, cm["dA_uncorrected"].values)
+    # flat attrs (how a fit carries the map) and back
+    again = chirp_map_from_attrs({f"x:{k}": v for k, v in chirp_map_attrs(cm.to_dataset()).items()}, "x:")
+    np.testing.assert_array_equal(again["dA_uncorrected"].values, cm["dA_uncorrected"].values)
+    np.testing.assert_array_equal(again.attrs["chirp_coefficients_ps"], cm.attrs["chirp_coefficients_ps"])
+
+    # check: no warning at the default earliest delay (2 ps = many IRF sigma) ...
+    report = check_experiment(dst)
+    assert report.ok and not report.warnings
+    assert "the model's earliest delay 2 ps is" in report.text
+    # ... a warning when the earliest delay lies within 3 sigma of time zero
+    sigma = tree.attrs["irf_sigma_ps"]
+    monkeypatch.setitem(DEFAULT_OPTIONS, "gain_delays_ps", ([2.0 * sigma, 8.0], list))
+    report = check_experiment(dst)
+    assert report.ok and len(report.warnings) == 1
+    assert "within 3 sigma of time zero" in report.warnings[0] and "Warnings:" in report.text
+    monkeypatch.undo()
+
+    # check --figures writes chirp.png; a folder without a chirp says so and writes nothing
+    figs = tmp_path / "figs"
+    assert main(["check", str(dst), "--figures", str(figs)]) == 0
+    assert (figs / "chirp.png").stat().st_size > 10_000
+    assert f"wrote {figs / 'chirp.png'}" in capsys.readouterr().out
+    assert main(["check", str(FIXTURE), "--figures", str(tmp_path / "none")]) == 0
+    assert "no chirp correction" in capsys.readouterr().out and not (tmp_path / "none" / "chirp.png").exists()
+    assert main(["check", str(dst), "--figures", str(dst / "TA_Ru-dppz_400nm_ACN.SIA")]) == 1
+    assert "--figures" in capsys.readouterr().err
+
+    # the report's chirp.png reads the map from the fit's data attrs (one experiment named 'real')
+    data = xr.Dataset({"experiment_synthetic": ("experiment", [0.0])},
+                      attrs={f"real:{k}": v for k, v in chirp_map_attrs(cm.to_dataset()).items()})
+    model = SimpleNamespace(data=data, names=["real"], spec=SimpleNamespace(name="joint"), convergence=None)
+    assert fig_chirp(model, None, tmp_path / "report_chirp.png").stat().st_size > 10_000
+    with pytest.raises(Skip, match="no experiment had a chirp correction"):
+        fig_chirp(SimpleNamespace(data=xr.Dataset(), names=["real"]), None, tmp_path / "none.png")
