@@ -424,6 +424,17 @@ def test_scan_errors_reach_the_reduced_sems(scanned_batch):
     # the zero chirp leaves the grid alone and its map travels with the reduced data
     assert red.attrs["chirp_file"] == "film/ta/ta_V-0.300_F01_scan*.csv"
     np.testing.assert_array_equal(red.attrs["chirp_coefficients_ps"], [0, 0, 0, 0, 0])
+    # ... through concat_experiments and a saved fit's NetCDF (the report reads it back from there)
+    from bayesgain.io.chirp import chirp_map_from_attrs
+    from bayesgain.model.core import _netcdf_restore, _netcdf_safe
+    from bayesgain.model.data import concat_experiments
+
+    both = concat_experiments([red])
+    xr.DataTree(_netcdf_safe(both)).to_netcdf(dst.parent / "fit.nc", engine="h5netcdf")
+    back = _netcdf_restore(xr.open_datatree(dst.parent / "fit.nc", engine="h5netcdf").load().to_dataset())
+    cm = chirp_map_from_attrs(back.attrs, "scanned:")
+    np.testing.assert_array_equal(cm["dA_uncorrected"].values, tree["chirp"]["dA_uncorrected"].values)
+    assert cm.attrs["chirp_file"] == "film/ta/ta_V-0.300_F01_scan*.csv"
 
 
 # ----------------------------------------------------------------------------- chirp map, IRF, figures
