@@ -402,7 +402,8 @@ def _study(args):
         try:
             GainModel(spec, [str(film.folder)], names=[film.name])
         except (ExperimentError, SpecError, ValueError, KeyError) as exc:
-            raise Refused(f"invalid input: {exc}") from None
+            lines = [x.strip().lstrip("- ") for x in str(exc).splitlines() if x.strip()]  # one line per refusal
+            raise Refused(f"invalid input: {'; '.join(lines)}") from None
     try:
         client = study.connect(args.scheduler, args.workers)
     except study.StudyError as exc:
