@@ -584,7 +584,8 @@ def build_parser():
     t.add_argument("folders", nargs="+", metavar="FOLDER", help="experiment folders, one film each")
     t.add_argument("--out", required=True, help="study folder (created, or an earlier study's folder to resume)")
     t.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
-                   help="address of a running Dask scheduler (default: a local cluster on this machine)")
+                   help="address of a running Dask scheduler (default: a local cluster on this machine); its workers "
+                        "read the FOLDERs and write the fits into --out: use paths on a file system they share")
     t.add_argument("--workers", type=_count(1, 1024, "a number of workers"), default=None,
                    help="worker processes of the local cluster (default: the number of cores)")
     t.add_argument("--pooled", action="store_true",

@@ -20,7 +20,6 @@ import csv
 import math
 import pathlib
 import re
-import time
 
 import numpy as np
 

@@ -277,21 +277,3 @@ def test_refuses_a_non_empty_folder_that_is_no_study(env, capsys, tmp_path):
     assert status == 1 and "holds no study" in err and "--force" in err
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
 
-
-@pytest.mark.slow
-def test_real_two_film_study(tmp_path, capsys):
-    """A real study: two films fitted with nutpie (few draws) on a local cluster of two workers."""
-    from bayesgain.simulate import simulate_experiment
-
-    films = [simulate_experiment(tmp_path / f"sim-{s}", preset="batch-a", seed=s) for s in (1, 2)]
-    out = tmp_path / "study"
-    status, text, err = _run(capsys, *films, "--out", out, "--workers", "2", "--draws", "100", "--tune", "100",
-                             "--chains", "2")
-    assert status == 0, err
-    rows = _rows(out)
-    assert [r["name"] for r in rows] == ["sim-1", "sim-2"]
-    for r in rows:
-        assert 1e-16 < float(r["cross_section_cm2_median"]) < 1e-13 and np.isfinite(float(r["tau_xx_ps_median"]))
-    status, text, _ = _run(capsys, *films, "--out", out, "--workers", "2", "--draws", "100", "--tune", "100",
-                           "--chains", "2")
-    assert status == 0 and text.count("already fitted") == 2
