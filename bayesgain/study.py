@@ -150,9 +150,16 @@ def run_study(films, out, spec, fit_kw, pooled=False, client=None, say=print, re
     closed here).  Returns a dict: rows, failed (names), fitted, skipped, files."""
     from .model.distributed import fit_many
 
+    from .safety import stale_temporaries
+
     out = pathlib.Path(out)
     names = [f.name for f in films]
     todo, skipped = [], []
+    # the caller holds the folder's lock: temporaries here are from a killed run, not a live writer
+    for folder in [f.fit_path.parent for f in films] + [out / "pooled"]:
+        for tmp in stale_temporaries(folder):
+            tmp.unlink()
+            say(f"note: removed {tmp}, a temporary file left by an interrupted run")
     for f in films:
         problem = saved_fit_problem(f.fit_path, spec.name, [f.name])
         if problem is None:
@@ -327,7 +334,7 @@ def write_study_figure(rows, path):
 
     films = list(dict.fromkeys(r["name"] for r in rows))
     y = {n: i for i, n in enumerate(films)}
-    fig, axes = plt.subplots(1, len(QUANTITIES), figsize=(3.0 * len(QUANTITIES), 1.2 + 0.35 * len(films)),
+    fig, axes = plt.subplots(1, len(QUANTITIES), figsize=(3.0 * len(QUANTITIES), 2.2 + 0.35 * len(films)),
                              sharey=True, squeeze=False)
     styles = {"film": ("C0", "o", -0.12, "one fit per film"), "pooled": ("C1", "s", 0.12, "pooled fit")}
     for ax, (col, (_, unit, label)) in zip(axes[0], QUANTITIES.items()):
@@ -348,10 +355,15 @@ def write_study_figure(rows, path):
         ax.tick_params(labelsize=7)
     axes[0][0].set_yticks(range(len(films)), films)
     axes[0][0].invert_yaxis()
-    axes[0][-1].legend(fontsize=7, loc="best")
+    handles = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles), fontsize=7,
+               frameon=False)
     synthetic = " (SYNTHETIC data)" if any(r["synthetic"] for r in rows) else ""
     fig.suptitle(f"films compared: median and 94 % HDI{synthetic}", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)

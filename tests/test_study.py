@@ -183,12 +183,15 @@ def test_corrupt_fit_is_refitted_and_said_so(env, first, capsys, tmp_path):
     path = out / "films" / "film-b" / "posterior.nc"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
+    left = out / "films" / "film-b" / ".posterior.nc.k3j9x2ab.tmp"  # what a killed save leaves
+    left.write_bytes(data[:100])
     before = len(env["fits"].calls)
     status, text, err = _run(capsys, *env["films"], "--out", out, *FIT)
     assert status == 0, err
     assert env["fits"].calls[before:] == ["film-b"]
     assert "film film-b: the saved fit" in text and "corrupt or incomplete" in text and "fitting it again" in text
     assert "film film-a: already fitted" in text
+    assert not left.exists() and "removed" in text and "interrupted run" in text
     assert study.saved_fit_problem(path, "joint", ["film-b"]) is None
     assert [r["fit"] for r in _rows(out)] == ["film", "film"]  # no --pooled this time
 
