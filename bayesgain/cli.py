@@ -578,7 +578,7 @@ def build_parser():
                     "at --scheduler -- and, with --pooled, the partially pooled model of all of them.  Each fit is "
                     "saved as OUT/films/<name>/posterior.nc as it finishes; a rerun skips the fits already done "
                     "(an unreadable or incomplete one is fitted again).  Writes OUT/study.csv (per film: cross-"
-                    "section, V_1S, sigma_1S, tau_XX and <N_gain> at <n_e> = 1, each median with its 94 %% HDI, "
+                    "section, V_1S, sigma_1S, tau_XX and <N_gain> at <n_e> = 1, each median with its 94 % HDI, "
                     "convergence, the fit's path), study.png and study.md.  Exit status: 0 done, 1 invalid input "
                     "or a failed fit, 3 not converged with --strict.")
     t.add_argument("folders", nargs="+", metavar="FOLDER", help="experiment folders, one film each")
