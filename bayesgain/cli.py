@@ -1,4 +1,4 @@
-"""Command line: ``bayesgain demo | check | simulate | classic | fit | compare | report | design``.
+"""Command line: ``bayesgain demo | check | simulate | classic | fit | study | compare | report | design``.
 
 Exit status: 0 success, 1 invalid input (the message names the file and field), 2 usage error
 (argparse), 3 a fit that did not converge under ``--strict``, 130 interrupted (Ctrl-C).
@@ -390,6 +390,55 @@ def _design(args):
 LOO_MIN_DRAWS = 25
 
 
+def _study(args):
+    from . import study
+    from .io import ExperimentError
+    from .model.spec import SpecError
+
+    if args.scheduler and args.workers:
+        raise Refused("--workers sets the size of the local cluster; with --scheduler the scheduler's workers run "
+                      "the fits: give one of the two")
+    _check_folders(args.folders)
+    spec = _load_spec_arg(args.model)
+    _refuse_out(args.out, True)
+    out = pathlib.Path(args.out)
+    if not args.force and output_problem(out, False) and not (out / "films").is_dir():
+        raise Refused(f"output folder {out} exists, is not empty and holds no study (no films/ folder); choose "
+                      "another --out or use --force to write into it")
+    from .model.core import GainModel
+
+    films = study.plan_films(args.folders, out)
+    for film in films:  # every film's data checked before any fit starts
+        try:
+            GainModel(spec, [str(film.folder)], names=[film.name])
+        except (ExperimentError, SpecError, ValueError, KeyError) as exc:
+            lines = [x.strip().lstrip("- ") for x in str(exc).splitlines() if x.strip()]  # one line per refusal
+            raise Refused(f"invalid input: {'; '.join(lines)}") from None
+    try:
+        client = study.connect(args.scheduler, args.workers)
+    except study.StudyError as exc:
+        raise Refused(str(exc)) from None
+    say = (lambda s: None) if args.quiet else print
+    fit_kw = {"draws": args.draws, "tune": args.tune, "chains": args.chains, "seed": args.seed}
+    try:
+        with OutputFolder(out, force=True) as folder:
+            _say_notes(folder)
+            result = study.run_study(films, out, spec, fit_kw, pooled=args.pooled, client=client, say=say)
+            raise_if_interrupted()
+    finally:
+        study.close(client)
+    for path in result["files"]:
+        print(f"wrote {path}")
+    if result["failed"]:
+        print(f"{len(result['failed'])} fit(s) FAILED: {', '.join(result['failed'])} (see study.md); rerun the same "
+              "command to retry them", file=sys.stderr)
+        return 1
+    bad = [r["name"] for r in result["rows"] if not r["converged"]]
+    if bad:
+        print(f"NOT CONVERGED: {', '.join(dict.fromkeys(bad))}; their numbers in study.csv are not final")
+    return 3 if (args.strict and bad) else 0
+
+
 def _count(low, high=None, what="a count"):
     """argparse type: an integer in [low, high] (checked before anything runs)."""
     def parse(text):
@@ -535,6 +584,35 @@ def build_parser():
     f.add_argument("--no-classic", action="store_true",
                    help="skip the classic analysis (classic.csv and the Bayesian-versus-classic table)")
     f.set_defaults(func=_fit)
+
+    t = sub.add_parser(
+        "study", help="fit many films through Dask (resumable) -> study.csv, study.png, study.md",
+        description="Fit each experiment folder (one film each) on a Dask cluster -- a local one, or the scheduler "
+                    "at --scheduler -- and, with --pooled, the partially pooled model of all of them.  Each fit is "
+                    "saved as OUT/films/<name>/posterior.nc as it finishes; a rerun skips the fits already done "
+                    "(an unreadable or incomplete one is fitted again).  Writes OUT/study.csv (per film: cross-"
+                    "section, V_1S, sigma_1S, tau_XX and <N_gain> at <n_e> = 1, each median with its 94 % HDI, "
+                    "convergence, the fit's path), study.png and study.md.  Exit status: 0 done, 1 invalid input "
+                    "or a failed fit, 3 not converged with --strict.")
+    t.add_argument("folders", nargs="+", metavar="FOLDER", help="experiment folders, one film each")
+    t.add_argument("--out", required=True, help="study folder (created, or an earlier study's folder to resume)")
+    t.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
+                   help="address of a running Dask scheduler (default: a local cluster on this machine); its workers "
+                        "read the FOLDERs and write the fits into --out: use paths on a file system they share")
+    t.add_argument("--workers", type=_count(1, 1024, "a number of workers"), default=None,
+                   help="worker processes of the local cluster (default: the number of cores)")
+    t.add_argument("--pooled", action="store_true",
+                   help="also fit all films together with the model's [pooling] table (partial pooling)")
+    t.add_argument("--model", default="joint",
+                   help=f"model specification: a TOML file path or a shipped name ({models}); default joint")
+    t.add_argument("--draws", type=_count(1), default=1000, help="posterior draws per chain (default 1000)")
+    t.add_argument("--tune", type=_count(0), default=1000, help="tuning steps per chain (default 1000)")
+    t.add_argument("--chains", type=_count(1, 64), default=4, help="chains per fit (default 4)")
+    t.add_argument("--seed", type=_SEED, default=0, help="random seed of every fit (default 0)")
+    t.add_argument("--force", action="store_true", help="write into an existing non-empty folder that holds no study")
+    t.add_argument("--strict", action="store_true", help="exit with status 3 when a fit did not converge")
+    t.add_argument("--quiet", action="store_true", help="no per-film progress lines")
+    t.set_defaults(func=_study)
 
     r = sub.add_parser(
         "report", help="remake report.md, summary.csv, thresholds.csv and the figures from DIR/posterior.nc",
