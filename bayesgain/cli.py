@@ -496,8 +496,8 @@ def build_parser():
                                    "report.md, summary.csv, thresholds.csv, classic.csv, posterior.nc and the figures "
                                    "to --out (files of the same names are replaced).")
     d.add_argument("--out", default="bayesgain-demo", help="output folder (default: ./bayesgain-demo)")
-    d.add_argument("--draws", type=_count(1), default=500, help="posterior draws per chain (default 500)")
-    d.add_argument("--tune", type=_count(0), default=500, help="tuning steps per chain (default 500)")
+    d.add_argument("--draws", type=_count(1), default=1000, help="posterior draws per chain (default 1000)")
+    d.add_argument("--tune", type=_count(0), default=1000, help="tuning steps per chain (default 1000)")
     d.add_argument("--no-figures", action="store_true", help="write the tables and report.md without PNG figures")
     d.add_argument("--chains", type=_count(1, 64), default=4, help="chains (default 4: R-hat compares four)")
     d.add_argument("--seed", type=_SEED, default=1, help="random seed: same seed, same posterior (default 1)")

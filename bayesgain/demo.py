@@ -62,7 +62,7 @@ def dry_run(folder=DEMO_FOLDER, models=None, log=print):
     return ok
 
 
-def run(out_dir="bayesgain-demo", draws=500, tune=500, chains=4, seed=1, progress=True, folder=DEMO_FOLDER,
+def run(out_dir="bayesgain-demo", draws=1000, tune=1000, chains=4, seed=1, progress=True, folder=DEMO_FOLDER,
         force=True, figures=True, backend="numba"):
     """The README's main job: the joint model on the shipped synthetic experiment, with the report.
 
