@@ -1045,7 +1045,7 @@ def fit_saturation_many(x, Y, n_grid=801, b_range=(1e-5, 1e3)):
     JTJ = np.einsum("sfi,sfj->sij", J, J)
     s2 = np.sum(r * r, axis=1) / max(F - 2, 1)
     det = JTJ[:, 0, 0] * JTJ[:, 1, 1] - JTJ[:, 0, 1] ** 2
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # singular fits are marked bad below
         inv = np.stack([np.stack([JTJ[:, 1, 1], -JTJ[:, 0, 1]], -1),
                         np.stack([-JTJ[:, 0, 1], JTJ[:, 0, 0]], -1)], -2) / det[:, None, None]
         cov = inv * s2[:, None, None]
