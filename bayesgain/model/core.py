@@ -245,7 +245,7 @@ class GainModel:
         sigma = 0.2
         d = self.data
         if "sec_n_e" in d:
-            from ..classic import fit_fermi_dirac
+            from ..fitting import fit_fermi_dirac
 
             try:
                 # V_C fixed at 0: sigma_1S then absorbs kT V_C, the larger (safer) width for the nodes
@@ -264,7 +264,7 @@ class GainModel:
         d = self.data
         if "sol_dA" not in d:
             return prior_median
-        from ..classic import fit_cross_section
+        from ..fitting import fit_cross_section
 
         try:
             fi = d["sol_point_fluence"].values

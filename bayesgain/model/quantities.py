@@ -452,7 +452,7 @@ def single_wavelength_thresholds(model, experiment=0, g_min_per_cm=50.0, max_sam
 
     For each draw (thinned to ``max_samples``), potential and wavelength, A*(lambda) averaged over the
     gain delays is fitted versus that draw's <N> of the files with A* = A_pre - a (1 - exp(-b <N>))
-    (the heuristic of SI Fig. S26, vectorised: ``classic.fit_saturation_many``), and solved for
+    (the heuristic of SI Fig. S26, vectorised: ``bayesgain.fitting.fit_saturation_many``), and solved for
     A* = 0 (transparency) and for g = -A* ln10 / d >= ``g_min_per_cm`` (d drawn from its stated
     uncertainty).  Wavelengths whose neutral absorbance A_0 is below ``min_significance`` x the
     spread of the fit residuals are masked (NaN): there is no band-edge absorption to invert.
@@ -460,7 +460,7 @@ def single_wavelength_thresholds(model, experiment=0, g_min_per_cm=50.0, max_sam
     ``gain_mean_excitons`` (inf where never reached), plus per (sample, potential) the lowest
     g >= g_min threshold in excitons/QD, photons/cm^2 and nJ/cm^2 and its wavelength.
     """
-    from ..classic import fit_saturation_many
+    from ..fitting import fit_saturation_many
 
     d = model.data
     if "spectrum_A_star" not in d:
