@@ -57,6 +57,7 @@ from .. import __version__
 from .._atomic import atomic_path
 from .._logs import quiet_pymc
 from ..physics.api import numpy_mode
+from ..physics.charging import MODEL_QUADRATURE_HALF_WIDTH
 from ..physics.poisson import required_n_max
 from .data import concat_experiments, reduce_experiment
 from .resolve import resolve_components
@@ -67,9 +68,6 @@ __all__ = ["GainModel", "ConvergenceReport", "convergence_report", "PHYSICAL_PAR
 PHYSICAL_PARAMETERS = ("cross_section_cm2", "film_cross_section_ratio", "V_1S_V", "V_C_V", "sigma_1S_V", "T_eff_K",
                        "tau_xx_ps", "tau_x_ps", "trion_rate_factor", "triexciton_rate_factor", "hole_trap_fraction",
                        "pl_yield_1", "pl_yield_2", "reflection_scale", "fluence_log_sd")
-# the disorder average runs over +-6 sigma (Gaussian tail 2e-9); with 40 trapezoid nodes its error is
-# < 1e-6 in <n_e> for sigma_1S >= 50 mV at room temperature (see tests/test_model_structure.py)
-QUADRATURE_HALF_WIDTH_SIGMA = 6.0
 OBSERVED = ("cross_section", "charging", "photoluminescence", "gain", "dynamics", "reflection")
 
 
@@ -256,7 +254,7 @@ class GainModel:
                 sigma = 0.2
         T = float(np.min(d["experiment_temperature_K"].values))
         return disorder_nodes(1.5 * max(sigma, 0.02), T, tol=self.QUADRATURE_TOL, minimum=24,
-                              half_width=QUADRATURE_HALF_WIDTH_SIGMA)
+                              half_width=MODEL_QUADRATURE_HALF_WIDTH)
 
     def _cross_section_estimate(self):
         p = self.spec.priors.get("cross_section_cm2", {"dist": "LogNormal", "mu": math.log(3.5e-14), "sigma": 0})
@@ -326,7 +324,7 @@ class GainModel:
             s = float(sig[i])
             V = V1 + s * np.linspace(-8.0, 8.0, 161)
             model = api.charge_fractions(V, V1, Vc, s, temps[k], g_e, n_nodes=self.quadrature_nodes,
-                                         half_width=QUADRATURE_HALF_WIDTH_SIGMA)
+                                         half_width=MODEL_QUADRATURE_HALF_WIDTH)
             fine = api.charge_fractions(V, V1, Vc, s, temps[k], g_e, n_nodes=8 * self.quadrature_nodes)
             worst = max(worst, float(np.max(np.abs(model - fine))))
             out[f"sigma_1S_max_{self.names[k]}"] = s
@@ -555,7 +553,7 @@ class GainModel:
                 Vc = P["V_C_V"][e_idx]
                 if opt["disorder"] == "gaussian":
                     return charging.charge_fractions_disordered(V, V1, Vc, P["sigma_1S_V"][e_idx], T[e_idx], g_e,
-                                                                n_nodes=nodes, half_width=QUADRATURE_HALF_WIDTH_SIGMA)
+                                                                n_nodes=nodes, half_width=MODEL_QUADRATURE_HALF_WIDTH)
                 temp = P["T_eff_K"][e_idx] if opt["disorder"] == "effective-temperature" else T[e_idx]
                 return charging.charge_fractions(V, V1, Vc, temp, g_e)
 
@@ -566,20 +564,11 @@ class GainModel:
                 M = self.n_max
                 rates = auger.rate_table(M, g_e, k_xx[:, None, None], k_x[:, None, None])  # (E, S, M)
                 if opt["auger"] == "free":
-                    Nn = np.arange(1, M + 1)[None, :]
-                    nn = np.arange(S)[:, None]
-                    trion = ((Nn == 1) & (nn >= 1)).astype(float)
-                    tri = ((Nn == 3) & (nn == 0)).astype(float)
-                    factor = (1.0 + trion[None] * (P["trion_rate_factor"][:, None, None] - 1.0)
-                              + tri[None] * (P["triexciton_rate_factor"][:, None, None] - 1.0))
-                    # the factor scales the Auger part; single-exciton decay N k_x stays as it is
-                    auger_part = rates - Nn[None] * k_x[:, None, None]
-                    rates = auger_part * factor + Nn[None] * k_x[:, None, None]
+                    rates = auger.free_auger_rates(rates, M, g_e, k_x[:, None, None], P["trion_rate_factor"][:, None, None],
+                                                   P["triexciton_rate_factor"][:, None, None])
                 table = transitions.transition_table(M, g_e, g_h)  # (M+1, S)
-                Nv = np.arange(M + 1, dtype=float)[:, None]
-                nv = np.arange(S, dtype=float)[None, :]
-                emission = np.minimum(Nv, g_h) * np.minimum(Nv + nv, g_e)
-                occupancy = np.minimum(Nv + nv, g_e) / g_e
+                emission = transitions.emission_table(M, g_e, g_h)
+                occupancy = transitions.occupancy_table(M, g_e)
                 J_sat = max(g_e, g_h)
                 # Bateman coefficients once per experiment at the longer truncation, shared by the solution and
                 # film cascades (exact: see auger.cascade_absorption); one coefficient graph to compile, not two
