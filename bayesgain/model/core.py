@@ -60,6 +60,7 @@ from ..physics.api import numpy_mode
 from ..physics.charging import MODEL_QUADRATURE_HALF_WIDTH
 from ..physics.poisson import required_n_max
 from .data import concat_experiments, reduce_experiment
+from .layout import film_layout, index_within_experiment
 from .resolve import resolve_components
 from .spec import DISTRIBUTIONS, ModelSpec, load_spec, spec_from_dict
 
@@ -165,6 +166,8 @@ class GainModel:
                 raise ValueError("GainModel needs experiments: a folder, a loaded DataTree, or a list of them")
             self.data = self._reduce(experiments, names)
         self.names = list(self.data["experiment"].values)
+        # film TA file and potential of every ta_point: the one place that defines this layout (None without film TA)
+        self.layout = film_layout(self.data)
         self.model = None
         self.idata = None
         self.start_report = None
@@ -172,6 +175,21 @@ class GainModel:
         self.quadrature_nodes = self._choose_nodes()
 
     # ------------------------------------------------------------------ data
+    @property
+    def file_index(self):
+        """Film TA file (dim ``ta_file``) of every ``ta_point``; None without film TA data."""
+        return None if self.layout is None else self.layout.file_index
+
+    @property
+    def ta_potential_index(self):
+        """``ta_potential`` of every ``ta_point``; None without film TA data."""
+        return None if self.layout is None else self.layout.ta_potential_index
+
+    @property
+    def file_experiment(self):
+        """Experiment of every film TA file; None without film TA data."""
+        return None if self.layout is None else self.layout.file_experiment
+
     def _reduce(self, experiments, names):
         from ..io import ExperimentError, load_experiment
         from ..safety.containment import repeated_folders
@@ -642,22 +660,9 @@ class GainModel:
                 f_pot = fractions(d["ta_potential_V"].values, pot_exp)  # (ta_potential, S)
                 pm.Deterministic("ta_charge_fractions", f_pot, dims=("ta_potential", "charge_state"))
                 e = d["ta_point_experiment"].values
-                # potential index of each point: position of its potential within its experiment
-                pot_index = _index_of(d["ta_point_potential"].values, d["ta_potential_V"].values, e, pot_exp)
-                fl_index = d["ta_point_fluence"].values
-                n_fl = np.bincount(d["ta_fluence_experiment"].values, minlength=n_exp)
-                fl_first = np.concatenate([[0], np.cumsum(n_fl)[:-1]])
-                pot_first = np.concatenate([[0], np.cumsum(np.bincount(pot_exp, minlength=n_exp))[:-1]])
-                file_first = np.concatenate([[0], np.cumsum(np.bincount(pot_exp, minlength=n_exp) * n_fl)[:-1]])
-                file_index = file_first[e] + (pot_index - pot_first[e]) * n_fl[e] + (fl_index - fl_first[e])
-                # film TA file and potential index of every ta_point (ta_mean_excitons is per file): the one
-                # place that defines this layout; quantities and the report read these arrays
-                self.file_index = file_index
-                self.ta_potential_index = pot_index
-                fe = _file_experiment(pot_exp, n_fl)
-                self.file_experiment = fe  # experiment of every film TA file
-                ff = _file_fluence(pot_exp, n_fl, fl_first)
-                J_file = d["ta_fluence_nominal_photons_cm2"].values[ff]
+                lay = self.layout
+                file_index, pot_index, fe = lay.file_index, lay.ta_potential_index, lay.file_experiment
+                J_file = d["ta_fluence_nominal_photons_cm2"].values[lay.file_fluence]
                 # <N> of every film TA file: film cross-section x nominal fluence x latent calibration
                 log_cal_film = self._log_calibration("fluence_log_cal_film", "ta_file", fl_sd[fe])
                 file_mean = pm.Deterministic("ta_mean_excitons", film_sigma[fe] * J_file * pt.exp(log_cal_film),
@@ -723,7 +728,7 @@ class GainModel:
 
             if comp["reflection"]:
                 e = d["subgap_point_experiment"].values
-                pot_sub = _index_of(d["subgap_point_potential"].values, d["ta_potential_V"].values, e,
+                pot_sub = index_within_experiment(d["subgap_point_potential"].values, d["ta_potential_V"].values, e,
                                     d["ta_potential_experiment"].values)
                 mu = -(refl[pot_sub] - 1.0) * d["subgap_reflection_sensitivity"].values
                 observe("reflection", mu, self._error_sd(A0[e] * sub_noise[e], "subgap_dA_sem"), d["subgap_dA"].values,
@@ -924,24 +929,6 @@ def pt_exp(x):
     import pytensor.tensor as pt
 
     return pt.exp(x)
-
-
-def _index_of(values, axis, point_exp, axis_exp):
-    """For each point, the index in ``axis`` of its value within its own experiment."""
-    out = np.empty(len(values), int)
-    for i, (v, e) in enumerate(zip(values, point_exp)):
-        cand = np.nonzero(axis_exp == e)[0]
-        out[i] = cand[np.argmin(np.abs(axis[cand] - v))]
-    return out
-
-
-def _file_experiment(pot_exp, n_fl):
-    return np.concatenate([np.full(n_fl[e] * int((pot_exp == e).sum()), e) for e in range(len(n_fl))])
-
-
-def _file_fluence(pot_exp, n_fl, fl_first):
-    return np.concatenate([np.tile(np.arange(n_fl[e]) + fl_first[e], int((pot_exp == e).sum()))
-                           for e in range(len(n_fl))])
 
 
 def _netcdf_safe(ds):

@@ -184,8 +184,6 @@ def gain_delay_points(model, experiment=0, delay_ps=None):
     from ..preprocess import GAIN_DELAY_PS, delay_selection
 
     delay_ps = GAIN_DELAY_PS if delay_ps is None else float(delay_ps)
-    if getattr(model, "file_index", None) is None:
-        model.build()
     d = model.data
     gain = np.nonzero((d["ta_point_component"].values == "gain") & (d["ta_point_experiment"].values == experiment))[0]
     if gain.size == 0:
