@@ -53,6 +53,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from ..physics.api import band_edge_absorption
+
 __all__ = ["ladder_basis", "ladder_curve", "fit_ladder", "crossings", "measured_thresholds_from_draws", "screen",
            "compare", "gain_delay_points", "predicted_readout_thresholds", "measured_thresholds", "threshold_comparison", "COLUMNS"]
 
@@ -235,7 +237,7 @@ def predicted_readout_thresholds(model, experiment, take, delay_ps, upper, n_gri
     tr, tri, eta = one("trion_rate_factor", 1.0), one("triexciton_rate_factor", 1.0), one("hole_trap_fraction", 0.0)
     f = s["ta_charge_fractions"][:, sel]  # (D, P, S)
     P, S = f.shape[1:]
-    A_tc0 = f @ np.array([g_h * max(g_e - n, 0) for n in range(S)], float)  # A*(0, n) of eq. S6
+    A_tc0 = f @ band_edge_absorption(np.zeros(S), np.arange(S), g_e, g_h)  # A*(0, n) of eq. S6
     a_pre = d["ta_potential_A_pre_OD"].values[sel]
     scale = float(d["experiment_film_A0_1S_OD"].values[experiment]) / (g_e * g_h)
     u = np.linspace(0.0, 1.0, n_grid)
