@@ -36,6 +36,7 @@ import re
 import numpy as np
 
 from . import physics as ph
+from .physics.charging import MODEL_QUADRATURE_HALF_WIDTH
 
 __all__ = ["DesignError", "Target", "parse_target", "Candidates", "candidate_grid", "weighted_hdi_width",
            "reweighted_widths", "linear_gaussian_width", "expected_width", "log_marginal_over_grid", "greedy_batch", "design",
@@ -358,7 +359,7 @@ class _Predictor:
         if disorder == "gaussian":
             self.f = ph.charge_fractions(V[None, :], p["V_1S_V"][:, None], p["V_C_V"][:, None],
                                          p["sigma_1S_V"][:, None], T, self.g_e, n_nodes=max(model.quadrature_nodes, 40),
-                                         half_width=6.0)
+                                         half_width=MODEL_QUADRATURE_HALF_WIDTH)
         else:
             temp = p["T_eff_K"] if disorder == "effective-temperature" else np.full(n, T)
             self.f = ph.charge_fractions(V[None, :], p["V_1S_V"][:, None], p["V_C_V"][:, None], 0.0,

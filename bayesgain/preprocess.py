@@ -44,9 +44,41 @@ __all__ = [
     "sec_absorption_mean",
     "excited_state_absorption",
     "sec_electrons",
+    "GAIN_DELAY_PS",
+    "SPECTRAL_GAIN_DELAYS_PS",
+    "delay_selection",
 ]
 
 FWHM_PER_SD = 2.0 * math.sqrt(2.0 * math.log(2.0))
+
+# ----------------------------------------------------------------------------- read-out delays
+GAIN_DELAY_PS = 5.0  # the paper reads gain at 5 ps, after the carriers have thermalised to the band edge
+# per-wavelength fits have no window average to beat the noise: average the delays within 20 % of 5 ps
+SPECTRAL_GAIN_DELAYS_PS = (0.8 * GAIN_DELAY_PS, 1.2 * GAIN_DELAY_PS)
+_NEAREST_TOLERANCE = 0.25  # a single read-out delay must lie within 25 % of the one asked for
+
+
+def delay_selection(delays, delays_ps):
+    """Indices of the delays that ``delays_ps`` asks for and a phrase naming them.
+
+    ``delays_ps`` is one delay (the nearest measured one, which must lie within 25 % of it) or a
+    (lo, hi) pair (every measured delay in the closed range, averaged by the callers)."""
+    d = np.asarray(delays, float)
+    spec = np.atleast_1d(np.asarray(delays_ps, float)).ravel()
+    if spec.size == 1:
+        want = float(spec[0])
+        if not np.isfinite(want):
+            raise ValueError(f"read-out delay must be finite, got {delays_ps!r}")
+        i = int(np.argmin(np.abs(d - want)))
+        if abs(d[i] - want) > _NEAREST_TOLERANCE * max(abs(want), 1e-12):
+            raise ValueError(f"no measured delay within 25 % of {want:g} ps (nearest {d[i]:g} ps)")
+        return np.array([i]), f"at {d[i]:.3g} ps (measured delay nearest {want:g} ps)"
+    if spec.size != 2 or not np.all(np.isfinite(spec)) or spec[0] > spec[1]:
+        raise ValueError(f"delays_ps must be one delay or a (lo, hi) pair with lo <= hi, got {delays_ps!r}")
+    idx = np.nonzero((d >= spec[0]) & (d <= spec[1]))[0]
+    if idx.size == 0:
+        raise ValueError(f"no delays within ({spec[0]:g}, {spec[1]:g}) ps")
+    return idx, f"averaged over {idx.size} delays in {spec[0]:g}-{spec[1]:g} ps"
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -291,9 +291,7 @@ class _Cache:
 
 def _file_of_points(model, points):
     """Index into ``ta_mean_excitons`` (dim ta_file) and the potential index of each film TA point (the model's layout)."""
-    if getattr(model, "file_index", None) is None:
-        model.build()
-    return model.file_index[points], model.ta_potential_index[points]
+    return model.layout.file_index[points], model.layout.ta_potential_index[points]
 
 
 # ----------------------------------------------------------------------------- Fig. 5 panels

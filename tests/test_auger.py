@@ -162,3 +162,19 @@ def test_bateman_coefficients_of_a_single_state_with_zero_rate():
     from bayesgain.physics import auger
 
     np.testing.assert_array_equal(auger.bateman_coefficients(np.array([[0.0], [0.5]])).eval(), np.ones((2, 1, 1, 1)))
+
+
+@pytest.mark.parametrize("g_e", [2, 4])
+def test_free_auger_rates_scale_only_trion_and_triexciton_auger_parts(g_e):
+    from bayesgain.physics.auger import free_auger_rates
+
+    n_max, k_x, tr, tri = 7, 1e-4, 1.7, 0.6
+    rates = ph.auger.rate_table(n_max, g_e, K_XX, k_x).eval()
+    got = free_auger_rates(rates, n_max, g_e, k_x, tr, tri)
+    for n in range(g_e + 1):
+        for N in range(1, n_max + 1):
+            auger = ref.rate(N, n, K_XX)  # the Auger part of eq. S22 (k_x = 0)
+            factor = tr if (N == 1 and n >= 1) else tri if (N == 3 and n == 0) else 1.0
+            assert got[n, N - 1] == pytest.approx(auger * factor + N * k_x, rel=1e-13)
+    # factors of 1 give the scaling law back
+    np.testing.assert_allclose(free_auger_rates(rates, n_max, g_e, k_x, 1.0, 1.0), rates, rtol=1e-14)

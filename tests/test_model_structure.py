@@ -66,18 +66,19 @@ def test_variants_bring_in_their_parameters():
 @pytest.mark.parametrize("sigma", [0.05, 0.11, 0.25])
 def test_model_quadrature_matches_the_fine_rule(sigma):
     """Nodes sized by disorder_nodes for 1.5 sigma on +-6 sigma keep the fractions within the model's tolerance."""
-    from bayesgain.model.core import QUADRATURE_HALF_WIDTH_SIGMA, GainModel
+    from bayesgain.model.core import GainModel
+    from bayesgain.physics.charging import MODEL_QUADRATURE_HALF_WIDTH
     from bayesgain.physics import charging
 
     nodes = charging.disorder_nodes(1.5 * sigma, 293.0, tol=GainModel.QUADRATURE_TOL, minimum=24,
-                                    half_width=QUADRATURE_HALF_WIDTH_SIGMA)
+                                    half_width=MODEL_QUADRATURE_HALF_WIDTH)
     V = np.linspace(-1.25 - 5 * sigma, -1.25 + 5 * sigma, 45)
     fine = charging.charge_fractions_disordered(V, -1.25, 0.005, sigma, 293.0, 2, n_nodes=1024).eval()
     model = charging.charge_fractions_disordered(V, -1.25, 0.005, sigma, 293.0, 2, n_nodes=nodes,
-                                                 half_width=QUADRATURE_HALF_WIDTH_SIGMA).eval()
+                                                 half_width=MODEL_QUADRATURE_HALF_WIDTH).eval()
     assert np.max(np.abs(fine - model)) < GainModel.QUADRATURE_TOL
     fewer = charging.charge_fractions_disordered(V, -1.25, 0.005, sigma, 293.0, 2, n_nodes=nodes // 3,
-                                                 half_width=QUADRATURE_HALF_WIDTH_SIGMA).eval()
+                                                 half_width=MODEL_QUADRATURE_HALF_WIDTH).eval()
     assert np.max(np.abs(fine - fewer)) > GainModel.QUADRATURE_TOL  # the check can fail
 
 
@@ -98,14 +99,14 @@ def joint_model(batch_a):
 def test_api_fractions_take_the_models_quadrature_rule():
     """physics.api.charge_fractions with the models' half-width (what the post-sampling quadrature check
     evaluates) equals the model's graph, and differs from the default +-9 sigma rule at the same nodes."""
-    from bayesgain.model.core import QUADRATURE_HALF_WIDTH_SIGMA
+    from bayesgain.physics.charging import MODEL_QUADRATURE_HALF_WIDTH
     from bayesgain.physics import api, charging
 
     V = np.linspace(-1.8, -0.7, 23)
     for g_e, Vc in ((2, 0.005), (4, 0.012)):
         graph = charging.charge_fractions_disordered(V, -1.25, Vc, 0.11, 293.0, g_e, n_nodes=12,
-                                                     half_width=QUADRATURE_HALF_WIDTH_SIGMA).eval()
-        got = api.charge_fractions(V, -1.25, Vc, 0.11, 293.0, g_e, n_nodes=12, half_width=QUADRATURE_HALF_WIDTH_SIGMA)
+                                                     half_width=MODEL_QUADRATURE_HALF_WIDTH).eval()
+        got = api.charge_fractions(V, -1.25, Vc, 0.11, 293.0, g_e, n_nodes=12, half_width=MODEL_QUADRATURE_HALF_WIDTH)
         np.testing.assert_allclose(got, graph, atol=1e-13)
         assert np.max(np.abs(api.charge_fractions(V, -1.25, Vc, 0.11, 293.0, g_e, n_nodes=12) - graph)) > 1e-6
 

@@ -61,3 +61,19 @@ def test_gain_coefficient_paper_scale():
     # g = -A ln10 / d: A = -0.004 OD over 116 nm is ~794 cm^-1 (the paper's maximum, ~800 cm^-1)
     assert ph.gain_coefficient_per_cm(-0.004, 116.0) == pytest.approx(0.004 * math.log(10) / 116e-7)
     assert 780 < ph.gain_coefficient_per_cm(-0.004, 116.0) < 810
+
+
+def test_reflection_scale_sensitivity_is_the_derivative_of_eq_s33():
+    from bayesgain.physics.optics import reflection_scale_sensitivity
+
+    rng = np.random.default_rng(3)
+    dA, dR = rng.normal(0, 0.05, 40), rng.normal(0, 0.01, 40)
+    F_A, F_R = rng.uniform(0.05, 0.6, 40), rng.uniform(0.02, 0.2, 40)
+
+    def corrected(s):  # eq. S33 written out with Delta R scaled by s
+        return -np.log10((10.0 ** (-s * dR) * F_R + 10.0 ** (-dA) * (1 - F_A - F_R)) / (1 - F_A))
+
+    h = 1e-5
+    fd = (corrected(1 + h) - corrected(1 - h)) / (2 * h)
+    np.testing.assert_allclose(reflection_scale_sensitivity(dA, dR, F_A, F_R), fd, rtol=1e-7, atol=1e-10)  # central-difference rounding
+    assert np.all(reflection_scale_sensitivity(dA, 0.0 * dR, F_A, F_R) == 0.0)

@@ -102,3 +102,21 @@ def test_required_n_max_tail_below_1e_10():
         assert truncated_tail(mean, n) < 1e-10
         if n > 4:
             assert truncated_tail(mean, n - 1) >= 1e-10  # the smallest such n
+
+
+@pytest.mark.parametrize("g_e,g_h", [(2, 4), (8, 8), (2, 2)])
+def test_emission_and_occupancy_tables_match_plain_loop(g_e, g_h):
+    from bayesgain.physics.transitions import emission_table, occupancy_table
+
+    n_max = 3 * max(g_e, g_h)
+    emis, occ = emission_table(n_max, g_e, g_h), occupancy_table(n_max, g_e)
+    assert emis.shape == occ.shape == (n_max + 1, g_e + 1)
+    for N in range(n_max + 1):
+        for n in range(g_e + 1):
+            # eq. S6: emitting transitions = band-edge holes x band-edge electrons, each capped at its degeneracy
+            holes, electrons = min(N, g_h), min(N + n, g_e)
+            assert emis[N, n] == holes * electrons
+            assert occ[N, n] == electrons / g_e
+            # the counting is open absorption minus emission
+            open_ = max(g_h - N, 0) * max(g_e - N - n, 0)
+            assert ref.band_edge(N, n, g_e, g_h) == open_ - emis[N, n]

@@ -57,8 +57,10 @@ from .. import __version__
 from .._atomic import atomic_path
 from .._logs import quiet_pymc
 from ..physics.api import numpy_mode
+from ..physics.charging import MODEL_QUADRATURE_HALF_WIDTH
 from ..physics.poisson import required_n_max
 from .data import concat_experiments, reduce_experiment
+from .layout import film_layout, index_within_experiment
 from .resolve import resolve_components
 from .spec import DISTRIBUTIONS, ModelSpec, load_spec, spec_from_dict
 
@@ -67,9 +69,6 @@ __all__ = ["GainModel", "ConvergenceReport", "convergence_report", "PHYSICAL_PAR
 PHYSICAL_PARAMETERS = ("cross_section_cm2", "film_cross_section_ratio", "V_1S_V", "V_C_V", "sigma_1S_V", "T_eff_K",
                        "tau_xx_ps", "tau_x_ps", "trion_rate_factor", "triexciton_rate_factor", "hole_trap_fraction",
                        "pl_yield_1", "pl_yield_2", "reflection_scale", "fluence_log_sd")
-# the disorder average runs over +-6 sigma (Gaussian tail 2e-9); with 40 trapezoid nodes its error is
-# < 1e-6 in <n_e> for sigma_1S >= 50 mV at room temperature (see tests/test_model_structure.py)
-QUADRATURE_HALF_WIDTH_SIGMA = 6.0
 OBSERVED = ("cross_section", "charging", "photoluminescence", "gain", "dynamics", "reflection")
 
 
@@ -167,6 +166,8 @@ class GainModel:
                 raise ValueError("GainModel needs experiments: a folder, a loaded DataTree, or a list of them")
             self.data = self._reduce(experiments, names)
         self.names = list(self.data["experiment"].values)
+        # film TA file and potential of every ta_point: the one place that defines this layout (None without film TA)
+        self.layout = film_layout(self.data)
         self.model = None
         self.idata = None
         self.start_report = None
@@ -174,6 +175,21 @@ class GainModel:
         self.quadrature_nodes = self._choose_nodes()
 
     # ------------------------------------------------------------------ data
+    @property
+    def file_index(self):
+        """Film TA file (dim ``ta_file``) of every ``ta_point``; None without film TA data."""
+        return None if self.layout is None else self.layout.file_index
+
+    @property
+    def ta_potential_index(self):
+        """``ta_potential`` of every ``ta_point``; None without film TA data."""
+        return None if self.layout is None else self.layout.ta_potential_index
+
+    @property
+    def file_experiment(self):
+        """Experiment of every film TA file; None without film TA data."""
+        return None if self.layout is None else self.layout.file_experiment
+
     def _reduce(self, experiments, names):
         from ..io import ExperimentError, load_experiment
         from ..safety.containment import repeated_folders
@@ -245,7 +261,7 @@ class GainModel:
         sigma = 0.2
         d = self.data
         if "sec_n_e" in d:
-            from ..classic import fit_fermi_dirac
+            from ..fitting import fit_fermi_dirac
 
             try:
                 # V_C fixed at 0: sigma_1S then absorbs kT V_C, the larger (safer) width for the nodes
@@ -256,7 +272,7 @@ class GainModel:
                 sigma = 0.2
         T = float(np.min(d["experiment_temperature_K"].values))
         return disorder_nodes(1.5 * max(sigma, 0.02), T, tol=self.QUADRATURE_TOL, minimum=24,
-                              half_width=QUADRATURE_HALF_WIDTH_SIGMA)
+                              half_width=MODEL_QUADRATURE_HALF_WIDTH)
 
     def _cross_section_estimate(self):
         p = self.spec.priors.get("cross_section_cm2", {"dist": "LogNormal", "mu": math.log(3.5e-14), "sigma": 0})
@@ -264,7 +280,7 @@ class GainModel:
         d = self.data
         if "sol_dA" not in d:
             return prior_median
-        from ..classic import fit_cross_section
+        from ..fitting import fit_cross_section
 
         try:
             fi = d["sol_point_fluence"].values
@@ -326,7 +342,7 @@ class GainModel:
             s = float(sig[i])
             V = V1 + s * np.linspace(-8.0, 8.0, 161)
             model = api.charge_fractions(V, V1, Vc, s, temps[k], g_e, n_nodes=self.quadrature_nodes,
-                                         half_width=QUADRATURE_HALF_WIDTH_SIGMA)
+                                         half_width=MODEL_QUADRATURE_HALF_WIDTH)
             fine = api.charge_fractions(V, V1, Vc, s, temps[k], g_e, n_nodes=8 * self.quadrature_nodes)
             worst = max(worst, float(np.max(np.abs(model - fine))))
             out[f"sigma_1S_max_{self.names[k]}"] = s
@@ -555,7 +571,7 @@ class GainModel:
                 Vc = P["V_C_V"][e_idx]
                 if opt["disorder"] == "gaussian":
                     return charging.charge_fractions_disordered(V, V1, Vc, P["sigma_1S_V"][e_idx], T[e_idx], g_e,
-                                                                n_nodes=nodes, half_width=QUADRATURE_HALF_WIDTH_SIGMA)
+                                                                n_nodes=nodes, half_width=MODEL_QUADRATURE_HALF_WIDTH)
                 temp = P["T_eff_K"][e_idx] if opt["disorder"] == "effective-temperature" else T[e_idx]
                 return charging.charge_fractions(V, V1, Vc, temp, g_e)
 
@@ -566,20 +582,11 @@ class GainModel:
                 M = self.n_max
                 rates = auger.rate_table(M, g_e, k_xx[:, None, None], k_x[:, None, None])  # (E, S, M)
                 if opt["auger"] == "free":
-                    Nn = np.arange(1, M + 1)[None, :]
-                    nn = np.arange(S)[:, None]
-                    trion = ((Nn == 1) & (nn >= 1)).astype(float)
-                    tri = ((Nn == 3) & (nn == 0)).astype(float)
-                    factor = (1.0 + trion[None] * (P["trion_rate_factor"][:, None, None] - 1.0)
-                              + tri[None] * (P["triexciton_rate_factor"][:, None, None] - 1.0))
-                    # the factor scales the Auger part; single-exciton decay N k_x stays as it is
-                    auger_part = rates - Nn[None] * k_x[:, None, None]
-                    rates = auger_part * factor + Nn[None] * k_x[:, None, None]
+                    rates = auger.free_auger_rates(rates, M, g_e, k_x[:, None, None], P["trion_rate_factor"][:, None, None],
+                                                   P["triexciton_rate_factor"][:, None, None])
                 table = transitions.transition_table(M, g_e, g_h)  # (M+1, S)
-                Nv = np.arange(M + 1, dtype=float)[:, None]
-                nv = np.arange(S, dtype=float)[None, :]
-                emission = np.minimum(Nv, g_h) * np.minimum(Nv + nv, g_e)
-                occupancy = np.minimum(Nv + nv, g_e) / g_e
+                emission = transitions.emission_table(M, g_e, g_h)
+                occupancy = transitions.occupancy_table(M, g_e)
                 J_sat = max(g_e, g_h)
                 # Bateman coefficients once per experiment at the longer truncation, shared by the solution and
                 # film cascades (exact: see auger.cascade_absorption); one coefficient graph to compile, not two
@@ -653,22 +660,9 @@ class GainModel:
                 f_pot = fractions(d["ta_potential_V"].values, pot_exp)  # (ta_potential, S)
                 pm.Deterministic("ta_charge_fractions", f_pot, dims=("ta_potential", "charge_state"))
                 e = d["ta_point_experiment"].values
-                # potential index of each point: position of its potential within its experiment
-                pot_index = _index_of(d["ta_point_potential"].values, d["ta_potential_V"].values, e, pot_exp)
-                fl_index = d["ta_point_fluence"].values
-                n_fl = np.bincount(d["ta_fluence_experiment"].values, minlength=n_exp)
-                fl_first = np.concatenate([[0], np.cumsum(n_fl)[:-1]])
-                pot_first = np.concatenate([[0], np.cumsum(np.bincount(pot_exp, minlength=n_exp))[:-1]])
-                file_first = np.concatenate([[0], np.cumsum(np.bincount(pot_exp, minlength=n_exp) * n_fl)[:-1]])
-                file_index = file_first[e] + (pot_index - pot_first[e]) * n_fl[e] + (fl_index - fl_first[e])
-                # film TA file and potential index of every ta_point (ta_mean_excitons is per file): the one
-                # place that defines this layout; quantities and the report read these arrays
-                self.file_index = file_index
-                self.ta_potential_index = pot_index
-                fe = _file_experiment(pot_exp, n_fl)
-                self.file_experiment = fe  # experiment of every film TA file
-                ff = _file_fluence(pot_exp, n_fl, fl_first)
-                J_file = d["ta_fluence_nominal_photons_cm2"].values[ff]
+                lay = self.layout
+                file_index, pot_index, fe = lay.file_index, lay.ta_potential_index, lay.file_experiment
+                J_file = d["ta_fluence_nominal_photons_cm2"].values[lay.file_fluence]
                 # <N> of every film TA file: film cross-section x nominal fluence x latent calibration
                 log_cal_film = self._log_calibration("fluence_log_cal_film", "ta_file", fl_sd[fe])
                 file_mean = pm.Deterministic("ta_mean_excitons", film_sigma[fe] * J_file * pt.exp(log_cal_film),
@@ -734,7 +728,7 @@ class GainModel:
 
             if comp["reflection"]:
                 e = d["subgap_point_experiment"].values
-                pot_sub = _index_of(d["subgap_point_potential"].values, d["ta_potential_V"].values, e,
+                pot_sub = index_within_experiment(d["subgap_point_potential"].values, d["ta_potential_V"].values, e,
                                     d["ta_potential_experiment"].values)
                 mu = -(refl[pot_sub] - 1.0) * d["subgap_reflection_sensitivity"].values
                 observe("reflection", mu, self._error_sd(A0[e] * sub_noise[e], "subgap_dA_sem"), d["subgap_dA"].values,
@@ -935,24 +929,6 @@ def pt_exp(x):
     import pytensor.tensor as pt
 
     return pt.exp(x)
-
-
-def _index_of(values, axis, point_exp, axis_exp):
-    """For each point, the index in ``axis`` of its value within its own experiment."""
-    out = np.empty(len(values), int)
-    for i, (v, e) in enumerate(zip(values, point_exp)):
-        cand = np.nonzero(axis_exp == e)[0]
-        out[i] = cand[np.argmin(np.abs(axis[cand] - v))]
-    return out
-
-
-def _file_experiment(pot_exp, n_fl):
-    return np.concatenate([np.full(n_fl[e] * int((pot_exp == e).sum()), e) for e in range(len(n_fl))])
-
-
-def _file_fluence(pot_exp, n_fl, fl_first):
-    return np.concatenate([np.tile(np.arange(n_fl[e]) + fl_first[e], int((pot_exp == e).sum()))
-                           for e in range(len(n_fl))])
 
 
 def _netcdf_safe(ds):

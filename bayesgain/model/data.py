@@ -28,6 +28,7 @@ import xarray as xr
 from .. import physics as ph
 from .. import preprocess as pp
 from ..io.chirp import CHIRP_MAP_KEYS, chirp_map_attrs
+from ..physics.optics import reflection_scale_sensitivity
 
 __all__ = ["reduce_experiment", "concat_experiments"]
 
@@ -173,8 +174,7 @@ def reduce_experiment(tree, options, name="experiment", components=None):
         dR = _open_circuit_dR(tree, dA_raw) if not bool(ta["reflection_corrected"].all()) else None
         if dR is not None:
             FA, FR = pp._film_fractions(tree, lam)
-            mix = 10.0 ** (-dR) * FR + 10.0 ** (-dA_raw) * (1.0 - FA - FR)
-            sens = (dR * FR * 10.0 ** (-dR) / mix).transpose(*dA_raw.dims).assign_attrs(units="OD")
+            sens = reflection_scale_sensitivity(dA_raw, dR, FA, FR).transpose(*dA_raw.dims).assign_attrs(units="OD")
         else:
             sens = xr.zeros_like(dA_raw).assign_attrs(units="OD")
         pots = dA_raw["potential"].values

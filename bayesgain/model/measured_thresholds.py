@@ -4,7 +4,7 @@ The paper's point is the comparison of the thresholds *measured* at each potenti
 0.80 excitons/QD at <n_e> ~ 0.94) with transition counting's *prediction* (red line, 1.06 there).
 :func:`~.quantities.thresholds_at_potentials` gives the prediction; this module gives the measurement:
 per film TA potential, the <N> at which the window A* at the gain delay (the measured delay nearest
-5 ps, :data:`bayesgain.classic.GAIN_DELAY_PS`) crosses zero, from a curve of A* versus <N> that does not
+5 ps, :data:`bayesgain.preprocess.GAIN_DELAY_PS`) crosses zero, from a curve of A* versus <N> that does not
 use transition counting.  The prediction it is compared with (:func:`predicted_readout_thresholds`) is
 transition counting's for the same read-out: the same delay (the Auger cascade to it) on the measured
 pre-pump absorbance, in transition counting's own scale (A_0 = g_e g_h units), without the fit's window terms;
@@ -52,6 +52,8 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+
+from ..physics.api import band_edge_absorption
 
 __all__ = ["ladder_basis", "ladder_curve", "fit_ladder", "crossings", "measured_thresholds_from_draws", "screen",
            "compare", "gain_delay_points", "predicted_readout_thresholds", "measured_thresholds", "threshold_comparison", "COLUMNS"]
@@ -179,13 +181,11 @@ def gain_delay_points(model, experiment=0, delay_ps=None):
     """The film TA point read at the gain delay for every file of one experiment.
 
     Returns (points (F,), file ids (F,), potential index (F,), phrase naming the delays): per file, the
-    "gain" point at the measured delay nearest ``delay_ps`` (default :data:`bayesgain.classic.GAIN_DELAY_PS`,
-    within 25 %, :func:`bayesgain.classic.delay_selection`)."""
-    from ..classic import GAIN_DELAY_PS, delay_selection
+    "gain" point at the measured delay nearest ``delay_ps`` (default :data:`bayesgain.preprocess.GAIN_DELAY_PS`,
+    within 25 %, :func:`bayesgain.preprocess.delay_selection`)."""
+    from ..preprocess import GAIN_DELAY_PS, delay_selection
 
     delay_ps = GAIN_DELAY_PS if delay_ps is None else float(delay_ps)
-    if getattr(model, "file_index", None) is None:
-        model.build()
     d = model.data
     gain = np.nonzero((d["ta_point_component"].values == "gain") & (d["ta_point_experiment"].values == experiment))[0]
     if gain.size == 0:
@@ -237,7 +237,7 @@ def predicted_readout_thresholds(model, experiment, take, delay_ps, upper, n_gri
     tr, tri, eta = one("trion_rate_factor", 1.0), one("triexciton_rate_factor", 1.0), one("hole_trap_fraction", 0.0)
     f = s["ta_charge_fractions"][:, sel]  # (D, P, S)
     P, S = f.shape[1:]
-    A_tc0 = f @ np.array([g_h * max(g_e - n, 0) for n in range(S)], float)  # A*(0, n) of eq. S6
+    A_tc0 = f @ band_edge_absorption(np.zeros(S), np.arange(S), g_e, g_h)  # A*(0, n) of eq. S6
     a_pre = d["ta_potential_A_pre_OD"].values[sel]
     scale = float(d["experiment_film_A0_1S_OD"].values[experiment]) / (g_e * g_h)
     u = np.linspace(0.0, 1.0, n_grid)

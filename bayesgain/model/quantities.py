@@ -30,6 +30,7 @@ import numpy as np
 import xarray as xr
 
 from .. import physics as ph
+from ..physics.charging import MODEL_QUADRATURE_HALF_WIDTH
 from ..physics.constants import BOLTZMANN_EV_PER_K, LN10
 
 __all__ = ["threshold_curve", "thresholds_at_potentials", "mean_electrons_band", "gain_lifetime_curves",
@@ -83,7 +84,7 @@ def _relative_fractions_fn(g_e, n_nodes, disorder):
     T = pt.dscalar("T")
     if disorder == "gaussian":
         f = charging.charge_fractions_disordered(x, 0.0, vc[:, None], s[:, None], T, g_e, n_nodes=n_nodes,
-                                                 half_width=6.0)
+                                                 half_width=MODEL_QUADRATURE_HALF_WIDTH)
     else:  # s is the (effective) temperature
         f = charging.charge_fractions(x, 0.0, vc[:, None], s[:, None], g_e)
     return pytensor.function([x, vc, s, T], f, on_unused_input="ignore", mode=ph.api.numpy_mode())
@@ -99,7 +100,7 @@ def _fractions_relative(model, x_V, V_C, sigma, T_eff, g_e, T, chunk=256):
     x = np.asarray(x_V, float)
     if disorder == "gaussian":
         # 1e-6 in the fractions: far inside the 1e-4 excitons/QD the threshold curve is tested to
-        nodes = disorder_nodes(float(np.max(sigma)), T, tol=1e-6, minimum=24, half_width=6.0)
+        nodes = disorder_nodes(float(np.max(sigma)), T, tol=1e-6, minimum=24, half_width=MODEL_QUADRATURE_HALF_WIDTH)
         fn, s = _relative_fractions_fn(g_e, nodes, "gaussian"), np.asarray(sigma, float)
     else:
         temp = T_eff if disorder == "effective-temperature" else np.full(np.shape(V_C), T)
@@ -176,14 +177,14 @@ def ensemble_table(g_e, g_h, upper=None, n_grid=4001, hole_trapping="emission"):
     from scipy import stats
 
     P = stats.poisson.pmf(N[None, :], grid[:, None])
-    if hole_trapping == "counting":
-        from ..physics import transitions
+    from ..physics import transitions
 
+    if hole_trapping == "counting":
         n_max_t = int(N[-1])
         emis = (transitions.trapped_hole_transition_table(n_max_t, g_e, g_h).eval()
                 - transitions.transition_table(n_max_t, g_e, g_h).eval())
     else:
-        emis = np.minimum(N, g_h)[:, None] * np.minimum(N[:, None] + np.arange(S)[None, :], g_e)
+        emis = transitions.emission_table(int(N[-1]), g_e, g_h)
     return grid, a, P @ emis
 
 
@@ -315,19 +316,13 @@ def _cascade_draw_fn(g_e, g_h, n_max, occupancy=False, hole_trapping="emission")
 
     kxx, kx, tr, tri, eta = (pt.dscalar(n) for n in ("kxx", "kx", "tr", "tri", "eta"))
     mean, f, t = pt.dvector("mean"), pt.dmatrix("f"), pt.dvector("t")
-    S = g_e + 1
-    rates = auger.rate_table(n_max, g_e, kxx, kx)
-    Nn = np.arange(1, n_max + 1)[None, :]
-    nn = np.arange(S)[:, None]
-    factor = 1.0 + ((Nn == 1) & (nn >= 1)) * (tr - 1.0) + ((Nn == 3) & (nn == 0)) * (tri - 1.0)
-    rates = (rates - Nn * kx) * factor + Nn * kx
-    Nv = np.arange(n_max + 1, dtype=float)[:, None]
-    emission = np.minimum(Nv, g_h) * np.minimum(Nv + np.arange(S)[None, :], g_e)
+    rates = auger.free_auger_rates(auger.rate_table(n_max, g_e, kxx, kx), n_max, g_e, kx, tr, tri)
+    emission = transitions.emission_table(n_max, g_e, g_h)
     counting = hole_trapping == "counting"
     table = transitions.transition_table(n_max, g_e, g_h) + (0.0 if counting else eta * emission)
     trapped = transitions.trapped_hole_transition_table(n_max, g_e, g_h)
     if occupancy:
-        occ = pt.as_tensor_variable(np.minimum(Nv + np.arange(S)[None, :], g_e) / g_e)
+        occ = pt.as_tensor_variable(transitions.occupancy_table(n_max, g_e))
         table, trapped = pt.stack([table, occ]), pt.stack([trapped, occ])
     fc = f
     if counting:
@@ -452,7 +447,7 @@ def single_wavelength_thresholds(model, experiment=0, g_min_per_cm=50.0, max_sam
 
     For each draw (thinned to ``max_samples``), potential and wavelength, A*(lambda) averaged over the
     gain delays is fitted versus that draw's <N> of the files with A* = A_pre - a (1 - exp(-b <N>))
-    (the heuristic of SI Fig. S26, vectorised: ``classic.fit_saturation_many``), and solved for
+    (the heuristic of SI Fig. S26, vectorised: ``bayesgain.fitting.fit_saturation_many``), and solved for
     A* = 0 (transparency) and for g = -A* ln10 / d >= ``g_min_per_cm`` (d drawn from its stated
     uncertainty).  Wavelengths whose neutral absorbance A_0 is below ``min_significance`` x the
     spread of the fit residuals are masked (NaN): there is no band-edge absorption to invert.
@@ -460,7 +455,7 @@ def single_wavelength_thresholds(model, experiment=0, g_min_per_cm=50.0, max_sam
     ``gain_mean_excitons`` (inf where never reached), plus per (sample, potential) the lowest
     g >= g_min threshold in excitons/QD, photons/cm^2 and nJ/cm^2 and its wavelength.
     """
-    from ..classic import fit_saturation_many
+    from ..fitting import fit_saturation_many
 
     d = model.data
     if "spectrum_A_star" not in d:

@@ -30,7 +30,7 @@ from pytensor.gradient import zero_grad
 
 from .poisson import poisson_weights
 
-__all__ = ["auger_pathways", "auger_rate", "rate_table", "trapped_hole_rate_table", "hole_trap_chains", "bateman_coefficients", "cascade_populations",
+__all__ = ["auger_pathways", "auger_rate", "rate_table", "trapped_hole_rate_table", "free_auger_rates", "hole_trap_chains", "bateman_coefficients", "cascade_populations",
            "cascade_absorption"]
 
 
@@ -67,6 +67,22 @@ def rate_table(n_max, g_e, k_xx, k_x=0.0):
     N = pt.arange(1, n_max + 1, dtype="float64")[None, :]
     n = pt.as_tensor_variable(np.arange(g_e + 1, dtype="float64"))[:, None]
     return auger_rate(N, n, k_xx, k_x)
+
+
+def free_auger_rates(rates, n_max, g_e, k_x, trion_rate_factor, triexciton_rate_factor):
+    """Rates of :func:`rate_table` (n = 0..g_e rows, N = 1..n_max columns) with free trion and triexciton Auger rates.
+
+    The Auger part k(N, n) - N k_x of the trion pathways (N = 1, n >= 1) is multiplied by ``trion_rate_factor``
+    and that of the neutral triexciton (N = 3, n = 0) by ``triexciton_rate_factor``; the single-exciton decay
+    N k_x stays as it is.  ``k_x`` and the factors broadcast against the (g_e + 1, n_max) table (NumPy or
+    PyTensor); a factor of 1 gives eq. S22's scaling law back."""
+    Nn = np.arange(1, int(n_max) + 1)[None, :]
+    nn = np.arange(int(g_e) + 1)[:, None]
+    trion = ((Nn == 1) & (nn >= 1)).astype(float)
+    tri = ((Nn == 3) & (nn == 0)).astype(float)
+    factor = 1.0 + trion * (trion_rate_factor - 1.0) + tri * (triexciton_rate_factor - 1.0)
+    single = Nn * k_x
+    return (rates - single) * factor + single
 
 
 def hole_trap_chains(charge_fractions, hole_trap_fraction, rates, trapped_rates, table, trapped_table):

@@ -10,6 +10,7 @@ from .constants import LN10, PLANCK_J_S, SPEED_OF_LIGHT_M_S
 
 __all__ = [
     "reflection_correct",
+    "reflection_scale_sensitivity",
     "depth_averaged_fluence",
     "bleach_saturation",
     "photon_energy_J",
@@ -27,8 +28,20 @@ def reflection_correct(dA_star, dR, F_A, F_R):
     Delta A = Delta A*.
     """
     dA_star, dR, F_A, F_R = map(pt.as_tensor_variable, (dA_star, dR, F_A, F_R))
-    mix = 10.0 ** (-dR) * F_R + 10.0 ** (-dA_star) * (1.0 - F_A - F_R)
-    return -pt.log10(mix / (1.0 - F_A))
+    return -pt.log10(_mixed_transmission(dA_star, dR, F_A, F_R) / (1.0 - F_A))
+
+
+def _mixed_transmission(dA_star, dR, F_A, F_R):
+    """The bracket of eq. S33: 10^-dR F_R + 10^-dA* (1 - F_A - F_R); plain arithmetic (NumPy, xarray or PyTensor)."""
+    return 10.0 ** (-dR) * F_R + 10.0 ** (-dA_star) * (1.0 - F_A - F_R)
+
+
+def reflection_scale_sensitivity(dA_star, dR, F_A, F_R):
+    """d Delta A / d s of eq. S33 with Delta R scaled by s, at s = 1: dR F_R 10^-dR / [10^-dR F_R + 10^-dA* (1 - F_A - F_R)].
+
+    The change of the corrected Delta A per unit change of a Delta R scale (OD); plain arithmetic, so NumPy,
+    xarray (dims kept) or PyTensor inputs all work."""
+    return dR * F_R * 10.0 ** (-dR) / _mixed_transmission(dA_star, dR, F_A, F_R)
 
 
 def depth_averaged_fluence(fluence_photons_cm2, pump_absorbance_OD):

@@ -24,7 +24,7 @@ import numpy as np
 import pytensor.tensor as pt
 
 __all__ = ["band_edge_absorption", "band_edge_absorption_trapped_hole", "band_edge_absorption_unsaturated",
-           "transition_table", "trapped_hole_transition_table"]
+           "transition_table", "trapped_hole_transition_table", "emission_table", "occupancy_table"]
 
 
 def _counting(holes, electrons, g_e, g_h):
@@ -69,3 +69,19 @@ def trapped_hole_transition_table(n_max, g_e=2, g_h=4):
     N = pt.arange(n_max + 1, dtype="float64")[:, None]
     n = pt.as_tensor_variable(np.arange(g_e + 1, dtype="float64"))[None, :]
     return band_edge_absorption_trapped_hole(N, n, g_e, g_h)
+
+
+def emission_table(n_max, g_e=2, g_h=4):
+    """Stimulated-emission transitions min(N, g_h) min(N + n, g_e) of eq. S6 for N = 0..n_max (rows), n = 0..g_e
+    (columns), as a NumPy float matrix (the hole-trapping "emission" form adds eta times it to the counting)."""
+    N = np.arange(int(n_max) + 1, dtype=float)[:, None]
+    n = np.arange(int(g_e) + 1, dtype=float)[None, :]
+    return np.minimum(N, g_h) * np.minimum(N + n, g_e)
+
+
+def occupancy_table(n_max, g_e=2):
+    """1S(e) occupancy min(N + n, g_e) / g_e for N = 0..n_max (rows), n = 0..g_e (columns), NumPy: electrons beyond
+    the level's degeneracy sit in higher levels (the saturation of eq. S6)."""
+    N = np.arange(int(n_max) + 1, dtype=float)[:, None]
+    n = np.arange(int(g_e) + 1, dtype=float)[None, :]
+    return np.minimum(N + n, g_e) / g_e
