@@ -706,9 +706,12 @@ class GainModel:
                     # charge fractions and pulled sigma_1S 1 % low.
                     dA = gamma[k] * (A_eff * (1.0 - shift_loss[k] * x**4) - A_pre) - beta[k] * (occ - occ_pre)
                     if tail is not None:
-                        # a bleach of the photo-excited QDs (fraction 1 - e^-<N>) in the window with its own clock
+                        # a bleach of the photo-excited QDs (fraction 1 - e^-<N>) in the window with its own clock,
+                        # its amplitude taken at the earliest delay fitted: a tail faster than the data's delays
+                        # then has no free amplitude (measured: divergences at tau < 1 ps with the t = 0 amplitude)
                         excited = 1.0 - pt.exp(-file_mean[files])[:, None]
-                        dA = dA - A0[k] * tail[0][k] * excited * pt.exp(-delays[None, :] / tail[1][k])
+                        t_ref = float(delays.min())
+                        dA = dA - A0[k] * tail[0][k] * excited * pt.exp(-(delays[None, :] - t_ref) / tail[1][k])
                     a_pre = d["ta_potential_A_pre_OD"].values[pot_of_file][:, None]
                     mus.append((a_pre + dA)[f_loc, t_loc])
                 mu = pt.concatenate(mus)

@@ -182,7 +182,8 @@ DEFAULT_PRIORS = {
     "discrepancy_lengthscale": _p("LogNormal", "ln(ps)", "length scale of the discrepancy GP in log delay "
                                   "(1 = a factor e in delay)", "discrepancy=delay-gp", mu=math.log(1.5), sigma=0.3),
     "window_tail_amplitude_rel": _p("Normal", "A0_1S", "window bleach (> 0) or absorption (< 0) per photo-excited "
-                                    "QD that decays on its own clock (discrepancy = window-tail)",
+                                    "QD that decays on its own clock, at the earliest film TA delay fitted "
+                                    "(discrepancy = window-tail)",
                                     "discrepancy=window-tail", mu=0.0, sigma=0.1),
     "window_tail_time_ps": _p("LogNormal", "ps", "decay time of the window tail (discrepancy = window-tail)",
                               "discrepancy=window-tail", mu=math.log(30.0), sigma=1.5),
