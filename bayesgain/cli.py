@@ -14,7 +14,7 @@ import pathlib
 import sys
 import warnings
 
-from .safety import (EXIT_INTERRUPTED, OutputFolder, OutputFolderError, interruptible, is_interrupt,
+from .safety import (EXIT_INTERRUPTED, OutputFolder, OutputFolderError, damage_reason, interruptible, is_interrupt,
                      output_file_problem, output_problem, raise_if_interrupted, stale_temporaries)
 
 
@@ -265,9 +265,8 @@ def _open_fit(path):
         return GainModel.load(path)
     except (KeyboardInterrupt, MemoryError):
         raise
-    except Exception as exc:
-        why = " ".join(str(exc).replace(str(path), "").split())[:160].strip(" :")
-        raise Refused(f"corrupt or incomplete fit file {path} ({type(exc).__name__}: {why or 'unreadable'}); "
+    except Exception as exc:  # noqa: BLE001 -- h5py, xarray, TOML and spec errors alike mean a damaged file
+        raise Refused(f"corrupt or incomplete fit file {path} ({damage_reason(exc, path)}); "
                       "rerun `bayesgain fit` to make it again") from None
 
 

@@ -9,7 +9,8 @@ module is the deliberate exception to "every equation has one home".
 * Transition counting (eq. S6): A*(N, n) = max(g_h - N, 0) max(g_e - N - n, 0) - min(N, g_h) min(N + n, g_e).
 * Poisson excitation (eq. S5, S18): P(N; <N>) from ``scipy.stats.poisson``; the sum is truncated
   where the neglected weight is < 1e-13 (not renormalised).
-* Charge fractions (eq. S7-S13, sign of NOTES.md): direct Boltzmann weights
+* Charge fractions (eq. S7-S13, the SI's sign corrected: electrons fill the level below V_1S): direct
+  Boltzmann weights
   w_n = binom(g_e, n) exp(-e [n (V - V_1S) + V_C n (n - 1) / 2] / kT), normalised after subtracting
   the largest exponent; Gaussian level disorder (eq. S15-S16) by the trapezoid rule on +-9 sigma
   (128 nodes: error < 1e-6 at sigma = 110 mV; the same discretisation as the model's default, so

@@ -24,6 +24,7 @@ import re
 import numpy as np
 
 from ._atomic import atomic_path, write_text_atomic
+from .safety.containment import damage_reason
 
 __all__ = ["StudyError", "Film", "plan_films", "saved_fit_problem", "connect", "run_study", "study_rows",
            "QUANTITIES", "THRESHOLD_NE", "close"]
@@ -91,8 +92,7 @@ def saved_fit_problem(path, model_name, experiments):
     except (KeyboardInterrupt, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 -- every way a file can be damaged ends in a refit
-        why = " ".join(str(exc).replace(str(path), "").split())[:120].strip(" :")
-        return f"corrupt or incomplete ({type(exc).__name__}: {why or 'unreadable'})"
+        return f"corrupt or incomplete ({damage_reason(exc, path, limit=120)})"
     if "reduced_data" not in groups or "model_spec_toml" not in attrs:
         return "incomplete (not a saved bayesgain fit)"
     if not n:

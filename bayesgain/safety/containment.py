@@ -51,6 +51,13 @@ def cell_excerpt(text, limit: int = EXCERPT_CHARS) -> str:
     return repr(s if len(s) <= limit else s[:limit] + "...")
 
 
+def damage_reason(exc, path, limit: int = 160) -> str:
+    """'ErrorType: message' of a failure to read ``path``, on one line, the path itself left out (it is named
+    beside it), at most ``limit`` characters: what a damaged-file refusal says."""
+    why = " ".join(str(exc).replace(str(path), "").split())[:limit].strip(" :")
+    return f"{type(exc).__name__}: {why or 'unreadable'}"
+
+
 def file_digest(path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
