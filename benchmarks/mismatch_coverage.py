@@ -45,15 +45,8 @@ def simulate(scenario, seed, root):
     out = pathlib.Path(root) / f"{scenario}-seed{seed}"
     if (out / "truth.toml").exists():
         return out
-    try:
-        from bayesgain.scenarios import simulate_scenario
-    except ImportError:  # the scenario registry is not there yet: plain presets with the knobs that exist
-        from bayesgain.simulate import simulate_experiment
+    from bayesgain.scenarios import simulate_scenario
 
-        over = {"matched": {}, "calibration-spread-0": {"fluence_log_sd": 0.0},
-                "calibration-spread-20": {"fluence_log_sd": 0.2}}[scenario]
-        simulate_experiment(out, preset="batch-a", seed=seed, **over)
-        return out
     simulate_scenario(scenario, out, seed=seed)
     return out
 
