@@ -791,7 +791,6 @@ def _section_parameters(model, summary):
     lines = ["## Physical parameters (posterior median and 94 % HDI)", ""]
     rows = []
     post = _post(model)
-    lo_col = next((c for c in summary.columns if c.startswith("hdi_") and c.endswith("%") and "3" in c), None)
     for name, r in summary.iterrows():
         base = str(name).split("[")[0]
         try:
@@ -810,8 +809,7 @@ def _section_parameters(model, summary):
             m, lo, hi = float(m), float(lo), float(hi)
         except Exception:  # noqa: BLE001 -- fall back to the summary columns
             m = float(r.get("median", r.get("mean", np.nan)))
-            lo = float(r[lo_col]) if lo_col else np.nan
-            hi = np.nan
+            lo, hi = float(r.get("hdi94_lb", np.nan)), float(r.get("hdi94_ub", np.nan))
         doc = model.spec.priors.get(base, {}).get("doc", "")
         rows.append([f"`{name}`", r.get("unit", ""), _fmt(m), _fmt(lo), _fmt(hi), doc])
     lines += [_md_table(["parameter", "unit", "median", "HDI low", "HDI high", "meaning"], rows), ""]

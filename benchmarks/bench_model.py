@@ -42,15 +42,15 @@ def _print_rows(rows):
         print(f"{sampler:8s} {name:48s} {float(value):12.3f} {unit}", flush=True)
 
 
-def _climbed_starts(gm, key, backend, chains, seed):
+def _climbed_starts(gm, backend, chains, seed):
     """The starts nutpie's chains get (L-BFGS climbs from jittered points, hyperparameters kept jittered), as
     PyMC initvals: one dict of value-variable name -> unconstrained value per chain."""
-    from bayesgain.model import distributed, sampling
+    from bayesgain.model import sampling
 
-    (template, compiled, _), _ = distributed._compiled_for(gm, key, backend)  # cached: no new compile
-    starts, _ = sampling.climbed_starts(template.model, compiled, chains, seed)
+    compiled = sampling.compile_nutpie(gm.model, backend, jitter_rvs=gm.jitter_rvs())  # kept: no new compile
+    starts, _ = sampling.climbed_starts(gm.model, compiled, chains, seed)
     names, slices = sampling.flat_layout(compiled)
-    shapes = {k: np.shape(v) for k, v in template.model.initial_point().items()}
+    shapes = {k: np.shape(v) for k, v in gm.model.initial_point().items()}
     return [{n: x[sl].reshape(shapes[n]) for n, sl in zip(names, slices)} for x in starts]
 
 
@@ -97,7 +97,7 @@ def main(argv=None):
 
     import xarray as xr
 
-    from bayesgain.model import distributed
+    from bayesgain.model import compiled_cache, sampling
     from bayesgain.model.core import GainModel
     from bayesgain.model.quantities import threshold_curve
 
@@ -115,13 +115,13 @@ def main(argv=None):
     gm.build()
     t_build = time.perf_counter() - t
     t = time.perf_counter()
-    key = distributed._structure_key(gm, gm.observed_names)
-    distributed._compiled_for(gm, key, args.backend)
+    sampling.compile_nutpie(gm.model, args.backend, jitter_rvs=gm.jitter_rvs())  # kept for the fit below
     t_compile = time.perf_counter() - t
     t = time.perf_counter()
-    idata, compiled_again = distributed._fit_reusing_compile(gm, fit_kw)
+    before = compiled_cache.STATS["compiled"]
+    idata = gm.fit(**fit_kw, progress=False)
     t_fit = time.perf_counter() - t
-    assert not compiled_again
+    assert args.backend != "numba" or compiled_cache.STATS["compiled"] == before  # jax models are not kept
     t_sample = float(idata["posterior"].attrs.get("sampling_time", t_fit))
     ess = float(gm.convergence["min_ess_bulk"])
     total = t_reduce + t_build + t_compile + t_fit  # the whole fit: data in, converged posterior out
@@ -172,7 +172,7 @@ def main(argv=None):
         pymc_kw = {**{k: v for k, v in fit_kw.items() if k != "backend"}, "draws": args.pymc_draws or args.draws,
                    "tune": args.pymc_tune or args.tune, "chains": args.pymc_chains or args.chains}
         if args.pymc_starts == "optimum":
-            pymc_kw["initvals"] = _climbed_starts(gm, key, args.backend, pymc_kw["chains"], args.seed)
+            pymc_kw["initvals"] = _climbed_starts(gm, args.backend, pymc_kw["chains"], args.seed)
         print(f"pymc: {pymc_kw['chains']} chains x {pymc_kw['draws']} draws after {pymc_kw['tune']} tune, "
               f"starts: {args.pymc_starts}", flush=True)
         gp.fit(**pymc_kw, sampler="pymc", cores=2, progress=False)

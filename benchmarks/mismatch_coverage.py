@@ -83,7 +83,7 @@ def row_of(scenario, seed, label, result, truth):
             continue
         s = rows[0]
         t = float(truth[key])
-        lo, hi = s["hdi_3%"], s["hdi_97%"]
+        lo, hi = s["hdi94_lb"], s["hdi94_ub"]
         row.update({f"{p}_truth": t, f"{p}_median": s["mean"], f"{p}_low": lo, f"{p}_high": hi,
                     f"{p}_covered": int(lo <= t <= hi)})
     return row
@@ -151,7 +151,7 @@ def main(argv=None):
                 continue
             folder = simulate(sc, seed, args.data_root)
             truth = tomllib.loads((folder / "truth.toml").read_text())
-            jobs.append({"name": f"{sc}/{seed}", "spec": spec, "experiments": str(folder), "reuse_compiled": False,
+            jobs.append({"name": f"{sc}/{seed}", "spec": spec, "experiments": str(folder),
                          "fit": {"draws": args.draws, "tune": args.tune, "chains": args.chains, "seed": seed,
                                  "rerun_stuck": False}})
             meta.append((sc, seed, truth))

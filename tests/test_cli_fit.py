@@ -131,6 +131,7 @@ def test_fit_writes_every_file_with_consistent_contents(fit_a):
     assert all(b <= a + 1e-9 for a, b in zip(meds, meds[1:]))
     summary = (out / "summary.csv").read_text().splitlines()
     assert "unit" in summary[0].split(",")
+    assert {"hdi94_lb", "hdi94_ub"} <= set(summary[0].split(","))  # HDI, as every table says, not ArviZ's ETI default
     assert any(line.startswith("V_1S_V") and ",V," in line for line in summary[1:])
     report = (out / "report.md").read_text()
     assert "charging-gaussian" in report and "## Convergence" in report

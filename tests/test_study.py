@@ -1,6 +1,6 @@
 """``bayesgain study``: many films through Dask, resumable, one table.
 
-No sampling: the worker's fit (``distributed._fit_reusing_compile``, what ``run_job`` calls with nutpie) is
+No sampling: the worker's fit (``GainModel.fit``, what ``distributed.run_job`` calls) is
 replaced by one that fills the posterior with the model's prior draws (PyTensor's Python VM, about a second
 per film), and the Dask client is an in-process cluster (threads), so the stub reaches the workers.  What is
 checked is the study: which fits run, which are skipped or refitted, what the table says and the refusals.
@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 
 from bayesgain import cli, study
-from bayesgain.model import distributed
+from bayesgain.model.core import GainModel
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BATCH_A = ROOT / "data" / "synthetic-batch-a"
@@ -61,7 +61,7 @@ class Fits:
         self.calls.append(", ".join(gm.names))
         if ", ".join(gm.names) in self.fail:
             raise RuntimeError("sampler exploded (test)")
-        return _prior_posterior(gm, fit_kw), True
+        return _prior_posterior(gm, fit_kw)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def env(tmp_path_factory):
     cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0")
     client = Client(cluster)
     mp = pytest.MonkeyPatch()
-    mp.setattr(distributed, "_fit_reusing_compile", fits)
+    mp.setattr(GainModel, "fit", lambda self, **fit_kw: fits(self, fit_kw))
     mp.setattr("pymc.compute_log_likelihood", lambda *a, **k: None)  # the stub's prior draws need no log-likelihood
     real_connect = study.connect
     mp.setattr(study, "connect", lambda scheduler=None, n_workers=None: real_connect(scheduler, n_workers)

@@ -239,12 +239,15 @@ class GainModel:
         d = self.data
         sigma = self._cross_section_estimate()
         self.n_max_film = self.n_max_solution = 0
+        # rounded up to a multiple of 4: experiments of one design then share one compiled graph
+        # (model.compiled_cache) instead of differing by one term of the truncation
+        bucket = lambda n: int(4 * np.ceil(n / 4))  # noqa: E731
         if "ta_fluence_nominal_photons_cm2" in d:
-            self.n_max_film = int(required_n_max(1.3 * sigma * float(d["ta_fluence_nominal_photons_cm2"].max()),
-                                                 tail=self.POISSON_TAIL))
+            self.n_max_film = bucket(required_n_max(1.3 * sigma * float(d["ta_fluence_nominal_photons_cm2"].max()),
+                                                    tail=self.POISSON_TAIL))
         if "sol_fluence_eff_photons_cm2" in d:
-            self.n_max_solution = int(required_n_max(1.3 * sigma * float(d["sol_fluence_eff_photons_cm2"].max()),
-                                                     tail=self.POISSON_TAIL))
+            self.n_max_solution = bucket(required_n_max(1.3 * sigma * float(d["sol_fluence_eff_photons_cm2"].max()),
+                                                        tail=self.POISSON_TAIL))
         return max(self.n_max_film, self.n_max_solution, 8)
 
     # error of the disorder average in the fractions (SEC <n_e> scatters by ~1e-2)
@@ -880,7 +883,7 @@ class GainModel:
 
         names = var_names or self.parameter_names
         s = az.summary(self.idata, var_names=[n for n in names if n in self.idata["posterior"]], ci_prob=0.94,
-                       round_to="none")
+                       ci_kind="hdi", round_to="none")
         units = {k: p["unit"] for k, p in self.spec.priors.items()}
         units.update(film_cross_section_cm2="cm^2", gamma_OD="OD", window_occupancy_bleach_OD="OD",
                      sweep_offset_V="V", k_xx_per_ps="1/ps")

@@ -15,14 +15,11 @@ or, to condition a model on simulated observations (simulation-based calibration
     {"spec": spec.to_toml(), "reduced": model.data, "observed": {"charging": y_sim}, "fit": {...},
      "return_draws": ["V_1S_V", ...], "thin_to": 99}
 
-Compile once per worker.  With nutpie most of a small fit is the numba compilation of the model
-(about 30 s for the charging component, against a few seconds of sampling).  Jobs that differ only
-in their observations (SBC replicates) share one structure, so each worker compiles it once with
-the observed arrays as shared variables and swaps the data in (``CompiledModel.with_data``) for
-every later job.  The structure key is the spec, the reduced data without the observed arrays and
-the structural choices ``GainModel`` makes from the data (Poisson truncations, quadrature nodes);
-a job whose key differs is compiled afresh.  ``{"reuse_compiled": False}`` turns this off (every job
-then goes through ``GainModel.fit``).
+Compile once per worker.  With nutpie most of a small fit is the numba compilation of the model.  Every
+fit goes through :mod:`.compiled_cache`, which keeps the compiled model per structure in the worker
+process with the data lifted out of the graph: jobs that differ only in their numbers (SBC replicates,
+seeds of a benchmark, films of one design) compile once per worker and swap their data in.
+``{"reuse_compiled": False}`` compiles every job afresh (same posterior: the data are lifted either way).
 
 PyTensor compile directories: the default (``compiledir="shared"``) lets all workers share the
 parent's ``base_compiledir``; PyTensor serialises writers with a lock in that directory, and the C
@@ -32,11 +29,9 @@ process its own ``<base>/dask-worker-<pid>`` (no lock contention, each compiles 
 
 from __future__ import annotations
 
-import hashlib
-import inspect
+import contextlib
 import os
 import pathlib
-import threading
 import time
 import traceback
 
@@ -106,104 +101,6 @@ def with_observations(data, observed):
     return out
 
 
-def _structure_key(gm, observed_labels):
-    """Everything that fixes the compiled graph except the observed arrays."""
-    data = gm.data.copy()
-    for label in observed_labels:
-        var, idx = _observed_index(data, label)
-        if var in data:
-            arr = np.array(data[var].values, dtype=float, copy=True)
-            if idx is None:
-                arr[:] = 0.0
-            else:
-                arr[idx] = 0.0
-            data[var] = (data[var].dims, arr)
-    h = hashlib.sha256(gm.spec.to_toml().encode())
-    for name in sorted(data.variables):
-        v = np.asarray(data[name].values)
-        h.update(name.encode())
-        h.update(str(v.dtype).encode() + str(v.shape).encode())
-        h.update(v.astype(str).tobytes() if v.dtype.kind in "OU" else np.ascontiguousarray(v).tobytes())
-    # structural choices GainModel makes from the data (truncations, quadrature nodes, ...)
-    attrs = sorted((k, v) for k, v in vars(gm).items()
-                   if isinstance(v, (bool, int, float, str)) and not k.startswith("_"))
-    h.update(repr(attrs).encode())
-    return h.hexdigest()
-
-
-def _observed_constants(model, labels):
-    out = {}
-    for label in labels:
-        value = model.rvs_to_values[model[label]]
-        data = getattr(value, "data", None)
-        if data is None:
-            data = value.get_value()
-        out[label] = np.asarray(data, dtype=float)
-    return out
-
-
-# per worker process: structure key -> (template GainModel, nutpie CompiledModel, lock)
-_COMPILED = {}
-_COMPILED_LOCK = threading.Lock()
-
-
-def _compiled_for(gm, key, backend="numba"):
-    """The worker's compiled model for this structure and backend, compiled once (observed data as shared
-    variables, kept swappable: jax models are not frozen)."""
-    import pytensor
-
-    from .core import GainModel
-    from .sampling import compile_nutpie
-
-    key = (key, backend)
-    with _COMPILED_LOCK:
-        entry = _COMPILED.get(key)
-        if entry is not None:
-            return entry, False
-        template = GainModel(gm.spec, _reduced=gm.data.copy())
-        model = template.build()
-        for label in template.observed_names:
-            rv = model[label]
-            value = _observed_constants(model, [label])[label]
-            model.rvs_to_values[rv] = pytensor.shared(value, name=f"{label}__observed")
-        compiled = compile_nutpie(model, backend=backend, jitter_rvs=template.jitter_rvs(), freeze_model=False)
-        entry = (template, compiled, threading.Lock())
-        _COMPILED[key] = entry
-        return entry, True
-
-
-def _fit_reusing_compile(gm, fit_kw):
-    """``gm.fit`` with nutpie, but on the worker's once-compiled model with ``gm``'s observations swapped in."""
-    from .core import GainModel
-    from .sampling import sample_nutpie
-
-    # GainModel.fit's own defaults for the options this path supports (one place defines them)
-    supported = ("draws", "tune", "chains", "seed", "target_accept", "cores", "min_ess", "adaptation",
-                 "max_treedepth", "starts", "backend")
-    kw = {k: p.default for k, p in inspect.signature(GainModel.fit).parameters.items() if k in supported}
-    unknown = set(fit_kw) - set(kw) - {"sampler", "progress"}
-    if unknown:
-        raise TypeError(f"fit options not supported with reuse_compiled: {sorted(unknown)}")
-    kw.update({k: v for k, v in fit_kw.items() if k in kw})
-    model = gm.build()
-    key = _structure_key(gm, gm.observed_names)
-    (template, compiled, lock), fresh = _compiled_for(gm, key, kw["backend"])
-    if [v.name for v in model.free_RVs] != [v.name for v in template.model.free_RVs]:
-        raise RuntimeError("internal: the cached compiled model has other free variables than this job's model")
-    obs = _observed_constants(model, gm.observed_names)
-    compiled = compiled.with_data(**{f"{label}__observed": v for label, v in obs.items()})
-    t0 = time.time()
-    with lock:  # one sampler per compiled model at a time
-        idata, gm.start_report = sample_nutpie(
-            model, compiled, draws=kw["draws"], tune=kw["tune"], chains=kw["chains"], seed=kw["seed"],
-            cores=kw["cores"], target_accept=kw["target_accept"], adaptation=kw["adaptation"],
-            max_treedepth=kw["max_treedepth"], progress=False, starts=kw["starts"], backend=kw["backend"])
-    t1 = time.time()
-    gm.idata = idata
-    gm._finish(idata, sampling_s=t1 - t0, min_ess=kw["min_ess"])
-    return idata, fresh
-
-
 def _set_worker_compiledir(mode):
     """Run on each worker before its first job: threads to 1 and (optionally) its own compile directory
     ``<the worker's base_compiledir>/dask-worker-<pid>``."""
@@ -240,16 +137,17 @@ def run_job(job):
     ``experiments`` (folder path or list) or ``reduced`` (an ``xarray.Dataset`` like ``GainModel.data``);
     ``observed`` (component -> array replacing those observations); ``fit`` (kwargs of ``GainModel.fit``);
     ``output`` (path: ``model.save(path, overwrite=True)``); ``reuse_compiled`` (default True: with nutpie,
-    compile the structure once per worker); ``return_draws`` (parameter names whose posterior draws come
+    a structure compiled earlier in this worker is reused); ``return_draws`` (parameter names whose posterior draws come
     back, flattened over chain x draw) with ``thin_to`` (that many evenly spaced draws); ``name``.
 
-    The result: name, ok (converged), convergence (dict), summary ({row: {mean, sd, hdi_3%, hdi_97%,
+    The result: name, ok (converged), convergence (dict), summary ({row: {mean, sd, hdi94_lb, hdi94_ub,
     r_hat, ess_bulk}}), draws, output, seconds, compiled (True when this job compiled the model), worker
     (pid), error (traceback text when the job failed; the other keys are then absent or None).
     """
     t0 = time.time()
     out = {"name": job.get("name"), "worker": os.getpid(), "error": None}
     try:
+        from . import compiled_cache
         from .core import GainModel
 
         spec = _load_spec(job.get("spec", "joint"))
@@ -265,23 +163,15 @@ def run_job(job):
             if job.get("observed"):
                 gm = GainModel(spec, _reduced=with_observations(gm.data, job["observed"]))
         fit_kw = {"progress": False, **job.get("fit", {})}
-        sampler = fit_kw.get("sampler", "nutpie")
-        compiled = None
-        if job.get("reuse_compiled", True) and sampler == "nutpie":
-            _, compiled = _fit_reusing_compile(gm, fit_kw)
-            if job.get("output"):
-                import pymc as pm
-
-                with gm.model:
-                    pm.compute_log_likelihood(gm.idata, var_names=gm.observed_names, progressbar=False)
-        else:
+        before = compiled_cache.STATS["compiled"]
+        with contextlib.nullcontext() if job.get("reuse_compiled", True) else compiled_cache.no_reuse():
             gm.fit(**fit_kw)
-            compiled = True
+        compiled = compiled_cache.STATS["compiled"] > before
         conv = {k: (v.item() if hasattr(v, "item") else v) for k, v in dict(gm.convergence).items()}
         out.update(ok=bool(gm.convergence.ok), convergence=conv, convergence_text=gm.convergence.text(),
                    compiled=compiled)
         s = gm.summary()
-        cols = [c for c in ("mean", "sd", "hdi_3%", "hdi_97%", "r_hat", "ess_bulk") if c in s.columns]
+        cols = [c for c in ("mean", "sd", "hdi94_lb", "hdi94_ub", "r_hat", "ess_bulk") if c in s.columns]
         out["summary"] = {str(i): {c: float(s.loc[i, c]) for c in cols} for i in s.index}
         if job.get("return_draws"):
             post = gm.idata["posterior"]

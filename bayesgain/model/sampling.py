@@ -46,13 +46,22 @@ BACKENDS = ("numba", "jax")
 def compile_nutpie(model, backend="numba", jitter_rvs=None, freeze_model=None):
     """nutpie's compiled model of ``model`` with the PyTensor ``backend`` ("numba" or "jax").
 
-    ``freeze_model`` (jax): fold shared variables into constants (nutpie's default for jax); pass False
-    to keep them swappable with ``with_data``.
+    numba: the model's data arrays are lifted into shared variables and the compiled model is kept per
+    structure in this process (:mod:`.compiled_cache`): a later model of the same structure gets it with
+    its own data swapped in, without compiling.  ``freeze_model`` (jax): fold shared variables into
+    constants (nutpie's default for jax); pass False to keep them swappable with ``with_data``.
     """
     import nutpie
 
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r}: expected one of {', '.join(BACKENDS)}")
+    if backend == "numba":
+        from .compiled_cache import compiled_for
+
+        names = None if jitter_rvs is None else [rv.name for rv in jitter_rvs]
+        compiled, _ = compiled_for(model, lambda lifted, jitter: nutpie.compile_pymc_model(lifted, jitter_rvs=jitter),
+                                   names)
+        return compiled
     kw = {}
     if backend == "jax":
         try:
