@@ -268,3 +268,17 @@ def test_report_writes_the_exact_columns_and_names_the_flagged_potentials(model_
     flagged = dict(rows[0], excludes_zero=True, difference_median=-0.3)
     cache._c["measured_thresholds"] = (True, ([flagged] + rows[1:], ds))
     assert f"excludes 0 at {rows[0]['potential_V']:+.3f} V" in "\n".join(report._section_measured(gm, cache))
+
+
+def test_a_departure_is_flagged_on_the_simultaneous_interval_not_on_one_94_percent_interval():
+    # six potentials, 4000 draws of the difference: potential 0 sits 2.2 sd above 0 (its 94 % HDI excludes 0, the
+    # simultaneous 99 % one does not), potential 1 sits 5 sd below (flagged either way), the others at 0
+    rng = np.random.default_rng(0)
+    shift = np.array([2.2, -5.0, 0.0, 0.0, 0.0, 0.0]) * 0.01
+    pred = np.full((4000, 6), 1.0)
+    meas = pred + shift + 0.01 * rng.standard_normal((4000, 6))
+    rows = mt.compare(meas, pred)
+    assert rows[0]["difference_hdi_low"] > 0 and not rows[0]["excludes_zero"]
+    assert rows[0]["difference_sim_low"] < 0 < rows[0]["difference_sim_high"]
+    assert rows[1]["excludes_zero"] and rows[1]["difference_sim_high"] < 0
+    assert not any(r["excludes_zero"] for r in rows[2:])

@@ -77,3 +77,25 @@ def test_reflection_scale_sensitivity_is_the_derivative_of_eq_s33():
     fd = (corrected(1 + h) - corrected(1 - h)) / (2 * h)
     np.testing.assert_allclose(reflection_scale_sensitivity(dA, dR, F_A, F_R), fd, rtol=1e-7, atol=1e-10)  # central-difference rounding
     assert np.all(reflection_scale_sensitivity(dA, 0.0 * dR, F_A, F_R) == 0.0)
+
+
+def test_window_absorption_change_from_its_equation_and_on_tensors():
+    import pytensor.tensor as pt
+
+    from bayesgain.physics.optics import window_absorption_change, window_tail_bleach
+
+    g_e, g_h = 2, 4
+    A_pre, occ_pre = 8.0, 0.0  # a neutral film: the full band edge, no 1S(e) electron
+    # no window terms beyond the scale: gamma (A_eff - A_pre)
+    assert np.isclose(window_absorption_change(4.0, 0.25, A_pre, occ_pre, 0.5, 0.0, 0.0, g_e, g_h), 0.5 * (4.0 - 8.0))
+    # full inversion (A_eff = -8): x = 1, the shifted line loses kappa of it; the occupancy term adds -beta
+    got = window_absorption_change(-8.0, 1.0, A_pre, occ_pre, 0.5, 0.2, 0.1, g_e, g_h)
+    assert np.isclose(got, 0.5 * (-8.0 * (1 - 0.2) - 8.0) - 0.1 * 1.0)
+    A = np.linspace(-8, 8, 7)
+    t = pt.dvector("A")
+    sym = window_absorption_change(t, 0.3, A_pre, occ_pre, 0.5, 0.2, 0.1, g_e, g_h).eval({t: A})
+    assert np.allclose(sym, window_absorption_change(A, 0.3, A_pre, occ_pre, 0.5, 0.2, 0.1, g_e, g_h))
+    # the tail: its amplitude at t_ref, e-fold per tau, zero without excitation
+    assert np.isclose(window_tail_bleach(np.inf, 2.0, 2.0, 0.01, 30.0), 0.01)
+    assert np.isclose(window_tail_bleach(np.inf, 32.0, 2.0, 0.01, 30.0), 0.01 / np.e)
+    assert window_tail_bleach(0.0, 5.0, 2.0, 0.01, 30.0) == 0.0

@@ -534,7 +534,7 @@ class GainModel:
         import pymc as pm
         import pytensor.tensor as pt
 
-        from ..physics import auger, charging, transitions
+        from ..physics import auger, charging, optics, transitions
 
         spec, d, comp, opt = self.spec, self.data, self.spec.components, self.spec.options
         n_exp = len(self.names)
@@ -701,20 +701,18 @@ class GainModel:
                     # its window average drops by ~shift^2: gamma A_eff (1 - kappa x^4)
                     A_pre = pt.sum(f_files * table[0], axis=-1)[:, None]
                     occ_pre = pt.sum(f_files * occupancy[0], axis=-1)[:, None]
-                    x = (A_pre - A_eff) / (2.0 * gg)
                     # the data are A_pre(measured) + Delta A_TA: the model predicts Delta A_TA, the excited minus
                     # the pre-pump state of the same charge distribution (b cancels), and the measured A_pre of
                     # the file's potential is added back.  Modelling A* whole attributed the SEC-interpolated
                     # A_pre's errors (drift, hysteresis, 20 mV grid: up to 0.009 e-/QD on batch B) to the
                     # charge fractions and pulled sigma_1S 1 % low.
-                    dA = gamma[k] * (A_eff * (1.0 - shift_loss[k] * x**4) - A_pre) - beta[k] * (occ - occ_pre)
+                    dA = optics.window_absorption_change(A_eff, occ, A_pre, occ_pre, gamma[k], shift_loss[k], beta[k],
+                                                         g_e, g_h)
                     if tail is not None:
-                        # a bleach of the photo-excited QDs (fraction 1 - e^-<N>) in the window with its own clock,
-                        # its amplitude taken at the earliest delay fitted: a tail faster than the data's delays
-                        # then has no free amplitude (measured: divergences at tau < 1 ps with the t = 0 amplitude)
-                        excited = 1.0 - pt.exp(-file_mean[files])[:, None]
-                        t_ref = float(delays.min())
-                        dA = dA - A0[k] * tail[0][k] * excited * pt.exp(-(delays[None, :] - t_ref) / tail[1][k])
+                        # amplitude at the earliest delay fitted: a tail faster than the data's delays then has
+                        # no free amplitude (measured: divergences at tau < 1 ps with the t = 0 amplitude)
+                        dA = dA - optics.window_tail_bleach(file_mean[files][:, None], delays[None, :],
+                                                            float(delays.min()), A0[k] * tail[0][k], tail[1][k], pt.exp)
                     a_pre = d["ta_potential_A_pre_OD"].values[pot_of_file][:, None]
                     mus.append((a_pre + dA)[f_loc, t_loc])
                 mu = pt.concatenate(mus)

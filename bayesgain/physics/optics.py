@@ -17,6 +17,8 @@ __all__ = [
     "fluence_to_energy_density_nJ_cm2",
     "energy_density_nJ_cm2_to_fluence",
     "gain_coefficient_per_cm",
+    "window_absorption_change",
+    "window_tail_bleach",
 ]
 
 
@@ -81,3 +83,31 @@ def energy_density_nJ_cm2_to_fluence(energy_density_nJ_cm2, wavelength_nm):
 def gain_coefficient_per_cm(absorbance_OD, thickness_nm):
     """Material gain g = -A ln(10) / d in cm^-1 (positive where the film amplifies)."""
     return -pt.as_tensor_variable(absorbance_OD) * LN10 / (pt.as_tensor_variable(thickness_nm) * 1e-7)
+
+
+def window_absorption_change(A_eff, occ, A_pre, occ_pre, gamma_OD, shift_loss, beta_OD, g_e, g_h):
+    """Pump-induced change of the window-averaged film absorbance (OD) from transition counting's read-outs.
+
+    ``A_eff``/``A_pre``: the ensemble band-edge absorption after/before the pump in transition counting's units
+    (the neutral band edge is g_e g_h); ``occ``/``occ_pre``: the 1S(e) occupancy of the same populations.  The
+    window sees gamma A_eff, less the part of the excited band edge shifted out of it (biexciton binding, ~x^2
+    in energy, ~x^4 in the window average: gamma A_eff kappa x^4, x the bleached fraction), and the bleach
+    (beta > 0) or induced absorption (< 0) of other transitions per unit 1S(e) occupancy::
+
+        dA = gamma [A_eff (1 - kappa x^4) - A_pre] - beta (occ - occ_pre),  x = (A_pre - A_eff) / (2 g_e g_h)
+
+    Plain arithmetic: NumPy arrays or PyTensor tensors alike (the model and the read-out prediction share it).
+    """
+    x = (A_pre - A_eff) / (2.0 * g_e * g_h)
+    return gamma_OD * (A_eff * (1.0 - shift_loss * x**4) - A_pre) - beta_OD * (occ - occ_pre)
+
+
+def window_tail_bleach(mean_excitons, delay_ps, t_ref_ps, amplitude_OD, time_ps, exp=None):
+    """A bleach (> 0 amplitude) of the photo-excited QDs in the window that decays on its own clock (2S and
+    higher bands, hot carriers): amplitude (1 - e^-<N>) e^-(t - t_ref)/tau, subtracted from Delta A; the
+    amplitude is the size at ``t_ref`` (the earliest delay fitted).  ``exp``: the exponential of the array
+    library (``pt.exp`` for tensors; NumPy's by default)."""
+    import numpy as np
+
+    exp = np.exp if exp is None else exp
+    return amplitude_OD * (1.0 - exp(-mean_excitons)) * exp(-(delay_ps - t_ref_ps) / time_ps)
