@@ -13,7 +13,7 @@ raises :class:`ExperimentError` listing all of them, :func:`check_experiment` re
                       ta(fluence, wavelength, delay)            OD      attrs: pump_absorbance
     /film             absorptance(wavelength_spectrum)          1 (fraction F_A)
                       reflectance(wavelength_spectrum)          1 (fraction F_R)
-                      attrs: open_circuit_potential_V, reference_electrode
+                      attrs: open_circuit_potential_V, reference_electrode, pump_absorbance (OD, if given)
     /film/sec         absorption(cycle, direction, potential, wavelength)           OD
                       photoluminescence(cycle, direction, potential, wavelength_pl) counts
     /film/ta          dA(potential, fluence, wavelength, delay)  OD
@@ -442,9 +442,11 @@ def _index_or_none(grid: list, v: float):
 def _film(ctx: _Ctx, m: Manifest, nodes: dict) -> None:
     film = m.film
     ds = xr.Dataset()
-    for key in ("open_circuit_potential_V", "reference_electrode"):
+    for key in ("open_circuit_potential_V", "reference_electrode", "pump_absorbance"):
         if film.get(key) is not None:
             ds.attrs[key] = film[key]
+    if film.get("pump_absorbance") is not None:
+        ds.attrs["pump_absorbance_units"] = "OD"
     fa = fr = None
     if film.get("absorptance_file"):
         fa = ctx.read(read_spectrum, film["absorptance_file"], "film.absorptance_file", units="1",

@@ -86,6 +86,9 @@ FILM = {
     "reflectance_column": Key("column"),
     "open_circuit_potential_V": Key("float", required=True, check=_POTENTIAL),
     "reference_electrode": Key("str", required=True),
+    # optional: the film's absorbance at the pump wavelength (else read off the absorptance spectrum when it
+    # covers the pump); used by the model option pump_attenuation = "beer-lambert"
+    "pump_absorbance": Key("float", check=_between(0.0, 5.0, "OD (the film's absorbance at the pump wavelength)")),
     "sec": Key("tables", default=[]),
     "ta": Key("tables", default=[]),
     "tr": Key("tables", default=[]),

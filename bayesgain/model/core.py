@@ -35,6 +35,8 @@ Component by component (observations are 1S-window averages, in OD unless stated
   sensitivity of the corrected Delta A to it.  Gain uses the early delays, dynamics the later ones.
   Sampled as gamma_scale + beta_rel (window bleach per electron) and, with hole trapping, as the
   emission scale gamma (1 - eta): the combinations the data pin (see ``_gamma_scale``).
+  Option pump_attenuation = "beer-lambert": <N> is each file's front value and the prediction is averaged over
+  depth, where the pump falls as 10^(-A_pump z) (Gauss-Legendre nodes, physics.optics.pump_depth_profile).
 * reflection: corrected sub-gap Delta A = -(s_V - 1) S_subgap + noise (the true Delta A is ~0 there).
 
 Physical parameters carry the dim ``experiment``; those named in [pooling] are partially pooled
@@ -668,8 +670,18 @@ class GainModel:
                 J_file = d["ta_fluence_nominal_photons_cm2"].values[lay.file_fluence]
                 # <N> of every film TA file: film cross-section x nominal fluence x latent calibration
                 log_cal_film = self._log_calibration("fluence_log_cal_film", "ta_file", fl_sd[fe])
+                # with pump_attenuation = "beer-lambert" this is the front value: <N> falls through the film as
+                # 10^(-OD_pump z) and every film TA prediction is the depth average over the nodes r_k (weights w_k)
                 file_mean = pm.Deterministic("ta_mean_excitons", film_sigma[fe] * J_file * pt.exp(log_cal_film),
                                              dims="ta_file")
+                depth = None
+                if opt["pump_attenuation"] == "beer-lambert":
+                    from ..physics.optics import pump_depth_node_count, pump_depth_profile
+
+                    od = np.nan_to_num(d["experiment_film_pump_OD"].values, nan=0.0)  # NaN: an experiment without film TA
+                    depth = pump_depth_profile(od, pump_depth_node_count(od))  # r (experiment, K), w (K,)
+                    pm.Deterministic("ta_mean_excitons_depth_average",
+                                     file_mean * pt.sum(depth[0][fe] * depth[1], axis=-1), dims="ta_file")
                 tail = None
                 if opt["discrepancy"] == "window-tail":
                     tail = (self._nuisance("window_tail_amplitude_rel"), self._nuisance("window_tail_time_ps"))
@@ -685,6 +697,11 @@ class GainModel:
                     delays, t_loc = np.unique(d["ta_point_delay"].values[sel], return_inverse=True)
                     pot_of_file = pot_index[sel][np.unique(f_loc, return_index=True)[1]]
                     f_files = f_pot[pot_of_file]
+                    N_files = file_mean[files]
+                    if depth is not None:  # every file once per depth node (file-major), averaged back below
+                        K = int(depth[1].type.shape[0])
+                        N_files = (N_files[:, None] * depth[0][k][None, :]).reshape((-1,))
+                        f_files = pt.repeat(f_files, K, axis=0)
                     # absorption and occupancy are two read-outs of the same populations: one cascade
                     tabs = pt.stack([tab, occupancy[: Mf + 1]])
                     if eta is not None and opt["hole_trapping_form"] == "counting":
@@ -692,9 +709,9 @@ class GainModel:
                         fx, rx, tx = auger.hole_trap_chains(
                             f_files, eta[k], rates[k][:, :Mf], auger.trapped_hole_rate_table(Mf, g_e, k_xx[k], k_x[k]),
                             tabs, pt.stack([transitions.trapped_hole_transition_table(Mf, g_e, g_h), occupancy[: Mf + 1]]))
-                        both = auger.cascade_absorption(file_mean[files], fx, delays, rx, tx, max(g_e, g_h + 1))
+                        both = auger.cascade_absorption(N_files, fx, delays, rx, tx, max(g_e, g_h + 1))
                     else:
-                        both = auger.cascade_absorption(file_mean[files], f_files, delays, rates[k][:, :Mf], tabs, J_sat,
+                        both = auger.cascade_absorption(N_files, f_files, delays, rates[k][:, :Mf], tabs, J_sat,
                                                         coefficients=coeff[k])
                     A_eff, occ = both[:, 0], both[:, 1]
                     # bleached fraction x of the band edge; the excited line shifts (biexciton binding) by ~x^2 and
@@ -711,8 +728,10 @@ class GainModel:
                     if tail is not None:
                         # amplitude at the earliest delay fitted: a tail faster than the data's delays then has
                         # no free amplitude (measured: divergences at tau < 1 ps with the t = 0 amplitude)
-                        dA = dA - optics.window_tail_bleach(file_mean[files][:, None], delays[None, :],
-                                                            float(delays.min()), A0[k] * tail[0][k], tail[1][k], pt.exp)
+                        dA = dA - optics.window_tail_bleach(N_files[:, None], delays[None, :], float(delays.min()),
+                                                            A0[k] * tail[0][k], tail[1][k], pt.exp)
+                    if depth is not None:
+                        dA = pt.sum(dA.reshape((files.size, K, delays.size)) * depth[1][None, :, None], axis=1)
                     a_pre = d["ta_potential_A_pre_OD"].values[pot_of_file][:, None]
                     mus.append((a_pre + dA)[f_loc, t_loc])
                 mu = pt.concatenate(mus)

@@ -30,7 +30,7 @@ from .. import preprocess as pp
 from ..io.chirp import CHIRP_MAP_KEYS, chirp_map_attrs
 from ..physics.optics import reflection_scale_sensitivity
 
-__all__ = ["reduce_experiment", "concat_experiments"]
+__all__ = ["reduce_experiment", "concat_experiments", "film_pump_absorbance"]
 
 
 def _delay_indices(delays, lo, hi, n=None):
@@ -91,6 +91,26 @@ def _first_file(ta, mask):
     """ ' (first: FILE)' for the first film TA file without any delay in ``mask``."""
     p, f = (int(x[0]) for x in np.nonzero(~mask.any(axis=2)))
     return f" (first: {str(ta['source_file'].values[p, f])})"
+
+
+def film_pump_absorbance(tree, name="experiment"):
+    """The film's absorbance (OD) at the pump wavelength: the manifest's ``film.pump_absorbance``, else
+    -log10(1 - F_A) of the absorptance spectrum interpolated at ``pump_wavelength_nm``; a one-line ValueError
+    saying what is missing when neither is there."""
+    film = tree["film"]
+    if film.attrs.get("pump_absorbance") is not None:
+        return float(film.attrs["pump_absorbance"])
+    lam_pump = tree.attrs.get("pump_wavelength_nm")
+    FA = film["absorptance"] if "absorptance" in film.data_vars else None
+    if lam_pump is not None and FA is not None:
+        lam = FA["wavelength_spectrum"].values
+        if lam.min() <= float(lam_pump) <= lam.max():
+            return float(pp.film_absorbance(tree, [float(lam_pump)]).values[0])
+    have = (f"its absorptance spectrum covers {FA['wavelength_spectrum'].values.min():g}..."
+            f"{FA['wavelength_spectrum'].values.max():g} nm" if FA is not None else "it has no absorptance spectrum")
+    raise ValueError(f"{name}: pump_attenuation = \"beer-lambert\" needs the film's absorbance at the pump wavelength "
+                     f"{lam_pump} nm; expected film.pump_absorbance (OD) in experiment.toml or an absorptance spectrum "
+                     f"covering the pump wavelength ({have})")
 
 
 def reduce_experiment(tree, options, name="experiment", components=None):
@@ -230,6 +250,8 @@ def reduce_experiment(tree, options, name="experiment", components=None):
                                       esa["A_pre"].transpose("potential", "wavelength").values[:, lk])
             data["spectrum_A0"] = (("spectrum_wavelength",), esa["A0"].values[lk])
             data["spectrum_wavelength_nm"] = (("spectrum_wavelength",), lam[lk])
+        if options.get("pump_attenuation", "none") == "beer-lambert":
+            attrs["film_pump_OD"] = film_pump_absorbance(tree, name)
         coords["ta_fluence_nominal_photons_cm2"] = ("ta_fluence", flu)
         coords["ta_potential_V"] = ("ta_potential", pots)
         # the pre-pump absorbance A_pre = A_0 + Delta A_SEC that preprocessing added to every Delta A_TA: the
@@ -309,6 +331,8 @@ def concat_experiments(datasets):
     result = result.assign_coords(experiment=names)
     const = ("g_e", "g_h", "temperature_K", "film_thickness_nm", "film_thickness_sd_nm", "pump_wavelength_nm",
              "film_A0_1S_OD", "solution_A0_1S_OD", "synthetic")
+    if any("film_pump_OD" in ds.attrs for ds in datasets):  # only with pump_attenuation = "beer-lambert"
+        const = const + ("film_pump_OD",)
     for k in const:
         vals = [ds.attrs.get(k, np.nan) for ds in datasets]
         result[f"experiment_{k}"] = ("experiment", np.asarray(vals, float))

@@ -104,6 +104,11 @@ DEFAULT_OPTIONS = {
     # hole trapping: "counting" = transition counting with the trapped hole off the band edge (absorption restored,
     # emission gone, Auger among band-edge carriers only); "emission" = the older A + eta x emission (emission lost)
     "hole_trapping_form": ("counting", ("counting", "emission")),
+    # the pump through the film: "none" = one <N> per film TA file, uniform in depth; "beer-lambert" = each file's
+    # <N> is its front value, falling as 10^(-A z) through a film of pump absorbance A (film.pump_absorbance, or the
+    # absorptance spectrum at the pump wavelength), and every film TA prediction is the depth average
+    # (physics.optics.pump_depth_profile)
+    "pump_attenuation": ("none", ("none", "beer-lambert")),
 }
 
 # distribution name -> (PyMC class name, allowed keyword arguments)

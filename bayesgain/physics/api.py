@@ -30,6 +30,7 @@ __all__ = [
     "single_wavelength_threshold",
     "threshold_versus_doping",
     "depth_averaged_fluence",
+    "pump_depth_profile",
     "bleach_saturation",
     "fluence_to_energy_density_nJ_cm2",
     "energy_density_nJ_cm2_to_fluence",
@@ -438,6 +439,24 @@ def depth_averaged_fluence(fluence_photons_cm2, pump_absorbance_OD):
     return _elementwise("depth_averaged_fluence",
                         _nonnegative(fluence_photons_cm2, "fluence_photons_cm2", "photons/cm^2"),
                         _nonnegative(pump_absorbance_OD, "pump_absorbance_OD", "OD"))
+
+
+def pump_depth_profile(pump_absorbance_OD, n_nodes=None):
+    """Relative pump excitation r_k (..., n_nodes) at the Gauss-Legendre depth nodes of a film of pump absorbance
+    (OD) and the weights w_k (n_nodes,): a depth-averaged observable is sum_k w_k F(<N>_front r_k).  ``n_nodes``
+    None: enough for the largest absorbance given (``optics.pump_depth_node_count``)."""
+    A = _nonnegative(pump_absorbance_OD, "pump_absorbance_OD", "OD")
+    n = optics.pump_depth_node_count(A) if n_nodes is None else int(n_nodes)
+    if n < 1:
+        raise ValueError(f"n_nodes must be a positive integer; got {n_nodes!r}")
+    r, w = _pump_depth_fn(n)(A.reshape(-1))
+    return r.reshape(A.shape + (n,)), w
+
+
+@functools.lru_cache(maxsize=None)
+def _pump_depth_fn(n_nodes):
+    A = pt.dvector("pump_absorbance_OD")
+    return _function([A], list(optics.pump_depth_profile(A, n_nodes)))
 
 
 def bleach_saturation(cross_section_cm2, fluence_photons_cm2):

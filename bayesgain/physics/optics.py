@@ -1,9 +1,10 @@
-"""Optics: reflection correction, pump fluence in a cuvette, bleach saturation, units, gain coefficient.
+"""Optics: reflection correction, pump fluence in a cuvette and through a film, bleach saturation, units, gain coefficient.
 
 Conventions: absorbances and differential signals are decadic (OD), Delta A = -log10(I_on / I_off)
 (SI eq. S29; the Methods' ln is a typo).  Fluences are photons/cm^2 unless the name says otherwise.
 """
 
+import numpy as np
 import pytensor.tensor as pt
 
 from .constants import LN10, PLANCK_J_S, SPEED_OF_LIGHT_M_S
@@ -12,6 +13,8 @@ __all__ = [
     "reflection_correct",
     "reflection_scale_sensitivity",
     "depth_averaged_fluence",
+    "pump_depth_profile",
+    "pump_depth_node_count",
     "bleach_saturation",
     "photon_energy_J",
     "fluence_to_energy_density_nJ_cm2",
@@ -58,6 +61,42 @@ def depth_averaged_fluence(fluence_photons_cm2, pump_absorbance_OD):
     safe = pt.switch(small, 1.0, aL)
     ratio = pt.switch(small, 1.0 - 0.5 * aL, -pt.expm1(-safe) / safe)
     return J * ratio
+
+
+# Gauss-Legendre nodes of the pump's depth profile, by the largest pump absorbance they serve: the n-node rule's
+# error is (n!)^4 / ((2n + 1) ((2n)!)^3) x the 2n-th z-derivative of F(<N> 10^(-A z)), which carries (A ln 10)^(2n)
+# (4 nodes: 5.6e-10 x 0.69^8 = 3e-11 per unit derivative of F in ln <N> at A = 0.3)
+PUMP_DEPTH_NODES = ((0.3, 4), (1.5, 8), (5.0, 16))
+
+
+def pump_depth_node_count(pump_absorbance_OD):
+    """Gauss-Legendre nodes for a film of pump absorbance (OD) up to ``pump_absorbance_OD`` (static; NumPy).
+
+    4 nodes below 0.3 OD: the 4-node rule integrates polynomials of degree 7 in depth exactly, and the
+    relative excitation 10^(-A z) = e^(-a z), a = A ln 10 < 0.69, puts a factor a^8 < 0.06 on the first
+    neglected term; depth averages of Poisson-type observables (1 - e^-N, N^2 e^-N, <N>_front up to 50) are then
+    within 2e-7 of their scale (checked against adaptive quadrature in tests/test_pump_attenuation.py)."""
+    top = float(np.max(np.asarray(pump_absorbance_OD, float), initial=0.0))
+    for limit, n in PUMP_DEPTH_NODES:
+        if top <= limit:
+            return n
+    raise ValueError(f"pump_absorbance_OD must be <= {PUMP_DEPTH_NODES[-1][0]:g} OD for the depth quadrature; "
+                     f"got {top!r}")
+
+
+def pump_depth_profile(pump_absorbance_OD, n_nodes=4):
+    """Depth quadrature of a Beer-Lambert pump through a film: relative excitations r_k and weights w_k.
+
+    The pump (and so <N>) falls as 10^(-A z) with depth z in [0, 1] (front to back) for a film of
+    absorbance A at the pump wavelength; a depth-averaged observable is
+    int_0^1 F(<N>_front 10^(-A z)) dz = sum_k w_k F(<N>_front r_k), r_k = 10^(-A z_k) at the Gauss-Legendre
+    nodes z_k mapped onto [0, 1] (weights sum to 1).  ``pump_absorbance_OD`` may be an array: r gets a last
+    axis of ``n_nodes``; w is (n_nodes,).  A = 0 gives r = 1.  Returns (r, w) as PyTensor tensors.
+    """
+    x, w = np.polynomial.legendre.leggauss(int(n_nodes))
+    z = 0.5 * (x + 1.0)
+    A = pt.as_tensor_variable(pump_absorbance_OD)
+    return 10.0 ** (-A[..., None] * z), pt.as_tensor_variable(0.5 * w)
 
 
 def bleach_saturation(cross_section_cm2, fluence_photons_cm2):
