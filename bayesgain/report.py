@@ -1225,7 +1225,6 @@ def _component_notes(model):
 def _report_text(model, cache, summary, classic_rows, status, thr_status, figures):
     from . import __version__
 
-    conv = model.convergence
     attrs = model.idata.attrs if hasattr(model.idata, "attrs") else {}
     L = []
     if not _converged(model):
@@ -1245,7 +1244,7 @@ def _report_text(model, cache, summary, classic_rows, status, thr_status, figure
           f"likelihood = {model.spec.options.get('likelihood')}",
           *[f"- {note}" for note in _component_notes(model)],
           f"- experiments: {', '.join(map(str, model.names))}",
-          f"- observations: " + ", ".join(f"{d} {model.data.sizes[d]}" for d in
+          "- observations: " + ", ".join(f"{d} {model.data.sizes[d]}" for d in
                                           ("sol_point", "sec_point", "ta_point", "subgap_point")
                                           if d in model.data.dims),
           f"- sampling: {post.sizes['chain']} chains x {post.sizes['draw']} draws"
