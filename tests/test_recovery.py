@@ -63,10 +63,9 @@ def _with_options(name, **options):
     return spec_from_dict(d)
 
 
-# batch B was simulated with hole trapping as lost emission only (its preset's hole_trap_form): fitted in that form
+# batch B: trapped holes by transition counting (the simulator's own code, sim_physics), fitted as shipped
 @pytest.mark.parametrize("folder, spec, options", [("synthetic-batch-a", "joint", {}),
-                                                   ("synthetic-batch-b", "joint-hole-trapping",
-                                                    {"hole_trapping_form": "emission"})])
+                                                   ("synthetic-batch-b", "joint-hole-trapping", {})])
 def test_joint_model_recovers_the_simulation_truth(folder, spec, options):
     path = ROOT / "data" / folder
     truth = tomllib.loads((path / "truth.toml").read_text())
