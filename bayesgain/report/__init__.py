@@ -28,6 +28,10 @@
   ``chirp.png``                    chirp t0(lambda) on the uncorrected TA map (only when an experiment had one)
   ===============================  ===========================================================
 
+A fit of several experiments gets the figures of one experiment (Fig. 5a-e, rank, prior versus posterior) once
+per experiment, named ``STEM-EXPERIMENT.png`` (e.g. ``fig5b_threshold_vs_doping-film-a.png``) and each linked from
+``report.md``; the tables and the report.md sections are of the first experiment.
+
 A figure the model cannot make (e.g. gain lifetimes without a dynamics component) is listed as
 skipped with the reason; a figure that fails is listed with its error -- neither stops the report.
 A fit that did not converge says so at the top of ``report.md``, in ``thresholds.csv`` and in the

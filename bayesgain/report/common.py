@@ -83,3 +83,9 @@ def _physical_scalars(model):
 def _unit(model, name):
     p = model.spec.priors.get(name)
     return p.get("unit", "") if p else ""
+
+
+def _of_experiment(da, experiment):
+    """``da`` of one experiment where it has an ``experiment`` dim (a parameter shared by all has none)."""
+    return da.isel(experiment=experiment) if "experiment" in da.dims else da
+

@@ -6,7 +6,7 @@ import numpy as np
 
 from .cache import Skip
 from .common import G_MIN_PER_CM, HDI, _conv_stats, _converged, _fmt, _hdi, _not_final, _post, _synthetic
-from .figures import CHIRP_FIGURE, CHIRP_FIGURE_TEXT, FIGURES
+from .figures import CHIRP_FIGURE, CHIRP_FIGURE_TEXT, FIGURES, figure_files
 from .tables import _classic_thresholds, _classic_value
 
 
@@ -314,35 +314,8 @@ def _component_notes(model):
 
 
 def _report_text(model, cache, summary, classic_rows, status, thr_status, figures):
-    from .. import __version__
-
-    attrs = model.idata.attrs if hasattr(model.idata, "attrs") else {}
-    L = []
-    if not _converged(model):
-        L += ["> **NOT CONVERGED** -- " + _conv_stats(model) +
-              ". The numbers below, thresholds included, are **not final**: sample longer (more --draws/--tune), "
-              "check the trace and rank plots, then refit.", ""]
-    if _synthetic(model):
-        L += ["> **SYNTHETIC data**: the experiments were made by `bayesgain.simulate` (truth.toml beside them); "
-              "not a measurement.", ""]
-    L += [f"# bayesgain fit report: model `{model.spec.name}`", ""]
-    post = _post(model)
-    comps = [k for k, v in model.spec.components.items() if v]
-    L += ["## What was fitted", "",
-          f"- model spec: `{model.spec.name}` -- {model.spec.description}",
-          f"- components: {', '.join(comps)}; observed: {', '.join(model.observed_names)}",
-          f"- options: disorder = {model.spec.options.get('disorder')}, auger = {model.spec.options.get('auger')}, "
-          f"likelihood = {model.spec.options.get('likelihood')}",
-          *[f"- {note}" for note in _component_notes(model)],
-          f"- experiments: {', '.join(map(str, model.names))}",
-          "- observations: " + ", ".join(f"{d} {model.data.sizes[d]}" for d in
-                                          ("sol_point", "sec_point", "ta_point", "subgap_point")
-                                          if d in model.data.dims),
-          f"- sampling: {post.sizes['chain']} chains x {post.sizes['draw']} draws"
-          + (f", {float(attrs['sampling_seconds']):.1f} s" if "sampling_seconds" in attrs else "")
-          + f"; Poisson truncation n_max = {model.n_max}",
-          f"- bayesgain {attrs.get('bayesgain_version', __version__)}"
-          + (f", fitted {attrs['created']}" if "created" in attrs else ""), ""]
+    """report.md: ``status`` {figure file: "ok" | "skipped: ..." | "FAILED: ..."}, ``thr_status`` thresholds.csv's."""
+    L = _banners(model) + [f"# bayesgain fit report: model `{model.spec.name}`", ""] + _what_was_fitted(model)
     L += _section_convergence(model, summary)
     L += _section_parameters(model, summary)
     L += _section_thresholds(model, cache)
@@ -353,20 +326,7 @@ def _report_text(model, cache, summary, classic_rows, status, thr_status, figure
     L += _section_lifetimes(model, cache)
     L += _section_single_wavelength(model, cache)
     L += _section_classic(model, cache, classic_rows)
-    L += ["## Figures", ""]
-    if not figures:
-        L += ["Figures were not made (--no-figures).", ""]
-    else:
-        for name, what in FIGURES.items():
-            st = status.get(name, "not made")
-            if st == "ok":
-                L += [f"- [{name}]({name}): {what}"]
-            else:
-                L += [f"- {name}: {what} -- {st}"]
-        if status.get(CHIRP_FIGURE) == "ok":  # listed only for experiments that had a chirp correction
-            L += [f"- [{CHIRP_FIGURE}]({CHIRP_FIGURE}): {CHIRP_FIGURE_TEXT}"]
-        L += [""]
-        L += [f"![{n}]({n})" for n in FIGURES if status.get(n) == "ok" and n.startswith("fig5")] + [""]
+    L += _figure_list(model, status, figures)
     L += ["## Files", "", "- `posterior.nc`: the fit (posterior, log-likelihoods, observations, spec); "
           "`bayesgain report DIR` remakes this report from it",
           "- `summary.csv`: ArviZ summary with units", "- `thresholds.csv`: <N_gain> versus <n_e> (n_e, median, "
@@ -374,3 +334,57 @@ def _report_text(model, cache, summary, classic_rows, status, thr_status, figure
           "- `thresholds_measured.csv`: measured and predicted thresholds at the film TA potentials and their "
           "difference (medians, HDIs)", ""]
     return "\n".join(L)
+
+
+def _banners(model):
+    """The NOT CONVERGED and SYNTHETIC warnings above the title."""
+    L = []
+    if not _converged(model):
+        L += ["> **NOT CONVERGED** -- " + _conv_stats(model) +
+              ". The numbers below, thresholds included, are **not final**: sample longer (more --draws/--tune), "
+              "check the trace and rank plots, then refit.", ""]
+    if _synthetic(model):
+        L += ["> **SYNTHETIC data**: the experiments were made by `bayesgain.simulate` (truth.toml beside them); "
+              "not a measurement.", ""]
+    return L
+
+
+def _what_was_fitted(model):
+    from .. import __version__
+
+    attrs = model.idata.attrs if hasattr(model.idata, "attrs") else {}
+    post = _post(model)
+    comps = [k for k, v in model.spec.components.items() if v]
+    return ["## What was fitted", "",
+            f"- model spec: `{model.spec.name}` -- {model.spec.description}",
+            f"- components: {', '.join(comps)}; observed: {', '.join(model.observed_names)}",
+            f"- options: disorder = {model.spec.options.get('disorder')}, auger = {model.spec.options.get('auger')}, "
+            f"likelihood = {model.spec.options.get('likelihood')}",
+            *[f"- {note}" for note in _component_notes(model)],
+            f"- experiments: {', '.join(map(str, model.names))}",
+            "- observations: " + ", ".join(f"{d} {model.data.sizes[d]}" for d in
+                                            ("sol_point", "sec_point", "ta_point", "subgap_point")
+                                            if d in model.data.dims),
+            f"- sampling: {post.sizes['chain']} chains x {post.sizes['draw']} draws"
+            + (f", {float(attrs['sampling_seconds']):.1f} s" if "sampling_seconds" in attrs else "")
+            + f"; Poisson truncation n_max = {model.n_max}",
+            f"- bayesgain {attrs.get('bayesgain_version', __version__)}"
+            + (f", fitted {attrs['created']}" if "created" in attrs else ""), ""]
+
+
+def _figure_list(model, status, figures):
+    """A line per figure file (a link when made, the reason when not) and the Fig. 5 panels shown inline."""
+    L = ["## Figures", ""]
+    if not figures:
+        return L + ["Figures were not made (--no-figures).", ""]
+    shown = []
+    for name, what in FIGURES.items():
+        for file, experiment in figure_files(model, name):
+            text = what if file == name else f"{what}; experiment {model.names[experiment]}"
+            st = status.get(file, "not made")
+            L += [f"- [{file}]({file}): {text}" if st == "ok" else f"- {file}: {text} -- {st}"]
+            if st == "ok" and name.startswith("fig5"):
+                shown.append(file)
+    if status.get(CHIRP_FIGURE) == "ok":  # listed only for experiments that had a chirp correction
+        L += [f"- [{CHIRP_FIGURE}]({CHIRP_FIGURE}): {CHIRP_FIGURE_TEXT}"]
+    return L + [""] + [f"![{n}]({n})" for n in shown] + [""]

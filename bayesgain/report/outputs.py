@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 from .._atomic import atomic_path, write_text_atomic
 from .cache import Skip, _Cache
 from .common import _converged, _synthetic
-from .figures import _FIGURE_FUNCS, fig_threshold
+from .figures import _FIGURE_FUNCS, fig_threshold, figure_files
 from .markdown import _report_text
 from .tables import _measured_csv_text, _summary, _threshold_csv_text
 
@@ -64,22 +64,33 @@ def write_report(model, out_dir, classic_rows=None, figures=True, log=None):
     say = log or (lambda s: None)
     files = []
     cache = _Cache(model)
-    status = {}
-
     summary = _summary(model)
     with atomic_path(out / "summary.csv") as tmp:
         summary.to_csv(tmp)
     files.append(out / "summary.csv")
     say(f"wrote {out / 'summary.csv'}")
+    thr_status = _write_thresholds(model, cache, out, say, files)
+    status = _write_figures(model, cache, out, classic_rows, say, files) if figures else {}
+    text = _report_text(model, cache, summary, classic_rows, status, thr_status, figures)
+    write_text_atomic(out / "report.md", text)
+    files.append(out / "report.md")
+    say(f"wrote {out / 'report.md'}")
+    return {"files": files, "figures": status, "converged": _converged(model), "synthetic": _synthetic(model)}
 
+
+def _write_thresholds(model, cache, out, say, files):
+    """thresholds.csv and thresholds_measured.csv (experiment 0); returns thresholds.csv's status for report.md."""
     try:
         _, table = cache.threshold_curve()
         write_text_atomic(out / "thresholds.csv", _threshold_csv_text(model, table))
         files.append(out / "thresholds.csv")
         say(f"wrote {out / 'thresholds.csv'}")
         thr_status = "ok"
-    except Exception as exc:  # noqa: BLE001
+    except Skip as exc:
         thr_status = f"not written: {exc}"
+        say(f"thresholds.csv {thr_status}")
+    except Exception as exc:  # noqa: BLE001 -- recorded in report.md (and its section says FAILED)
+        thr_status = f"not written: {type(exc).__name__}: {exc}"
         say(f"thresholds.csv {thr_status}")
 
     try:
@@ -91,27 +102,27 @@ def write_report(model, out_dir, classic_rows=None, figures=True, log=None):
         say(f"thresholds_measured.csv not written: {exc}")
     except Exception as exc:  # noqa: BLE001 -- reported in report.md's section
         say(f"thresholds_measured.csv not written: {type(exc).__name__}: {exc}")
+    return thr_status
 
-    if figures:
-        for name, fn in _FIGURE_FUNCS.items():
+
+def _write_figures(model, cache, out, classic_rows, say, files):
+    """Every figure (one file per experiment where :func:`figure_files` says so); returns {file name: status}."""
+    status = {}
+    for name, fn in _FIGURE_FUNCS.items():
+        for file, experiment in figure_files(model, name):
+            kw = {} if experiment is None else {"experiment": experiment}
+            if fn is fig_threshold:
+                kw["classic_rows"] = classic_rows
             try:
-                if fn is fig_threshold:
-                    fn(model, cache, out / name, classic_rows)
-                else:
-                    fn(model, cache, out / name)
-                status[name] = "ok"
-                files.append(out / name)
-                say(f"wrote {out / name}")
+                fn(model, cache, out / file, **kw)
+                status[file] = "ok"
+                files.append(out / file)
+                say(f"wrote {out / file}")
             except Skip as exc:
-                status[name] = f"skipped: {exc}"
+                status[file] = f"skipped: {exc}"
             except Exception as exc:  # noqa: BLE001 -- one figure must not stop the report
                 plt.close("all")
                 tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
-                status[name] = f"FAILED: {tb}"
-                say(f"figure {name} FAILED: {tb}")
-
-    text = _report_text(model, cache, summary, classic_rows, status, thr_status, figures)
-    write_text_atomic(out / "report.md", text)
-    files.append(out / "report.md")
-    say(f"wrote {out / 'report.md'}")
-    return {"files": files, "figures": status, "converged": _converged(model), "synthetic": _synthetic(model)}
+                status[file] = f"FAILED: {tb}"
+                say(f"figure {file} FAILED: {tb}")
+    return status

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ...chirp_figure import CHIRP_FIGURE_NAME as CHIRP_FIGURE
 from .diagnostics import fig_ppc, fig_prior_posterior, fig_rank, fig_trace
 from .fig5 import fig_charging, fig_gain_coefficient, fig_lifetime, fig_single_wavelength, fig_threshold
@@ -37,3 +39,21 @@ _FIGURE_FUNCS = {
     "prior_posterior.png": fig_prior_posterior,
     CHIRP_FIGURE: fig_chirp,
 }
+# figures of one experiment: a fit of several gets one file per experiment (trace, ppc, residuals and the chirp
+# already show every experiment in one figure)
+PER_EXPERIMENT = ("fig5a_charging.png", "fig5b_threshold_vs_doping.png", "fig5c_gain_lifetime.png",
+                  "fig5d_single_wavelength.png", "fig5e_gain_coefficient.png", "rank.png", "prior_posterior.png")
+
+
+def figure_files(model, name):
+    """(file name, experiment index) of every file of figure ``name``: ``name`` itself (experiment None for a figure
+    of the whole fit, 0 for a single-experiment fit), or ``stem-EXPERIMENT.png`` per experiment of a fit of several."""
+    if name not in PER_EXPERIMENT:
+        return [(name, None)]
+    if len(model.names) < 2:
+        return [(name, 0)]
+    slugs = [re.sub(r"[^A-Za-z0-9._-]+", "_", str(n)).strip("._") or "experiment" for n in model.names]
+    if len(set(slugs)) < len(slugs):  # names that differ only in characters a file name cannot carry
+        slugs = [f"{i}-{s}" for i, s in enumerate(slugs)]
+    stem = name.removesuffix(".png")
+    return [(f"{stem}-{s}.png", i) for i, s in enumerate(slugs)]

@@ -9,7 +9,7 @@ import matplotlib.ticker
 import numpy as np
 
 from ..cache import Skip
-from ..common import HDI, _hdi, _physical_scalars, _post, _unit
+from ..common import HDI, _hdi, _of_experiment, _physical_scalars, _post, _unit
 from .saving import _save
 
 
@@ -49,7 +49,7 @@ def fig_trace(model, cache, path):
     post = _post(model)
     fig, axes = plt.subplots(len(names), 2, figsize=(10, 1.9 * len(names) + 0.6), squeeze=False)
     for i, n in enumerate(names):
-        x = np.asarray(post[n].isel(experiment=0).values if "experiment" in post[n].dims else post[n].values)
+        x = np.asarray(_of_experiment(post[n], 0).values)  # arviz's figure above shows every experiment
         for c in range(x.shape[0]):
             axes[i, 0].hist(x[c], bins=30, histtype="step", density=True)
             axes[i, 1].plot(x[c], lw=0.6)
@@ -60,7 +60,7 @@ def fig_trace(model, cache, path):
     return _save(fig, model, path, "trace (per chain)")
 
 
-def fig_rank(model, cache, path):
+def fig_rank(model, cache, path, experiment=0):
     names = _physical_scalars(model)
     if not names:
         raise Skip("no physical parameter in the posterior")
@@ -76,7 +76,7 @@ def fig_rank(model, cache, path):
     for ax in axes.ravel()[len(names):]:
         ax.set_visible(False)
     for ax, n in zip(axes.ravel(), names):
-        x = np.asarray(post[n].isel(experiment=0).values if "experiment" in post[n].dims else post[n].values)
+        x = np.asarray(_of_experiment(post[n], experiment).values)
         r = rankdata(x.ravel()).reshape(x.shape)
         total = r.size
         bins = np.linspace(0, total, min(20, max(5, x.shape[1] // 10)) + 1)
@@ -94,7 +94,7 @@ def fig_rank(model, cache, path):
         ax.set_xlabel("fractional rank (1)")
         ax.set_ylabel("count / uniform (1)")
     axes.ravel()[0].legend(fontsize=6)
-    return _save(fig, model, path, "rank plots (grey: 94 % band of uniform ranks)")
+    return _save(fig, model, path, "rank plots (grey: 94 % band of uniform ranks)", experiment=experiment)
 
 
 _PPC_AXES = {
@@ -167,7 +167,7 @@ def _prior(model, seed=0, draws=500):
     return idata["prior"]
 
 
-def fig_prior_posterior(model, cache, path):
+def fig_prior_posterior(model, cache, path, experiment=0):
     names = _physical_scalars(model)
     if not names:
         raise Skip("no physical parameter in the posterior")
@@ -179,12 +179,8 @@ def fig_prior_posterior(model, cache, path):
     for ax in axes.ravel()[len(names):]:
         ax.set_visible(False)
     for ax, n in zip(axes.ravel(), names):
-        q = np.asarray(post[n].isel(experiment=0).values if "experiment" in post[n].dims else post[n].values).ravel()
-        if n in prior:
-            p = np.asarray(prior[n].isel(experiment=0).values if "experiment" in prior[n].dims
-                           else prior[n].values).ravel()
-        else:
-            p = np.array([])
+        q = np.asarray(_of_experiment(post[n], experiment).values).ravel()
+        p = np.asarray(_of_experiment(prior[n], experiment).values).ravel() if n in prior else np.array([])
         positive = np.all(q > 0) and (p.size == 0 or np.all(p > 0))
         spread = (q.max() / q.min()) if positive and q.min() > 0 else 0
         logx = positive and spread > 1 and (p.size and np.quantile(p, 0.99) / np.quantile(p, 0.01) > 20)
@@ -203,4 +199,6 @@ def fig_prior_posterior(model, cache, path):
         ax.set_ylabel("density (1/unit)")
         ax.set_title(n, fontsize=8)
         ax.legend(fontsize=6)
-    return _save(fig, model, path, "prior versus posterior (experiment 0)")
+    # a single-experiment fit keeps its title; a fit of several names the experiment on a line of its own
+    title = "prior versus posterior" + ("" if len(model.names) > 1 else " (experiment 0)")
+    return _save(fig, model, path, title, experiment=experiment)

@@ -8,7 +8,7 @@ import matplotlib.ticker
 import numpy as np
 
 from ..cache import Skip
-from ..common import G_MIN_PER_CM, HDI, _has, _hdi, _post
+from ..common import G_MIN_PER_CM, HDI, _has, _hdi, _of_experiment, _post
 from ..tables import _classic_thresholds
 from .saving import _save
 
@@ -18,25 +18,39 @@ def _file_of_points(model, points):
     return model.layout.file_index[points], model.layout.ta_potential_index[points]
 
 
+def _of(d, name, experiment_of, experiment):
+    """The values of ``name`` of one experiment (``experiment_of``: the experiment of each value; all without it)."""
+    v = d[name].values
+    return v[d[experiment_of].values == experiment] if experiment_of in d else v
+
+
+def _potential_grid(d, experiment):
+    """131 potentials over one experiment's SEC range (its film TA potentials without SEC): the charging band's grid."""
+    V = _of(d, "sec_point_potential", "sec_point_experiment", experiment) if "sec_point_potential" in d else []
+    if len(V) == 0 and "ta_potential_V" in d:
+        V = _of(d, "ta_potential_V", "ta_potential_experiment", experiment)
+    return np.linspace(np.min(V), np.max(V), 131)
+
+
 # ----------------------------------------------------------------------------- Fig. 5 panels
-def fig_charging(model, cache, path):
+def fig_charging(model, cache, path, experiment=0):
     from ...model.quantities import mean_electrons_band
 
     if not _has(model, "V_1S_V", "V_C_V"):
         raise Skip("needs the charging parameters")
     d = model.data
-    band = mean_electrons_band(model)
+    band = mean_electrons_band(model, potential_V=_potential_grid(d, experiment), experiment=experiment)
     V = band["potential"].values
     med, lo, hi = _hdi(band.values)
     fig, ax = plt.subplots(figsize=(6.0, 4.2))
     ax.fill_between(V, lo, hi, color="tab:blue", alpha=0.3, lw=0, label=f"posterior <n_e>(V), {HDI:.0%} HDI")
     ax.plot(V, med, color="tab:blue", lw=1.5, label="posterior median")
     if "sec_n_e" in d and "sec_bleach_scale" in _post(model):
-        s = np.asarray(_post(model)["sec_bleach_scale"].isel(experiment=0).values).ravel()
+        s = np.asarray(_of_experiment(_post(model)["sec_bleach_scale"], experiment).values).ravel()
         ax.plot(V, med * float(np.median(s)), color="tab:blue", lw=1, ls="--",
                 label=f"x SEC bleach scale ({np.median(s):.3f}): what the SEC measures")
     if "sec_n_e" in d:
-        sel = d["sec_point_experiment"].values == 0 if "sec_point_experiment" in d else slice(None)
+        sel = d["sec_point_experiment"].values == experiment if "sec_point_experiment" in d else slice(None)
         sw = d["sec_point_sweep"].values[sel]
         labels = d["sweep_label"].values if "sweep_label" in d else None
         cmap = plt.get_cmap("tab10")
@@ -46,24 +60,25 @@ def fig_charging(model, cache, path):
             ax.plot(d["sec_point_potential"].values[sel][m], d["sec_n_e"].values[sel][m], "o", ms=2.5,
                     color=cmap(k % 10), alpha=0.8, label=f"SEC data, {lab}")
     if "ta_potential_V" in d:
-        for v in d["ta_potential_V"].values:
+        for v in _of(d, "ta_potential_V", "ta_potential_experiment", experiment):
             ax.axvline(v, color="0.6", lw=0.6, ls=":")
     ax.set_xlabel("potential V (V vs reference electrode)")
     ax.set_ylabel("<n_e> (electrons/QD)")
     ax.legend(fontsize=6.5, loc="best")
     ax.grid(alpha=0.3)
-    return _save(fig, model, path, "<n_e>(V): SEC charging")
+    return _save(fig, model, path, "<n_e>(V): SEC charging", experiment=experiment)
 
 
-def fig_threshold(model, cache, path, classic_rows=None):
-    curve, table = cache.threshold_curve()
+def fig_threshold(model, cache, path, classic_rows=None, experiment=0):
+    """Fig. 5b of one experiment; ``classic_rows`` (the classic analysis of experiment 0) are drawn on experiment 0."""
+    curve, table = cache.threshold_curve(experiment)
     ne = table["n_e"].values
     fig, ax = plt.subplots(figsize=(6.0, 4.2))
     ax.fill_between(ne, table["hdi_low"].values, table["hdi_high"].values, color="tab:red", alpha=0.3, lw=0,
                     label=f"posterior <N_gain>, {HDI:.0%} HDI")
     ax.plot(ne, table["median"].values, color="tab:red", lw=1.5, label="posterior median")
     try:
-        at = cache.at_potentials()
+        at = cache.at_potentials(experiment)
         thr = at["threshold_mean_excitons"].values
         nel = at["mean_electrons"].values
         m, l_, h = _hdi(thr)
@@ -72,8 +87,8 @@ def fig_threshold(model, cache, path, classic_rows=None):
                     label="transition counting (t = 0) at the measured TA potentials")
     except Exception:  # noqa: BLE001 -- optional overlay
         pass
-    _plot_measured(ax, cache)
-    ct = _classic_thresholds(classic_rows)
+    _plot_measured(ax, cache, experiment)
+    ct = _classic_thresholds(classic_rows) if experiment == 0 else []
     if ct:
         from ...model.quantities import mean_electrons_band
 
@@ -93,13 +108,13 @@ def fig_threshold(model, cache, path, classic_rows=None):
     ax.set_ylim(0, 1.45 * ax.get_ylim()[1])  # headroom: the legend sits above the points, not on them
     ax.legend(fontsize=7, loc="upper right")
     ax.grid(alpha=0.3)
-    return _save(fig, model, path, "gain threshold versus doping")
+    return _save(fig, model, path, "gain threshold versus doping", experiment=experiment)
 
 
-def _plot_measured(ax, cache):
+def _plot_measured(ax, cache, experiment):
     """Measured thresholds (window A* at the gain delay crossing 0) with their HDI bars on Fig. 5b."""
     try:
-        rows, ds = cache.measured_thresholds()
+        rows, ds = cache.measured_thresholds(experiment)
     except Exception:  # noqa: BLE001 -- optional overlay
         return
     r = [x for x in rows if np.isfinite(x["measured_median"])]
@@ -115,8 +130,8 @@ def _plot_measured(ax, cache):
             label="transition counting for the same read-out (cascade to that delay)")
 
 
-def fig_lifetime(model, cache, path):
-    lt = cache.lifetimes()
+def fig_lifetime(model, cache, path, experiment=0):
+    lt = cache.lifetimes(experiment)
     Nm = lt["mean_excitons"].values
     fig, ax = plt.subplots(figsize=(6.0, 4.2))
     cmap = plt.get_cmap("viridis")
@@ -131,14 +146,14 @@ def fig_lifetime(model, cache, path):
     ax.set_ylabel("gain lifetime (ps)")
     ax.legend(fontsize=7, title=f"median, {HDI:.0%} HDI band", title_fontsize=7)
     ax.grid(alpha=0.3, which="both")
-    return _save(fig, model, path, "gain lifetime versus excitation")
+    return _save(fig, model, path, "gain lifetime versus excitation", experiment=experiment)
 
 
-def fig_single_wavelength(model, cache, path):
-    sw = cache.single_wavelength()
+def fig_single_wavelength(model, cache, path, experiment=0):
+    sw = cache.single_wavelength(experiment)
     lam = sw["wavelength"].values
     V = sw["potential"].values
-    sigma = np.asarray(_post(model)["film_cross_section_cm2"].isel(experiment=0).values).ravel()
+    sigma = np.asarray(_of_experiment(_post(model)["film_cross_section_cm2"], experiment).values).ravel()
     sig = float(np.median(sigma))
     fig, ax = plt.subplots(figsize=(6.5, 4.4))
     cmap = plt.get_cmap("plasma")
@@ -162,11 +177,12 @@ def fig_single_wavelength(model, cache, path):
             transform=ax.transAxes, fontsize=6.5, va="bottom")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
-    return _save(fig, model, path, f"single-wavelength threshold spectrum (g >= {G_MIN_PER_CM:g} per cm)")
+    return _save(fig, model, path, f"single-wavelength threshold spectrum (g >= {G_MIN_PER_CM:g} per cm)",
+                 experiment=experiment)
 
 
-def fig_gain_coefficient(model, cache, path):
-    gc = cache.gain_coefficient()
+def fig_gain_coefficient(model, cache, path, experiment=0):
+    gc = cache.gain_coefficient(experiment)
     d = model.data
     points = gc["point"].values
     comp = d["ta_point_component"].values[points]
@@ -205,4 +221,4 @@ def fig_gain_coefficient(model, cache, path):
     ax.set_ylabel("1S-window gain coefficient g (cm$^{-1}$)")
     ax.legend(fontsize=7, title=f"g = -A* ln10 / d; dashed: {G_MIN_PER_CM:g} cm$^{{-1}}$", title_fontsize=7)
     ax.grid(alpha=0.3, which="both")
-    return _save(fig, model, path, "gain coefficient versus excitation")
+    return _save(fig, model, path, "gain coefficient versus excitation", experiment=experiment)

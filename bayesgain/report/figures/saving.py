@@ -13,7 +13,7 @@ from ..._atomic import atomic_path  # noqa: E402
 from ..common import DPI, HDI, _converged, _synthetic  # noqa: E402
 
 
-def _title(fig, model, title):
+def _title(fig, model, title, experiment=None):
     tags = []
     if _synthetic(model):
         tags.append("SYNTHETIC DATA")
@@ -22,6 +22,8 @@ def _title(fig, model, title):
     head = " -- ".join(tags + [title])
     color = "firebrick" if tags else "black"
     head = textwrap.fill(head, 70)
+    if experiment is not None and len(model.names) > 1:  # a line of its own: appended, a long title ran off the figure
+        head += f"\nexperiment {model.names[experiment]}"
     fig.suptitle(head, fontsize=10.5, color=color, fontweight="bold" if tags else "normal")
     notes = []
     if _synthetic(model):
@@ -33,8 +35,10 @@ def _title(fig, model, title):
     return head.count("\n") + 1, len(notes)
 
 
-def _save(fig, model, path, title):
-    title_lines, note_lines = _title(fig, model, title)
+def _save(fig, model, path, title, experiment=None):
+    """Title, notes and margins of ``fig`` (``experiment``: the index of the experiment it shows, named in the title
+    of a fit of several), written to ``path`` atomically."""
+    title_lines, note_lines = _title(fig, model, title, experiment)
     h = fig.get_size_inches()[1]
     # room for the title (10.5 pt lines) and the notes (6.5 pt lines), in inches, as figure fractions
     top = (0.08 + 0.19 * title_lines) / h
