@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .cache import Skip
-from .common import G_MIN_PER_CM, HDI, _conv_stats, _converged, _fmt, _hdi, _not_final, _post, _synthetic
+from .common import (G_MIN_PER_CM, HDI, _conv_stats, _converged, _fmt, _hdi, _not_final, _of_experiment, _post,
+                     _synthetic)
 from .figures import CHIRP_FIGURE, CHIRP_FIGURE_TEXT, FIGURES, figure_files
 from .tables import _classic_thresholds, _classic_value
 
@@ -44,42 +45,46 @@ def _section_convergence(model, summary):
 
 
 def _section_parameters(model, summary):
-    lines = ["## Physical parameters (posterior median and 94 % HDI)", ""]
-    rows = []
     post = _post(model)
+    rows = []
     for name, r in summary.iterrows():
         base = str(name).split("[")[0]
-        try:
-            sel = str(name)[len(base):]
-            da = post[base]
-            if sel:
-                idx = [x.strip() for x in sel.strip("[]").split(",")]
-                other = [dd for dd in da.dims if dd not in ("chain", "draw")]
-                sel_d = {}
-                for dim, key in zip(other, idx):
-                    vals = [str(v) for v in da[dim].values]
-                    sel_d[dim] = vals.index(key)
-                da = da.isel(sel_d)
-            x = np.asarray(da.values).ravel()
-            m, lo, hi = _hdi(x)
-            m, lo, hi = float(m), float(lo), float(hi)
-        except Exception:  # noqa: BLE001 -- fall back to the summary columns
-            m = float(r.get("median", r.get("mean", np.nan)))
-            lo, hi = float(r.get("hdi94_lb", np.nan)), float(r.get("hdi94_ub", np.nan))
+        m, lo, hi = _parameter_interval(post, str(name), base, r)
         doc = model.spec.priors.get(base, {}).get("doc", "")
         rows.append([f"`{name}`", r.get("unit", ""), _fmt(m), _fmt(lo), _fmt(hi), doc])
-    lines += [_md_table(["parameter", "unit", "median", "HDI low", "HDI high", "meaning"], rows), ""]
-    try:
-        from ..model.quantities import effective_temperature
+    return (["## Physical parameters (posterior median and 94 % HDI)", "",
+             _md_table(["parameter", "unit", "median", "HDI low", "HDI high", "meaning"], rows), ""]
+            + _effective_temperature_line(model, post))
 
+
+def _parameter_interval(post, name, base, r):
+    """Median and 94 % HDI of the summary row ``name`` (``base[label, ...]``) from its draws; the summary's own
+    columns where the row's labels do not match the posterior's."""
+    try:
+        da = post[base]
+        if name != base:
+            labels = [x.strip() for x in name[len(base):].strip("[]").split(",")]
+            other = [dd for dd in da.dims if dd not in ("chain", "draw")]
+            da = da.isel({dim: [str(v) for v in da[dim].values].index(key) for dim, key in zip(other, labels)})
+    except (KeyError, ValueError, IndexError):
+        m = float(r.get("median", r.get("mean", np.nan)))
+        return m, float(r.get("hdi94_lb", np.nan)), float(r.get("hdi94_ub", np.nan))
+    m, lo, hi = _hdi(np.asarray(da.values).ravel())
+    return float(m), float(lo), float(hi)
+
+
+def _effective_temperature_line(model, post):
+    from ..model.quantities import effective_temperature
+
+    try:
         te = effective_temperature(model)
-        if te is not None and "sigma_1S_V" in post:
-            m, lo, hi = _hdi(te.values)
-            lines += [f"T_eff equivalent of sigma_1S: {_fmt(float(m))} K (94 % HDI {_fmt(float(lo))} -- "
-                      f"{_fmt(float(hi))} K).", ""]
-    except Exception:  # noqa: BLE001
-        pass
-    return lines
+    except Exception:  # noqa: BLE001 -- an optional line below the table, which stands without it
+        return []
+    if te is None or "sigma_1S_V" not in post:
+        return []
+    m, lo, hi = _hdi(te.values)
+    return [f"T_eff equivalent of sigma_1S: {_fmt(float(m))} K (94 % HDI {_fmt(float(lo))} -- {_fmt(float(hi))} K).",
+            ""]
 
 
 def _guarded(body):
@@ -127,39 +132,48 @@ def _section_thresholds(model, cache):
 def _section_measured(model, cache):
     def body():
         rows, ds = cache.measured_thresholds()
-        t0 = _hdi(ds["predicted_t0"].values)[0]
-        table = [[f"{r['potential_V']:+.3f}", _fmt(round(r["n_e"], 6), 3),
-                  f"{_fmt(r['measured_median'])} [{_fmt(r['measured_hdi_low'])}, {_fmt(r['measured_hdi_high'])}]",
-                  _fmt(r["predicted_median"]), _fmt(t0[k]),
-                  f"{_fmt(r['difference_median'])} [{_fmt(r['difference_hdi_low'])}, {_fmt(r['difference_hdi_high'])}]",
-                  f"[{_fmt(r['difference_sim_low'])}, {_fmt(r['difference_sim_high'])}] "
-                  + ("**yes**" if r["excludes_zero"] else ("n/a: " + r["reason"] if r["reason"] else "no"))]
-                 for k, r in enumerate(rows)]
         flagged = [f"{r['potential_V']:+.3f} V (<n_e> = {_fmt(round(r['n_e'], 6), 3)}: {_fmt(r['difference_median'])})"
                    for r in rows if r["excludes_zero"]]
         verdict = (f"The difference's simultaneous {HDI:.0%} interval excludes 0 at {', '.join(flagged)}: there the "
                    "measured threshold departs from transition counting's prediction." if flagged else
                    f"The difference's simultaneous {HDI:.0%} interval includes 0 at every potential with a measured "
                    "threshold: the measurement agrees with transition counting's prediction.")
-        return [f"Measured: the <N> at which the window A* {ds.attrs['read_out']} crosses 0, from a curve of A* "
-                f"versus <N> that does not use transition counting ({ds.attrs['family']}: a Poisson average of a free "
-                "per-QD absorption for 1, 2, ... excitons, anchored at the measured A_pre), fitted per posterior draw "
-                "to that draw's <N> of every file with a noise replicate of the observations; never extrapolated "
-                "beyond the measured <N>. Predicted: transition counting's crossing of the same read-out (its ensemble "
-                "absorption through the Auger cascade to the read-out delay, on the measured pre-pump absorbance, "
-                "in A_0 = g_e g_h units; not the fit's window terms, which would bend to a departure and hide it); "
-                "t = 0: transition counting at t = 0 (the table above, the paper's red line), which a 5 ps "
-                "read-out exceeds by ~0.05 excitons/QD on films that follow it (Auger decay by then, absorption "
-                "under the band edge). About +0.02 of that (the unbleached absorption) remains in the difference. "
-                "A departure is flagged where the difference's interval simultaneous over the potentials (each at "
-                f"1 - {1 - HDI:.2f}/P) excludes 0: per-potential {HDI:.0%} intervals would exclude 0 somewhere by "
-                "chance in about a third of experiments that follow transition counting. "
-                "All in `thresholds_measured.csv`.", "",
+        return [_measured_explanation(ds), "",
                 _md_table(["potential (V)", "<n_e>", "measured [94 % HDI]", "predicted", "predicted t = 0",
-                           "measured - predicted [94 % HDI]", "simultaneous interval, excludes 0"], table), "",
+                           "measured - predicted [94 % HDI]", "simultaneous interval, excludes 0"],
+                          _measured_rows(rows, _hdi(ds["predicted_t0"].values)[0])), "",
                 verdict, ""]
 
     return [f"### Measured versus predicted{_not_final(model)}", ""] + _guarded(body)
+
+
+def _measured_rows(rows, t0):
+    """A table row per potential: measured, predicted (read-out and t = 0), their difference and the flag."""
+    return [[f"{r['potential_V']:+.3f}", _fmt(round(r["n_e"], 6), 3),
+             f"{_fmt(r['measured_median'])} [{_fmt(r['measured_hdi_low'])}, {_fmt(r['measured_hdi_high'])}]",
+             _fmt(r["predicted_median"]), _fmt(t0[k]),
+             f"{_fmt(r['difference_median'])} [{_fmt(r['difference_hdi_low'])}, {_fmt(r['difference_hdi_high'])}]",
+             f"[{_fmt(r['difference_sim_low'])}, {_fmt(r['difference_sim_high'])}] "
+             + ("**yes**" if r["excludes_zero"] else ("n/a: " + r["reason"] if r["reason"] else "no"))]
+            for k, r in enumerate(rows)]
+
+
+def _measured_explanation(ds):
+    """What measured, predicted and t = 0 mean, and when a departure is flagged (one paragraph)."""
+    return (f"Measured: the <N> at which the window A* {ds.attrs['read_out']} crosses 0, from a curve of A* "
+            f"versus <N> that does not use transition counting ({ds.attrs['family']}: a Poisson average of a free "
+            "per-QD absorption for 1, 2, ... excitons, anchored at the measured A_pre), fitted per posterior draw "
+            "to that draw's <N> of every file with a noise replicate of the observations; never extrapolated "
+            "beyond the measured <N>. Predicted: transition counting's crossing of the same read-out (its ensemble "
+            "absorption through the Auger cascade to the read-out delay, on the measured pre-pump absorbance, "
+            "in A_0 = g_e g_h units; not the fit's window terms, which would bend to a departure and hide it); "
+            "t = 0: transition counting at t = 0 (the table above, the paper's red line), which a 5 ps "
+            "read-out exceeds by ~0.05 excitons/QD on films that follow it (Auger decay by then, absorption "
+            "under the band edge). About +0.02 of that (the unbleached absorption) remains in the difference. "
+            "A departure is flagged where the difference's interval simultaneous over the potentials (each at "
+            f"1 - {1 - HDI:.2f}/P) excludes 0: per-potential {HDI:.0%} intervals would exclude 0 somewhere by "
+            "chance in about a third of experiments that follow transition counting. "
+            "All in `thresholds_measured.csv`.")
 
 
 def _section_adequacy(model, cache):
@@ -246,6 +260,39 @@ def _section_classic(model, cache, classic_rows):
     if not classic_rows:
         return lines + ["No classic analysis given (run `bayesgain classic FOLDER` or `bayesgain fit` on an "
                         "experiment folder).", ""]
+    rows = (_classic_parameter_rows(model, classic_rows) + _classic_threshold_rows(cache, classic_rows)
+            + _classic_single_wavelength_rows(cache, classic_rows))
+    lines += [_md_table(["quantity", "unit", "classic (value +- 1 sd)", "Bayesian median [94 % HDI]", "classic note"],
+                        rows), ""]
+    lines += ["The classic rows are the paper's own chain of separate fits (`bayesgain.classic`); the Bayesian "
+              "column propagates every uncertainty of this model jointly.", ""]
+    return lines
+
+
+def _interval(x):
+    """'median [HDI low, HDI high]' of the draws ``x``."""
+    m, lo, hi = _hdi(np.asarray(x).ravel())
+    return f"{_fmt(float(m))} [{_fmt(float(lo))}, {_fmt(float(hi))}]"
+
+
+def _classic_row(r, bayes, name=None, unit=None, note=None):
+    """A row of the classic table: classic ``r`` (value +- sd) beside the Bayesian text ``bayes``."""
+    return [f"`{name or r['name']}`", r.get("unit", "") if unit is None else unit,
+            f"{_fmt(r['value'])} +- {_fmt(r['uncertainty'], 2)}", bayes,
+            (r.get("note") or "")[:80] if note is None else note]
+
+
+def _cached(get):
+    """(value, None) of a cache lookup, or (None, what the classic table says in its place)."""
+    try:
+        return get(), None
+    except Skip:
+        return None, "not in this model"
+    except Exception as exc:  # noqa: BLE001 -- the quantity's own section says FAILED with the message
+        return None, f"FAILED: {type(exc).__name__}"
+
+
+def _classic_parameter_rows(model, classic_rows):
     post = _post(model)
     rows = []
     for cname, pname in _CLASSIC_MAP.items():
@@ -253,37 +300,35 @@ def _section_classic(model, cache, classic_rows):
         if r is None:
             continue
         if pname in post:
-            m, lo, hi = _hdi(np.asarray(post[pname].isel(experiment=0).values if "experiment" in post[pname].dims
-                                        else post[pname].values).ravel())
-            b = f"{_fmt(float(m))} [{_fmt(float(lo))}, {_fmt(float(hi))}]"
+            b = _interval(_of_experiment(post[pname], 0).values)
         elif pname == "T_eff_K" and "sigma_1S_V" in post:
             from ..model.quantities import effective_temperature
 
-            m, lo, hi = _hdi(effective_temperature(model).values)
-            b = f"{_fmt(float(m))} [{_fmt(float(lo))}, {_fmt(float(hi))}] (from sigma_1S)"
+            b = _interval(effective_temperature(model).values) + " (from sigma_1S)"
         else:
             b = "not in this model"
-        rows.append([f"`{cname}`", r.get("unit", ""), f"{_fmt(r['value'])} +- {_fmt(r['uncertainty'], 2)}", b,
-                     (r.get("note") or "")[:80]])
-    try:
-        at = cache.at_potentials()
-        m, lo, hi = _hdi(at["threshold_mean_excitons"].values)
-        Vb = at["potential"].values
-    except Exception:  # noqa: BLE001
-        Vb = None
+        rows.append(_classic_row(r, b))
+    return rows
+
+
+def _classic_threshold_rows(cache, classic_rows):
+    at, why = _cached(cache.at_potentials)
+    rows = []
     for V, val, unc in _classic_thresholds(classic_rows):
-        b = "not in this model"
-        if Vb is not None:
-            k = int(np.argmin(np.abs(Vb - V)))
-            if abs(Vb[k] - V) < 5e-4:
-                b = f"{_fmt(float(m[k]))} [{_fmt(float(lo[k]))}, {_fmt(float(hi[k]))}]"
-        rows.append([f"`threshold_excitons[V={V:+.3f}]`", "excitons/QD", f"{_fmt(val)} +- {_fmt(unc, 2)}", b, ""])
-    try:
-        sw = cache.single_wavelength()
-        Vs = sw["potential"].values
-    except Exception:  # noqa: BLE001
-        sw, Vs = None, None
+        b = why or "not in this model"
+        if at is not None:
+            k = int(np.argmin(np.abs(at["potential"].values - V)))
+            if abs(at["potential"].values[k] - V) < 5e-4:
+                b = _interval(at["threshold_mean_excitons"].values[:, k])
+        rows.append(_classic_row({"value": val, "uncertainty": unc}, b, name=f"threshold_excitons[V={V:+.3f}]",
+                                 unit="excitons/QD", note=""))
+    return rows
+
+
+def _classic_single_wavelength_rows(cache, classic_rows):
+    sw, why = _cached(cache.single_wavelength)
     tag = f"g{G_MIN_PER_CM:g}"
+    rows = []
     for unit_tag, var, unit in (("excitons", "lowest_gain_mean_excitons", "excitons/QD"),
                                 ("photons_cm2", "lowest_gain_fluence_photons_cm2", "photons/cm^2"),
                                 ("nJ_cm2", "lowest_gain_energy_nJ_cm2", "nJ/cm^2")):
@@ -291,19 +336,13 @@ def _section_classic(model, cache, classic_rows):
             if not r["name"].startswith(f"lowest_threshold_{tag}_{unit_tag}[V="):
                 continue
             V = float(r["name"].split("=", 1)[1].rstrip("]"))
-            b = "not in this model"
+            b = why or "not in this model"
             if sw is not None:
-                k = int(np.argmin(np.abs(Vs - V)))
-                if abs(Vs[k] - V) < 5e-4:
-                    mm, ll, hh = _hdi(sw[var].isel(potential=k).values)
-                    b = f"{_fmt(float(mm))} [{_fmt(float(ll))}, {_fmt(float(hh))}]"
-            rows.append([f"`{r['name']}`", unit, f"{_fmt(r['value'])} +- {_fmt(r['uncertainty'], 2)}", b,
-                         (r.get("note") or "")[:80]])
-    lines += [_md_table(["quantity", "unit", "classic (value +- 1 sd)", "Bayesian median [94 % HDI]", "classic note"],
-                        rows), ""]
-    lines += ["The classic rows are the paper's own chain of separate fits (`bayesgain.classic`); the Bayesian "
-              "column propagates every uncertainty of this model jointly.", ""]
-    return lines
+                k = int(np.argmin(np.abs(sw["potential"].values - V)))
+                if abs(sw["potential"].values[k] - V) < 5e-4:
+                    b = _interval(sw[var].isel(potential=k).values)
+            rows.append(_classic_row(r, b, unit=unit))
+    return rows
 
 
 def _component_notes(model):

@@ -18,8 +18,8 @@ from .tables import _measured_csv_text, _summary, _threshold_csv_text
 
 def write_fit_outputs(model, out_dir, classic_folder=None, figures=True, log=None):
     """Everything a fit leaves in ``out_dir``: posterior.nc, classic.csv (when ``classic_folder``, an
-    experiment folder or its loaded DataTree, is given) and :func:`write_report`'s tables, report.md and figures -- the one sequence that
-    ``bayesgain fit``, ``bayesgain demo`` and the benchmark share.
+    experiment folder or its loaded DataTree, is given) and :func:`write_report`'s tables, report.md and figures --
+    the one sequence that ``bayesgain fit``, ``bayesgain demo`` and the benchmark share.
 
     The classic analysis only feeds the side-by-side table: when it fails the reason is printed to
     stderr and the report is written without it.  Returns :func:`write_report`'s dict.

@@ -75,8 +75,8 @@ def _measured_csv_text(model, rows, ds):
 
     lines = [f"# gain thresholds at the film TA potentials (excitons/QD): measured = <N> where the window A* "
              f"{ds.attrs['read_out']} crosses 0 ({ds.attrs['family']}, per posterior draw, {ds.attrs['draws']} draws); "
-             "predicted = transition counting's crossing of the same read-out (cascade to that delay, measured A_pre, A_0 = "
-             "g_e g_h units); difference = measured - "
+             "predicted = transition counting's crossing of the same read-out (cascade to that delay, measured A_pre, "
+             "A_0 = g_e g_h units); difference = measured - "
              f"predicted per draw; medians and {HDI:.0%} HDIs; model '{model.spec.name}'"]
     if _synthetic(model):
         lines.append("# SYNTHETIC data (made by bayesgain.simulate): not a measurement")

@@ -18,38 +18,49 @@ def fig_trace(model, cache, path):
     if not names:
         raise Skip("no physical parameter in the posterior")
     try:
-        import arviz_plots as azp
-
-        pc = azp.plot_trace_dist(model.idata, var_names=names, backend="matplotlib", compact=True)
-        fig = pc.viz["figure"].item() if hasattr(pc.viz["figure"], "item") else pc.get_viz("figure")
-        fig.set_size_inches(10, 1.9 * len(names) + 0.9)
-        units = {n: _unit(model, n) for n in names}
-        for ax in fig.axes:  # arviz labels with the bare variable name: add the unit
-            if ax.get_xlabel() in units:
-                ax.set_xlabel(f"{ax.get_xlabel()} ({units[ax.get_xlabel()]})")
-            elif ax.get_xlabel() == "Draw":
-                ax.set_xlabel("draw (iteration after tuning)")
-            if ax.get_ylabel() in units:  # the trace panel beside the named one: the unit is enough (and fits)
-                ax.set_ylabel(f"value ({units[ax.get_ylabel()]})")
-            for axis in (ax.xaxis, ax.yaxis):  # a multiplier only (below): an additive offset needs another label
-                if isinstance(axis.get_major_formatter(), matplotlib.ticker.ScalarFormatter):
-                    axis.get_major_formatter().set_useOffset(False)
-        # matplotlib's axis multiplier ("1e-14") sits at the axis end, under the neighbouring panel's label
-        # (seen for the cross-section): move it into the axis label instead
-        fig.canvas.draw()
-        for ax in fig.axes:
-            for axis, get, set_ in ((ax.xaxis, ax.get_xlabel, ax.set_xlabel), (ax.yaxis, ax.get_ylabel, ax.set_ylabel)):
-                off = axis.get_offset_text().get_text()
-                if off and get():
-                    axis.get_offset_text().set_visible(False)
-                    set_(f"{get()} [x {off}]")
-        return _save(fig, model, path, "trace (left: marginal per chain; right: draws per chain)")
-    except Exception:  # noqa: BLE001 -- matplotlib fallback below
+        title = "trace (left: marginal per chain; right: draws per chain)"
+        return _save(_trace_arviz(model, names), model, path, title)
+    except Exception:  # noqa: BLE001 -- arviz-plots' API moves between versions: the plain matplotlib figure instead
         plt.close("all")
+    return _trace_matplotlib(model, names, path)
+
+
+def _trace_arviz(model, names):
+    """arviz-plots' trace and marginal figure with units in the labels and axis multipliers moved into them."""
+    import arviz_plots as azp
+
+    pc = azp.plot_trace_dist(model.idata, var_names=names, backend="matplotlib", compact=True)
+    fig = pc.viz["figure"].item() if hasattr(pc.viz["figure"], "item") else pc.get_viz("figure")
+    fig.set_size_inches(10, 1.9 * len(names) + 0.9)
+    units = {n: _unit(model, n) for n in names}
+    for ax in fig.axes:  # arviz labels with the bare variable name: add the unit
+        if ax.get_xlabel() in units:
+            ax.set_xlabel(f"{ax.get_xlabel()} ({units[ax.get_xlabel()]})")
+        elif ax.get_xlabel() == "Draw":
+            ax.set_xlabel("draw (iteration after tuning)")
+        if ax.get_ylabel() in units:  # the trace panel beside the named one: the unit is enough (and fits)
+            ax.set_ylabel(f"value ({units[ax.get_ylabel()]})")
+        for axis in (ax.xaxis, ax.yaxis):  # a multiplier only (below): an additive offset needs another label
+            if isinstance(axis.get_major_formatter(), matplotlib.ticker.ScalarFormatter):
+                axis.get_major_formatter().set_useOffset(False)
+    # matplotlib's axis multiplier ("1e-14") sits at the axis end, under the neighbouring panel's label
+    # (seen for the cross-section): move it into the axis label instead
+    fig.canvas.draw()
+    for ax in fig.axes:
+        for axis, get, set_ in ((ax.xaxis, ax.get_xlabel, ax.set_xlabel), (ax.yaxis, ax.get_ylabel, ax.set_ylabel)):
+            off = axis.get_offset_text().get_text()
+            if off and get():
+                axis.get_offset_text().set_visible(False)
+                set_(f"{get()} [x {off}]")
+    return fig
+
+
+def _trace_matplotlib(model, names, path):
+    """The trace figure without arviz-plots: marginal and draws per chain."""
     post = _post(model)
     fig, axes = plt.subplots(len(names), 2, figsize=(10, 1.9 * len(names) + 0.6), squeeze=False)
     for i, n in enumerate(names):
-        x = np.asarray(_of_experiment(post[n], 0).values)  # arviz's figure above shows every experiment
+        x = np.asarray(_of_experiment(post[n], 0).values)  # experiment 0 (arviz's figure shows every experiment)
         for c in range(x.shape[0]):
             axes[i, 0].hist(x[c], bins=30, histtype="step", density=True)
             axes[i, 1].plot(x[c], lw=0.6)
@@ -116,44 +127,47 @@ def fig_ppc(model, cache, path):
     comps = [c for c in model.observed_names if c in pp_]
     if not comps:
         raise Skip("no posterior predictive draws")
-    d = model.data
     fig, axes = plt.subplots(len(comps), 2, figsize=(10, 3.0 * len(comps) + 0.6), squeeze=False)
     for i, c in enumerate(comps):
-        point_dim, obs_name, x_name, xlabel, ylabel = _PPC_AXES[c]
-        y = np.asarray(pp_[c].values)
-        y = y.reshape(-1, y.shape[-1])
-        m, l_, h = _hdi(y)
-        if c in ("gain", "dynamics"):
-            idx = np.nonzero(d["ta_point_component"].values == c)[0]
-        else:
-            idx = np.arange(d.sizes[point_dim] if point_dim in d.dims else y.shape[1])
-        obs = d[obs_name].values[idx]
-        x = d[x_name].values[idx]  # every x array is per observation point (sol_fluence_eff too)
-        if c == "gain":  # the fluence index into the nominal fluences
-            x = d["ta_fluence_nominal_photons_cm2"].values[x.astype(int)]
-            xlabel = "nominal pump fluence (photons/cm$^2$)"
-        ax = axes[i, 0]
-        ax.errorbar(x, m, yerr=[m - l_, h - m], fmt="none", ecolor="tab:orange", alpha=0.5, lw=0.8,
-                    label=f"posterior predictive {HDI:.0%} interval")
-        ax.plot(x, obs, ".", ms=2.5, color="black", label="observed")
-        if c in ("dynamics", "gain", "cross_section"):
-            ax.set_xscale("log")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        inside = float(np.mean((obs >= l_) & (obs <= h)))
-        ax.set_title(f"{c}: {inside:.0%} of {obs.size} points inside their {HDI:.0%} interval", fontsize=8)
-        ax.legend(fontsize=6)
-        ax = axes[i, 1]
-        ax.errorbar(obs, m, yerr=[m - l_, h - m], fmt=".", ms=2, color="tab:blue", ecolor="tab:blue", alpha=0.5,
-                    lw=0.6)
-        lim = [np.nanmin([obs.min(), l_.min()]), np.nanmax([obs.max(), h.max()])]
-        ax.plot(lim, lim, color="0.3", lw=0.8, ls="--", label="predicted = observed")
-        ax.set_xlabel(f"observed: {ylabel}")
-        ax.set_ylabel("predicted (median, 94 % interval)")
-        # at most 5 ticks: sub-gap values like -0.00015 overlapped at the default count
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
-        ax.legend(fontsize=6)
+        _ppc_row(axes[i], model.data, c, np.asarray(pp_[c].values))
     return _save(fig, model, path, "posterior predictive checks")
+
+
+def _ppc_row(axes, d, c, y):
+    """Component ``c``'s row: predictive interval and observations versus the natural x (left), predicted versus
+    observed (right); ``y`` its predictive draws (chain, draw, point)."""
+    point_dim, obs_name, x_name, xlabel, ylabel = _PPC_AXES[c]
+    y = y.reshape(-1, y.shape[-1])
+    m, l_, h = _hdi(y)
+    if c in ("gain", "dynamics"):
+        idx = np.nonzero(d["ta_point_component"].values == c)[0]
+    else:
+        idx = np.arange(d.sizes[point_dim] if point_dim in d.dims else y.shape[1])
+    obs = d[obs_name].values[idx]
+    x = d[x_name].values[idx]  # every x array is per observation point (sol_fluence_eff too)
+    if c == "gain":  # the fluence index into the nominal fluences
+        x = d["ta_fluence_nominal_photons_cm2"].values[x.astype(int)]
+        xlabel = "nominal pump fluence (photons/cm$^2$)"
+    ax = axes[0]
+    ax.errorbar(x, m, yerr=[m - l_, h - m], fmt="none", ecolor="tab:orange", alpha=0.5, lw=0.8,
+                label=f"posterior predictive {HDI:.0%} interval")
+    ax.plot(x, obs, ".", ms=2.5, color="black", label="observed")
+    if c in ("dynamics", "gain", "cross_section"):
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    inside = float(np.mean((obs >= l_) & (obs <= h)))
+    ax.set_title(f"{c}: {inside:.0%} of {obs.size} points inside their {HDI:.0%} interval", fontsize=8)
+    ax.legend(fontsize=6)
+    ax = axes[1]
+    ax.errorbar(obs, m, yerr=[m - l_, h - m], fmt=".", ms=2, color="tab:blue", ecolor="tab:blue", alpha=0.5, lw=0.6)
+    lim = [np.nanmin([obs.min(), l_.min()]), np.nanmax([obs.max(), h.max()])]
+    ax.plot(lim, lim, color="0.3", lw=0.8, ls="--", label="predicted = observed")
+    ax.set_xlabel(f"observed: {ylabel}")
+    ax.set_ylabel("predicted (median, 94 % interval)")
+    # at most 5 ticks: sub-gap values like -0.00015 overlapped at the default count
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
+    ax.legend(fontsize=6)
 
 
 def _prior(model, seed=0, draws=500):

@@ -14,7 +14,7 @@ from .saving import _save
 
 
 def _file_of_points(model, points):
-    """Index into ``ta_mean_excitons`` (dim ta_file) and the potential index of each film TA point (the model's layout)."""
+    """Index into ``ta_mean_excitons`` (dim ta_file) and the potential index of each film TA point (model.layout)."""
     return model.layout.file_index[points], model.layout.ta_potential_index[points]
 
 
@@ -77,32 +77,10 @@ def fig_threshold(model, cache, path, classic_rows=None, experiment=0):
     ax.fill_between(ne, table["hdi_low"].values, table["hdi_high"].values, color="tab:red", alpha=0.3, lw=0,
                     label=f"posterior <N_gain>, {HDI:.0%} HDI")
     ax.plot(ne, table["median"].values, color="tab:red", lw=1.5, label="posterior median")
-    try:
-        at = cache.at_potentials(experiment)
-        thr = at["threshold_mean_excitons"].values
-        nel = at["mean_electrons"].values
-        m, l_, h = _hdi(thr)
-        nm = np.median(nel, axis=0)
-        ax.errorbar(nm, m, yerr=[m - l_, h - m], fmt="s", color="black", ms=4, capsize=2,
-                    label="transition counting (t = 0) at the measured TA potentials")
-    except Exception:  # noqa: BLE001 -- optional overlay
-        pass
+    _plot_at_potentials(ax, cache, experiment)
     _plot_measured(ax, cache, experiment)
-    ct = _classic_thresholds(classic_rows) if experiment == 0 else []
-    if ct:
-        from ...model.quantities import mean_electrons_band
-
-        Vs = np.array([c[0] for c in ct])
-        try:
-            nes = np.median(mean_electrons_band(model, potential_V=Vs).values, axis=0)
-            vals = np.array([c[1] for c in ct])
-            errs = np.array([c[2] for c in ct])
-            ok = np.isfinite(vals)
-            ax.errorbar(nes[ok], vals[ok], yerr=np.where(np.isfinite(errs[ok]), errs[ok], 0), fmt="D", mfc="white",
-                        color="tab:green", ms=5, capsize=2,
-                        label="classic point estimates (+-1 sd; <n_e> from the posterior median)")
-        except Exception:  # noqa: BLE001
-            pass
+    if experiment == 0:
+        _plot_classic(ax, model, classic_rows)
     ax.set_xlabel("<n_e> (electrons/QD)")
     ax.set_ylabel("<N_gain> (excitons/QD)")
     ax.set_ylim(0, 1.45 * ax.get_ylim()[1])  # headroom: the legend sits above the points, not on them
@@ -111,11 +89,42 @@ def fig_threshold(model, cache, path, classic_rows=None, experiment=0):
     return _save(fig, model, path, "gain threshold versus doping", experiment=experiment)
 
 
+def _plot_at_potentials(ax, cache, experiment):
+    """Transition counting's threshold at each measured film TA potential (t = 0) with its HDI bar on Fig. 5b."""
+    try:
+        at = cache.at_potentials(experiment)
+    except Exception:  # noqa: BLE001 -- optional overlay: report.md's threshold section says why it is missing
+        return
+    m, l_, h = _hdi(at["threshold_mean_excitons"].values)
+    nm = np.median(at["mean_electrons"].values, axis=0)
+    ax.errorbar(nm, m, yerr=[m - l_, h - m], fmt="s", color="black", ms=4, capsize=2,
+                label="transition counting (t = 0) at the measured TA potentials")
+
+
+def _plot_classic(ax, model, classic_rows):
+    """The classic analysis's thresholds (+-1 sd) on Fig. 5b, at the <n_e> of their potentials (posterior median)."""
+    from ...model.quantities import mean_electrons_band
+
+    ct = _classic_thresholds(classic_rows)
+    if not ct:
+        return
+    try:
+        nes = np.median(mean_electrons_band(model, potential_V=np.array([c[0] for c in ct])).values, axis=0)
+    except Exception:  # noqa: BLE001 -- optional overlay: the classic values stand in report.md's table
+        return
+    vals = np.array([c[1] for c in ct])
+    errs = np.array([c[2] for c in ct])
+    ok = np.isfinite(vals)
+    ax.errorbar(nes[ok], vals[ok], yerr=np.where(np.isfinite(errs[ok]), errs[ok], 0), fmt="D", mfc="white",
+                color="tab:green", ms=5, capsize=2,
+                label="classic point estimates (+-1 sd; <n_e> from the posterior median)")
+
+
 def _plot_measured(ax, cache, experiment):
     """Measured thresholds (window A* at the gain delay crossing 0) with their HDI bars on Fig. 5b."""
     try:
         rows, ds = cache.measured_thresholds(experiment)
-    except Exception:  # noqa: BLE001 -- optional overlay
+    except Exception:  # noqa: BLE001 -- optional overlay: report.md's measured section says why it is missing
         return
     r = [x for x in rows if np.isfinite(x["measured_median"])]
     if not r:
@@ -172,7 +181,8 @@ def fig_single_wavelength(model, cache, path, experiment=0):
     ax.set_ylabel(f"<N> for g >= {G_MIN_PER_CM:g} cm$^{{-1}}$ (excitons/QD)")
     sec = ax.secondary_yaxis("right", functions=(lambda n: n / sig, lambda J: J * sig))
     sec.set_ylabel("pump fluence (photons/cm$^2$)", labelpad=8)
-    ax.text(0.02, 0.02, f"curves: <N> at which g >= {G_MIN_PER_CM:g} cm$^{{-1}}$ (the gain region lies above each curve);\n"
+    ax.text(0.02, 0.02, f"curves: <N> at which g >= {G_MIN_PER_CM:g} cm$^{{-1}}$ "
+            "(the gain region lies above each curve);\n"
             f"missing where not reached in at least half the draws; fluence axis = <N> / film sigma ({sig:.3g} cm$^2$)",
             transform=ax.transAxes, fontsize=6.5, va="bottom")
     ax.legend(fontsize=7)
@@ -181,22 +191,27 @@ def fig_single_wavelength(model, cache, path, experiment=0):
                  experiment=experiment)
 
 
-def fig_gain_coefficient(model, cache, path, experiment=0):
-    gc = cache.gain_coefficient(experiment)
-    d = model.data
+def _gain_per_file(model, gc):
+    """Per draw the window gain coefficient and <N> of every film TA file (gain delays averaged), and each file's
+    potential index."""
     points = gc["point"].values
-    comp = d["ta_point_component"].values[points]
+    comp = model.data["ta_point_component"].values[points]
     use = comp == "gain" if np.any(comp == "gain") else np.ones(points.size, bool)
     points = points[use]
     g = gc["gain_per_cm"].values[:, use]
     files, pot_index = _file_of_points(model, points)
     Nf = np.asarray(_post(model)["ta_mean_excitons"].values)
     Nf = Nf.reshape(-1, Nf.shape[-1])
-    # average the gain delays of each file (g and <N> per draw)
     ufiles, inv = np.unique(files, return_inverse=True)
     gf = np.stack([g[:, inv == k].mean(axis=1) for k in range(ufiles.size)], axis=1)
-    Nfile = Nf[:, ufiles]
     potf = np.array([pot_index[inv == k][0] for k in range(ufiles.size)])
+    return gf, Nf[:, ufiles], potf
+
+
+def fig_gain_coefficient(model, cache, path, experiment=0):
+    gc = cache.gain_coefficient(experiment)
+    d = model.data
+    gf, Nfile, potf = _gain_per_file(model, gc)
     fig, ax = plt.subplots(figsize=(6.0, 4.2))
     cmap = plt.get_cmap("plasma")
     Vaxis = d["ta_potential_V"].values
