@@ -71,6 +71,16 @@ def _trace_matplotlib(model, names, path):
     return _save(fig, model, path, "trace (per chain)")
 
 
+def _panels(n, width, height):
+    """A grid of up to 3 columns of width x height inch panels: (figure, its first n axes; the rest hidden)."""
+    ncol = min(3, n)
+    nrow = math.ceil(n / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(width * ncol, height * nrow + 0.5), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    return fig, axes.ravel()[:n]
+
+
 def fig_rank(model, cache, path, experiment=0):
     names = _physical_scalars(model)
     if not names:
@@ -79,14 +89,10 @@ def fig_rank(model, cache, path, experiment=0):
     n_ch = post.sizes["chain"]
     if n_ch < 2:
         raise Skip("rank plots need at least two chains")
-    ncol = min(3, len(names))
-    nrow = math.ceil(len(names) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 2.6 * nrow + 0.5), squeeze=False)
     from scipy.stats import rankdata
 
-    for ax in axes.ravel()[len(names):]:
-        ax.set_visible(False)
-    for ax, n in zip(axes.ravel(), names):
+    fig, axes = _panels(len(names), 3.4, 2.6)
+    for ax, n in zip(axes, names):
         x = np.asarray(_of_experiment(post[n], experiment).values)
         r = rankdata(x.ravel()).reshape(x.shape)
         total = r.size
@@ -104,7 +110,7 @@ def fig_rank(model, cache, path, experiment=0):
         ax.set_title(n, fontsize=8)
         ax.set_xlabel("fractional rank (1)")
         ax.set_ylabel("count / uniform (1)")
-    axes.ravel()[0].legend(fontsize=6)
+    axes[0].legend(fontsize=6)
     return _save(fig, model, path, "rank plots (grey: 94 % band of uniform ranks)", experiment=experiment)
 
 
@@ -187,12 +193,8 @@ def fig_prior_posterior(model, cache, path, experiment=0):
         raise Skip("no physical parameter in the posterior")
     prior = _prior(model)
     post = _post(model)
-    ncol = min(3, len(names))
-    nrow = math.ceil(len(names) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.5 * ncol, 2.7 * nrow + 0.5), squeeze=False)
-    for ax in axes.ravel()[len(names):]:
-        ax.set_visible(False)
-    for ax, n in zip(axes.ravel(), names):
+    fig, axes = _panels(len(names), 3.5, 2.7)
+    for ax, n in zip(axes, names):
         q = np.asarray(_of_experiment(post[n], experiment).values).ravel()
         p = np.asarray(_of_experiment(prior[n], experiment).values).ravel() if n in prior else np.array([])
         positive = np.all(q > 0) and (p.size == 0 or np.all(p > 0))
