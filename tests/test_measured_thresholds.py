@@ -266,7 +266,7 @@ def test_report_writes_the_exact_columns_and_names_the_flagged_potentials(model_
     section = "\n".join(report._section_measured(gm, cache))
     assert "includes 0 at every potential" in section and "predicted t = 0" in section
     flagged = dict(rows[0], excludes_zero=True, difference_median=-0.3)
-    cache._c["measured_thresholds"] = (True, ([flagged] + rows[1:], ds))
+    cache._c[("measured_thresholds", 0)] = (True, ([flagged] + rows[1:], ds))
     assert f"excludes 0 at {rows[0]['potential_V']:+.3f} V" in "\n".join(report._section_measured(gm, cache))
 
 
