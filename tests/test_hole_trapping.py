@@ -162,3 +162,46 @@ def test_model_cascade_is_the_simulators_trapped_hole_counting(batch_a):
     np.testing.assert_allclose(model_A, sim_A, atol=1e-6)
     old_A, _ = _model_cascade(batch_a, "emission")
     assert np.max(np.abs(old_A - sim_A)) > 0.3
+
+
+def test_model_solution_cascade_traps_holes_as_the_simulator(batch_a):
+    # the solution bleach of the model (cross-section component) against the simulator's independent chains at
+    # the same point: dots in solution trap holes as in the film (before, the model's solution ignored it)
+    import tomllib
+
+    import pytensor
+
+    from bayesgain.model.core import GainModel
+    from bayesgain.model.spec import load_spec, spec_from_dict
+    from bayesgain.physics.api import numpy_mode
+
+    d = tomllib.loads(load_spec("joint-hole-trapping").to_toml())
+    d["components"].update(reflection=False)
+    d["priors"] = {k: v for k, v in d["priors"].items() if k not in ("reflection_scale", "subgap_noise_rel")}
+    gm = GainModel(spec_from_dict(d), batch_a)
+    model = gm.build()
+    point = model.initial_point()
+    fixed = {"hole_trap_fraction": 0.3, "solution_gamma_scale": 1.0, "fluence_log_cal_solution": 0.0}
+    free, values = model.free_RVs, []
+    for rv in free:
+        tr = model.rvs_to_transforms.get(rv)
+        x = point[model.rvs_to_values[rv].name]
+        values.append(np.asarray(tr.backward(x, *rv.owner.inputs).eval() if tr is not None else x, dtype=rv.dtype))
+        if rv.name in fixed:
+            values[-1] = np.full_like(values[-1], fixed[rv.name])
+    mu = model["cross_section"].owner.inputs[2]  # Normal(mu, sigma): the predicted solution Delta A
+    outs = [mu, model["cross_section_cm2"], model["tau_xx_ps"], model["tau_x_ps"]]
+    mu, sigma, tau_xx, tau_x = pytensor.function(free, outs, mode=numpy_mode(), on_unused_input="ignore")(*values)
+    data = gm.data
+    fl, t = data["sol_point_fluence"].values, data["sol_point_delay"].values
+    J = np.zeros(data.sizes["sol_fluence"])
+    J[fl] = data["sol_fluence_eff_photons_cm2"].values  # per point, one value per fluence (as the model reads it)
+    N = sigma[0] * J[fl]
+    A0 = float(data["experiment_solution_A0_1S_OD"].values[0])
+    model_A = mu / (A0 / 8.0) + 8.0
+    obs = sp.ensemble_observables(N, np.tile([1.0, 0.0, 0.0], (N.size, 1)), t, 1 / tau_xx[0], 1 / tau_x[0],
+                                  hole_trap_fraction=0.3)
+    rows = np.arange(N.size)
+    np.testing.assert_allclose(model_A, obs["A"][rows, rows], atol=1e-6)
+    without = sp.ensemble_observables(N, np.tile([1.0, 0.0, 0.0], (N.size, 1)), t, 1 / tau_xx[0], 1 / tau_x[0])
+    assert np.max(np.abs(without["A"][rows, rows] - obs["A"][rows, rows])) > 0.1  # the check can fail
