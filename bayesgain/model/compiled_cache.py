@@ -28,8 +28,7 @@ __all__ = ["lift_data", "compiled_for", "no_reuse", "clear", "STATS"]
 _MAX_ENTRIES = 4  # compiled models kept per process (a compiled joint model holds ~100 MB of LLVM code)
 _CACHE: collections.OrderedDict = collections.OrderedDict()
 _LOCK = threading.RLock()
-_REUSE = threading.local()
-_REUSE.on = True
+_REUSE = threading.local()  # .on: False inside no_reuse() (per thread; absent means True)
 STATS = {"compiled": 0, "reused": 0}  # this process's compiles and reuses (Dask results report them)
 
 

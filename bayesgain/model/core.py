@@ -149,6 +149,12 @@ def convergence_report(idata, var_names, min_ess=400):
     return r
 
 
+def _truncation_bucket(n):
+    """A Poisson truncation rounded up to a multiple of 4: experiments of one design then share one compiled
+    graph (model.compiled_cache) instead of differing by one term of the truncation."""
+    return int(4 * np.ceil(n / 4))
+
+
 class GainModel:
     """A Bayesian model of doped-QD gain experiments, built from a spec and reduced observations.
 
@@ -241,14 +247,11 @@ class GainModel:
         d = self.data
         sigma = self._cross_section_estimate()
         self.n_max_film = self.n_max_solution = 0
-        # rounded up to a multiple of 4: experiments of one design then share one compiled graph
-        # (model.compiled_cache) instead of differing by one term of the truncation
-        bucket = lambda n: int(4 * np.ceil(n / 4))  # noqa: E731
         if "ta_fluence_nominal_photons_cm2" in d:
-            self.n_max_film = bucket(required_n_max(1.3 * sigma * float(d["ta_fluence_nominal_photons_cm2"].max()),
+            self.n_max_film = _truncation_bucket(required_n_max(1.3 * sigma * float(d["ta_fluence_nominal_photons_cm2"].max()),
                                                     tail=self.POISSON_TAIL))
         if "sol_fluence_eff_photons_cm2" in d:
-            self.n_max_solution = bucket(required_n_max(1.3 * sigma * float(d["sol_fluence_eff_photons_cm2"].max()),
+            self.n_max_solution = _truncation_bucket(required_n_max(1.3 * sigma * float(d["sol_fluence_eff_photons_cm2"].max()),
                                                         tail=self.POISSON_TAIL))
         return max(self.n_max_film, self.n_max_solution, 8)
 
@@ -867,7 +870,6 @@ class GainModel:
         trunc = self.truncation_check()
         if trunc["ok"]:
             return False
-        bucket = lambda n: int(4 * np.ceil(n / 4))  # noqa: E731  -- as _choose_n_max
         raised = []
         for kind in ("film", "solution"):
             worst = trunc.get(f"{kind}_max_mean_excitons")
@@ -875,7 +877,7 @@ class GainModel:
             # the refit's draws move (measured: the film tail 1e-5 -> 2.6e-5 after raising the solution only)
             if worst is None or trunc[f"{kind}_tail"] < self.POISSON_TAIL:
                 continue
-            new = bucket(required_n_max(margin * worst, tail=self.POISSON_TAIL))
+            new = _truncation_bucket(required_n_max(margin * worst, tail=self.POISSON_TAIL))
             old = getattr(self, f"n_max_{kind}")
             if new > old:
                 setattr(self, f"n_max_{kind}", new)
