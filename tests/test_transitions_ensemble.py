@@ -120,3 +120,58 @@ def test_emission_and_occupancy_tables_match_plain_loop(g_e, g_h):
             # the counting is open absorption minus emission
             open_ = max(g_h - N, 0) * max(g_e - N - n, 0)
             assert ref.band_edge(N, n, g_e, g_h) == open_ - emis[N, n]
+
+
+def test_lumped_poisson_weights_sum_to_one_and_keep_the_head():
+    from scipy import stats
+
+    from bayesgain.physics.poisson import poisson_weights
+
+    mean = np.array([0.0, 0.7, 6.0, 22.0])
+    n_max = 12
+    got = poisson_weights(mean, n_max, lump_tail=True).eval()
+    np.testing.assert_allclose(got.sum(axis=-1), 1.0, atol=1e-14)
+    for m, w in zip(mean, got):
+        np.testing.assert_allclose(w[:-1], stats.poisson.pmf(np.arange(n_max), m), rtol=1e-12, atol=1e-290)  # <N> = 0 is floored at 1e-300
+        assert w[-1] == pytest.approx(stats.poisson.sf(n_max - 1, m), rel=1e-10, abs=1e-15)  # P(N >= n_max), to rounding
+    plain = poisson_weights(mean, n_max).eval()
+    assert plain[-1].sum() < 0.1  # <N> = 22 loses most of its weight without the lump
+
+
+def test_short_truncation_keeps_a_saturated_ensemble_saturated():
+    """<N> far beyond the truncation: every QD is saturated, A_ens = -g_e g_h, as with a long truncation.
+
+    Dropping the tail made such an <N> look like a smaller bleach (a spurious mode of the film fits)."""
+    import pytensor.tensor as pt
+
+    from bayesgain.physics import ensemble, transitions
+
+    table_short = transitions.transition_table(10, 2, 4)
+    table_long = transitions.transition_table(80, 2, 4)
+    f = np.array([[1.0, 0.0, 0.0]])
+    for mean in (6.0, 22.0, 40.0):
+        short = ensemble.ensemble_absorption(pt.as_tensor(np.array([mean])), f, table_short).eval()
+        long_ = ensemble.ensemble_absorption(pt.as_tensor(np.array([mean])), f, table_long).eval()
+        np.testing.assert_allclose(short, long_, atol=1e-9)
+
+
+def test_ensemble_slope_is_the_derivative_of_the_truncated_ensemble():
+    import pytensor.tensor as pt
+
+    from bayesgain.physics import ensemble, transitions
+
+    table = transitions.transition_table(7, 2, 4)  # short: the lumped tail carries weight at <N> = 5
+    f = np.array([[0.5, 0.3, 0.2]])
+    x = pt.dvector("x")
+    A = pytensor_function([x], ensemble.ensemble_absorption(x, f, table))
+    slope = pytensor_function([x], ensemble.ensemble_slope(x, f, table))
+    for m in (0.5, 2.0, 5.0):
+        h = 1e-6
+        fd = (A(np.array([m + h])) - A(np.array([m - h]))) / (2 * h)
+        np.testing.assert_allclose(slope(np.array([m])), fd, rtol=1e-6, atol=1e-9)
+
+
+def pytensor_function(inputs, output):
+    import pytensor
+
+    return pytensor.function(inputs, output)

@@ -179,8 +179,8 @@ def cascade_absorption(mean_excitons, charge_fractions, delays_ps, rates, table,
         longer chain's coefficients is exact; a model with several Poisson truncations (film, solution)
         computes them once, which removes a whole coefficient graph and its gradient from the compile.
 
-    Returns (..., T), or (..., K, T) for a (K, M + 1, S) table.  Poisson weight beyond M is dropped
-    (choose M with ``required_n_max``).
+    Returns (..., T), or (..., K, T) for a (K, M + 1, S) table.  Poisson weight beyond M starts at M (the
+    weights sum to 1; choose M with ``required_n_max`` so that this weight is negligible).
     """
     k = pt.as_tensor_variable(rates)
     A = pt.as_tensor_variable(table)
@@ -192,7 +192,7 @@ def cascade_absorption(mean_excitons, charge_fractions, delays_ps, rates, table,
     J = int(n_saturated)
     M = k.shape[-1]
     S = k.shape[0]
-    P = poisson_weights(mean_excitons, M)  # (..., M + 1)
+    P = poisson_weights(mean_excitons, M, lump_tail=True)  # (..., M + 1), sums to 1
     if coefficients is None:
         C = bateman_coefficients(k, n_rows=J)  # (S, j = 1..J, m, i)
     else:

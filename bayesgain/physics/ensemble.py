@@ -21,13 +21,17 @@ __all__ = ["ensemble_absorption", "ensemble_slope", "threshold_bracket", "solve_
 def ensemble_absorption(mean_excitons, charge_fractions, table):
     """A_ens(<N>, f) for ``mean_excitons`` (...) and ``charge_fractions`` (..., S); ``table`` (M+1, S)."""
     A = pt.as_tensor_variable(table)
-    P = poisson_weights(mean_excitons, A.shape[0] - 1)  # (..., M + 1)
+    P = poisson_weights(mean_excitons, A.shape[0] - 1, lump_tail=True)  # (..., M + 1), sums to 1
     per_state = pt.tensordot(P, A, axes=[[-1], [0]])  # (..., S)
     return pt.sum(per_state * pt.as_tensor_variable(charge_fractions), axis=-1)
 
 
 def ensemble_slope(mean_excitons, charge_fractions, table):
-    """dA_ens/d<N> = sum_n f_n sum_N P(N) [A*(N+1, n) - A*(N, n)] (uses the table up to M)."""
+    """dA_ens/d<N> = sum_n f_n sum_N P(N) [A*(N+1, n) - A*(N, n)] (uses the table up to M).
+
+    Exactly the derivative of :func:`ensemble_absorption` with its lumped tail (d P(N >= M)/d<N> = P(M - 1)),
+    so the weights here are the plain ones up to M - 1.
+    """
     A = pt.as_tensor_variable(table)
     P = poisson_weights(mean_excitons, A.shape[0] - 2)
     steps = A[1:, :] - A[:-1, :]

@@ -4,6 +4,12 @@ A pump pulse leaves a QD with N excitons with probability P(N; <N>) = <N>^N e^{-
 Sums over N are truncated at ``n_max``; :func:`required_n_max` picks the smallest ``n_max`` whose
 neglected tail weight P(N > n_max) is below ``tail`` (1e-10 by default), so the truncation error of
 any bounded per-QD quantity (|A*| <= g_e g_h) is below g_e g_h * tail.
+
+The models sum with ``lump_tail=True``: the weight P(N >= n_max) sits on N = n_max, so the weights sum to 1
+whatever <N> a sampler visits.  Dropping the tail made <N> far beyond the truncation look like a smaller
+bleach, a spurious mode in which chains stuck (film <N> 22 against a truncation of 28, 8-14 % of the QDs
+lost; docs/decisions/poisson-tail-lumped.md).  A QD with N > n_max >= g_e + g_h is saturated like one at
+n_max, and its Auger cascade passes n_max within a few k(n_max)^-1.
 """
 
 import numpy as np
@@ -15,14 +21,20 @@ __all__ = ["poisson_weights", "required_n_max", "DEFAULT_TAIL"]
 DEFAULT_TAIL = 1e-10
 
 
-def poisson_weights(mean_excitons, n_max):
+def poisson_weights(mean_excitons, n_max, lump_tail=False):
     """P(N; <N>) for N = 0..n_max, appended as a last axis (PyTensor).
 
     The logarithm is floored at 1e-300 so <N> = 0 gives P(0) = 1 and P(N > 0) = 0 without a NaN.
+    ``lump_tail``: the last weight is P(N >= n_max) (the weights sum to 1); added as 1 - sum of all the
+    weights, floored at 0, so that where the tail is below rounding the last weight stays P(n_max).
     """
     mean = pt.as_tensor_variable(mean_excitons)[..., None]
     N = pt.arange(n_max + 1, dtype="float64")
-    return pt.exp(N * pt.log(pt.maximum(mean, 1e-300)) - mean - pt.gammaln(N + 1.0))
+    P = pt.exp(N * pt.log(pt.maximum(mean, 1e-300)) - mean - pt.gammaln(N + 1.0))
+    if not lump_tail:
+        return P
+    tail = pt.maximum(1.0 - pt.sum(P, axis=-1, keepdims=True), 0.0)
+    return pt.concatenate([P[..., :-1], P[..., -1:] + tail], axis=-1)
 
 
 def required_n_max(mean_excitons, tail=DEFAULT_TAIL, minimum=4):
