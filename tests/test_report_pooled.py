@@ -57,9 +57,9 @@ def test_pooled_fit_gets_one_fig5b_per_experiment_drawn_from_its_own_posterior(p
     drawn = {}
     save = fig5._save
 
-    def record(fig, model, path, title, experiment=None):
+    def record(fig, model, path, title, experiment=None, notes=()):
         medians = [ln for ln in fig.axes[0].lines if ln.get_label() == "posterior median"]
-        out = save(fig, model, path, title, experiment)
+        out = save(fig, model, path, title, experiment, notes)
         drawn[path.name] = (np.asarray(medians[0].get_ydata()), fig.get_suptitle())
         return out
 
@@ -81,3 +81,27 @@ def test_pooled_fit_gets_one_fig5b_per_experiment_drawn_from_its_own_posterior(p
     a, b = (drawn[f][0] for f in files.values())
     assert np.nanmax(np.abs(a - b)) > 0.05  # the two experiments' curves differ: neither is experiment 0 twice
     assert {f"fig5a_charging-{s}.png" for s in ("film-a", "film_b")} <= set(result["figures"])
+
+
+def test_fig5b_overlays_left_out_silently_when_not_applicable_and_named_when_they_fail(pooled, tmp_path, monkeypatch):
+    from bayesgain.report.cache import _Cache
+    from bayesgain.report.figures import fig5
+
+    seen = {}
+    save = fig5._save
+
+    def record(fig, model, path, title, experiment=None, notes=()):
+        seen[path.name] = list(notes)
+        return save(fig, model, path, title, experiment, notes)
+
+    monkeypatch.setattr(fig5, "_save", record)
+    fig5.fig_threshold(pooled, _Cache(pooled), tmp_path / "quiet.png", experiment=0)
+    assert seen["quiet.png"] == []  # charging-only: no TA overlays to draw (Skip), nothing claimed as failed
+
+    def broken(ax, cache, experiment):
+        raise RuntimeError("a bug in the overlay")
+
+    monkeypatch.setattr(fig5, "_plot_measured", broken)
+    fig5.fig_threshold(pooled, _Cache(pooled), tmp_path / "loud.png", experiment=0)
+    assert seen["loud.png"] == ["overlay 'measured thresholds' FAILED (RuntimeError: a bug in the overlay)"]
+    assert (tmp_path / "loud.png").stat().st_size > 0  # the figure stands without the overlay

@@ -88,7 +88,9 @@ class _Cache:
         from ..model.measured_thresholds import threshold_comparison
 
         def f():
-            if "ta_A" not in self.model.data or not _has(self.model, "ta_mean_excitons", "ta_charge_fractions"):
+            d = self.model.data
+            if ("ta_A" not in d or not _has(self.model, "ta_mean_excitons", "ta_charge_fractions")
+                    or not np.any(d["ta_point_component"].values == "gain")):
                 raise Skip("needs the gain component (film TA at the gain delay)")
             return threshold_comparison(self.model, experiment, prob=HDI)
 

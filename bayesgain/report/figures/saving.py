@@ -13,7 +13,7 @@ from ..._atomic import atomic_path  # noqa: E402
 from ..common import DPI, HDI, _converged, _synthetic  # noqa: E402
 
 
-def _title(fig, model, title, experiment=None):
+def _title(fig, model, title, experiment=None, extra_notes=()):
     tags = []
     if _synthetic(model):
         tags.append("SYNTHETIC DATA")
@@ -31,14 +31,15 @@ def _title(fig, model, title, experiment=None):
     if not _converged(model):
         notes.append("fit NOT CONVERGED: not final")
     notes.append(f"model '{model.spec.name}', experiments: {', '.join(map(str, model.names))}; bands: {HDI:.0%} HDI")
+    notes += list(extra_notes)
     fig.text(0.5, 0.003, "\n".join(notes), ha="center", va="bottom", fontsize=6.5, color=color)
     return head.count("\n") + 1, len(notes)
 
 
-def _save(fig, model, path, title, experiment=None):
+def _save(fig, model, path, title, experiment=None, notes=()):
     """Title, notes and margins of ``fig`` (``experiment``: the index of the experiment it shows, named in the title
-    of a fit of several), written to ``path`` atomically."""
-    title_lines, note_lines = _title(fig, model, title, experiment)
+    of a fit of several; ``notes``: lines of its own, e.g. an overlay that failed), written to ``path`` atomically."""
+    title_lines, note_lines = _title(fig, model, title, experiment, notes)
     h = fig.get_size_inches()[1]
     # room for the title (10.5 pt lines) and the notes (6.5 pt lines), in inches, as figure fractions
     top = (0.08 + 0.19 * title_lines) / h
