@@ -69,12 +69,35 @@ def main(argv=None):
         if name in post:
             x = post[name].values.reshape(-1)
             print(f"  {name:20s} median {np.median(x):.4g}")
+    where_divergent(post, ss)
     chk = film_residual_check(m)
     print(f"residual check: p = {chk['p_value']:.3f}, lag-1 autocorrelation {chk['T_observed']:.3f} "
           f"(white noise {chk['T_replicated']:.3f}), flagged = {chk['flagged']}")
     if args.save:
         m.save(args.save, overwrite=True)
     return 0
+
+
+def where_divergent(post, ss, top=6):
+    """The scalar parameters whose divergent draws sit furthest from the rest, in posterior sd: where the
+    geometry bends."""
+    div = ss["diverging"].values.astype(bool)
+    if not div.any():
+        return
+    scores = []
+    for name, da in post.data_vars.items():
+        x = np.asarray(da.values)
+        flat = x.reshape(x.shape[0], x.shape[1], -1)
+        for j in range(flat.shape[-1]):
+            v = flat[..., j]
+            sd = v[~div].std()
+            if np.isfinite(sd) and sd > 0:
+                scores.append((abs(v[div].mean() - v[~div].mean()) / sd, f"{name}[{j}]" if flat.shape[-1] > 1 else name,
+                               v[div].mean(), v[~div].mean()))
+    scores.sort(reverse=True)
+    print(f"{int(div.sum())} divergent draws (chains {sorted(set(np.nonzero(div)[0].tolist()))}); furthest from the rest:")
+    for z, name, a, b in scores[:top]:
+        print(f"  {name:36s} {z:5.1f} sd: divergent mean {a:.4g}, others {b:.4g}")
 
 
 if __name__ == "__main__":
