@@ -151,7 +151,7 @@ def _classic_write(args, tree, rows, out):
         print(f"sub-gap residual after reflection correction: at most {worst:.3g} OD over {len(subgap)} TA files")
     print(f"wrote {out / 'classic.csv'}")
     if not args.no_figures:
-        from .classic_figures import write_classic_figures
+        from .classic.figures import write_classic_figures
 
         for path in write_classic_figures(tree, out, threshold_delays_ps=args.threshold_delay):
             print(f"wrote {path}")

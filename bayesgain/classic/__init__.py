@@ -37,7 +37,7 @@ from .analysis import classic_analysis, classic_results
 from .dataset import classic_dataset, classic_rows, read_classic_csv, variable_rows, write_classic_csv
 from .kinetics import (biexciton_lifetime, biexciton_lifetime_from_traces, biexciton_lifetime_robust, gain_lifetime,
                        gain_lifetime_fit, gain_lifetime_with_uncertainty, nested_exponential_fits)
-from .saturation import (ThresholdNotReached, _delay_mean, cross_section_from_tree, film_thresholds,
+from .saturation import (ThresholdNotReached, cross_section_from_tree, film_thresholds,
                          solution_threshold, threshold_at_level, threshold_from_bleach)
 from .single_wavelength import lowest_gain_threshold, single_wavelength_thresholds
 

@@ -162,24 +162,26 @@ def classic_dataset(results):
 
 
 def _is_quantity(ds, var):
-    return "row_base" in ds[var].attrs
+    """A quantity is a variable with a ``<name>_note`` beside it (the notes say which elements are rows)."""
+    return f"{var}_note" in ds.data_vars
 
 
 def variable_rows(ds, var):
     """[(coords, row)] of one variable: the rows of classic.csv it holds, in coordinate order (elements whose
-    note is None have no row).  ``coords`` is {dimension: float}."""
+    note is not a string have no row; a missing ``<name>_uncertainty`` reads as NaN).  ``coords`` is
+    {dimension: float}."""
     da = ds[var]
-    unc, note = ds[f"{var}_uncertainty"], ds[f"{var}_note"]
+    note = ds[f"{var}_note"].transpose(*da.dims).values
+    unc = ds.get(f"{var}_uncertainty", xr.full_like(da, np.nan, dtype=float)).transpose(*da.dims).values
+    base = _join(da.attrs.get("row_base", var), [da.attrs["variant"]] if da.attrs.get("variant") else [])
     out = []
     for idx in np.ndindex(da.shape):
-        n = note.values[idx]
-        if not isinstance(n, str):
+        if not isinstance(note[idx], str):
             continue
         coords = {d: float(ds[d].values[i]) for d, i in zip(da.dims, idx)}
-        name = row_name(_join(da.attrs["row_base"], [da.attrs["variant"]] if da.attrs.get("variant") else []),
-                        **coords)
-        out.append((coords, dict(name=name, value=float(da.values[idx]), uncertainty=float(unc.values[idx]),
-                                 unit=da.attrs.get("unit", ""), method=da.attrs.get("method", ""), note=n)))
+        out.append((coords, dict(name=row_name(base, **coords), value=float(da.values[idx]),
+                                 uncertainty=float(unc[idx]), unit=da.attrs.get("unit", ""),
+                                 method=da.attrs.get("method", ""), note=str(note[idx]))))
     return out
 
 

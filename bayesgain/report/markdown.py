@@ -322,8 +322,8 @@ def _classic_threshold_rows(cache, classic):
             k = int(np.argmin(np.abs(at["potential"].values - V)))
             if abs(at["potential"].values[k] - V) < 5e-4:
                 b = _interval(at["threshold_mean_excitons"].values[:, k])
-        rows.append(_classic_row({"value": val, "uncertainty": unc}, b, name=row_name("threshold_excitons", potential=V),
-                                 unit="excitons/QD", note=""))
+        rows.append(_classic_row({"value": val, "uncertainty": unc}, b,
+                                 name=row_name("threshold_excitons", potential=V), unit="excitons/QD", note=""))
     return rows
 
 
