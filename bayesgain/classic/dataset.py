@@ -12,7 +12,7 @@ Layout of the Dataset (:func:`classic_dataset`):
   (``sec=gaussian``, when there is one);
 * companions on the same coordinates: ``<name>_uncertainty`` (1 sd, NaN when none) and ``<name>_note`` (a string
   per element: the note of classic.csv; a NaN value always has one saying why).  An element that has no row
-  (its variable does not cover every potential or fluence of the Dataset) has the note None and is not written;
+  (its variable does not cover every potential or fluence of the Dataset) has no note (NaN) and is not written;
 * coordinates ``potential`` (V) and ``fluence`` (photons/cm^2) hold the values the row names carry (1 mV,
   3 significant digits), so that the Dataset read back from classic.csv equals the one written.
 
@@ -167,8 +167,8 @@ def _is_quantity(ds, var):
 
 
 def variable_rows(ds, var):
-    """[(coords, row)] of one variable: the rows of classic.csv it holds, in coordinate order (elements whose
-    note is not a string have no row; a missing ``<name>_uncertainty`` reads as NaN).  ``coords`` is
+    """[(coords, row)] of one variable: the rows of classic.csv it holds, in coordinate order (elements without
+    a note string have no row; a missing ``<name>_uncertainty`` reads as NaN).  ``coords`` is
     {dimension: float}."""
     da = ds[var]
     note = ds[f"{var}_note"].transpose(*da.dims).values
