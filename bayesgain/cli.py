@@ -151,7 +151,7 @@ def _classic_write(args, tree, rows, out):
         print(f"sub-gap residual after reflection correction: at most {worst:.3g} OD over {len(subgap)} TA files")
     print(f"wrote {out / 'classic.csv'}")
     if not args.no_figures:
-        from .classic_figures import write_classic_figures
+        from .classic.figures import write_classic_figures
 
         for path in write_classic_figures(tree, out, threshold_delays_ps=args.threshold_delay):
             print(f"wrote {path}")
@@ -274,13 +274,11 @@ def _read_classic(path):
     from .report import read_classic_csv
 
     try:
-        rows = read_classic_csv(path)
-        if not rows or any(not isinstance(r.get("name"), str) or not r["name"] for r in rows):
-            raise ValueError("expected the columns name, value, uncertainty, unit")
+        return read_classic_csv(path)
     except (UnicodeDecodeError, ValueError, OSError, csv.Error) as exc:
-        raise Refused(f"corrupt or incomplete fit file {path} ({type(exc).__name__}: {str(exc)[:120]}); delete it "
+        why = str(exc).removeprefix(f"{path}: ")  # the reader names the file; said once here
+        raise Refused(f"corrupt or incomplete fit file {path} ({type(exc).__name__}: {why[:120]}); delete it "
                       "or rerun `bayesgain classic`") from None
-    return rows
 
 
 def _report(args):
@@ -289,12 +287,12 @@ def _report(args):
     path = _fit_path(args.dir)
     out = path.parent
     classic_path = out / "classic.csv"
-    rows = _read_classic(classic_path) if classic_path.exists() else None  # cheap: refuse before the fit loads
+    classic = _read_classic(classic_path) if classic_path.exists() else None  # cheap: refuse before the fit loads
     model = _open_fit(path)
     say = (lambda s: None) if args.quiet else print
     with OutputFolder(out, force=True, option="DIR") as folder:
         _say_notes(folder)
-        _report_failures(write_report(model, out, classic_rows=rows, figures=not args.no_figures, log=say))
+        _report_failures(write_report(model, out, classic=classic, figures=not args.no_figures, log=say))
     print(model.convergence.text() if model.convergence is not None else "no convergence report")
     return 3 if (args.strict and not (model.convergence and model.convergence.ok)) else 0
 

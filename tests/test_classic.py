@@ -158,6 +158,31 @@ def test_write_classic_csv_atomic(tmp_path):
 
 
 # ----------------------------------------------------------------------------- SYNTHETIC batch-a
+def test_batch_a_dataset_holds_every_row_on_its_coordinates(rows, corrected, tmp_path):
+    ds = cl.classic_dataset(rows)
+    pots = [float(f"{v:.3f}") for v in corrected["potential"].values]
+    assert list(ds["potential"].values) == pots and ds.sizes["fluence"] == corrected.sizes["fluence"]
+    for name in ("cross_section_cm2", "V_1S_V", "sigma_1S_V", "V_C_V", "T_eff_K", "biexciton_lifetime_ps",
+                 "solution_threshold_excitons"):
+        assert ds[name].dims == () and _row(rows, name)["value"] == float(ds[name])
+    assert ds["threshold_excitons"].dims == ("potential",)
+    assert ds["lowest_threshold_g50_nJ_cm2"].dims == ("potential",)
+    assert ds["gain_lifetime_ps"].dims == ds["subgap_residual_OD"].dims == ("potential", "fluence")
+    V = pots[1]
+    r = _row(rows, f"threshold_excitons[V={V:+.3f}]")
+    assert float(ds["threshold_excitons"].sel(potential=V)) == r["value"]
+    assert float(ds["threshold_excitons_uncertainty"].sel(potential=V)) == r["uncertainty"]
+    assert ds["threshold_excitons_note"].sel(potential=V).item() == r["note"]
+    # the rows are a view of the Dataset, and classic.csv is written from it with the rows' bytes
+    back = cl.classic_rows(ds)
+    assert [b["name"] for b in back] == [r["name"] for r in rows]
+    assert all(b[k] == r[k] or (k in ("value", "uncertainty") and np.isnan(b[k]) and np.isnan(r[k]))
+               for b, r in zip(back, rows) for k in r)
+    path = cl.write_classic_csv(rows, tmp_path / "classic.csv")
+    xr_back = cl.read_classic_csv(path)
+    assert xr_back.identical(ds)
+
+
 def test_batch_a_cross_section(rows, truth):
     r = _row(rows, "cross_section_cm2")
     assert r["value"] == pytest.approx(truth["cross_section_400nm_cm2"], rel=0.10)

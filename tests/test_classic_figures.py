@@ -1,4 +1,4 @@
-"""Figures of the classic analysis (bayesgain.classic_figures) on the SYNTHETIC batch-A experiment."""
+"""Figures of the classic analysis (bayesgain.classic.figures) on the SYNTHETIC batch-A experiment."""
 
 import re
 import warnings
@@ -6,7 +6,7 @@ import warnings
 import pytest
 import xarray as xr
 
-from bayesgain import classic_figures as cf
+from bayesgain.classic import figures as cf
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -38,6 +38,7 @@ A fit that did not converge says so at the top of ``report.md``, in ``thresholds
 title of every figure, and its thresholds are marked as not final.
 """
 
+from ..classic.dataset import read_classic_csv
 from .cache import Skip, _Cache
 from .common import DPI, G_MIN_PER_CM, HDI
 from .figures import (CHIRP_FIGURE, CHIRP_FIGURE_TEXT, FIGURES, fig_charging, fig_chirp, fig_gain_coefficient,
@@ -45,7 +46,7 @@ from .figures import (CHIRP_FIGURE, CHIRP_FIGURE_TEXT, FIGURES, fig_charging, fi
                       fig_threshold, fig_trace)
 from .markdown import _report_text, _section_measured
 from .outputs import write_fit_outputs, write_report
-from .tables import _measured_csv_text, _threshold_csv_text, read_classic_csv
+from .tables import _measured_csv_text, _threshold_csv_text
 
 __all__ = ["write_report", "write_fit_outputs", "read_classic_csv", "DPI", "HDI", "G_MIN_PER_CM", "FIGURES",
            "CHIRP_FIGURE", "CHIRP_FIGURE_TEXT", "Skip", "fig_charging", "fig_threshold", "fig_lifetime",

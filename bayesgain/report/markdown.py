@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..classic.dataset import row_name
 from .cache import Skip
 from .common import (G_MIN_PER_CM, HDI, _conv_stats, _converged, _fmt, _hdi, _not_final, _of_experiment, _post,
                      _synthetic)
 from .figures import CHIRP_FIGURE, CHIRP_FIGURE_TEXT, FIGURES, figure_files
-from .tables import _classic_thresholds, _classic_value
+from .tables import _classic_rows_by_potential, _classic_thresholds, _classic_value
 
 
 def _md_table(header, rows):
@@ -255,13 +256,14 @@ _CLASSIC_MAP = {  # classic row name -> posterior variable
 }
 
 
-def _section_classic(model, cache, classic_rows):
+def _section_classic(model, cache, classic):
+    """The side-by-side table; ``classic`` is the classic Dataset (:mod:`bayesgain.classic.dataset`) or None."""
     lines = ["## Bayesian versus classic (the paper's point estimates)", ""]
-    if not classic_rows:
+    if classic is None or not classic.data_vars:
         return lines + ["No classic analysis given (run `bayesgain classic FOLDER` or `bayesgain fit` on an "
                         "experiment folder).", ""]
-    rows = (_classic_parameter_rows(model, classic_rows) + _classic_threshold_rows(cache, classic_rows)
-            + _classic_single_wavelength_rows(cache, classic_rows))
+    rows = (_classic_parameter_rows(model, classic) + _classic_threshold_rows(cache, classic)
+            + _classic_single_wavelength_rows(cache, classic))
     lines += [_md_table(["quantity", "unit", "classic (value +- 1 sd)", "Bayesian median [94 % HDI]", "classic note"],
                         rows), ""]
     lines += ["The classic rows are the paper's own chain of separate fits (`bayesgain.classic`); the Bayesian "
@@ -292,11 +294,11 @@ def _cached(get):
         return None, f"FAILED: {type(exc).__name__}"
 
 
-def _classic_parameter_rows(model, classic_rows):
+def _classic_parameter_rows(model, classic):
     post = _post(model)
     rows = []
     for cname, pname in _CLASSIC_MAP.items():
-        r = _classic_value(classic_rows, cname)
+        r = _classic_value(classic, cname)
         if r is None:
             continue
         if pname in post:
@@ -311,31 +313,28 @@ def _classic_parameter_rows(model, classic_rows):
     return rows
 
 
-def _classic_threshold_rows(cache, classic_rows):
+def _classic_threshold_rows(cache, classic):
     at, why = _cached(cache.at_potentials)
     rows = []
-    for V, val, unc in _classic_thresholds(classic_rows):
+    for V, val, unc in _classic_thresholds(classic):
         b = why or "not in this model"
         if at is not None:
             k = int(np.argmin(np.abs(at["potential"].values - V)))
             if abs(at["potential"].values[k] - V) < 5e-4:
                 b = _interval(at["threshold_mean_excitons"].values[:, k])
-        rows.append(_classic_row({"value": val, "uncertainty": unc}, b, name=f"threshold_excitons[V={V:+.3f}]",
-                                 unit="excitons/QD", note=""))
+        rows.append(_classic_row({"value": val, "uncertainty": unc}, b,
+                                 name=row_name("threshold_excitons", potential=V), unit="excitons/QD", note=""))
     return rows
 
 
-def _classic_single_wavelength_rows(cache, classic_rows):
+def _classic_single_wavelength_rows(cache, classic):
     sw, why = _cached(cache.single_wavelength)
     tag = f"g{G_MIN_PER_CM:g}"
     rows = []
     for unit_tag, var, unit in (("excitons", "lowest_gain_mean_excitons", "excitons/QD"),
                                 ("photons_cm2", "lowest_gain_fluence_photons_cm2", "photons/cm^2"),
                                 ("nJ_cm2", "lowest_gain_energy_nJ_cm2", "nJ/cm^2")):
-        for r in classic_rows:
-            if not r["name"].startswith(f"lowest_threshold_{tag}_{unit_tag}[V="):
-                continue
-            V = float(r["name"].split("=", 1)[1].rstrip("]"))
+        for V, r in _classic_rows_by_potential(classic, f"lowest_threshold_{tag}_{unit_tag}"):
             b = why or "not in this model"
             if sw is not None:
                 k = int(np.argmin(np.abs(sw["potential"].values - V)))
@@ -352,7 +351,7 @@ def _component_notes(model):
     return [line for line in str(text).split("\n") if line]
 
 
-def _report_text(model, cache, summary, classic_rows, status, thr_status, figures):
+def _report_text(model, cache, summary, classic, status, thr_status, figures):
     """report.md: ``status`` {figure file: "ok" | "skipped: ..." | "FAILED: ..."}, ``thr_status`` thresholds.csv's."""
     L = _banners(model) + [f"# bayesgain fit report: model `{model.spec.name}`", ""] + _what_was_fitted(model)
     L += _section_convergence(model, summary)
@@ -364,7 +363,7 @@ def _report_text(model, cache, summary, classic_rows, status, thr_status, figure
     L += _section_adequacy(model, cache)
     L += _section_lifetimes(model, cache)
     L += _section_single_wavelength(model, cache)
-    L += _section_classic(model, cache, classic_rows)
+    L += _section_classic(model, cache, classic)
     L += _figure_list(model, status, figures)
     L += ["## Files", "", "- `posterior.nc`: the fit (posterior, log-likelihoods, observations, spec); "
           "`bayesgain report DIR` remakes this report from it",

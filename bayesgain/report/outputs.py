@@ -9,6 +9,7 @@ import traceback
 import matplotlib.pyplot as plt
 
 from .._atomic import atomic_path, write_text_atomic
+from ..classic.dataset import classic_dataset
 from .cache import Skip, _Cache
 from .common import _converged, _synthetic
 from .figures import _FIGURE_FUNCS, fig_threshold, figure_files
@@ -31,28 +32,29 @@ def write_fit_outputs(model, out_dir, classic_folder=None, figures=True, log=Non
     say = log or (lambda s: None)
     model.save(out / "posterior.nc", overwrite=True)
     say(f"wrote {out / 'posterior.nc'}")
-    rows = None
+    classic = None
     if classic_folder is not None:
         try:
-            from ..classic import classic_analysis, write_classic_csv
+            from ..classic import classic_results, write_classic_csv
             from ..io import load_experiment
 
             tree = classic_folder if hasattr(classic_folder, "children") else load_experiment(classic_folder)
-            rows = classic_analysis(tree)
-            write_classic_csv(rows, out / "classic.csv")
+            classic = classic_results(tree)
+            write_classic_csv(classic, out / "classic.csv")
             say(f"wrote {out / 'classic.csv'} (classic analysis)")
         except Exception as exc:  # noqa: BLE001 -- the Bayesian report does not depend on it
             print(f"note: classic analysis of {classic_folder} failed ({type(exc).__name__}: {exc}); "
                   "report without it", file=sys.stderr)
-            rows = None
-    return write_report(model, out, classic_rows=rows, figures=figures, log=log)
+            classic = None
+    return write_report(model, out, classic=classic, figures=figures, log=log)
 
 
-def write_report(model, out_dir, classic_rows=None, figures=True, log=None):
+def write_report(model, out_dir, classic=None, figures=True, log=None):
     """Write summary.csv, thresholds.csv, report.md and the figures of a fitted model into ``out_dir``.
 
-    ``classic_rows``: rows of :func:`bayesgain.classic.classic_analysis` (dicts name, value,
-    uncertainty, unit, method, note) for the side-by-side table and the classic points of Fig. 5b.
+    ``classic``: the classic results (:func:`bayesgain.classic.classic_dataset`, or the rows of
+    :func:`bayesgain.classic.classic_analysis`, turned into it) for the side-by-side table and the classic points
+    of Fig. 5b.
     ``figures=False`` skips the PNGs.  ``log``: a callable given one line per file written (e.g. print).
     Returns a dict: ``files`` (paths written), ``figures`` ({name: "ok" | "skipped: ..." | "FAILED: ..."}),
     ``converged``, ``synthetic``.
@@ -63,6 +65,7 @@ def write_report(model, out_dir, classic_rows=None, figures=True, log=None):
     out.mkdir(parents=True, exist_ok=True)
     say = log or (lambda s: None)
     files = []
+    classic = None if classic is None else classic_dataset(classic)
     cache = _Cache(model)
     summary = _summary(model)
     with atomic_path(out / "summary.csv") as tmp:
@@ -70,8 +73,8 @@ def write_report(model, out_dir, classic_rows=None, figures=True, log=None):
     files.append(out / "summary.csv")
     say(f"wrote {out / 'summary.csv'}")
     thr_status = _write_thresholds(model, cache, out, say, files)
-    status = _write_figures(model, cache, out, classic_rows, say, files) if figures else {}
-    text = _report_text(model, cache, summary, classic_rows, status, thr_status, figures)
+    status = _write_figures(model, cache, out, classic, say, files) if figures else {}
+    text = _report_text(model, cache, summary, classic, status, thr_status, figures)
     write_text_atomic(out / "report.md", text)
     files.append(out / "report.md")
     say(f"wrote {out / 'report.md'}")
@@ -105,14 +108,14 @@ def _write_thresholds(model, cache, out, say, files):
     return thr_status
 
 
-def _write_figures(model, cache, out, classic_rows, say, files):
+def _write_figures(model, cache, out, classic, say, files):
     """Every figure (one file per experiment where :func:`figure_files` says so); returns {file name: status}."""
     status = {}
     for name, fn in _FIGURE_FUNCS.items():
         for file, experiment in figure_files(model, name):
             kw = {} if experiment is None else {"experiment": experiment}
             if fn is fig_threshold:
-                kw["classic_rows"] = classic_rows
+                kw["classic"] = classic
             try:
                 fn(model, cache, out / file, **kw)
                 status[file] = "ok"

@@ -1,4 +1,5 @@
-"""The report's CSV tables: classic.csv read back, thresholds.csv and thresholds_measured.csv as text, the summary."""
+"""The report's tables: the classic results read by coordinate, thresholds.csv and thresholds_measured.csv as text,
+the summary."""
 
 from __future__ import annotations
 
@@ -7,42 +8,33 @@ import io
 
 import numpy as np
 
+from ..classic.dataset import variable_rows
 from .common import HDI, _conv_stats, _converged, _synthetic
 
 
-# ----------------------------------------------------------------------------- classic rows
-def read_classic_csv(path):
-    """Rows of a ``classic.csv`` (as written by :func:`bayesgain.classic.write_classic_csv`) with float values."""
-    rows = []
-    with open(path, newline="") as fh:
-        for r in csv.DictReader(fh):
-            for k in ("value", "uncertainty"):
-                try:
-                    r[k] = float(r.get(k, "nan") or "nan")
-                except ValueError:
-                    r[k] = float("nan")
-            rows.append(r)
-    return rows
+# ----------------------------------------------------------------------------- classic results
+def _classic_value(ds, name):
+    """The row (dict name, value, uncertainty, unit, method, note) of the scalar ``name`` of the classic Dataset,
+    or None when it has none."""
+    if ds is None or name not in ds or ds[name].dims:
+        return None
+    rows = variable_rows(ds, name)
+    return rows[0][1] if rows else None
 
 
-def _classic_value(rows, name):
-    for r in rows or ():
-        if r["name"] == name:
-            return r
-    return None
+def _classic_rows_by_potential(ds, name):
+    """[(V, row)] of the classic Dataset's ``name`` over potential, read by coordinate; [] when it has none."""
+    if ds is None or name not in ds or ds[name].dims != ("potential",):
+        return []
+    return [(c["potential"], r) for c, r in variable_rows(ds, name)]
 
 
-def _classic_thresholds(rows):
-    """(V, value, uncertainty) of the classic ``threshold_excitons[V=...]`` rows."""
+def _classic_thresholds(ds):
+    """(V, value, uncertainty) of the classic ``threshold_excitons`` at each of its potentials."""
     out = []
-    for r in rows or ():
-        n = r["name"]
-        if n.startswith("threshold_excitons[V="):
-            try:
-                V = float(n.split("=", 1)[1].rstrip("]"))
-            except ValueError:
-                continue
-            out.append((V, float(r["value"]), float(r["uncertainty"])))
+    for V, _ in _classic_rows_by_potential(ds, "threshold_excitons"):
+        out.append((V, float(ds["threshold_excitons"].sel(potential=V)),
+                    float(ds["threshold_excitons_uncertainty"].sel(potential=V))))
     return out
 
 

@@ -69,8 +69,8 @@ def fig_charging(model, cache, path, experiment=0):
     return _save(fig, model, path, "<n_e>(V): SEC charging", experiment=experiment)
 
 
-def fig_threshold(model, cache, path, classic_rows=None, experiment=0):
-    """Fig. 5b of one experiment; ``classic_rows`` (the classic analysis of experiment 0) are drawn on experiment 0."""
+def fig_threshold(model, cache, path, classic=None, experiment=0):
+    """Fig. 5b of one experiment; ``classic`` (the classic Dataset of experiment 0) is drawn on experiment 0."""
     curve, table = cache.threshold_curve(experiment)
     ne = table["n_e"].values
     fig, ax = plt.subplots(figsize=(6.0, 4.2))
@@ -80,7 +80,7 @@ def fig_threshold(model, cache, path, classic_rows=None, experiment=0):
     overlays = [("transition counting at the TA potentials", lambda: _plot_at_potentials(ax, cache, experiment)),
                 ("measured thresholds", lambda: _plot_measured(ax, cache, experiment))]
     if experiment == 0:
-        overlays.append(("classic thresholds", lambda: _plot_classic(ax, model, classic_rows)))
+        overlays.append(("classic thresholds", lambda: _plot_classic(ax, model, classic)))
     notes = [n for n in (_overlay(what, draw) for what, draw in overlays) if n]
     ax.set_xlabel("<n_e> (electrons/QD)")
     ax.set_ylabel("<N_gain> (excitons/QD)")
@@ -111,11 +111,11 @@ def _plot_at_potentials(ax, cache, experiment):
                 label="transition counting (t = 0) at the measured TA potentials")
 
 
-def _plot_classic(ax, model, classic_rows):
+def _plot_classic(ax, model, classic):
     """The classic analysis's thresholds (+-1 sd) on Fig. 5b, at the <n_e> of their potentials (posterior median)."""
     from ...model.quantities import mean_electrons_band
 
-    ct = _classic_thresholds(classic_rows)
+    ct = _classic_thresholds(classic)
     if not ct:
         return
     nes = np.median(mean_electrons_band(model, potential_V=np.array([c[0] for c in ct])).values, axis=0)

@@ -31,10 +31,13 @@ import matplotlib.colors as mcolors  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from . import classic  # noqa: E402
-from . import physics as ph  # noqa: E402
-from . import preprocess as pp  # noqa: E402
-from ._atomic import atomic_path  # noqa: E402
+from .. import physics as ph  # noqa: E402
+from .. import preprocess as pp  # noqa: E402
+from .._atomic import atomic_path  # noqa: E402
+from ..fitting import fit_fermi_dirac  # noqa: E402
+from ..preprocess import GAIN_DELAY_PS  # noqa: E402
+from .kinetics import biexciton_lifetime, nested_exponential_fits  # noqa: E402
+from .saturation import _delay_mean, cross_section_from_tree, film_thresholds  # noqa: E402
 
 __all__ = ["write_classic_figures", "FIGURE_NAMES", "DPI"]
 
@@ -149,11 +152,11 @@ def gain_maps_figure(tree, corrected):
 
 
 # ----------------------------------------------------------------------------- 2. thresholds
-def threshold_figure(tree, corrected, sigma_cm2, delays_ps=classic.GAIN_DELAY_PS):
-    results = classic.film_thresholds(tree, sigma_cm2, corrected, delays_ps=delays_ps)
+def threshold_figure(tree, corrected, sigma_cm2, delays_ps=GAIN_DELAY_PS):
+    results = film_thresholds(tree, sigma_cm2, corrected, delays_ps=delays_ps)
     esa = pp.excited_state_absorption(tree, corrected)
     bw = _band_window(tree, corrected)
-    read = classic._delay_mean(corrected["dA"], delays_ps)
+    read = _delay_mean(corrected["dA"], delays_ps)
     bleach, bleach_sem = pp.window_average(-read, bw)
     level, level_sem = pp.window_average(esa["A_pre"], bw)
     N = sigma_cm2 * corrected["fluence"].values
@@ -201,7 +204,7 @@ def charging_figure(tree, V_C=None):
     g_e = int(tree.attrs.get("g_e", 2))
     T = float(tree.attrs["temperature_K"])
     Vs = np.broadcast_to(V, ne.shape)
-    fd = classic.fit_fermi_dirac(Vs.ravel(), ne.values.ravel(), V_C=V_C, temperature_K=T, g_e=g_e)
+    fd = fit_fermi_dirac(Vs.ravel(), ne.values.ravel(), V_C=V_C, temperature_K=T, g_e=g_e)
     Vgrid = np.linspace(V.min(), V.max(), 400)
     curve = ph.mean_electrons(ph.charge_fractions(Vgrid, fd["V_1S"][0], fd["V_C"][0], fd["sigma_1S"][0], T, g_e))
     has_pl = "pl_norm" in sec
@@ -246,7 +249,7 @@ def charging_figure(tree, V_C=None):
 
 # ----------------------------------------------------------------------------- 4. kinetics
 def kinetics_figure(tree, corrected, fluence_indices=(0, 3), t_min_ps=1.0):
-    bx = classic.biexciton_lifetime(tree, corrected, fluence_indices=fluence_indices, t_min_ps=t_min_ps)
+    bx = biexciton_lifetime(tree, corrected, fluence_indices=fluence_indices, t_min_ps=t_min_ps)
     dA = corrected["dA"]
     bw = _band_window(tree, corrected)
     V_oc = float(tree["film"].attrs["open_circuit_potential_V"])
@@ -255,7 +258,7 @@ def kinetics_figure(tree, corrected, fluence_indices=(0, 3), t_min_ps=1.0):
     bleach, bleach_sem = pp.window_average(-sub, bw)
     t = dA["delay"].values
     traces = bleach.isel(fluence=list(fluence_indices)).transpose("fluence", "delay").values
-    fits = classic.nested_exponential_fits(t, traces, n_terms=len(fluence_indices), t_min_ps=t_min_ps)
+    fits = nested_exponential_fits(t, traces, n_terms=len(fluence_indices), t_min_ps=t_min_ps)
     rates = [f["rate"] for f in fits]
     fit_sel = t >= t_min_ps
     tpos = t > 0
@@ -301,11 +304,11 @@ def kinetics_figure(tree, corrected, fluence_indices=(0, 3), t_min_ps=1.0):
 
 # ----------------------------------------------------------------------------- 5. cross-section
 def cross_section_figure(tree, cs=None, delays_ps=(1000.0, 3000.0)):
-    cs = classic.cross_section_from_tree(tree, delays_ps=delays_ps) if cs is None else cs
+    cs = cross_section_from_tree(tree, delays_ps=delays_ps) if cs is None else cs
     sol = tree["solution"]
     ta = sol["ta"]
     bw = pp.BandEdgeWindow(*cs["window_nm"], source="from cross_section_from_tree")
-    late = classic._delay_mean(ta, delays_ps)
+    late = _delay_mean(ta, delays_ps)
     mean, sem = pp.window_average(late, bw)
     Jp = np.asarray(cs["fluence_avg"], float)
     y = np.abs(mean.values)
@@ -331,7 +334,7 @@ def cross_section_figure(tree, cs=None, delays_ps=(1000.0, 3000.0)):
 
 
 # ----------------------------------------------------------------------------- driver
-def write_classic_figures(tree, out_dir, corrected=None, threshold_delays_ps=classic.GAIN_DELAY_PS):
+def write_classic_figures(tree, out_dir, corrected=None, threshold_delays_ps=GAIN_DELAY_PS):
     """Write the classic-analysis figures of ``tree`` into ``out_dir``; returns the paths written.
 
     ``corrected`` is the output of :func:`bayesgain.preprocess.reflection_correct_film` (computed when
@@ -354,7 +357,7 @@ def write_classic_figures(tree, out_dir, corrected=None, threshold_delays_ps=cla
                 state["cs"] = ValueError("the experiment has no /solution group (no cross-section)")
             else:
                 try:
-                    state["cs"] = classic.cross_section_from_tree(tree)
+                    state["cs"] = cross_section_from_tree(tree)
                 except _SKIP_ERRORS as err:
                     state["cs"] = err
         if isinstance(state["cs"], Exception):
