@@ -488,6 +488,15 @@ def _backend_option(parser):
 def build_parser():
     parser = argparse.ArgumentParser(prog="bayesgain", description="Bayesian analysis of optical gain in doped QD films")
     sub = parser.add_subparsers(dest="command", required=True)
+    # the order here is the order of `bayesgain --help`
+    for add in (_add_demo, _add_check, _add_simulate, _add_classic, _add_fit, _add_study, _add_report, _add_compare,
+                _add_design):
+        add(sub)
+    return parser
+
+
+def _add_demo(sub):
+    """``demo``: fit the shipped SYNTHETIC experiment (or check the installation with --dry-run)."""
     d = sub.add_parser("demo", help="fit the joint model to the shipped SYNTHETIC experiment and write its report",
                        description="Fit models/joint.toml to data/synthetic-batch-a (SYNTHETIC) with nutpie and write "
                                    "report.md, summary.csv, thresholds.csv, classic.csv, posterior.nc and the figures "
@@ -507,6 +516,9 @@ def build_parser():
                         "(no sampling, nothing written; exit 1 on a problem)")
     d.set_defaults(func=_demo)
 
+
+def _add_check(sub):
+    """``check``: validate an experiment folder."""
     c = sub.add_parser("check", help="validate an experiment folder and print a report (exit 1 on problems)")
     c.add_argument("folder", help="folder holding experiment.toml (or the path of experiment.toml)")
     c.add_argument("--figures", metavar="DIR",
@@ -514,6 +526,9 @@ def build_parser():
                         "entry has a chirp correction)")
     c.set_defaults(func=_check)
 
+
+def _add_simulate(sub):
+    """``simulate``: write a SYNTHETIC experiment folder."""
     from .scenarios import scenario_names
     from .simulate import PRESETS
 
@@ -527,6 +542,9 @@ def build_parser():
     s.add_argument("--force", action="store_true", help="replace a previous synthetic experiment in --out")
     s.set_defaults(func=_simulate)
 
+
+def _add_classic(sub):
+    """``classic``: the paper's own analysis."""
     k = sub.add_parser("classic", help="the paper's own analysis (point estimates + uncertainties) -> classic.csv")
     k.add_argument("folder", help="experiment folder (experiment.toml)")
     k.add_argument("--out", required=True, help="output folder for classic.csv (not overwritten without --force)")
@@ -538,9 +556,10 @@ def build_parser():
                         "thermalisation, as the paper) or averaged over a range LO,HI (e.g. 1,3)")
     k.set_defaults(func=_classic)
 
-    from .model.spec import available_models
 
-    models = ", ".join(available_models())
+def _add_fit(sub):
+    """``fit``: the Bayesian fit of one or more experiment folders."""
+    models = _shipped_models()
     f = sub.add_parser(
         "fit", help="Bayesian fit of one or more experiment folders -> posterior.nc, summary.csv, thresholds.csv, "
                     "report.md, figures",
@@ -582,6 +601,10 @@ def build_parser():
                    help="skip the classic analysis (classic.csv and the Bayesian-versus-classic table)")
     f.set_defaults(func=_fit)
 
+
+def _add_study(sub):
+    """``study``: many films fitted through Dask."""
+    models = _shipped_models()
     t = sub.add_parser(
         "study", help="fit many films through Dask (resumable) -> study.csv, study.png, study.md",
         description="Fit each experiment folder (one film each) on a Dask cluster -- a local one, or the scheduler "
@@ -611,6 +634,9 @@ def build_parser():
     t.add_argument("--quiet", action="store_true", help="no per-film progress lines")
     t.set_defaults(func=_study)
 
+
+def _add_report(sub):
+    """``report``: remake a saved fit's report."""
     r = sub.add_parser(
         "report", help="remake report.md, summary.csv, thresholds.csv and the figures from DIR/posterior.nc",
         description="Reopen a saved fit (DIR/posterior.nc) and regenerate its report and figures in DIR without "
@@ -621,6 +647,9 @@ def build_parser():
     r.add_argument("--strict", action="store_true", help="exit with status 3 when the saved fit did not converge")
     r.set_defaults(func=_report)
 
+
+def _add_compare(sub):
+    """``compare``: saved fits compared by PSIS-LOO."""
     m = sub.add_parser(
         "compare", help="compare saved fits by PSIS-LOO (elpd differences, stacking weights, verdict)",
         description="Load DIR/posterior.nc of each fit and compare them by PSIS-LOO on the observed components "
@@ -635,6 +664,9 @@ def build_parser():
     m.add_argument("--force", action="store_true", help="replace an existing --out file")
     m.set_defaults(func=_compare)
 
+
+def _add_design(sub):
+    """``design``: where to measure next."""
     g = sub.add_parser(
         "design", help="where to measure next: expected gain in a target's precision from each candidate film TA run",
         description="Reopen a saved fit (DIR/posterior.nc) and, for each candidate film TA run (potential x pump "
@@ -660,7 +692,12 @@ def build_parser():
     g.add_argument("--force", action="store_true", help="write into an existing non-empty output folder")
     g.add_argument("--no-figures", action="store_true", help="skip design.png")
     g.set_defaults(func=_design)
-    return parser
+
+
+def _shipped_models():
+    from .model.spec import available_models
+
+    return ", ".join(available_models())
 
 
 def main(argv=None):

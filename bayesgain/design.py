@@ -489,27 +489,7 @@ def design(model, target="threshold-at-ne=1.0", potentials=None, fluences=None, 
     pred = _Predictor(model, take, cand, _film_delays(model, experiment), experiment)
     P, F, T = cand.potentials_V.size, cand.fluences_photons_cm2.size, pred.t.size
     K = min(n_outcomes, S)
-    kk = rng.choice(S, K, replace=False)  # draws that generate the simulated outcomes
-    zk = rng.standard_normal(K)
-    eps = rng.standard_normal((K, T))
-    z = np.linspace(-4.0, 4.0, n_z)
-    # outcomes y (P, F, K, T) and the draws' predictions at a sampled calibration (for the linear update)
-    Y = np.empty((P, F, K, T))
-    zs = rng.standard_normal(S)
-    mu_s = np.empty((S, P, F, T))
-    for i, j in enumerate(kk):
-        Y[:, :, i] = pred.delta_A(j, [zk[i]])[:, :, 0] + pred.sd[j] * eps[i]
-    logz_prior = -0.5 * z**2 - 0.5 * math.log(2 * math.pi)
-    L = np.empty((P, F, K, S))
-    Y2 = np.einsum("pfkt,pfkt->pfk", Y, Y)
-    for j in range(S):
-        mu = pred.delta_A(j, np.append(z, zs[j]))  # (P, F, Z + 1, T)
-        mu_s[j] = mu[:, :, -1]
-        mu = mu[:, :, :-1]
-        # sum_t (y - mu)^2 = y.y - 2 y.mu + mu.mu for every outcome k and grid point z at once
-        ss = Y2[..., None] - 2 * np.matmul(Y, mu.transpose(0, 1, 3, 2)) + np.sum(mu * mu, axis=-1)[:, :, None]
-        g = -0.5 * ss / pred.sd[j] ** 2 - T * math.log(pred.sd[j]) + logz_prior
-        L[..., j] = log_marginal_over_grid(g, z)
+    L, mu_s = _outcome_likelihoods(pred, rng, S, K, n_z, (P, F, T))
     noise_var = np.full(T, float(np.mean(pred.sd**2)))
 
     def width_of(chosen):
@@ -531,6 +511,46 @@ def design(model, target="threshold-at-ne=1.0", potentials=None, fluences=None, 
     pots = d["ta_potential_V"].values[d["ta_potential_experiment"].values == experiment]
     fls = d["ta_fluence_nominal_photons_cm2"].values[d["ta_fluence_experiment"].values == experiment]
     existing = np.array([(v, fl) for v in pots for fl in fls])
+    notes = _design_notes(model, pred, experiment)
+    return DesignResult(tgt, cand, current, expected, ne, [pairs[i] for i in chosen], widths, fallback, min_ess, S, K,
+                        existing, notes, time.time() - t0,
+                        float(d["experiment_pump_wavelength_nm"].values[experiment]))
+
+
+def _outcome_likelihoods(pred, rng, S, K, n_z, shape):
+    """Simulated outcomes of every candidate run and each posterior draw's log likelihood of them.
+
+    ``K`` outcomes (P, F, K, T) are drawn from ``K`` draws at a random calibration with the fit's scatter;
+    returns L (P, F, K, S): draw s's log marginal likelihood of outcome k (the run's log calibration over an
+    ``n_z`` grid of +-4 sd), and mu_s (S, P, F, T): each draw's prediction at a sampled calibration (for the
+    linear update).  The random numbers are drawn in a fixed order: outcome draws, their calibrations, their
+    noise, the draws' sampled calibrations."""
+    P, F, T = shape
+    kk = rng.choice(S, K, replace=False)  # draws that generate the simulated outcomes
+    zk = rng.standard_normal(K)
+    eps = rng.standard_normal((K, T))
+    z = np.linspace(-4.0, 4.0, n_z)
+    Y = np.empty((P, F, K, T))
+    zs = rng.standard_normal(S)
+    mu_s = np.empty((S, P, F, T))
+    for i, j in enumerate(kk):
+        Y[:, :, i] = pred.delta_A(j, [zk[i]])[:, :, 0] + pred.sd[j] * eps[i]
+    logz_prior = -0.5 * z**2 - 0.5 * math.log(2 * math.pi)
+    L = np.empty((P, F, K, S))
+    Y2 = np.einsum("pfkt,pfkt->pfk", Y, Y)
+    for j in range(S):
+        mu = pred.delta_A(j, np.append(z, zs[j]))  # (P, F, Z + 1, T)
+        mu_s[j] = mu[:, :, -1]
+        mu = mu[:, :, :-1]
+        # sum_t (y - mu)^2 = y.y - 2 y.mu + mu.mu for every outcome k and grid point z at once
+        ss = Y2[..., None] - 2 * np.matmul(Y, mu.transpose(0, 1, 3, 2)) + np.sum(mu * mu, axis=-1)[:, :, None]
+        g = -0.5 * ss / pred.sd[j] ** 2 - T * math.log(pred.sd[j]) + logz_prior
+        L[..., j] = log_marginal_over_grid(g, z)
+    return L, mu_s
+
+
+def _design_notes(model, pred, experiment):
+    """What the design assumes about the candidate runs, in words (for design.md)."""
     notes = ["the candidate run's window-averaged Delta A_TA is predicted at the delays of the existing runs with the "
              "fit's scatter A0 x ta_noise_rel (plain 'scatter' error form)"
              + (f" plus the median window SEM {pred.extra_sem:.2g} OD in quadrature" if pred.extra_sem else ""),
@@ -540,9 +560,7 @@ def design(model, target="threshold-at-ne=1.0", potentials=None, fluences=None, 
         notes.append("the fit's delay discrepancy term is not part of the candidate's prediction")
     if len(model.names) > 1:
         notes.append(f"designed for experiment '{model.names[experiment]}' of the {len(model.names)} in the fit")
-    return DesignResult(tgt, cand, current, expected, ne, [pairs[i] for i in chosen], widths, fallback, min_ess, S, K,
-                        existing, notes, time.time() - t0,
-                        float(d["experiment_pump_wavelength_nm"].values[experiment]))
+    return notes
 
 
 # ----------------------------------------------------------------------------- outputs

@@ -115,51 +115,10 @@ def fit_saturation_many(x, Y, n_grid=801, b_range=(1e-5, 1e3)):
     sy = np.max(np.abs(Y), axis=1, where=np.isfinite(Y), initial=0.0)
     sy = np.where(sy > 0, sy, 1.0)
     Yn = np.where(ok[:, None], Y, 0.0) / sy[:, None]
-
-    def profile(bgrid):  # bgrid (S, G) or (G,)
-        phi = -np.expm1(-bgrid[..., None] * xs)                      # (..., G, F)
-        pp_ = np.sum(phi * phi, axis=-1)
-        if bgrid.ndim == 1:
-            yp = Yn @ phi.T                                          # (S, G)
-        else:
-            yp = np.einsum("sf,sgf->sg", Yn, phi)
-        a = yp / pp_
-        ssr = np.sum(Yn**2, axis=1)[:, None] - yp * a
-        return a, ssr
-
-    lg = np.linspace(math.log(b_range[0]), math.log(b_range[1]), n_grid)
-    a, ssr = profile(np.exp(lg))
-    k = np.argmin(ssr, axis=1)
+    A, b, k = _saturation_grid_search(Yn, xs, n_grid, b_range)
     edge = (k == 0) | (k == n_grid - 1)
-    step = lg[1] - lg[0]
-    fine = lg[k][:, None] + np.linspace(-step, step, 101)[None, :]
-    a2, ssr2 = profile(np.exp(fine))
-    k2 = np.argmin(ssr2, axis=1)
-    b = np.exp(fine[np.arange(S), k2])
-    A = a2[np.arange(S), k2]
-    for _ in range(5):  # Gauss-Newton polish in (A, b)
-        e = np.exp(-b[:, None] * xs)
-        r = Yn - A[:, None] * (1 - e)
-        J = np.stack([1 - e, A[:, None] * xs * e], axis=-1)        # (S, F, 2)
-        JTJ = np.einsum("sfi,sfj->sij", J, J)
-        JTr = np.einsum("sfi,sf->si", J, r)
-        det = JTJ[:, 0, 0] * JTJ[:, 1, 1] - JTJ[:, 0, 1] ** 2
-        good = np.abs(det) > 1e-300
-        dA_ = np.where(good, (JTJ[:, 1, 1] * JTr[:, 0] - JTJ[:, 0, 1] * JTr[:, 1]) / np.where(good, det, 1), 0)
-        db = np.where(good, (JTJ[:, 0, 0] * JTr[:, 1] - JTJ[:, 0, 1] * JTr[:, 0]) / np.where(good, det, 1), 0)
-        A_new, b_new = A + dA_, b + db
-        accept = good & (b_new > 0)
-        A, b = np.where(accept, A_new, A), np.where(accept, b_new, b)
-    e = np.exp(-b[:, None] * xs)
-    r = Yn - A[:, None] * (1 - e)
-    J = np.stack([1 - e, A[:, None] * xs * e], axis=-1)
-    JTJ = np.einsum("sfi,sfj->sij", J, J)
-    s2 = np.sum(r * r, axis=1) / max(F - 2, 1)
-    det = JTJ[:, 0, 0] * JTJ[:, 1, 1] - JTJ[:, 0, 1] ** 2
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # singular fits are marked bad below
-        inv = np.stack([np.stack([JTJ[:, 1, 1], -JTJ[:, 0, 1]], -1),
-                        np.stack([-JTJ[:, 0, 1], JTJ[:, 0, 0]], -1)], -2) / det[:, None, None]
-        cov = inv * s2[:, None, None]
+    A, b = _saturation_gauss_newton(Yn, xs, A, b)
+    cov, det = _saturation_covariance(Yn, xs, A, b)
     D = np.stack([sy, np.full(S, 1.0 / sx)], axis=-1)                 # back to data units
     with np.errstate(invalid="ignore", over="ignore"):
         P = np.stack([A, b], axis=-1) * D
@@ -174,6 +133,70 @@ def fit_saturation_many(x, Y, n_grid=801, b_range=(1e-5, 1e3)):
     use = (msg == "") & ~bad
     popt[use], pcov[use] = P[use], C[use]
     return popt, pcov, msg.astype(str)
+
+
+def _saturation_profile(Yn, xs, bgrid):
+    """Amplitude a and SSR of each series (rows of ``Yn``) with the rate fixed at each of ``bgrid`` ((S, G) or
+    (G,)): the linear amplitude profiled out."""
+    phi = -np.expm1(-bgrid[..., None] * xs)                      # (..., G, F)
+    pp_ = np.sum(phi * phi, axis=-1)
+    if bgrid.ndim == 1:
+        yp = Yn @ phi.T                                          # (S, G)
+    else:
+        yp = np.einsum("sf,sgf->sg", Yn, phi)
+    a = yp / pp_
+    ssr = np.sum(Yn**2, axis=1)[:, None] - yp * a
+    return a, ssr
+
+
+def _saturation_grid_search(Yn, xs, n_grid, b_range):
+    """(A, b, k): the best amplitude and rate of each series on a log grid of ``n_grid`` rates over ``b_range``,
+    refined on a finer grid around it; ``k`` the index of the coarse grid's best rate (at an edge: unidentified)."""
+    S = Yn.shape[0]
+    lg = np.linspace(math.log(b_range[0]), math.log(b_range[1]), n_grid)
+    a, ssr = _saturation_profile(Yn, xs, np.exp(lg))
+    k = np.argmin(ssr, axis=1)
+    step = lg[1] - lg[0]
+    fine = lg[k][:, None] + np.linspace(-step, step, 101)[None, :]
+    a2, ssr2 = _saturation_profile(Yn, xs, np.exp(fine))
+    k2 = np.argmin(ssr2, axis=1)
+    b = np.exp(fine[np.arange(S), k2])
+    A = a2[np.arange(S), k2]
+    return A, b, k
+
+
+def _saturation_gauss_newton(Yn, xs, A, b, steps=5):
+    """Gauss-Newton polish of (A, b) per series; a step that is singular or makes b <= 0 is not taken."""
+    for _ in range(steps):
+        e = np.exp(-b[:, None] * xs)
+        r = Yn - A[:, None] * (1 - e)
+        J = np.stack([1 - e, A[:, None] * xs * e], axis=-1)        # (S, F, 2)
+        JTJ = np.einsum("sfi,sfj->sij", J, J)
+        JTr = np.einsum("sfi,sf->si", J, r)
+        det = JTJ[:, 0, 0] * JTJ[:, 1, 1] - JTJ[:, 0, 1] ** 2
+        good = np.abs(det) > 1e-300
+        dA_ = np.where(good, (JTJ[:, 1, 1] * JTr[:, 0] - JTJ[:, 0, 1] * JTr[:, 1]) / np.where(good, det, 1), 0)
+        db = np.where(good, (JTJ[:, 0, 0] * JTr[:, 1] - JTJ[:, 0, 1] * JTr[:, 0]) / np.where(good, det, 1), 0)
+        A_new, b_new = A + dA_, b + db
+        accept = good & (b_new > 0)
+        A, b = np.where(accept, A_new, A), np.where(accept, b_new, b)
+    return A, b
+
+
+def _saturation_covariance(Yn, xs, A, b):
+    """(cov (S, 2, 2), det (S,)): curve_fit's s^2 (J^T J)^-1 at (A, b) in the scaled units, and det(J^T J)."""
+    F = xs.size
+    e = np.exp(-b[:, None] * xs)
+    r = Yn - A[:, None] * (1 - e)
+    J = np.stack([1 - e, A[:, None] * xs * e], axis=-1)
+    JTJ = np.einsum("sfi,sfj->sij", J, J)
+    s2 = np.sum(r * r, axis=1) / max(F - 2, 1)
+    det = JTJ[:, 0, 0] * JTJ[:, 1, 1] - JTJ[:, 0, 1] ** 2
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # singular fits are marked bad by the caller
+        inv = np.stack([np.stack([JTJ[:, 1, 1], -JTJ[:, 0, 1]], -1),
+                        np.stack([-JTJ[:, 0, 1], JTJ[:, 0, 0]], -1)], -2) / det[:, None, None]
+        cov = inv * s2[:, None, None]
+    return cov, det
 
 
 # ----------------------------------------------------------------------------- Fermi-Dirac

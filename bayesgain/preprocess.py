@@ -345,6 +345,27 @@ def reflection_correct_film(tree, window=None, subgap_start_hwhm=2.0, subgap_del
     lam = dA_raw["wavelength"].values
     done = ta["reflection_corrected"]
     A0 = film_absorbance(tree, lam)
+    bw, subgap = _subgap_window(tree, lam, window, subgap_start_hwhm)
+    corrected = dA_raw if bool(done.all()) else _reflection_corrected(tree, dA_raw, done, fluence_rtol)
+    corrected = corrected.rename("dA").assign_attrs(units="OD", reflection_corrected=True,
+                                                    long_name="reflection-corrected film Delta A (SI eq. S33)")
+    out = xr.Dataset({
+        "dA": corrected,
+        "subgap_before": _subgap_residual(dA_raw, subgap, subgap_delays_ps).assign_attrs(
+            long_name="mean |Delta A*| in the sub-gap window, raw"),
+        "subgap_after": _subgap_residual(corrected, subgap, subgap_delays_ps).assign_attrs(
+            long_name="mean |Delta A| in the sub-gap window, corrected"),
+        "A0": A0,
+    })
+    out.attrs.update(subgap_window_nm=list(subgap), subgap_delays_ps=list(subgap_delays_ps),
+                     band_edge_center_nm=bw.center, band_edge_hwhm_nm=bw.hwhm,
+                     note="Delta R measured at open circuit used for every potential (SI section 1.6)")
+    return out
+
+
+def _subgap_window(tree, lam, window, subgap_start_hwhm):
+    """The band-edge window and the sub-gap window (nm) from ``subgap_start_hwhm`` HWHM past its centre to the
+    probe's red end."""
     if window is None:  # manifest window (centre/HWHM from its bounds) or the Gaussian fit
         bw = band_edge_window(film_absorbance(tree), probe_wavelengths=lam)
     else:  # explicit (lo, hi) or a BandEdgeWindow: centre and HWHM from its bounds
@@ -353,62 +374,57 @@ def reflection_correct_film(tree, window=None, subgap_start_hwhm=2.0, subgap_del
     sub_lo = bw.center + subgap_start_hwhm * bw.hwhm
     if sub_lo >= lam.max() - 1e-9 or (lam >= sub_lo).sum() < 2:
         raise ValueError(f"sub-gap window starts at {sub_lo:.1f} nm, beyond the probe range (max {lam.max():.1f} nm)")
-    subgap = (sub_lo, float(lam.max()))
+    return bw, (sub_lo, float(lam.max()))
 
-    if bool(done.all()):
-        corrected = dA_raw
-    else:
-        if not _has(tree, "film/tr"):
-            raise ValueError("film TA is not reflection corrected and the experiment has no film transient "
-                             "reflection (/film/tr) to correct it with")
-        tr = tree["film/tr"]["dR"]
-        V_oc = float(tree["film"].attrs["open_circuit_potential_V"])
-        iv = int(np.argmin(np.abs(tr["potential"].values - V_oc)))
-        if abs(tr["potential"].values[iv] - V_oc) > 0.01:
-            raise ValueError(f"no transient reflection at open circuit ({V_oc:g} V); TR potentials are "
-                             f"{list(tr['potential'].values)}")
-        dR = tr.isel(potential=iv, drop=True)
-        # match fluences
-        F_ta = dA_raw["fluence"].values
-        F_tr = dR["fluence"].values
-        idx = []
-        for F in F_ta:
-            j = int(np.argmin(np.abs(F_tr - F)))
-            if abs(F_tr[j] - F) > fluence_rtol * F:
-                raise ValueError(f"no transient reflection at fluence {F:.4g} photons/cm^2 (TR fluences: "
-                                 f"{', '.join(f'{v:.4g}' for v in F_tr)})")
-            idx.append(j)
-        dR = dR.isel(fluence=idx).assign_coords(fluence=F_ta)
-        dR = _to_grid(dR, "wavelength", lam, "Delta R wavelength")
-        dR = _to_grid(dR, "delay", dA_raw["delay"].values, "Delta R delay")
-        FA, FR = _film_fractions(tree, lam)
-        dA4, dR4, FA4, FR4 = xr.broadcast(dA_raw, dR, FA, FR)
-        order = dA_raw.dims
-        values = _where_measured(ph.reflection_correct, dA4.transpose(*order).values, dR4.transpose(*order).values,
-                                 FA4.transpose(*order).values, FR4.transpose(*order).values)
-        corrected = dA_raw.copy(data=values)
-        corrected = xr.where(done, dA_raw, corrected).transpose(*dA_raw.dims)
-    corrected = corrected.rename("dA").assign_attrs(units="OD", reflection_corrected=True,
-                                                    long_name="reflection-corrected film Delta A (SI eq. S33)")
 
-    def residual(da):
-        d = da["delay"].values
-        dsel = (d >= subgap_delays_ps[0]) & (d <= subgap_delays_ps[1])
-        if not dsel.any():
-            raise ValueError(f"no delays within {subgap_delays_ps} ps for the sub-gap report")
-        sel = da.sel(wavelength=slice(subgap[0], subgap[1])).isel(delay=np.nonzero(dsel)[0])
-        return abs(sel).mean(("wavelength", "delay")).assign_attrs(units="OD")
+def _reflection_corrected(tree, dA_raw, done, fluence_rtol):
+    """SI eq. S33 applied to the entries not yet corrected, with Delta R at open circuit of the same fluence."""
+    dR = _tr_on_ta_grid(tree, dA_raw, fluence_rtol)
+    lam = dA_raw["wavelength"].values
+    FA, FR = _film_fractions(tree, lam)
+    dA4, dR4, FA4, FR4 = xr.broadcast(dA_raw, dR, FA, FR)
+    order = dA_raw.dims
+    values = _where_measured(ph.reflection_correct, dA4.transpose(*order).values, dR4.transpose(*order).values,
+                             FA4.transpose(*order).values, FR4.transpose(*order).values)
+    corrected = dA_raw.copy(data=values)
+    return xr.where(done, dA_raw, corrected).transpose(*dA_raw.dims)
 
-    out = xr.Dataset({
-        "dA": corrected,
-        "subgap_before": residual(dA_raw).assign_attrs(long_name="mean |Delta A*| in the sub-gap window, raw"),
-        "subgap_after": residual(corrected).assign_attrs(long_name="mean |Delta A| in the sub-gap window, corrected"),
-        "A0": A0,
-    })
-    out.attrs.update(subgap_window_nm=list(subgap), subgap_delays_ps=list(subgap_delays_ps),
-                     band_edge_center_nm=bw.center, band_edge_hwhm_nm=bw.hwhm,
-                     note="Delta R measured at open circuit used for every potential (SI section 1.6)")
-    return out
+
+def _tr_on_ta_grid(tree, dA_raw, fluence_rtol):
+    """Delta R at the TR potential nearest open circuit, per TA fluence, on the TA wavelength and delay grid."""
+    if not _has(tree, "film/tr"):
+        raise ValueError("film TA is not reflection corrected and the experiment has no film transient "
+                         "reflection (/film/tr) to correct it with")
+    tr = tree["film/tr"]["dR"]
+    V_oc = float(tree["film"].attrs["open_circuit_potential_V"])
+    iv = int(np.argmin(np.abs(tr["potential"].values - V_oc)))
+    if abs(tr["potential"].values[iv] - V_oc) > 0.01:
+        raise ValueError(f"no transient reflection at open circuit ({V_oc:g} V); TR potentials are "
+                         f"{list(tr['potential'].values)}")
+    dR = tr.isel(potential=iv, drop=True)
+    # match fluences
+    F_ta = dA_raw["fluence"].values
+    F_tr = dR["fluence"].values
+    idx = []
+    for F in F_ta:
+        j = int(np.argmin(np.abs(F_tr - F)))
+        if abs(F_tr[j] - F) > fluence_rtol * F:
+            raise ValueError(f"no transient reflection at fluence {F:.4g} photons/cm^2 (TR fluences: "
+                             f"{', '.join(f'{v:.4g}' for v in F_tr)})")
+        idx.append(j)
+    dR = dR.isel(fluence=idx).assign_coords(fluence=F_ta)
+    dR = _to_grid(dR, "wavelength", dA_raw["wavelength"].values, "Delta R wavelength")
+    return _to_grid(dR, "delay", dA_raw["delay"].values, "Delta R delay")
+
+
+def _subgap_residual(da, subgap, subgap_delays_ps):
+    """Mean |da| over the sub-gap window ``subgap`` (nm) and the delays in ``subgap_delays_ps``, per spectrum."""
+    d = da["delay"].values
+    dsel = (d >= subgap_delays_ps[0]) & (d <= subgap_delays_ps[1])
+    if not dsel.any():
+        raise ValueError(f"no delays within {subgap_delays_ps} ps for the sub-gap report")
+    sel = da.sel(wavelength=slice(subgap[0], subgap[1])).isel(delay=np.nonzero(dsel)[0])
+    return abs(sel).mean(("wavelength", "delay")).assign_attrs(units="OD")
 
 
 # ----------------------------------------------------------------------------- SEC and A*

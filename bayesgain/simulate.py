@@ -551,6 +551,34 @@ def simulate_experiment(out_dir, preset="batch-a", seed=0, overwrite=False, *, s
     knobs = {k: p[k] for k in KNOBS}
     record_knobs = scenario is not None or knobs != preset_knobs(preset)
     seed = int(seed)
+    out = _prepare_folder(out_dir, overwrite)
+    sim = _Simulation(p, seed, preset, scenario)  # draws the design's random numbers first
+    truth = sim.truth_header(record_knobs)
+    files = sim.steady_state_files()
+    entries = {}
+    # the parts draw their noise in this order (solution TA, SEC, TR, film TA): keep it, or every file changes
+    parts = {"solution": sim.solution_ta, "sec": sim.sec, "tr": sim.transient_reflection,
+             "ta": lambda: sim.film_ta(record_knobs)}
+    for key, part in parts.items():
+        part_files, entries[key], part_truth = part()
+        files.update(part_files)
+        truth.update(part_truth)
+    exp = sim.experiment_header(out.name)
+    exp["solution"] = {"absorbance_file": "solution/absorbance.csv", "pump_absorbance": sim.pump_OD,
+                       "ta": entries["solution"]}
+    exp["film"] = {
+        "absorptance_file": "film/absorptance.csv", "reflectance_file": "film/reflectance.csv",
+        "open_circuit_potential_V": float(p["open_circuit_potential_V"]),
+        "reference_electrode": "Ag pseudo-reference",
+        "sec": entries["sec"], **({} if p["film_ta_reflection_corrected"] else {"tr": entries["tr"]}),
+        "ta": entries["ta"],
+    }
+    _write_experiment(out, files, truth, exp, sim.made)
+    return out
+
+
+def _prepare_folder(out_dir, overwrite):
+    """The output folder, created; a non-empty one only with ``overwrite`` (a previous simulation there removed)."""
     out = pathlib.Path(out_dir)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder")
@@ -559,251 +587,323 @@ def simulate_experiment(out_dir, preset="batch-a", seed=0, overwrite=False, *, s
             raise FileExistsError(f"{out} is not empty; pass overwrite=True to replace its contents")
         remove_simulated(out)  # only what a simulator wrote; a real experiment is refused
     out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    krng = np.random.default_rng([seed, 1])
-    g_e, g_h = p["g_e"], p["g_h"]
-    footer = lambda what: _footer(seed, preset, what, scenario)  # noqa: E731
+    return out
 
-    # grids
-    lam = np.linspace(p["probe_min_nm"], p["probe_max_nm"], p["n_wavelengths"])
-    lam_ss = np.arange(p["steady_min_nm"], p["steady_max_nm"] + 0.5 * p["steady_step_nm"], p["steady_step_nm"])
-    lin = np.round(np.arange(p["delay_min_ps"], p["delay_linear_end_ps"] + 1e-9, p["delay_linear_step_ps"]), 6) + 0.0
-    logd = np.geomspace(p["delay_linear_end_ps"] * 1.2, p["delay_max_ps"], p["n_log_delays"])
-    delays = np.concatenate([lin, np.array([float("%.6g" % d) for d in logd])])
-    n_sec = int(round(abs(p["sec_end_V"] - p["sec_start_V"]) / p["sec_step_V"])) + 1
-    V_grid = np.round(np.linspace(p["sec_start_V"], p["sec_end_V"], n_sec), 4)
-    lam_pl = np.linspace(p["pl_min_nm"], p["pl_max_nm"], p["n_pl_wavelengths"])
 
-    film = _Spectra(p, lam, p["film_1S_peak_OD"])
-    film_ss = _Spectra(p, lam_ss, p["film_1S_peak_OD"])
-    sol = _Spectra(p, lam, p["solution_1S_peak_OD"], p["solution_1S_blue_shift_meV"])
-    sol_ss = _Spectra(p, lam_ss, p["solution_1S_peak_OD"], p["solution_1S_blue_shift_meV"])
-    F_A, F_R = _reflectance(p, lam, film.A0)
-    F_A_ss, F_R_ss = _reflectance(p, lam_ss, film_ss.A0)
-    pump_OD = float("%.4f" % np.interp(p["pump_wavelength_nm"], lam_ss, sol_ss.A0))
-    noise_scale = _probe_noise_scale(p, lam)
-    sigma = p["cross_section_400nm_cm2"]
-    depth_ratio = _depth_average_ratio(pump_OD)
-    film_pump_OD = float(np.interp(p["pump_wavelength_nm"], lam_ss, film_ss.A0)) if p["pump_attenuation"] else 0.0
-    film_depth_ratio = _depth_average_ratio(film_pump_OD)
-    lam_step = float(lam[1] - lam[0])
-
-    # design and true random parameters (drawn first, in a fixed order)
-    sol_targets = _floats(p["solution_mean_excitons"])
-    film_targets = _floats(p["film_mean_excitons"])
-    ne_targets = _floats(p["film_mean_electrons"])
-    potentials = _solve_potentials(p, ne_targets)
-    sol_J_nom = np.array([float("%.3g" % (m / (sigma * depth_ratio))) for m in sol_targets])
-    film_J_nom = np.array([float("%.3g" % (m / sigma)) for m in film_targets])
-    sol_err = rng.normal(0.0, p["fluence_log_sd"], sol_targets.size)
-    tr_err = rng.normal(0.0, p["fluence_log_sd"], film_targets.size)
-    ta_err = rng.normal(0.0, p["fluence_log_sd"], (potentials.size, film_targets.size))
-    drift = rng.normal(0.0, p["sec_drift_sd_V"], p["sec_cycles"])
-
-    sol_N = sigma * depth_ratio * sol_J_nom * np.exp(sol_err)
-    film_sigma = p["film_cross_section_ratio"] * sigma
-    tr_N = film_sigma * film_J_nom * np.exp(tr_err)
-    ta_N = film_sigma * film_J_nom[None, :] * np.exp(ta_err)
-    frac_ta = _fractions(p, potentials)
-    ne_ta = sp.mean_electrons(frac_ta)
-
-    truth = {
-        "note": SYNTHETIC_NOTE + "; these are the TRUE parameters of the simulation",
-        **({"scenario": scenario} if scenario is not None else {}),
-        "preset": preset, "seed": seed, "generator": f"bayesgain.simulate {__version__}",
-        **{k: v for k, v in p.items() if k not in KNOBS or record_knobs},
-        # the form of hole trapping is part of the truth wherever there is any (a model of the other form misses it)
-        **({"hole_trap_form": p["hole_trap_form"]} if p["hole_trap_fraction"] > 0 and not record_knobs else {}),
-        "k_xx_per_ps": 1.0 / p["tau_xx_ps"], "k_x_per_ps": 1.0 / p["tau_x_ps"],
-        "film_cross_section_400nm_cm2": film_sigma,
-        "solution_pump_absorbance_OD": pump_OD,
-        "solution_depth_average_ratio": depth_ratio,
-        "film_1S_peak_eV": film.E1, "solution_1S_peak_eV": sol.E1,
-    }
-    if record_knobs:
-        truth["film_pump_absorbance_OD"] = film_pump_OD
-        truth["film_depth_average_ratio"] = film_depth_ratio
-    files = {}
-    exp = {
-        "name": out.name,
-        "synthetic": True,
-        "description": (f"SYNTHETIC experiment generated by bayesgain.simulate.simulate_experiment with seed {seed} "
-                        + (f"for scenario {scenario!r} " if scenario is not None else "")
-                        + f"and preset {preset!r} ({p['label']}); not a measurement. truth.toml holds the true "
-                        f"parameters."),
-        "sample": {"g_e": g_e, "g_h": g_h, "temperature_K": p["temperature_K"],
-                   "film_thickness_nm": p["film_thickness_nm"], "film_thickness_sd_nm": p["film_thickness_sd_nm"]},
-        "pump": {"wavelength_nm": p["pump_wavelength_nm"]},
-    }
-
-    # --- steady-state spectra
-    files["solution/absorbance.csv"] = _spectrum_csv(lam_ss, sol_ss.A0, "wavelength_nm,absorbance_OD")
-    files["film/absorptance.csv"] = _spectrum_csv(lam_ss, F_A_ss, "wavelength_nm,absorptance_fraction")
-    files["film/reflectance.csv"] = _spectrum_csv(lam_ss, F_R_ss, "wavelength_nm,reflectance_fraction")
-
-    # --- solution TA (neutral, no reflection)
-    f_neutral = np.zeros((sol_N.size, g_e + 1))
-    f_neutral[:, 0] = 1.0
-    ex = excited_state(sol_N, f_neutral, delays, p)
-    dA = _delta_A(p, sol, ex, delays, sol_N)
-    sol_entries = []
-    truth_sol_N, truth_sol_err, truth_sol_J = {}, {}, {}
-    for i in range(sol_N.size):
-        noise = (rng.normal(0.0, 1.0, (lam.size, delays.size)) * p["noise_OD"] * noise_scale[:, None]
-                 + rng.normal(0.0, p["baseline_noise_OD"], delays.size)[None, :])
-        if p["correlated_noise_OD"] > 0 or p["baseline_jitter_OD"] > 0:
-            noise = noise + _correlated_noise(p, krng, lam.size, delays.size, lam_step)
-        name = f"solution/ta/ta_F{i + 1:02d}.csv"
-        files[name] = _matrix_csv(lam, delays, dA[i] + noise, "%.4e", footer=footer(
-            f"solution TA, nominal fluence {sol_J_nom[i]:.4g} photons/cm2, Delta A in OD"))
-        sol_entries.append({"file": name, "fluence_photons_cm2": float(sol_J_nom[i])})
-        truth_sol_N[name], truth_sol_err[name] = float(sol_N[i]), float(sol_err[i])
-        truth_sol_J[name] = float(sol_J_nom[i] * np.exp(sol_err[i]))
-    exp["solution"] = {"absorbance_file": "solution/absorbance.csv", "pump_absorbance": pump_OD, "ta": sol_entries}
-    truth["solution_ta_true_mean_excitons"] = truth_sol_N
-    truth["solution_ta_fluence_log_error"] = truth_sol_err
-    truth["solution_ta_true_fluence_photons_cm2"] = truth_sol_J
-    truth["solution_threshold_t0_mean_excitons"] = float(_threshold_eta(p, f_neutral[:1])[0])
-
-    # --- SEC (absorption and PL), three cycles, forward and backward
-    sec_entries = []
-    sec_noise_scale = noise_scale
-    E_pl = HC_EV_NM / lam_pl
-    E_X = film.E1 - p["pl_stokes_meV"] * 1e-3
-    w_pl = p["pl_fwhm_meV"] * 1e-3
-    pl_x = _gauss(E_pl, E_X, w_pl)
-    pl_tr = _gauss(E_pl, E_X + p["pl_trion_shift_meV"] * 1e-3, w_pl)
-    pl_tt = 0.6 * _gauss(E_pl, E_X + 1.3 * p["pl_trion_shift_meV"] * 1e-3, w_pl) + \
-        0.4 * _gauss(E_pl, E_X + p["pl_tetron_blue_shift_meV"] * 1e-3, 1.3 * w_pl)
-    table0 = sp.band_edge_table(0, g_e, g_h)[0]
-    gg = g_e * g_h
-    f_oc = _fractions(p, p["open_circuit_potential_V"])
-    written = [d.strip() for d in p["sec_directions"].split(",")]
-    sec_drift_within = {}
-    for c in range(p["sec_cycles"]):
-        # every sweep is simulated (same random numbers); only the listed directions are written
-        for direction in ("forward", "backward"):
-            sign = 0.5 if direction == "forward" else -0.5
-            Vs = V_grid if direction == "forward" else V_grid[::-1]
-            V_eff = _lagged(Vs, p["sec_lag_steps"]) + drift[c] + sign * p["sec_hysteresis_V"]
-            if p["sec_drift_within_sweep_V"] > 0:
-                d_end = krng.normal(0.0, p["sec_drift_within_sweep_V"])
-                V_eff = V_eff + d_end * np.linspace(0.0, 1.0, Vs.size)
-                sec_drift_within[f"cycle{c + 1}_{direction}"] = float(d_end)
-            fr = _fractions(p, V_eff)
-            keep = (1.0 - p["sec_bleach_loss_per_cycle"]) ** c
-            dpre = (fr @ table0 - f_oc @ table0) / gg  # (V,)
-            docc = (fr - f_oc) @ (np.arange(g_e + 1) / g_e)
-            dsec = (film.A1[:, None] * dpre[None, :] - film.higher[:, None] * docc[None, :]
-                    + film.pia[:, None] * docc[None, :])
-            if keep != 1.0:
-                dsec = dsec * keep
-            noise = (rng.normal(0.0, 1.0, dsec.shape) * p["sec_noise_OD"] * sec_noise_scale[:, None]
-                     + rng.normal(0.0, p["sec_baseline_noise_OD"], Vs.size)[None, :])
-            name = f"film/sec/abs_cycle{c + 1}_{direction}.csv"
-            if direction in written:
-                files[name] = _matrix_csv(lam, Vs, dsec + noise, "%.4e", axis_fmt=("%.3f", "%.4f"), footer=footer(
-                    f"SEC absorption, cycle {c + 1} {direction}, Delta A_SEC in OD vs open circuit; "
-                    "row 0 = potential V"))
-                sec_entries.append({"file": name, "kind": "absorption", "cycle": c + 1, "direction": direction})
-            emission = (fr[:, 0][None, :] * pl_x[:, None] + p["pl_q1"] * fr[:, 1][None, :] * pl_tr[:, None]
-                        + p["pl_q2"] * fr[:, 2][None, :] * pl_tt[:, None])
-            if keep != 1.0:
-                emission = emission * keep
-            pl = p["pl_peak_counts"] * emission + p["pl_dark_counts"]
-            pl = pl + rng.normal(0.0, 1.0, pl.shape) * np.sqrt(pl + p["pl_read_noise_counts"] ** 2)
-            name = f"film/sec/pl_cycle{c + 1}_{direction}.csv"
-            if direction in written:
-                files[name] = _matrix_csv(lam_pl, Vs, np.maximum(pl, 0.0), "%.1f", axis_fmt=("%.3f", "%.4f"),
-                                          footer=footer(f"SEC photoluminescence, cycle {c + 1} {direction}, counts; "
-                                                        "column 0 = emission wavelength nm; row 0 = potential V"))
-                sec_entries.append({"file": name, "kind": "photoluminescence", "cycle": c + 1,
-                                    "direction": direction})
-    truth["sec_drift_V"] = {f"cycle{c + 1}": float(drift[c]) for c in range(p["sec_cycles"])}
-    if sec_drift_within:
-        truth["sec_drift_within_sweep_end_V"] = sec_drift_within
-
-    # --- film transient reflection at open circuit, one per fluence
-    f_oc_rows = np.repeat(np.atleast_2d(f_oc), tr_N.size, axis=0)
-    if film_pump_OD > 0:
-        _, dR = _film_response(p, film, tr_N, f_oc_rows, delays, film_pump_OD)
-    else:
-        dR = _delta_R(p, film, excited_state(tr_N, f_oc_rows, delays, p), delays)
-    write_tr = not p["film_ta_reflection_corrected"]  # labs export corrected TA without the TR it needed
-    tr_noise_scale = noise_scale * np.sqrt(p["reflectance_mean"] / (F_R / 10.0 ** (-film.A0)))
-    tr_entries, truth_tr_N, truth_tr_err = [], {}, {}
-    for j in range(tr_N.size):
-        noise = rng.normal(0.0, 1.0, (lam.size, delays.size)) * p["tr_noise_OD"] * tr_noise_scale[:, None]
-        if not write_tr:
-            continue
-        name = f"film/tr/tr_F{j + 1:02d}.csv"
-        files[name] = _matrix_csv(lam, delays, dR[j] + noise, "%.4e", footer=footer(
-            f"film transient reflection at open circuit, nominal fluence {film_J_nom[j]:.4g} photons/cm2, "
-            "Delta R in OD"))
-        tr_entries.append({"file": name, "potential_V": float(p["open_circuit_potential_V"]),
-                           "fluence_photons_cm2": float(film_J_nom[j])})
-        truth_tr_N[name] = float(tr_N[j] * film_depth_ratio) if film_pump_OD > 0 else float(tr_N[j])
-        truth_tr_err[name] = float(tr_err[j])
-    if write_tr:
-        truth["film_tr_true_mean_excitons"] = truth_tr_N
-        truth["film_tr_fluence_log_error"] = truth_tr_err
-
-    # --- film TA (raw extinction Delta A*) at each potential and fluence
-    ta_entries, truth_ta_N, truth_ta_err, truth_ta_ne = [], {}, {}, {}
-    Nflat = ta_N.reshape(-1)
-    frows = np.repeat(frac_ta, film_targets.size, axis=0)
-    dA_ta, dR_ta = _film_response(p, film, Nflat, frows, delays, film_pump_OD)
-    corrected = p["film_ta_reflection_corrected"]
-    dA_star = dA_ta if corrected else _extinction(dA_ta, dR_ta, F_A[None, :, None], F_R[None, :, None])
-    kind = ("film TA (reflection corrected, Delta A in OD)" if corrected
-            else "film TA (raw extinction, NOT reflection corrected)")
-    truth_ta_front = {}
-    for i, V in enumerate(potentials):
-        for j in range(film_targets.size):
-            b = i * film_targets.size + j
-            noise = (rng.normal(0.0, 1.0, (lam.size, delays.size)) * p["noise_OD"] * noise_scale[:, None]
-                     + rng.normal(0.0, p["baseline_noise_OD"], delays.size)[None, :])
-            if p["correlated_noise_OD"] > 0 or p["baseline_jitter_OD"] > 0:
-                noise = noise + _correlated_noise(p, krng, lam.size, delays.size, lam_step)
-            name = f"film/ta/ta_V{V:+.3f}_F{j + 1:02d}.csv"
-            files[name] = _matrix_csv(lam, delays, dA_star[b] + noise, "%.4e", footer=footer(
-                f"{kind} at {V:.3f} V, nominal fluence {film_J_nom[j]:.4g} photons/cm2"
-                + ("" if corrected else ", Delta A* in OD")))
-            ta_entries.append({"file": name, "potential_V": float(V), "fluence_photons_cm2": float(film_J_nom[j]),
-                               "reflection_corrected": bool(corrected)})
-            truth_ta_err[name] = float(ta_err[i, j])
-            # with pump attenuation the <N> the probe sees is the depth average; the front value is kept too
-            truth_ta_N[name] = float(ta_N[i, j] * film_depth_ratio) if film_pump_OD > 0 else float(ta_N[i, j])
-            truth_ta_front[name] = float(ta_N[i, j])
-    for i, V in enumerate(potentials):
-        truth_ta_ne[f"{V:+.3f}V"] = float(ne_ta[i])
-    truth["film_ta_true_mean_excitons"] = truth_ta_N
-    if film_pump_OD > 0:
-        truth["film_ta_front_mean_excitons"] = truth_ta_front
-    truth["film_ta_fluence_log_error"] = truth_ta_err
-    truth["film_ta_mean_electrons"] = truth_ta_ne
-    thr = _threshold_eta(p, frac_ta)
-    truth["film_threshold_t0_mean_excitons"] = {f"{V:+.3f}V": float(t) for V, t in zip(potentials, thr)}
-    if record_knobs:
-        # what a measured threshold (window A* at the measured delay nearest 5 ps crossing 0) should find
-        d5 = float(delays[np.argmin(np.abs(delays - 5.0))])
-        wt = window_thresholds(p, film, potentials, d5, film_pump_OD)
-        truth["film_threshold_window_delay_ps"] = d5
-        truth["film_threshold_window_mean_excitons"] = {f"{V:+.3f}V": float(t) for V, t in zip(potentials, wt)}
-
-    exp["film"] = {
-        "absorptance_file": "film/absorptance.csv", "reflectance_file": "film/reflectance.csv",
-        "open_circuit_potential_V": float(p["open_circuit_potential_V"]),
-        "reference_electrode": "Ag pseudo-reference",
-        "sec": sec_entries, **({"tr": tr_entries} if write_tr else {}), "ta": ta_entries,
-    }
-
-    # --- write everything atomically
-    made = f"preset={preset}" if scenario is None else f"scenario={scenario} preset={preset}"
-    header = f"# {SYNTHETIC_NOTE}\n# {made} seed={seed}\n"
+def _write_experiment(out, files, truth, exp, made):
+    """Write the data files, truth.toml and experiment.toml atomically (experiment.toml last)."""
+    header = f"# {SYNTHETIC_NOTE}\n# {made}\n"
     for name, text in sorted(files.items()):
         write_text_atomic(out / name, text)
     write_text_atomic(out / "truth.toml",
                       header + "# TRUE parameters of the simulation (units in names)\n" + to_toml(truth))
     write_text_atomic(out / "experiment.toml", header + to_toml(exp))
-    return out
+
+
+class _Simulation:
+    """One simulated experiment: its grids, spectra, design and true random parameters, and one method per
+    part of the folder.  Each part returns ``(files, its experiment.toml entries, its truth entries)``.
+
+    ``rng`` draws every random number of the design and the noise, ``krng`` those of the mismatch knobs."""
+
+    def __init__(self, p, seed, preset, scenario):
+        self.p, self.seed, self.preset, self.scenario = p, seed, preset, scenario
+        self.rng = np.random.default_rng(seed)
+        self.krng = np.random.default_rng([seed, 1])
+        made = f"preset={preset}" if scenario is None else f"scenario={scenario} preset={preset}"
+        self.made = f"{made} seed={seed}"
+        self._grids()
+        self._optics()
+        self._draw_design()
+
+    def footer(self, what):
+        return _footer(self.seed, self.preset, what, self.scenario)
+
+    def _grids(self):
+        """Probe and steady-state wavelengths, delays (linear, then logarithmic), SEC potentials, PL wavelengths."""
+        p = self.p
+        self.lam = np.linspace(p["probe_min_nm"], p["probe_max_nm"], p["n_wavelengths"])
+        self.lam_ss = np.arange(p["steady_min_nm"], p["steady_max_nm"] + 0.5 * p["steady_step_nm"],
+                                p["steady_step_nm"])
+        lin = np.round(np.arange(p["delay_min_ps"], p["delay_linear_end_ps"] + 1e-9, p["delay_linear_step_ps"]),
+                       6) + 0.0
+        logd = np.geomspace(p["delay_linear_end_ps"] * 1.2, p["delay_max_ps"], p["n_log_delays"])
+        self.delays = np.concatenate([lin, np.array([float("%.6g" % d) for d in logd])])
+        n_sec = int(round(abs(p["sec_end_V"] - p["sec_start_V"]) / p["sec_step_V"])) + 1
+        self.V_grid = np.round(np.linspace(p["sec_start_V"], p["sec_end_V"], n_sec), 4)
+        self.lam_pl = np.linspace(p["pl_min_nm"], p["pl_max_nm"], p["n_pl_wavelengths"])
+        self.lam_step = float(self.lam[1] - self.lam[0])
+
+    def _optics(self):
+        """Steady-state spectra of film and solution, the film's absorptance/reflectance, pump depth profiles."""
+        p, lam, lam_ss = self.p, self.lam, self.lam_ss
+        self.film = _Spectra(p, lam, p["film_1S_peak_OD"])
+        film_ss = _Spectra(p, lam_ss, p["film_1S_peak_OD"])
+        self.sol = _Spectra(p, lam, p["solution_1S_peak_OD"], p["solution_1S_blue_shift_meV"])
+        self.sol_ss = _Spectra(p, lam_ss, p["solution_1S_peak_OD"], p["solution_1S_blue_shift_meV"])
+        self.F_A, self.F_R = _reflectance(p, lam, self.film.A0)
+        self.F_A_ss, self.F_R_ss = _reflectance(p, lam_ss, film_ss.A0)
+        self.pump_OD = float("%.4f" % np.interp(p["pump_wavelength_nm"], lam_ss, self.sol_ss.A0))
+        self.noise_scale = _probe_noise_scale(p, lam)
+        self.depth_ratio = _depth_average_ratio(self.pump_OD)
+        self.film_pump_OD = (float(np.interp(p["pump_wavelength_nm"], lam_ss, film_ss.A0))
+                             if p["pump_attenuation"] else 0.0)
+        self.film_depth_ratio = _depth_average_ratio(self.film_pump_OD)
+        self.f_oc = _fractions(p, p["open_circuit_potential_V"])
+
+    def _draw_design(self):
+        """Nominal fluences and potentials, then the true random parameters (drawn first, in a fixed order)."""
+        p = self.p
+        sigma = p["cross_section_400nm_cm2"]
+        sol_targets = _floats(p["solution_mean_excitons"])
+        self.film_targets = _floats(p["film_mean_excitons"])
+        self.potentials = _solve_potentials(p, _floats(p["film_mean_electrons"]))
+        self.sol_J_nom = np.array([float("%.3g" % (m / (sigma * self.depth_ratio))) for m in sol_targets])
+        self.film_J_nom = np.array([float("%.3g" % (m / sigma)) for m in self.film_targets])
+        self.sol_err = self.rng.normal(0.0, p["fluence_log_sd"], sol_targets.size)
+        self.tr_err = self.rng.normal(0.0, p["fluence_log_sd"], self.film_targets.size)
+        self.ta_err = self.rng.normal(0.0, p["fluence_log_sd"], (self.potentials.size, self.film_targets.size))
+        self.drift = self.rng.normal(0.0, p["sec_drift_sd_V"], p["sec_cycles"])
+        self.sol_N = sigma * self.depth_ratio * self.sol_J_nom * np.exp(self.sol_err)
+        self.film_sigma = p["film_cross_section_ratio"] * sigma
+        self.tr_N = self.film_sigma * self.film_J_nom * np.exp(self.tr_err)
+        self.ta_N = self.film_sigma * self.film_J_nom[None, :] * np.exp(self.ta_err)
+        self.frac_ta = _fractions(p, self.potentials)
+
+    def truth_header(self, record_knobs):
+        """truth.toml's scalars: the parameters (knobs only when recorded) and what follows from them."""
+        p = self.p
+        truth = {
+            "note": SYNTHETIC_NOTE + "; these are the TRUE parameters of the simulation",
+            **({"scenario": self.scenario} if self.scenario is not None else {}),
+            "preset": self.preset, "seed": self.seed, "generator": f"bayesgain.simulate {__version__}",
+            **{k: v for k, v in p.items() if k not in KNOBS or record_knobs},
+            # the form of hole trapping is part of the truth wherever there is any (a model of the other form misses it)
+            **({"hole_trap_form": p["hole_trap_form"]} if p["hole_trap_fraction"] > 0 and not record_knobs else {}),
+            "k_xx_per_ps": 1.0 / p["tau_xx_ps"], "k_x_per_ps": 1.0 / p["tau_x_ps"],
+            "film_cross_section_400nm_cm2": self.film_sigma,
+            "solution_pump_absorbance_OD": self.pump_OD,
+            "solution_depth_average_ratio": self.depth_ratio,
+            "film_1S_peak_eV": self.film.E1, "solution_1S_peak_eV": self.sol.E1,
+        }
+        if record_knobs:
+            truth["film_pump_absorbance_OD"] = self.film_pump_OD
+            truth["film_depth_average_ratio"] = self.film_depth_ratio
+        return truth
+
+    def experiment_header(self, name):
+        """experiment.toml's name, description, sample and pump."""
+        p, scenario = self.p, self.scenario
+        return {
+            "name": name,
+            "synthetic": True,
+            "description": (f"SYNTHETIC experiment generated by bayesgain.simulate.simulate_experiment with seed "
+                            f"{self.seed} " + (f"for scenario {scenario!r} " if scenario is not None else "")
+                            + f"and preset {self.preset!r} ({p['label']}); not a measurement. truth.toml holds the "
+                            f"true parameters."),
+            "sample": {"g_e": p["g_e"], "g_h": p["g_h"], "temperature_K": p["temperature_K"],
+                       "film_thickness_nm": p["film_thickness_nm"],
+                       "film_thickness_sd_nm": p["film_thickness_sd_nm"]},
+            "pump": {"wavelength_nm": p["pump_wavelength_nm"]},
+        }
+
+    def steady_state_files(self):
+        """Solution absorbance, film absorptance and reflectance on the steady-state grid."""
+        return {
+            "solution/absorbance.csv": _spectrum_csv(self.lam_ss, self.sol_ss.A0, "wavelength_nm,absorbance_OD"),
+            "film/absorptance.csv": _spectrum_csv(self.lam_ss, self.F_A_ss, "wavelength_nm,absorptance_fraction"),
+            "film/reflectance.csv": _spectrum_csv(self.lam_ss, self.F_R_ss, "wavelength_nm,reflectance_fraction"),
+        }
+
+    def _ta_noise(self):
+        """TA noise of one file (L, T): white (probe-scaled) plus a baseline offset per delay, then the knobs'."""
+        p, lam, delays = self.p, self.lam, self.delays
+        noise = (self.rng.normal(0.0, 1.0, (lam.size, delays.size)) * p["noise_OD"] * self.noise_scale[:, None]
+                 + self.rng.normal(0.0, p["baseline_noise_OD"], delays.size)[None, :])
+        if p["correlated_noise_OD"] > 0 or p["baseline_jitter_OD"] > 0:
+            noise = noise + _correlated_noise(p, self.krng, lam.size, delays.size, self.lam_step)
+        return noise
+
+    def solution_ta(self):
+        """Solution TA, one file per fluence (neutral QDs, no reflection)."""
+        p, sol_N = self.p, self.sol_N
+        f_neutral = np.zeros((sol_N.size, p["g_e"] + 1))
+        f_neutral[:, 0] = 1.0
+        dA = _delta_A(p, self.sol, excited_state(sol_N, f_neutral, self.delays, p), self.delays, sol_N)
+        files, entries = {}, []
+        true_N, true_err, true_J = {}, {}, {}
+        for i in range(sol_N.size):
+            noise = self._ta_noise()
+            name = f"solution/ta/ta_F{i + 1:02d}.csv"
+            files[name] = _matrix_csv(self.lam, self.delays, dA[i] + noise, "%.4e", footer=self.footer(
+                f"solution TA, nominal fluence {self.sol_J_nom[i]:.4g} photons/cm2, Delta A in OD"))
+            entries.append({"file": name, "fluence_photons_cm2": float(self.sol_J_nom[i])})
+            true_N[name], true_err[name] = float(sol_N[i]), float(self.sol_err[i])
+            true_J[name] = float(self.sol_J_nom[i] * np.exp(self.sol_err[i]))
+        truth = {"solution_ta_true_mean_excitons": true_N, "solution_ta_fluence_log_error": true_err,
+                 "solution_ta_true_fluence_photons_cm2": true_J,
+                 "solution_threshold_t0_mean_excitons": float(_threshold_eta(p, f_neutral[:1])[0])}
+        return files, entries, truth
+
+    def sec(self):
+        """SEC absorption and PL, every cycle forward and backward: every sweep is simulated (same random
+        numbers), only the directions of ``sec_directions`` are written."""
+        p = self.p
+        written = [d.strip() for d in p["sec_directions"].split(",")]
+        pl_shapes = self._pl_shapes()
+        files, entries, drift_within = {}, [], {}
+        for c in range(p["sec_cycles"]):
+            for direction in ("forward", "backward"):
+                Vs = self.V_grid if direction == "forward" else self.V_grid[::-1]
+                V_eff = self._sec_film_potential(Vs, c, direction, drift_within)
+                fr = _fractions(p, V_eff)
+                keep = (1.0 - p["sec_bleach_loss_per_cycle"]) ** c
+                absorption = self._sec_absorption(fr, keep)
+                pl = self._sec_pl(fr, keep, pl_shapes)
+                if direction in written:
+                    files.update(self._sec_files(c, direction, Vs, absorption, pl, entries))
+        truth = {"sec_drift_V": {f"cycle{c + 1}": float(self.drift[c]) for c in range(p["sec_cycles"])}}
+        if drift_within:
+            truth["sec_drift_within_sweep_end_V"] = drift_within
+        return files, entries, truth
+
+    def _pl_shapes(self):
+        """Emission line shapes on the PL grid of the neutral QD, the trion and the doubly charged QD."""
+        p = self.p
+        E_pl = HC_EV_NM / self.lam_pl
+        E_X = self.film.E1 - p["pl_stokes_meV"] * 1e-3
+        w_pl = p["pl_fwhm_meV"] * 1e-3
+        pl_x = _gauss(E_pl, E_X, w_pl)
+        pl_tr = _gauss(E_pl, E_X + p["pl_trion_shift_meV"] * 1e-3, w_pl)
+        pl_tt = 0.6 * _gauss(E_pl, E_X + 1.3 * p["pl_trion_shift_meV"] * 1e-3, w_pl) + \
+            0.4 * _gauss(E_pl, E_X + p["pl_tetron_blue_shift_meV"] * 1e-3, 1.3 * w_pl)
+        return pl_x, pl_tr, pl_tt
+
+    def _sec_film_potential(self, Vs, c, direction, drift_within):
+        """The film's potential during one sweep: lag, the cycle's drift, hysteresis and (knob) a drift within it."""
+        p = self.p
+        sign = 0.5 if direction == "forward" else -0.5
+        V_eff = _lagged(Vs, p["sec_lag_steps"]) + self.drift[c] + sign * p["sec_hysteresis_V"]
+        if p["sec_drift_within_sweep_V"] > 0:
+            d_end = self.krng.normal(0.0, p["sec_drift_within_sweep_V"])
+            V_eff = V_eff + d_end * np.linspace(0.0, 1.0, Vs.size)
+            drift_within[f"cycle{c + 1}_{direction}"] = float(d_end)
+        return V_eff
+
+    def _sec_absorption(self, fr, keep):
+        """Noisy Delta A_SEC (L, V) against open circuit for the charge fractions ``fr`` of one sweep."""
+        p, film, g_e = self.p, self.film, self.p["g_e"]
+        table0 = sp.band_edge_table(0, g_e, p["g_h"])[0]
+        gg = g_e * p["g_h"]
+        dpre = (fr @ table0 - self.f_oc @ table0) / gg  # (V,)
+        docc = (fr - self.f_oc) @ (np.arange(g_e + 1) / g_e)
+        dsec = (film.A1[:, None] * dpre[None, :] - film.higher[:, None] * docc[None, :]
+                + film.pia[:, None] * docc[None, :])
+        if keep != 1.0:
+            dsec = dsec * keep
+        noise = (self.rng.normal(0.0, 1.0, dsec.shape) * p["sec_noise_OD"] * self.noise_scale[:, None]
+                 + self.rng.normal(0.0, p["sec_baseline_noise_OD"], fr.shape[0])[None, :])
+        return dsec + noise
+
+    def _sec_pl(self, fr, keep, pl_shapes):
+        """Noisy PL counts (emission wavelength, V) for the charge fractions ``fr`` of one sweep."""
+        p = self.p
+        pl_x, pl_tr, pl_tt = pl_shapes
+        emission = (fr[:, 0][None, :] * pl_x[:, None] + p["pl_q1"] * fr[:, 1][None, :] * pl_tr[:, None]
+                    + p["pl_q2"] * fr[:, 2][None, :] * pl_tt[:, None])
+        if keep != 1.0:
+            emission = emission * keep
+        pl = p["pl_peak_counts"] * emission + p["pl_dark_counts"]
+        pl = pl + self.rng.normal(0.0, 1.0, pl.shape) * np.sqrt(pl + p["pl_read_noise_counts"] ** 2)
+        return np.maximum(pl, 0.0)
+
+    def _sec_files(self, c, direction, Vs, absorption, pl, entries):
+        """The absorption and PL files of one sweep (their experiment.toml entries appended to ``entries``)."""
+        files = {}
+        name = f"film/sec/abs_cycle{c + 1}_{direction}.csv"
+        files[name] = _matrix_csv(self.lam, Vs, absorption, "%.4e", axis_fmt=("%.3f", "%.4f"), footer=self.footer(
+            f"SEC absorption, cycle {c + 1} {direction}, Delta A_SEC in OD vs open circuit; row 0 = potential V"))
+        entries.append({"file": name, "kind": "absorption", "cycle": c + 1, "direction": direction})
+        name = f"film/sec/pl_cycle{c + 1}_{direction}.csv"
+        files[name] = _matrix_csv(self.lam_pl, Vs, pl, "%.1f", axis_fmt=("%.3f", "%.4f"),
+                                  footer=self.footer(f"SEC photoluminescence, cycle {c + 1} {direction}, counts; "
+                                                     "column 0 = emission wavelength nm; row 0 = potential V"))
+        entries.append({"file": name, "kind": "photoluminescence", "cycle": c + 1, "direction": direction})
+        return files
+
+    def transient_reflection(self):
+        """Film TR at open circuit, one file per fluence (noise drawn even where no TR is written)."""
+        p, film, tr_N, delays = self.p, self.film, self.tr_N, self.delays
+        f_oc_rows = np.repeat(np.atleast_2d(self.f_oc), tr_N.size, axis=0)
+        if self.film_pump_OD > 0:
+            _, dR = _film_response(p, film, tr_N, f_oc_rows, delays, self.film_pump_OD)
+        else:
+            dR = _delta_R(p, film, excited_state(tr_N, f_oc_rows, delays, p), delays)
+        write_tr = not p["film_ta_reflection_corrected"]  # labs export corrected TA without the TR it needed
+        tr_noise_scale = self.noise_scale * np.sqrt(p["reflectance_mean"] / (self.F_R / 10.0 ** (-film.A0)))
+        files, entries, true_N, true_err = {}, [], {}, {}
+        for j in range(tr_N.size):
+            noise = (self.rng.normal(0.0, 1.0, (self.lam.size, delays.size)) * p["tr_noise_OD"]
+                     * tr_noise_scale[:, None])
+            if not write_tr:
+                continue
+            name = f"film/tr/tr_F{j + 1:02d}.csv"
+            files[name] = _matrix_csv(self.lam, delays, dR[j] + noise, "%.4e", footer=self.footer(
+                f"film transient reflection at open circuit, nominal fluence {self.film_J_nom[j]:.4g} photons/cm2, "
+                "Delta R in OD"))
+            entries.append({"file": name, "potential_V": float(p["open_circuit_potential_V"]),
+                            "fluence_photons_cm2": float(self.film_J_nom[j])})
+            true_N[name] = float(tr_N[j] * self.film_depth_ratio) if self.film_pump_OD > 0 else float(tr_N[j])
+            true_err[name] = float(self.tr_err[j])
+        if not write_tr:
+            return files, entries, {}
+        return files, entries, {"film_tr_true_mean_excitons": true_N, "film_tr_fluence_log_error": true_err}
+
+    def film_ta(self, record_knobs):
+        """Film TA (raw extinction Delta A*, or Delta A with ``film_ta_reflection_corrected``) at each potential
+        and fluence."""
+        p, potentials, n_F = self.p, self.potentials, self.film_targets.size
+        frows = np.repeat(self.frac_ta, n_F, axis=0)
+        dA_ta, dR_ta = _film_response(p, self.film, self.ta_N.reshape(-1), frows, self.delays, self.film_pump_OD)
+        corrected = p["film_ta_reflection_corrected"]
+        dA_star = dA_ta if corrected else _extinction(dA_ta, dR_ta, self.F_A[None, :, None], self.F_R[None, :, None])
+        kind = ("film TA (reflection corrected, Delta A in OD)" if corrected
+                else "film TA (raw extinction, NOT reflection corrected)")
+        files, entries, true_N, true_err, true_front = {}, [], {}, {}, {}
+        for i, V in enumerate(potentials):
+            for j in range(n_F):
+                noise = self._ta_noise()
+                name = f"film/ta/ta_V{V:+.3f}_F{j + 1:02d}.csv"
+                files[name] = _matrix_csv(self.lam, self.delays, dA_star[i * n_F + j] + noise, "%.4e",
+                                          footer=self.footer(f"{kind} at {V:.3f} V, nominal fluence "
+                                                             f"{self.film_J_nom[j]:.4g} photons/cm2"
+                                                             + ("" if corrected else ", Delta A* in OD")))
+                entries.append({"file": name, "potential_V": float(V),
+                                "fluence_photons_cm2": float(self.film_J_nom[j]),
+                                "reflection_corrected": bool(corrected)})
+                true_err[name] = float(self.ta_err[i, j])
+                # with pump attenuation the <N> the probe sees is the depth average; the front value is kept too
+                true_N[name] = (float(self.ta_N[i, j] * self.film_depth_ratio) if self.film_pump_OD > 0
+                                else float(self.ta_N[i, j]))
+                true_front[name] = float(self.ta_N[i, j])
+        truth = {"film_ta_true_mean_excitons": true_N}
+        if self.film_pump_OD > 0:
+            truth["film_ta_front_mean_excitons"] = true_front
+        truth["film_ta_fluence_log_error"] = true_err
+        ne_ta = sp.mean_electrons(self.frac_ta)
+        truth["film_ta_mean_electrons"] = {f"{V:+.3f}V": float(ne_ta[i]) for i, V in enumerate(potentials)}
+        truth.update(self._film_thresholds(record_knobs))
+        return files, entries, truth
+
+    def _film_thresholds(self, record_knobs):
+        """True t = 0 gain thresholds per potential and (knobs recorded) the window threshold a measurement finds."""
+        p, potentials = self.p, self.potentials
+        thr = _threshold_eta(p, self.frac_ta)
+        truth = {"film_threshold_t0_mean_excitons": {f"{V:+.3f}V": float(t) for V, t in zip(potentials, thr)}}
+        if record_knobs:
+            # what a measured threshold (window A* at the measured delay nearest 5 ps crossing 0) should find
+            d5 = float(self.delays[np.argmin(np.abs(self.delays - 5.0))])
+            wt = window_thresholds(p, self.film, potentials, d5, self.film_pump_OD)
+            truth["film_threshold_window_delay_ps"] = d5
+            truth["film_threshold_window_mean_excitons"] = {f"{V:+.3f}V": float(t) for V, t in zip(potentials, wt)}
+        return truth

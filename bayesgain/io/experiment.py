@@ -489,7 +489,29 @@ def _film(ctx: _Ctx, m: Manifest, nodes: dict) -> None:
 
 def _sec(ctx: _Ctx, entries: list[Entry], nodes: dict):
     """SEC sweeps -> /film/sec; returns the (min, max) potential range, or None."""
-    entries = [e for e in entries if e.kind and e.cycle]
+    read, notes = _read_sec_sweeps(ctx, [e for e in entries if e.kind and e.cycle])
+    if not read:
+        return None
+    pot, ok = _sweeps_on_one_grid(ctx, read)
+    made = {}  # kind -> (cycles, directions, variables)
+    for kind, wl_dim, units in (("absorption", "wavelength", "OD"), ("photoluminescence", "wavelength_pl", "counts")):
+        grid = _sec_kind(ctx, [(e, d, da) for e, d, da in ok if e.kind == kind], kind, wl_dim, units, pot)
+        if grid is not None:
+            made[kind] = grid
+    ctx.summary.extend(f"  film SEC note: {n}" for n in notes)
+    grids = {kind: (c, d) for kind, (c, d, _) in made.items()}
+    if len(set(map(repr, grids.values()))) > 1:
+        ctx.problem(ctx.folder / "experiment.toml",
+                    f"absorption sweeps cover (cycles, directions) {grids['absorption']} but photoluminescence "
+                    f"sweeps cover {grids['photoluminescence']}; expected both kinds on the same cycles and "
+                    "directions", "film.sec")
+    elif made:
+        nodes["/film/sec"] = _sec_dataset(made, pot, notes)
+    return (float(pot.min()), float(pot.max()))
+
+
+def _read_sec_sweeps(ctx: _Ctx, entries: list[Entry]):
+    """Every sweep of the SEC entries as (entry, direction, data; absorption in OD), and the notes on them."""
     read, notes = [], []
     for e in entries:
         sweeps = ctx.read(read_sweeps, e.file, e.field, format=e.format, nan=e.nan, direction=e.direction)
@@ -500,8 +522,11 @@ def _sec(ctx: _Ctx, entries: list[Entry], nodes: dict):
             da = _to_od(ctx, e, s.data) if e.kind == "absorption" else s.data
             read.append((e, s.direction, da))
         notes += _sweep_notes(e, sweeps or [])
-    if not read:
-        return None
+    return read, notes
+
+
+def _sweeps_on_one_grid(ctx: _Ctx, read: list):
+    """The first sweep's potential grid and the sweeps on it (the others are problems)."""
     ref_e, _, ref = read[0]
     pot = ref.potential.values
     ok = []
@@ -512,64 +537,62 @@ def _sec(ctx: _Ctx, entries: list[Entry], nodes: dict):
                         "same nominal potential grid", e.field)
             continue
         ok.append((e, direction, da))
-    made = {}  # kind -> (cycles, directions, variables)
-    for kind, wl_dim, units in (("absorption", "wavelength", "OD"), ("photoluminescence", "wavelength_pl", "counts")):
-        mine = [(e, d, da) for e, d, da in ok if e.kind == kind]
-        if not mine:
+    return pot, ok
+
+
+def _sec_kind(ctx: _Ctx, mine: list, kind: str, wl_dim: str, units: str, pot):
+    """One kind's sweeps (absorption or PL) as a cycle x direction grid: (cycles, directions, variables), or None
+    when there are none or the grid has holes (each hole a problem)."""
+    if not mine:
+        return None
+    k_ref_e, _, k_ref = mine[0]
+    mine = [(e, d, da) for e, d, da in mine if _check_against(ctx, k_ref, k_ref_e, da, e, ("wavelength",))]
+    cells: dict = {}
+    for e, direction, da in mine:
+        key = (e.cycle, direction)
+        if key in cells:
+            ctx.problem(ctx.path(e.file), f"duplicate {kind} sweep cycle {e.cycle} {direction} (also "
+                        f"{cells[key][0].file}); expected one sweep per cycle and direction", e.field)
             continue
-        k_ref_e, _, k_ref = mine[0]
-        mine = [(e, d, da) for e, d, da in mine if _check_against(ctx, k_ref, k_ref_e, da, e, ("wavelength",))]
-        cells: dict = {}
-        for e, direction, da in mine:
-            key = (e.cycle, direction)
-            if key in cells:
-                ctx.problem(ctx.path(e.file), f"duplicate {kind} sweep cycle {e.cycle} {direction} (also "
-                            f"{cells[key][0].file}); expected one sweep per cycle and direction", e.field)
-                continue
-            cells[key] = (e, da)
-        cycles = sorted({c for c, _ in cells})
-        dirs = [d for d in DIRECTIONS if any(dd == d for _, dd in cells)]
-        missing = [(c, d) for c in cycles for d in dirs if (c, d) not in cells]
-        for c, d in missing:
-            ctx.problem(ctx.folder / "experiment.toml", f"no {kind} SEC sweep for cycle {c} {d} in the "
-                        f"manifest; expected a complete cycle x direction grid (cycles {cycles}, directions "
-                        f"{dirs})", "film.sec")
-        if missing:
-            continue
-        data = np.stack([np.stack([cells[(c, d)][1].values.T for d in dirs]) for c in cycles])
-        wl = k_ref.wavelength.values
-        note = "OD relative to open circuit" if units == "OD" else "counts"
-        variables = {
-            kind: xr.DataArray(
-                data, dims=("cycle", "direction", "potential", wl_dim),
-                coords={wl_dim: (wl_dim, wl, {"units": "nm", "long_name": f"{kind} wavelength"})},
-                attrs={"units": units, "long_name": f"SEC {kind} ({note})"}),
-            f"{kind}_source_file": xr.DataArray(
-                np.array([[cells[(c, d)][0].file for d in dirs] for c in cycles]), dims=("cycle", "direction"),
-                attrs={"units": "1"}),
-        }
-        made[kind] = (cycles, dirs, variables)
-        ctx.summary.append(f"  film SEC {kind}: {len(cells)} sweep(s), cycles {cycles}, directions {dirs}, "
-                           f"potentials {_grid_text(pot, 'V')}, {wl.size} wavelengths")
-    ctx.summary.extend(f"  film SEC note: {n}" for n in notes)
-    grids = {kind: (c, d) for kind, (c, d, _) in made.items()}
-    if len(set(map(repr, grids.values()))) > 1:
-        ctx.problem(ctx.folder / "experiment.toml",
-                    f"absorption sweeps cover (cycles, directions) {grids['absorption']} but photoluminescence "
-                    f"sweeps cover {grids['photoluminescence']}; expected both kinds on the same cycles and "
-                    "directions", "film.sec")
-    elif made:
-        cycles, dirs, _ = next(iter(made.values()))
-        ds = xr.Dataset(coords={"cycle": ("cycle", np.asarray(cycles, dtype=np.int64), _COORD_ATTRS["cycle"]),
-                                "direction": ("direction", np.asarray(dirs), _COORD_ATTRS["direction"]),
-                                "potential": ("potential", pot, _COORD_ATTRS["potential"])})
-        for _, _, variables in made.values():
-            for name, var in variables.items():
-                ds[name] = var
-        if notes:
-            ds.attrs["sweep_notes"] = "; ".join(notes)
-        nodes["/film/sec"] = ds
-    return (float(pot.min()), float(pot.max()))
+        cells[key] = (e, da)
+    cycles = sorted({c for c, _ in cells})
+    dirs = [d for d in DIRECTIONS if any(dd == d for _, dd in cells)]
+    missing = [(c, d) for c in cycles for d in dirs if (c, d) not in cells]
+    for c, d in missing:
+        ctx.problem(ctx.folder / "experiment.toml", f"no {kind} SEC sweep for cycle {c} {d} in the "
+                    f"manifest; expected a complete cycle x direction grid (cycles {cycles}, directions "
+                    f"{dirs})", "film.sec")
+    if missing:
+        return None
+    data = np.stack([np.stack([cells[(c, d)][1].values.T for d in dirs]) for c in cycles])
+    wl = k_ref.wavelength.values
+    note = "OD relative to open circuit" if units == "OD" else "counts"
+    variables = {
+        kind: xr.DataArray(
+            data, dims=("cycle", "direction", "potential", wl_dim),
+            coords={wl_dim: (wl_dim, wl, {"units": "nm", "long_name": f"{kind} wavelength"})},
+            attrs={"units": units, "long_name": f"SEC {kind} ({note})"}),
+        f"{kind}_source_file": xr.DataArray(
+            np.array([[cells[(c, d)][0].file for d in dirs] for c in cycles]), dims=("cycle", "direction"),
+            attrs={"units": "1"}),
+    }
+    ctx.summary.append(f"  film SEC {kind}: {len(cells)} sweep(s), cycles {cycles}, directions {dirs}, "
+                       f"potentials {_grid_text(pot, 'V')}, {wl.size} wavelengths")
+    return cycles, dirs, variables
+
+
+def _sec_dataset(made: dict, pot, notes: list[str]) -> xr.Dataset:
+    """The /film/sec node: every kind's variables on the shared cycle x direction x potential grid."""
+    cycles, dirs, _ = next(iter(made.values()))
+    ds = xr.Dataset(coords={"cycle": ("cycle", np.asarray(cycles, dtype=np.int64), _COORD_ATTRS["cycle"]),
+                            "direction": ("direction", np.asarray(dirs), _COORD_ATTRS["direction"]),
+                            "potential": ("potential", pot, _COORD_ATTRS["potential"])})
+    for _, _, variables in made.values():
+        for name, var in variables.items():
+            ds[name] = var
+    if notes:
+        ds.attrs["sweep_notes"] = "; ".join(notes)
+    return ds
 
 
 def _sweep_notes(e: Entry, sweeps: list) -> list[str]:

@@ -218,6 +218,22 @@ def _parse_glotaran(path: Path, lines: list[str]) -> tuple[_Table, str]:
     N axis values (possibly wrapped over lines), then rows of: other-axis value + N values.
     A row may wrap over lines but must end at the end of a line.
     """
+    kind_line, n = _glotaran_kind_and_count(path, lines)
+    explicit = lines[kind_line].strip().lower().split()[0]
+    header_text = "\n".join(lines[:kind_line])
+    axis, k = _glotaran_axis(path, lines, kind_line + 2, n)
+    header_line = kind_line + 3  # 1-based line of the first axis value
+    rows, values, row_lines, where = _glotaran_rows(path, lines, k, n)
+    if not rows:
+        raise ExperimentError("no data rows after the axis values", file=path, line=header_line + 1)
+    table = _Table(path, np.asarray(axis, float), np.asarray(rows, float), np.asarray(values, float),
+                   header_line, row_lines, list(range(2, n + 2)), header_text=header_text,
+                   cell_where=lambda i, j: where[i][j])
+    return table, explicit
+
+
+def _glotaran_kind_and_count(path: Path, lines: list[str]) -> tuple[int, int]:
+    """(index of the ``Time/Wavelength explicit`` line, N of the ``intervalnr N`` line after it)."""
     kind_line = None
     for k, ln in enumerate(lines[:50]):
         s = ln.strip().lower()
@@ -227,7 +243,6 @@ def _parse_glotaran(path: Path, lines: list[str]) -> tuple[_Table, str]:
     if kind_line is None:
         raise ExperimentError("not a glotaran ascii file: expected a line 'Time explicit' or "
                               "'Wavelength explicit' within the first 50 lines", file=path)
-    explicit = lines[kind_line].strip().lower().split()[0]
     k = kind_line + 1
     m = re.fullmatch(r"\s*intervalnr\s+(\d+)\s*", lines[k] if k < len(lines) else "", re.IGNORECASE)
     if m is None:
@@ -236,8 +251,11 @@ def _parse_glotaran(path: Path, lines: list[str]) -> tuple[_Table, str]:
     n = int(m.group(1))
     if n < 1:
         raise ExperimentError("intervalnr must be >= 1", file=path, line=k + 1)
-    header_text = "\n".join(lines[:kind_line])
-    k += 1
+    return kind_line, n
+
+
+def _glotaran_axis(path: Path, lines: list[str], k: int, n: int) -> tuple[list[float], int]:
+    """The ``n`` axis values from line index ``k`` on (wrapped over lines); returns them and the next line index."""
     axis, header_line = [], k + 1
     while len(axis) < n and k < len(lines):
         for f, tok in enumerate(_tokens_fortran(lines[k]), start=1):
@@ -250,6 +268,13 @@ def _parse_glotaran(path: Path, lines: list[str]) -> tuple[_Table, str]:
     if len(axis) != n:
         raise ExperimentError(f"found {len(axis)} axis values; intervalnr says {n}", file=path,
                               line=header_line)
+    return axis, k
+
+
+def _glotaran_rows(path: Path, lines: list[str], k: int, n: int):
+    """The matrix rows from line index ``k`` on, each the axis value + ``n`` values, possibly wrapped over lines.
+
+    Returns (axis values, value rows, first line of each row, (line, field) of each value), 1-based lines."""
     rows, values, row_lines, where = [], [], [], []
     current, cur_where, cur_line = [], [], None
     while k < len(lines):
@@ -262,49 +287,52 @@ def _parse_glotaran(path: Path, lines: list[str]) -> tuple[_Table, str]:
             continue
         if cur_line is None:
             cur_line = k
-        for f, tok in enumerate(toks, start=1):
-            v = _number(tok)
-            if v is None:
-                if not current and not rows:
-                    raise ExperimentError(f"non-numeric cell {cell_excerpt(tok)}; expected a number", file=path,
-                                          line=k, column=f)
-                if not current:  # free text after the matrix ends it, as in the Helios layout
-                    stop = k
-                    for k2 in range(stop, len(lines)):
-                        later = _tokens_fortran(lines[k2])
-                        if len(later) == n + 1 and all(_number(t) is not None for t in later):
-                            raise ExperimentError(
-                                f"the matrix stops at the text {cell_excerpt(tok)}, but numeric data rows follow at "
-                                f"line {k2 + 1}; expected the matrix rows to be contiguous", file=path,
-                                line=stop, column=f)
-                    k = len(lines)
-                    break
-                raise ExperimentError(f"non-numeric cell {cell_excerpt(tok)}; expected a number", file=path,
-                                      line=k, column=f)
-            current.append(v)
-            cur_where.append((k, f))
-        else:
-            if len(current) == n + 1:
-                rows.append(current[0])
-                values.append(current[1:])
-                row_lines.append(cur_line)
-                where.append(cur_where[1:])
-                current, cur_where, cur_line = [], [], None
-            elif len(current) > n + 1:
-                raise ExperimentError(
-                    f"row holds {len(current) - 1} values after its axis value; expected {n} "
-                    "(intervalnr) ending at the end of a line", file=path, line=cur_line)
-            continue
-        break
+        line_values = _glotaran_line_values(path, lines, k, n, toks, in_row=bool(current), after_rows=bool(rows))
+        if line_values is None:
+            break  # free text after the matrix ends it, as in the Helios layout
+        current += line_values
+        cur_where += [(k, f) for f in range(1, len(line_values) + 1)]
+        if len(current) == n + 1:
+            rows.append(current[0])
+            values.append(current[1:])
+            row_lines.append(cur_line)
+            where.append(cur_where[1:])
+            current, cur_where, cur_line = [], [], None
+        elif len(current) > n + 1:
+            raise ExperimentError(
+                f"row holds {len(current) - 1} values after its axis value; expected {n} "
+                "(intervalnr) ending at the end of a line", file=path, line=cur_line)
     if current:
         raise ExperimentError(f"row is incomplete: {len(current) - 1} of {n} values", file=path,
                               line=cur_line)
-    if not rows:
-        raise ExperimentError("no data rows after the axis values", file=path, line=header_line + 1)
-    table = _Table(path, np.asarray(axis, float), np.asarray(rows, float), np.asarray(values, float),
-                   header_line, row_lines, list(range(2, n + 2)), header_text=header_text,
-                   cell_where=lambda i, j: where[i][j])
-    return table, explicit
+    return rows, values, row_lines, where
+
+
+def _glotaran_line_values(path: Path, lines: list[str], k: int, n: int, toks: list[str], in_row: bool,
+                          after_rows: bool) -> list[float] | None:
+    """The numbers of matrix line ``k`` (1-based), or None where it is free text after the matrix's last row."""
+    out = []
+    for f, tok in enumerate(toks, start=1):
+        v = _number(tok)
+        if v is None:
+            if f == 1 and not in_row and after_rows:
+                _refuse_rows_after_text(path, lines, k, n, tok)
+                return None
+            raise ExperimentError(f"non-numeric cell {cell_excerpt(tok)}; expected a number", file=path,
+                                  line=k, column=f)
+        out.append(v)
+    return out
+
+
+def _refuse_rows_after_text(path: Path, lines: list[str], stop: int, n: int, tok: str):
+    """Refuse numeric matrix rows after the text (line ``stop``, 1-based) that ended the matrix."""
+    for k2 in range(stop, len(lines)):
+        later = _tokens_fortran(lines[k2])
+        if len(later) == n + 1 and all(_number(t) is not None for t in later):
+            raise ExperimentError(
+                f"the matrix stops at the text {cell_excerpt(tok)}, but numeric data rows follow at "
+                f"line {k2 + 1}; expected the matrix rows to be contiguous", file=path,
+                line=stop, column=1)
 
 
 # ----------------------------------------------------------------------------- format detection
@@ -623,27 +651,54 @@ def read_spectrum(path, *, nan: str = "error", units: str = "unknown", column=No
         raise ExperimentError("no data rows after the header; expected two columns: wavelength (nm), value",
                               file=path)
     ncell = len(names) if names else len(_split(lines[idx[0]], sep))
+    vcol = _spectrum_value_column(path, column, names, ncell, idx[0])
+    wl, val, where = _spectrum_rows(path, lines, sep, idx, ncell, vcol)
+    wl_a, val_a = np.asarray(wl, float), np.asarray(val, float)
+    _check_monotonic(path, wl_a, "wavelength", "nm", lambda k: (where[k], 1))
+    if not _plausible_wavelengths(wl_a):
+        raise ExperimentError(f"wavelength column holds {_fmt_range(wl_a)}; expected wavelengths in "
+                              f"nm between {WAVELENGTH_RANGE_NM[0]:g} and {WAVELENGTH_RANGE_NM[1]:g}",
+                              file=path)
+    table = _Table(path, np.array([0.0]), wl_a, val_a[:, None], where[0] if where else 1, where, [2])
+    values, keep, extra = _apply_nan_policy(path, table, val_a[:, None], 0, nan)
+    order = np.argsort(wl_a[keep], kind="stable")
+    da = xr.DataArray(values[keep, 0][order], dims=("wavelength",),
+                      coords={"wavelength": ("wavelength", wl_a[keep][order], {"units": "nm", "long_name": "wavelength"})},
+                      attrs={"units": units, "source_file": os.fspath(path), **({"header": header} if header else {}),
+                             **({"columns": ", ".join(names)} if names else {}),
+                             **({"column": names[vcol - 1] if names else vcol} if ncell > 2 else {}), **extra})
+    return da
+
+
+def _spectrum_value_column(path: Path, column, names: list[str], ncell: int, first: int) -> int:
+    """The 1-based column of a spectrum's values: ``column`` (a header name or number), or 2 in a two-column file.
+    ``first``: index of the first data line (the header is the line before it)."""
     shown = ", ".join(f"{j} = {n!r}" for j, n in enumerate(names, start=1) if j > 1) if names else \
         ", ".join(str(j) for j in range(2, ncell + 1))
     if column is None:
         if ncell > 2:
             raise ExperimentError(
                 f"{ncell - 1} value columns ({shown}); expected column = \"name\" or a column number in the "
-                "manifest entry to say which one to read", file=path, line=idx[0] + (0 if names else 1))
-        vcol = 2
-    elif isinstance(column, str) and not isinstance(column, bool):
+                "manifest entry to say which one to read", file=path, line=first + (0 if names else 1))
+        return 2
+    if isinstance(column, str) and not isinstance(column, bool):
         if column not in names:
             raise ExperimentError(f"column {column!r} not in the header; expected one of: {shown or 'no header'}",
-                                  file=path, line=idx[0])
+                                  file=path, line=first)
         vcol = names.index(column) + 1
         if vcol == 1:
             raise ExperimentError(f"column {column!r} is the wavelength column; expected a value column "
-                                  f"({shown})", file=path, line=idx[0])
-    else:
-        vcol = int(column)
-        if not 2 <= vcol <= ncell:
-            raise ExperimentError(f"column {column} outside the value columns; expected 2..{ncell} ({shown})",
-                                  file=path)
+                                  f"({shown})", file=path, line=first)
+        return vcol
+    vcol = int(column)
+    if not 2 <= vcol <= ncell:
+        raise ExperimentError(f"column {column} outside the value columns; expected 2..{ncell} ({shown})",
+                              file=path)
+    return vcol
+
+
+def _spectrum_rows(path: Path, lines: list[str], sep: str | None, idx: list[int], ncell: int, vcol: int):
+    """(wavelengths, values of column ``vcol``, 1-based line of each) of the data lines ``idx`` (contiguous)."""
     # Data must be contiguous: an empty line inside the data would hide rows from a reader.
     last = idx[-1]
     for k in range(idx[0], last + 1):
@@ -667,18 +722,4 @@ def read_spectrum(path, *, nan: str = "error", units: str = "unknown", column=No
         wl.append(nums[0])
         val.append(nums[1])
         where.append(k + 1)
-    wl_a, val_a = np.asarray(wl, float), np.asarray(val, float)
-    _check_monotonic(path, wl_a, "wavelength", "nm", lambda k: (where[k], 1))
-    if not _plausible_wavelengths(wl_a):
-        raise ExperimentError(f"wavelength column holds {_fmt_range(wl_a)}; expected wavelengths in "
-                              f"nm between {WAVELENGTH_RANGE_NM[0]:g} and {WAVELENGTH_RANGE_NM[1]:g}",
-                              file=path)
-    table = _Table(path, np.array([0.0]), wl_a, val_a[:, None], where[0] if where else 1, where, [2])
-    values, keep, extra = _apply_nan_policy(path, table, val_a[:, None], 0, nan)
-    order = np.argsort(wl_a[keep], kind="stable")
-    da = xr.DataArray(values[keep, 0][order], dims=("wavelength",),
-                      coords={"wavelength": ("wavelength", wl_a[keep][order], {"units": "nm", "long_name": "wavelength"})},
-                      attrs={"units": units, "source_file": os.fspath(path), **({"header": header} if header else {}),
-                             **({"columns": ", ".join(names)} if names else {}),
-                             **({"column": names[vcol - 1] if names else vcol} if ncell > 2 else {}), **extra})
-    return da
+    return wl, val, where

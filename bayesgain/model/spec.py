@@ -385,8 +385,19 @@ def _validated(data, source, text, inherited):
     for table in _TABLES:
         if not isinstance(data.get(table, {}), dict):
             raise SpecError(f"{source}: [{table}] must be a table, got {data[table]!r}")
+    components = _validated_components(data.get("components", {}), source)
+    options = _validated_options(data.get("options", {}), source)
+    spec = ModelSpec(name=str(data.get("name", "unnamed")), description=str(data.get("description", "")),
+                     components=components, options=options, priors={}, pooling={}, source=source, text=text)
+    spec.priors = _validated_priors(data.get("priors", {}), source, spec, inherited)
+    spec.pooling = _validated_pooling(data.get("pooling", {}), source, spec.priors, inherited)
+    return spec
+
+
+def _validated_components(table, source):
+    """The [components] table over the defaults, with the components each one needs checked."""
     components = dict(DEFAULT_COMPONENTS)
-    for k, v in data.get("components", {}).items():
+    for k, v in table.items():
         if k not in COMPONENTS:
             raise SpecError(f"{source}: [components] unknown component {k!r}{_suggest(k, COMPONENTS)}; valid: "
                             f"{', '.join(COMPONENTS)}")
@@ -401,37 +412,50 @@ def _validated(data, source, text, inherited):
         raise SpecError(f"{source}: [components] hole_trapping needs gain or dynamics")
     if components["reflection"] and not (components["gain"] or components["dynamics"]):
         raise SpecError(f"{source}: [components] reflection needs gain or dynamics")
+    return components
+
+
+def _validated_options(table, source):
+    """The [options] table over the defaults, each value checked against its kind (choice, number, flag, range)."""
     options = {k: v[0] for k, v in DEFAULT_OPTIONS.items()}
-    for k, v in data.get("options", {}).items():
+    for k, v in table.items():
         if k not in DEFAULT_OPTIONS:
             raise SpecError(f"{source}: [options] unknown option {k!r}{_suggest(k, DEFAULT_OPTIONS)}; valid: "
                             f"{', '.join(DEFAULT_OPTIONS)}")
-        default, allowed = DEFAULT_OPTIONS[k]
-        if isinstance(allowed, tuple):
-            if v not in allowed:
-                raise SpecError(f"{source}: [options] {k} = {v!r} is not one of {list(allowed)}")
-        elif allowed is float:
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
-                raise SpecError(f"{source}: [options] {k} must be a positive number, got {v!r}")
-            v = float(v)
-        elif allowed is int:
-            if not isinstance(v, int) or isinstance(v, bool) or v < (0 if k == "quadrature_nodes" else 1):
-                raise SpecError(f"{source}: [options] {k} must be a positive integer, got {v!r}")
-        elif allowed is bool:
-            if not isinstance(v, bool):
-                raise SpecError(f"{source}: [options] {k} must be true or false, got {v!r}")
-        elif allowed is list:
-            if (not isinstance(v, list) or len(v) != 2 or not all(isinstance(x, (int, float)) for x in v)
-                    or not 0 <= v[0] < v[1]):
-                raise SpecError(f"{source}: [options] {k} must be [low, high] in ps with 0 <= low < high, got {v!r}")
-            v = [float(x) for x in v]
-        options[k] = v
-    spec = ModelSpec(name=str(data.get("name", "unnamed")), description=str(data.get("description", "")),
-                     components=components, options=options, priors={}, pooling={}, source=source, text=text)
+        options[k] = _validated_option(k, v, source)
+    return options
+
+
+def _validated_option(k, v, source):
+    """One option's value, checked against what :data:`DEFAULT_OPTIONS` allows (floats and ranges as floats)."""
+    _, allowed = DEFAULT_OPTIONS[k]
+    if isinstance(allowed, tuple):
+        if v not in allowed:
+            raise SpecError(f"{source}: [options] {k} = {v!r} is not one of {list(allowed)}")
+    elif allowed is float:
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
+            raise SpecError(f"{source}: [options] {k} must be a positive number, got {v!r}")
+        v = float(v)
+    elif allowed is int:
+        if not isinstance(v, int) or isinstance(v, bool) or v < (0 if k == "quadrature_nodes" else 1):
+            raise SpecError(f"{source}: [options] {k} must be a positive integer, got {v!r}")
+    elif allowed is bool:
+        if not isinstance(v, bool):
+            raise SpecError(f"{source}: [options] {k} must be true or false, got {v!r}")
+    elif allowed is list:
+        if (not isinstance(v, list) or len(v) != 2 or not all(isinstance(x, (int, float)) for x in v)
+                or not 0 <= v[0] < v[1]):
+            raise SpecError(f"{source}: [options] {k} must be [low, high] in ps with 0 <= low < high, got {v!r}")
+        v = [float(x) for x in v]
+    return v
+
+
+def _validated_priors(table, source, spec, inherited):
+    """The priors of every parameter ``spec`` uses: the defaults with the [priors] table's overrides checked."""
     used = {k: copy.deepcopy(p) for k, p in DEFAULT_PRIORS.items() if spec.uses(p["component"])}
-    if not options["single_exciton_decay"]:
+    if not spec.options["single_exciton_decay"]:
         used.pop("tau_x_ps", None)
-    for k, p in data.get("priors", {}).items():
+    for k, p in table.items():
         if k not in DEFAULT_PRIORS:
             raise SpecError(f"{source}: [priors] unknown parameter {k!r}{_suggest(k, DEFAULT_PRIORS)}; valid: "
                             f"{', '.join(DEFAULT_PRIORS)}")
@@ -447,25 +471,31 @@ def _validated(data, source, text, inherited):
         used[k] = {**p, "unit": unit, "doc": DEFAULT_PRIORS[k]["doc"], "component": DEFAULT_PRIORS[k]["component"]}
     for k, p in used.items():
         _check_dist(f"default prior of {k}", p, "bayesgain")
-    spec.priors = used
-    for k, p in data.get("pooling", {}).items():
+    return used
+
+
+def _validated_pooling(table, source, priors, inherited):
+    """The [pooling] table: a positive spread distribution per pooled parameter of the model (Normal/LogNormal
+    prior)."""
+    pooling = {}
+    for k, p in table.items():
         if k not in POOLABLE:
             raise SpecError(f"{source}: [pooling] {k!r} cannot be pooled{_suggest(k, POOLABLE)}; poolable: "
                             f"{', '.join(POOLABLE)}")
-        if k not in used and ("pooling", k) in inherited:
+        if k not in priors and ("pooling", k) in inherited:
             continue
-        if k not in used:
+        if k not in priors:
             raise SpecError(f"{source}: [pooling] {k} is not a parameter of this model")
-        if used[k]["dist"] not in ("Normal", "LogNormal"):
+        if priors[k]["dist"] not in ("Normal", "LogNormal"):
             how = " (inherited through extends)" if ("pooling", k) in inherited else ""
             raise SpecError(f"{source}: [pooling] {k}{how}: pooling needs a Normal or LogNormal prior, not "
-                            f"{used[k]['dist']}")
+                            f"{priors[k]['dist']}")
         _check_dist(f"[pooling] {k}", p, source)
         if p["dist"] not in ("HalfNormal", "HalfStudentT", "Exponential", "Gamma", "LogNormal"):
             raise SpecError(f"{source}: [pooling] {k}: the spread needs a positive distribution "
                             f"(HalfNormal, HalfStudentT, Exponential, Gamma, LogNormal), not {p['dist']}")
-        spec.pooling[k] = dict(p)
-    return spec
+        pooling[k] = dict(p)
+    return pooling
 
 
 def available_models():
