@@ -102,7 +102,7 @@ def compare(ref, new):
     ok = not problems and rel_lp < 1e-9 and rel_g < 1e-9
     line = (f"{len(new['free_rvs'])} free RVs, {len(new['deterministics'])} deterministics, "
             f"observed {','.join(new['observed'])}; logp {new['logp'][0]:.6f} / {new['logp'][1]:.6f}; "
-            f"max rel |dlogp| {rel_lp:.1e}, max rel |dgrad| {rel_g:.1e}")
+            f"rel |Δlogp| {rel_lp:.1e}, max rel |Δgrad| {rel_g:.1e}")
     if problems:
         line += f"; DIFFERENT: {', '.join(problems)}"
     return ok, line
