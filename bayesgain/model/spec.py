@@ -375,6 +375,30 @@ def spec_from_dict(data, source="<dict>", text="", base_dir=None):
     return _validated(data, source, text, inherited)
 
 
+def _checked_option(k, v, source):
+    """The value ``v`` of option ``k`` as stored (floats and lists of floats), or a SpecError naming what was expected."""
+    _, allowed = DEFAULT_OPTIONS[k]
+    if isinstance(allowed, tuple):
+        if v not in allowed:
+            raise SpecError(f"{source}: [options] {k} = {v!r} is not one of {list(allowed)}")
+    elif allowed is float:
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
+            raise SpecError(f"{source}: [options] {k} must be a positive number, got {v!r}")
+        v = float(v)
+    elif allowed is int:
+        if not isinstance(v, int) or isinstance(v, bool) or v < (0 if k == "quadrature_nodes" else 1):
+            raise SpecError(f"{source}: [options] {k} must be a positive integer, got {v!r}")
+    elif allowed is bool:
+        if not isinstance(v, bool):
+            raise SpecError(f"{source}: [options] {k} must be true or false, got {v!r}")
+    elif allowed is list:
+        if (not isinstance(v, list) or len(v) != 2 or not all(isinstance(x, (int, float)) for x in v)
+                or not 0 <= v[0] < v[1]):
+            raise SpecError(f"{source}: [options] {k} must be [low, high] in ps with 0 <= low < high, got {v!r}")
+        v = [float(x) for x in v]
+    return v
+
+
 def _validated(data, source, text, inherited):
     """The :class:`ModelSpec` of a resolved specification; unused ``inherited`` priors/pooling entries are dropped."""
     data = copy.deepcopy(data)
@@ -406,26 +430,7 @@ def _validated(data, source, text, inherited):
         if k not in DEFAULT_OPTIONS:
             raise SpecError(f"{source}: [options] unknown option {k!r}{_suggest(k, DEFAULT_OPTIONS)}; valid: "
                             f"{', '.join(DEFAULT_OPTIONS)}")
-        default, allowed = DEFAULT_OPTIONS[k]
-        if isinstance(allowed, tuple):
-            if v not in allowed:
-                raise SpecError(f"{source}: [options] {k} = {v!r} is not one of {list(allowed)}")
-        elif allowed is float:
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
-                raise SpecError(f"{source}: [options] {k} must be a positive number, got {v!r}")
-            v = float(v)
-        elif allowed is int:
-            if not isinstance(v, int) or isinstance(v, bool) or v < (0 if k == "quadrature_nodes" else 1):
-                raise SpecError(f"{source}: [options] {k} must be a positive integer, got {v!r}")
-        elif allowed is bool:
-            if not isinstance(v, bool):
-                raise SpecError(f"{source}: [options] {k} must be true or false, got {v!r}")
-        elif allowed is list:
-            if (not isinstance(v, list) or len(v) != 2 or not all(isinstance(x, (int, float)) for x in v)
-                    or not 0 <= v[0] < v[1]):
-                raise SpecError(f"{source}: [options] {k} must be [low, high] in ps with 0 <= low < high, got {v!r}")
-            v = [float(x) for x in v]
-        options[k] = v
+        options[k] = _checked_option(k, v, source)
     spec = ModelSpec(name=str(data.get("name", "unnamed")), description=str(data.get("description", "")),
                      components=components, options=options, priors={}, pooling={}, source=source, text=text)
     used = {k: copy.deepcopy(p) for k, p in DEFAULT_PRIORS.items() if spec.uses(p["component"])}
