@@ -42,7 +42,7 @@ def test_charging_laws_are_the_disorder_option_values():
     from bayesgain.model.spec import DEFAULT_OPTIONS
 
     assert set(LAWS) == set(DEFAULT_OPTIONS["disorder"][1])
-    assert [n for n, law in LAWS.items() if law.uses_quadrature] == ["gaussian"]
+    assert [n for n, law in LAWS.items() if law.uses_quadrature] == ["gaussian", "uniform"]
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +80,47 @@ def test_missing_data_of_a_component_is_one_clear_error(joint_reduced):
     data = joint_reduced.data.drop_vars("subgap_dA")
     with pytest.raises(ValueError, match=r"reflection component needs the reduced data \['subgap_dA'\]"):
         GainModel(dataclasses.replace(joint_reduced.spec), _reduced=data).build()
+
+
+def test_uniform_law_keeps_the_sec_curve_and_splits_the_charge_between_floor_and_ceil(joint_reduced):
+    """joint-uniform at joint's initial point: the same SEC likelihood (same <n_e>(V)), and film TA fractions that
+    are the floor/ceil split of joint's <n_e> at every film TA potential."""
+    import numpy as np
+
+    from bayesgain.model.core import GainModel
+    from bayesgain.model.resolve import spec_with_components
+    from bayesgain.model.spec import load_spec
+    from bayesgain.physics.api import numpy_mode
+
+    from . import reference as ref
+
+    spec = spec_with_components(load_spec("joint-uniform"), joint_reduced.spec.components)
+    uni = GainModel(spec, _reduced=joint_reduced.data).build()
+    joint = joint_reduced.build()
+    assert [v.name for v in uni.free_RVs] == [v.name for v in joint.free_RVs]
+    point = joint.initial_point()
+    logp = {m: m.compile_logp(vars=[m["charging"]], mode=numpy_mode())(point) for m in (uni, joint)}
+    assert logp[uni] == pytest.approx(logp[joint], rel=1e-12)
+    f = {m: m.compile_fn(m.replace_rvs_by_values([m["ta_charge_fractions"]])[0], inputs=m.value_vars,
+                         on_unused_input="ignore", mode=numpy_mode())(point) for m in (uni, joint)}
+    n_e = f[joint] @ np.arange(3.0)
+    assert np.ptp(n_e) > 0.5  # the potentials span doping levels
+    np.testing.assert_allclose(f[uni], [ref.fractions_uniform(x) for x in n_e], atol=1e-12)
+    assert not np.allclose(f[uni], f[joint], atol=1e-2)  # the law changes the film TA fractions
+
+
+def test_uniform_law_fractions_at_doping_levels():
+    """Posterior quantities read the uniform law's fractions at <n_e> targets: the floor/ceil split, every draw."""
+    import types
+
+    import numpy as np
+
+    from bayesgain.model.quantities import _fractions_at_mean_electrons
+
+    from . import reference as ref
+
+    stub = types.SimpleNamespace(spec=types.SimpleNamespace(options={"disorder": "uniform"}))  # all this path reads
+    targets = np.array([0.0, 0.4, 1.0, 1.7, 2.0])
+    got = _fractions_at_mean_electrons(stub, targets, np.full(3, 0.005), np.full(3, 0.1), None, 2, 293.0)
+    assert got.shape == (3, 5, 3)
+    np.testing.assert_allclose(got, np.broadcast_to([ref.fractions_uniform(x) for x in targets], got.shape))

@@ -70,6 +70,22 @@ class NoDisorder(ChargingLaw):
         return charging.charge_fractions(V, P["V_1S_V"][e_idx], P["V_C_V"][e_idx], ctx.T[e_idx], ctx.g_e)
 
 
+@_law
+class UniformDoping(ChargingLaw):
+    """Uniform doping (SI Fig. S6b): the <n_e>(V) of the Gaussian-disorder law, but every QD holds floor(<n_e>) or
+    ceil(<n_e>) electrons (``charging.charge_fractions_uniform``).  Same parameters and SEC curve as "gaussian":
+    the two differ only in how the charge is spread over the QDs (the film TA and PL tell them apart)."""
+
+    name = "uniform"
+    uses_quadrature = True
+
+    def fractions(self, ctx, V, e_idx):
+        from ...physics import charging
+
+        return charging.charge_fractions_uniform(charging.mean_electrons(LAWS["gaussian"].fractions(ctx, V, e_idx)),
+                                                 ctx.g_e)
+
+
 def law_for(spec):
     """The charging law the spec's ``disorder`` option names."""
     return LAWS[spec.options["disorder"]]
