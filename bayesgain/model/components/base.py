@@ -99,7 +99,8 @@ class BuildContext:
         self.n_exp = len(names)
         self.g_e = int(data["experiment_g_e"].values[0])
         self.g_h = int(data["experiment_g_h"].values[0])
-        if not (np.all(data["experiment_g_e"].values == self.g_e) and np.all(data["experiment_g_h"].values == self.g_h)):
+        if not (np.all(data["experiment_g_e"].values == self.g_e)
+                and np.all(data["experiment_g_h"].values == self.g_h)):
             raise ValueError("all experiments of one fit must share g_e and g_h")
         self.T = pt.as_tensor_variable(data["experiment_temperature_K"].values)
         self.A0 = data["experiment_film_A0_1S_OD"].values
