@@ -356,10 +356,12 @@ class _Predictor:
         V = candidates.potentials_V
         disorder = model.spec.options["disorder"]
         p = self.p
-        if disorder == "gaussian":
+        if disorder in ("gaussian", "uniform"):
             self.f = ph.charge_fractions(V[None, :], p["V_1S_V"][:, None], p["V_C_V"][:, None],
                                          p["sigma_1S_V"][:, None], T, self.g_e, n_nodes=max(model.quadrature_nodes, 40),
                                          half_width=MODEL_QUADRATURE_HALF_WIDTH)
+            if disorder == "uniform":  # the same <n_e>, every QD at its floor or ceil
+                self.f = ph.charge_fractions_uniform(self.f @ np.arange(self.g_e + 1.0), self.g_e)
         else:
             temp = p["T_eff_K"] if disorder == "effective-temperature" else np.full(n, T)
             self.f = ph.charge_fractions(V[None, :], p["V_1S_V"][:, None], p["V_C_V"][:, None], 0.0,

@@ -57,6 +57,18 @@ def fractions_disordered(V, V1S, VC, sigma, T=293.0, g_e=2):
     return out
 
 
+def fractions_uniform(mean_electrons, g_e=2):
+    """Uniform doping, straight from its statement: floor(<n_e>) electrons in a fraction 1 - frac of the QDs,
+    ceil(<n_e>) in the rest."""
+    m = min(max(float(mean_electrons), 0.0), float(g_e))
+    lo = int(np.floor(m))
+    f = np.zeros(g_e + 1)
+    f[lo] = 1.0 - (m - lo)
+    if lo < g_e:
+        f[lo + 1] = m - lo
+    return f
+
+
 def auger_count(N, n):
     e, h = N + n, N
     return e * h * (max(e - 1, 0) + max(h - 1, 0))

@@ -87,3 +87,24 @@ def test_effective_temperature_of_paper_disorder_is_hundreds_of_kelvin():
     T_eff = ph.effective_temperature_K(0.110, 293.0)
     assert 650 < T_eff < 900  # paper's separate fit: 841 K
     assert ph.effective_temperature_K(0.0, 293.0) == pytest.approx(293.0)
+
+
+@pytest.mark.parametrize("g_e", [2, 4])
+def test_uniform_doping_fractions_match_floor_and_ceil(rng, g_e):
+    m = np.concatenate([rng.uniform(0.0, g_e, 30), np.arange(g_e + 1.0), [-0.3, g_e + 0.7]])
+    got = ph.charge_fractions_uniform(m, g_e)
+    np.testing.assert_allclose(got, [ref.fractions_uniform(x, g_e) for x in m], atol=1e-15)
+    np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-15)
+    inside = (m >= 0) & (m <= g_e)
+    np.testing.assert_allclose(ph.mean_electrons(got)[inside], m[inside], atol=1e-14)  # the mean is kept
+    assert np.count_nonzero(got[inside] > 0, axis=-1).max() <= 2  # only the two neighbouring integers
+
+
+def test_uniform_doping_is_narrower_than_the_grand_canonical_spread():
+    # same <n_e> = 1: uniform doping puts every QD at n = 1, the disordered Fermi-Dirac ensemble does not
+    f = ph.charge_fractions(np.linspace(-1.4, -1.0, 41), -1.2, 0.005, 0.11, 293.0)
+    n = ph.mean_electrons(f)
+    u = ph.charge_fractions_uniform(n)
+    var = lambda x: x @ np.arange(3.0) ** 2 - (x @ np.arange(3.0)) ** 2  # noqa: E731
+    assert np.all(var(u) <= var(f) + 1e-12)
+    assert var(u)[np.argmin(abs(n - 1.0))] < 0.05 * var(f)[np.argmin(abs(n - 1.0))]

@@ -34,6 +34,22 @@ def test_grad_disordered_fractions(opts):
                 [np.array(-1.2), np.array(0.005), np.array(0.11)], **opts)
 
 
+def test_grad_uniform_doping_fractions(opts):
+    # between the integers (the kinks): slope 1 or -1 in <n_e>
+    verify_grad(lambda m: charging.charge_fractions_uniform(m, 2), [np.array([0.3, 0.85, 1.45, 1.9])], **opts)
+
+
+def test_grad_uniform_doping_law(opts):
+    # the model's uniform law: <n_e> of the disordered ensemble, split between floor and ceil (points off integers)
+    V = np.array([-1.3, -1.22, -1.15, -1.05])
+
+    def law(V1, Vc, s):
+        return charging.charge_fractions_uniform(
+            charging.mean_electrons(charging.charge_fractions_disordered(V, V1, Vc, s, 293.0, 2, 32)), 2)
+
+    verify_grad(law, [np.array(-1.2), np.array(0.005), np.array(0.11)], **opts)
+
+
 def test_grad_ensemble_absorption(opts):
     table = transitions.transition_table(30, 2, 4)
     verify_grad(lambda m, f: ensemble.ensemble_absorption(m, f, table),

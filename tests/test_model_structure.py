@@ -410,7 +410,7 @@ def test_threshold_curve_without_disorder_matches_direct_bisection(rng):
 def test_a_chain_trapped_in_a_minor_mode_is_named(rng):
     import xarray as xr
 
-    from bayesgain.model.core import stuck_chains
+    from bayesgain.model.convergence import stuck_chains
 
     lp = 20960.0 + 9.0 * rng.standard_normal((4, 500))
     post = xr.Dataset({"x": (("chain", "draw"), rng.standard_normal((4, 500)))})

@@ -134,150 +134,172 @@ def reduce_experiment(tree, options, name="experiment", components=None):
         attrs.update(chirp_map_attrs(tree["chirp"].to_dataset()))
     data = {}
     coords = {}
-
-    # ---------------------------------------------------------------- solution (cross-section)
     if want("cross_section"):
-        sol = tree["solution"]
-        ta = sol["ta"]
-        bw = pp.band_edge_window(sol["absorbance"], probe_wavelengths=ta["wavelength"].values)
-        A0 = sol["absorbance"].rename(wavelength_spectrum="wavelength").interp(wavelength=ta["wavelength"].values)
-        a0, _ = pp.window_average(A0.assign_attrs(units="OD"), bw)
-        di = _delay_indices(ta["delay"].values, *options["cross_section_delays_ps"])
-        if di.size == 0:
-            raise ValueError(f"{name}: no solution TA delays within cross_section_delays_ps "
-                             f"{options['cross_section_delays_ps']} ps")
-        scan_sem = sol["ta_scan_sem"].isel(delay=di) if "ta_scan_sem" in sol.data_vars else None
-        mean, sem = pp.window_average(ta.isel(delay=di).assign_attrs(units="OD"), bw, pixel_sem=scan_sem)
-        mean = mean.transpose("fluence", "delay")
-        sem = sem.transpose("fluence", "delay")
-        J = np.asarray(ph.depth_averaged_fluence(ta["fluence"].values, float(sol.attrs["pump_absorbance"])))
-        c = {"fluence": np.arange(ta.sizes["fluence"]), "delay": ta["delay"].values[di]}
-        measured = np.isfinite(mean.values)  # files on different delay grids: each contributes its own delays
-        lost = np.nonzero(~measured.any(axis=1))[0]
-        if lost.size:
-            raise ValueError(f"{name}: solution TA file {str(ta['source_file'].values[lost[0]])} has no delays within "
-                             f"cross_section_delays_ps {options['cross_section_delays_ps']} ps")
-        data.update(_keep_points(_flatten({"sol_dA": mean.values, "sol_dA_sem": sem.values,
-                                           "sol_fluence_eff_photons_cm2": np.repeat(J, di.size)},
-                                          ("fluence", "delay"), "sol_point", c), measured.reshape(-1), "sol_point"))
-        coords["sol_fluence_nominal_photons_cm2"] = ("sol_fluence", ta["fluence"].values)
-        attrs["solution_A0_1S_OD"] = float(a0)
-
-    # ---------------------------------------------------------------- SEC (charging, PL)
+        _reduce_solution(tree, options, name, data, coords, attrs)
     film_A0 = pp.film_absorbance(tree)
     if want("charging"):
-        sec = pp.sec_electrons(tree)
-        n_e = sec["n_e"].stack(sweep=("cycle", "direction")).transpose("sweep", "potential")
-        sem = sec["n_e_sem"].stack(sweep=("cycle", "direction")).transpose("sweep", "potential")
-        labels = [f"cycle{c}-{d}" for c, d in n_e["sweep"].values]
-        c = {"sweep": np.arange(len(labels)), "potential": n_e["potential"].values}
-        arrays = {"sec_n_e": n_e.values, "sec_n_e_sem": np.maximum(sem.values, 1e-6)}
-        if want("photoluminescence"):
-            if "pl_norm" not in sec:
-                raise ValueError(f"{name}: the photoluminescence component needs SEC PL sweeps (kind = "
-                                 "\"photoluminescence\" in experiment.toml); none were loaded")
-            arrays["sec_pl"] = sec["pl_norm"].stack(sweep=("cycle", "direction")).transpose("sweep", "potential").values
-        data.update(_flatten(arrays, ("sweep", "potential"), "sec_point", c))
-        coords["sweep_label"] = ("sweep", labels)
-
-    # ---------------------------------------------------------------- film TA (gain, dynamics, reflection)
+        _reduce_sec(tree, name, want, data, coords)
     if want("gain") or want("dynamics") or want("reflection"):
-        ta = tree["film/ta"]
-        dA_raw = ta["dA"]
-        lam = dA_raw["wavelength"].values
-        bw = pp.band_edge_window(film_A0, probe_wavelengths=lam)
-        corrected = pp.reflection_correct_film(tree, window=bw)
-        esa = pp.excited_state_absorption(tree, corrected)
-        a0, _ = pp.window_average(film_A0.interp(wavelength=lam).assign_attrs(units="OD"), bw)
-        attrs["film_A0_1S_OD"] = float(a0)
-        attrs["band_edge_window_nm"] = list(bw.bounds)
-        dR = _open_circuit_dR(tree, dA_raw) if not bool(ta["reflection_corrected"].all()) else None
-        if dR is not None:
-            FA, FR = pp._film_fractions(tree, lam)
-            sens = reflection_scale_sensitivity(dA_raw, dR, FA, FR).transpose(*dA_raw.dims).assign_attrs(units="OD")
-        else:
-            sens = xr.zeros_like(dA_raw).assign_attrs(units="OD")
-        pots = dA_raw["potential"].values
-        flu = dA_raw["fluence"].values
-        delays = dA_raw["delay"].values
-        # (potential, fluence, delay): which delays each file measured (all of them unless the files' grids differ)
-        measured = esa["A_star"].notnull().any("wavelength").transpose("potential", "fluence", "delay").values
-        gain_mask = _file_delays(measured, delays, *options["gain_delays_ps"])
-        gi = np.nonzero(gain_mask.any(axis=(0, 1)))[0]
-        lo_dyn = max(options["dynamics_delays_ps"][0], options["gain_delays_ps"][1] + 1e-9) if want("gain") else \
-            options["dynamics_delays_ps"][0]
-        dyn_mask = _file_delays(measured, delays, lo_dyn, options["dynamics_delays_ps"][1],
-                                options["n_dynamics_delays"])
-        yi = np.nonzero(dyn_mask.any(axis=(0, 1)))[0]
-        parts = []
-        if want("gain"):
-            if not gain_mask.any(axis=2).all():
-                raise ValueError(f"{name}: no film TA delays within gain_delays_ps {options['gain_delays_ps']} ps"
-                                 + _first_file(ta, gain_mask))
-            parts.append(("gain", gi, gain_mask))
-        if want("dynamics"):
-            if not dyn_mask.any(axis=2).all():
-                raise ValueError(f"{name}: no film TA delays within dynamics_delays_ps {options['dynamics_delays_ps']}"
-                                 + _first_file(ta, dyn_mask))
-            parts.append(("dynamics", yi, dyn_mask))
-        if not parts:  # reflection alone still needs the film TA grid: use the gain delays
-            parts.append(("gain", gi, gain_mask))
-        blocks = []
-        for label, di, mask in parts:
-            # scan scatter of the raw dA; the eq. S33 reflection correction is taken as slope 1 here
-            scan_sem = ta["dA_scan_sem"].isel(delay=di) if "dA_scan_sem" in ta.data_vars else None
-            A, A_sem = pp.window_average(esa["A_star"].isel(delay=di), bw, pixel_sem=scan_sem)
-            S, _ = pp.window_average(sens.isel(delay=di), bw)
-            order = ("potential", "fluence", "delay")
-            c = {"potential": pots, "fluence": np.arange(flu.size), "delay": delays[di]}
-            blk = _flatten({"ta_A": A.transpose(*order).values, "ta_A_sem": A_sem.transpose(*order).values,
-                            "ta_reflection_sensitivity": S.transpose(*order).values},
-                           order, "ta_point", c)
-            blk = _keep_points(blk, mask[:, :, di].reshape(-1), "ta_point")
-            n = blk["ta_A"][1].size
-            blk["ta_point_component"] = ("ta_point", np.array([label] * n))
-            blocks.append(blk)
-        for key in blocks[0]:
-            data[key] = ("ta_point", np.concatenate([b[key][1] for b in blocks]))
-        if want("gain"):
-            # spectra for the single-wavelength thresholds: A* averaged over the gain delays, A_pre = A_0 + dA_SEC
-            spec = esa["A_star"].isel(delay=gi).mean("delay").transpose("potential", "fluence", "wavelength")
-            # files on different grids: only the wavelengths every file measured
-            lk = np.isfinite(spec.values).all(axis=(0, 1))
-            # files in potential-major order (file = potential index x n_fluence + fluence index)
-            data["spectrum_A_star"] = (("ta_file", "spectrum_wavelength"), spec.values[..., lk].reshape(-1, lk.sum()))
-            data["spectrum_A_pre"] = (("ta_potential", "spectrum_wavelength"),
-                                      esa["A_pre"].transpose("potential", "wavelength").values[:, lk])
-            data["spectrum_A0"] = (("spectrum_wavelength",), esa["A0"].values[lk])
-            data["spectrum_wavelength_nm"] = (("spectrum_wavelength",), lam[lk])
-        if options.get("pump_attenuation", "none") == "beer-lambert":
-            attrs["film_pump_OD"] = film_pump_absorbance(tree, name)
-        coords["ta_fluence_nominal_photons_cm2"] = ("ta_fluence", flu)
-        coords["ta_potential_V"] = ("ta_potential", pots)
-        # the pre-pump absorbance A_pre = A_0 + Delta A_SEC that preprocessing added to every Delta A_TA: the
-        # model predicts Delta A_TA and adds this measured value back (see GainModel.build)
-        a_pre, _ = pp.window_average(esa["A_pre"], bw)
-        coords["ta_potential_A_pre_OD"] = ("ta_potential", np.asarray(a_pre.transpose("potential").values, float))
-        if want("reflection"):
-            if dR is None:
-                raise ValueError(f"{name}: the reflection component needs raw film TA and transient reflection "
-                                 "(/film/tr); this experiment's TA is already reflection corrected")
-            sub_lo = bw.center + 2.0 * bw.hwhm
-            sb = (sub_lo, float(lam.max()))
-            si = _delay_indices(delays, *options["subgap_delays_ps"])
-            D, D_sem = pp.window_average(corrected["dA"].isel(delay=si), sb)
-            S, _ = pp.window_average(sens.isel(delay=si), sb)
-            order = ("potential", "fluence", "delay")
-            c = {"potential": pots, "fluence": np.arange(flu.size), "delay": delays[si]}
-            data.update(_keep_points(_flatten({"subgap_dA": D.transpose(*order).values,
-                                               "subgap_dA_sem": D_sem.transpose(*order).values,
-                                               "subgap_reflection_sensitivity": S.transpose(*order).values},
-                                              order, "subgap_point", c),
-                                     measured[:, :, si].reshape(-1), "subgap_point"))
-            attrs["subgap_window_nm"] = list(sb)
+        _reduce_film_ta(tree, options, name, want, film_A0, data, coords, attrs)
     ds = xr.Dataset(data, coords=coords, attrs=attrs)
     return ds
 
+
+def _reduce_solution(tree, options, name, data, coords, attrs):
+    """Solution TA window averages at the cross-section delays (``sol_point``), into ``data``/``coords``/``attrs``."""
+    sol = tree["solution"]
+    ta = sol["ta"]
+    bw = pp.band_edge_window(sol["absorbance"], probe_wavelengths=ta["wavelength"].values)
+    A0 = sol["absorbance"].rename(wavelength_spectrum="wavelength").interp(wavelength=ta["wavelength"].values)
+    a0, _ = pp.window_average(A0.assign_attrs(units="OD"), bw)
+    di = _delay_indices(ta["delay"].values, *options["cross_section_delays_ps"])
+    if di.size == 0:
+        raise ValueError(f"{name}: no solution TA delays within cross_section_delays_ps "
+                         f"{options['cross_section_delays_ps']} ps")
+    scan_sem = sol["ta_scan_sem"].isel(delay=di) if "ta_scan_sem" in sol.data_vars else None
+    mean, sem = pp.window_average(ta.isel(delay=di).assign_attrs(units="OD"), bw, pixel_sem=scan_sem)
+    mean = mean.transpose("fluence", "delay")
+    sem = sem.transpose("fluence", "delay")
+    J = np.asarray(ph.depth_averaged_fluence(ta["fluence"].values, float(sol.attrs["pump_absorbance"])))
+    c = {"fluence": np.arange(ta.sizes["fluence"]), "delay": ta["delay"].values[di]}
+    measured = np.isfinite(mean.values)  # files on different delay grids: each contributes its own delays
+    lost = np.nonzero(~measured.any(axis=1))[0]
+    if lost.size:
+        raise ValueError(f"{name}: solution TA file {str(ta['source_file'].values[lost[0]])} has no delays within "
+                         f"cross_section_delays_ps {options['cross_section_delays_ps']} ps")
+    data.update(_keep_points(_flatten({"sol_dA": mean.values, "sol_dA_sem": sem.values,
+                                       "sol_fluence_eff_photons_cm2": np.repeat(J, di.size)},
+                                      ("fluence", "delay"), "sol_point", c), measured.reshape(-1), "sol_point"))
+    coords["sol_fluence_nominal_photons_cm2"] = ("sol_fluence", ta["fluence"].values)
+    attrs["solution_A0_1S_OD"] = float(a0)
+
+
+def _reduce_sec(tree, name, want, data, coords):
+    """SEC <n_e> (and normalised PL) of every sweep and potential (``sec_point``), into ``data``/``coords``."""
+    sec = pp.sec_electrons(tree)
+    n_e = sec["n_e"].stack(sweep=("cycle", "direction")).transpose("sweep", "potential")
+    sem = sec["n_e_sem"].stack(sweep=("cycle", "direction")).transpose("sweep", "potential")
+    labels = [f"cycle{c}-{d}" for c, d in n_e["sweep"].values]
+    c = {"sweep": np.arange(len(labels)), "potential": n_e["potential"].values}
+    arrays = {"sec_n_e": n_e.values, "sec_n_e_sem": np.maximum(sem.values, 1e-6)}
+    if want("photoluminescence"):
+        if "pl_norm" not in sec:
+            raise ValueError(f"{name}: the photoluminescence component needs SEC PL sweeps (kind = "
+                             "\"photoluminescence\" in experiment.toml); none were loaded")
+        arrays["sec_pl"] = sec["pl_norm"].stack(sweep=("cycle", "direction")).transpose("sweep", "potential").values
+    data.update(_flatten(arrays, ("sweep", "potential"), "sec_point", c))
+    coords["sweep_label"] = ("sweep", labels)
+
+
+def _reduce_film_ta(tree, options, name, want, film_A0, data, coords, attrs):
+    """Film TA window averages of A* at the gain and dynamics delays (``ta_point``), the spectra of the single-
+    wavelength thresholds, A_pre per potential and the sub-gap points, into ``data``/``coords``/``attrs``."""
+    ta = tree["film/ta"]
+    dA_raw = ta["dA"]
+    lam = dA_raw["wavelength"].values
+    bw = pp.band_edge_window(film_A0, probe_wavelengths=lam)
+    corrected = pp.reflection_correct_film(tree, window=bw)
+    esa = pp.excited_state_absorption(tree, corrected)
+    a0, _ = pp.window_average(film_A0.interp(wavelength=lam).assign_attrs(units="OD"), bw)
+    attrs["film_A0_1S_OD"] = float(a0)
+    attrs["band_edge_window_nm"] = list(bw.bounds)
+    dR = _open_circuit_dR(tree, dA_raw) if not bool(ta["reflection_corrected"].all()) else None
+    if dR is not None:
+        FA, FR = pp._film_fractions(tree, lam)
+        sens = reflection_scale_sensitivity(dA_raw, dR, FA, FR).transpose(*dA_raw.dims).assign_attrs(units="OD")
+    else:
+        sens = xr.zeros_like(dA_raw).assign_attrs(units="OD")
+    pots = dA_raw["potential"].values
+    flu = dA_raw["fluence"].values
+    delays = dA_raw["delay"].values
+    # (potential, fluence, delay): which delays each file measured (all of them unless the files' grids differ)
+    measured = esa["A_star"].notnull().any("wavelength").transpose("potential", "fluence", "delay").values
+    gain_mask = _file_delays(measured, delays, *options["gain_delays_ps"])
+    gi = np.nonzero(gain_mask.any(axis=(0, 1)))[0]
+    lo_dyn = max(options["dynamics_delays_ps"][0], options["gain_delays_ps"][1] + 1e-9) if want("gain") else \
+        options["dynamics_delays_ps"][0]
+    dyn_mask = _file_delays(measured, delays, lo_dyn, options["dynamics_delays_ps"][1],
+                            options["n_dynamics_delays"])
+    yi = np.nonzero(dyn_mask.any(axis=(0, 1)))[0]
+    parts = []
+    if want("gain"):
+        if not gain_mask.any(axis=2).all():
+            raise ValueError(f"{name}: no film TA delays within gain_delays_ps {options['gain_delays_ps']} ps"
+                             + _first_file(ta, gain_mask))
+        parts.append(("gain", gi, gain_mask))
+    if want("dynamics"):
+        if not dyn_mask.any(axis=2).all():
+            raise ValueError(f"{name}: no film TA delays within dynamics_delays_ps {options['dynamics_delays_ps']}"
+                             + _first_file(ta, dyn_mask))
+        parts.append(("dynamics", yi, dyn_mask))
+    if not parts:  # reflection alone still needs the film TA grid: use the gain delays
+        parts.append(("gain", gi, gain_mask))
+    blocks = []
+    for label, di, mask in parts:
+        # scan scatter of the raw dA; the eq. S33 reflection correction is taken as slope 1 here
+        scan_sem = ta["dA_scan_sem"].isel(delay=di) if "dA_scan_sem" in ta.data_vars else None
+        A, A_sem = pp.window_average(esa["A_star"].isel(delay=di), bw, pixel_sem=scan_sem)
+        S, _ = pp.window_average(sens.isel(delay=di), bw)
+        order = ("potential", "fluence", "delay")
+        c = {"potential": pots, "fluence": np.arange(flu.size), "delay": delays[di]}
+        blk = _flatten({"ta_A": A.transpose(*order).values, "ta_A_sem": A_sem.transpose(*order).values,
+                        "ta_reflection_sensitivity": S.transpose(*order).values},
+                       order, "ta_point", c)
+        blk = _keep_points(blk, mask[:, :, di].reshape(-1), "ta_point")
+        n = blk["ta_A"][1].size
+        blk["ta_point_component"] = ("ta_point", np.array([label] * n))
+        blocks.append(blk)
+    for key in blocks[0]:
+        data[key] = ("ta_point", np.concatenate([b[key][1] for b in blocks]))
+    if want("gain"):
+        data.update(_gain_spectra(esa, gi, lam))
+    if options.get("pump_attenuation", "none") == "beer-lambert":
+        attrs["film_pump_OD"] = film_pump_absorbance(tree, name)
+    coords["ta_fluence_nominal_photons_cm2"] = ("ta_fluence", flu)
+    coords["ta_potential_V"] = ("ta_potential", pots)
+    # the pre-pump absorbance A_pre = A_0 + Delta A_SEC that preprocessing added to every Delta A_TA: the
+    # model predicts Delta A_TA and adds this measured value back (see GainModel.build)
+    a_pre, _ = pp.window_average(esa["A_pre"], bw)
+    coords["ta_potential_A_pre_OD"] = ("ta_potential", np.asarray(a_pre.transpose("potential").values, float))
+    if want("reflection"):
+        if dR is None:
+            raise ValueError(f"{name}: the reflection component needs raw film TA and transient reflection "
+                             "(/film/tr); this experiment's TA is already reflection corrected")
+        _reduce_subgap(corrected, sens, measured, bw, (lam, delays, pots, flu), options, data, attrs)
+
+
+def _gain_spectra(esa, gi, lam):
+    """Spectra for the single-wavelength thresholds: A* averaged over the gain delays ``gi``, A_pre = A_0 + dA_SEC."""
+    out = {}
+    spec = esa["A_star"].isel(delay=gi).mean("delay").transpose("potential", "fluence", "wavelength")
+    # files on different grids: only the wavelengths every file measured
+    lk = np.isfinite(spec.values).all(axis=(0, 1))
+    # files in potential-major order (file = potential index x n_fluence + fluence index)
+    out["spectrum_A_star"] = (("ta_file", "spectrum_wavelength"), spec.values[..., lk].reshape(-1, lk.sum()))
+    out["spectrum_A_pre"] = (("ta_potential", "spectrum_wavelength"),
+                              esa["A_pre"].transpose("potential", "wavelength").values[:, lk])
+    out["spectrum_A0"] = (("spectrum_wavelength",), esa["A0"].values[lk])
+    out["spectrum_wavelength_nm"] = (("spectrum_wavelength",), lam[lk])
+    return out
+
+
+def _reduce_subgap(corrected, sens, measured, bw, grid, options, data, attrs):
+    """Corrected sub-gap Delta A and its Delta R sensitivity (``subgap_point``), into ``data``/``attrs``;
+    ``grid``: the film TA's (wavelengths, delays, potentials, fluences)."""
+    lam, delays, pots, flu = grid
+    sub_lo = bw.center + 2.0 * bw.hwhm
+    sb = (sub_lo, float(lam.max()))
+    si = _delay_indices(delays, *options["subgap_delays_ps"])
+    D, D_sem = pp.window_average(corrected["dA"].isel(delay=si), sb)
+    S, _ = pp.window_average(sens.isel(delay=si), sb)
+    order = ("potential", "fluence", "delay")
+    c = {"potential": pots, "fluence": np.arange(flu.size), "delay": delays[si]}
+    data.update(_keep_points(_flatten({"subgap_dA": D.transpose(*order).values,
+                                       "subgap_dA_sem": D_sem.transpose(*order).values,
+                                       "subgap_reflection_sensitivity": S.transpose(*order).values},
+                                      order, "subgap_point", c),
+                             measured[:, :, si].reshape(-1), "subgap_point"))
+    attrs["subgap_window_nm"] = list(sb)
 
 def concat_experiments(datasets):
     """Concatenate reduced experiments along their point dimensions, adding ``*_experiment`` indices.

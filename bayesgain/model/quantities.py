@@ -122,6 +122,9 @@ def _fractions_at_mean_electrons(model, targets, V_C, sigma, T_eff, g_e, T, n_gr
     from scipy.interpolate import CubicSpline
 
     targets = np.asarray(targets, float)
+    if model.spec.options["disorder"] == "uniform":  # the fractions are a function of <n_e> alone, the same per draw
+        f = ph.charge_fractions_uniform(targets, g_e)
+        return np.broadcast_to(f, (np.size(V_C),) + f.shape).copy()
     sigma = np.asarray(sigma, float)
     V_C = np.asarray(V_C, float)
     w = 6.5 * sigma + 2.0 * np.abs(V_C) + 30 * BOLTZMANN_EV_PER_K * np.asarray(T_eff, float)
@@ -276,7 +279,7 @@ def mean_electrons_band(model, potential_V=None, experiment=0, max_samples=1000)
     _, sigma, T_eff = _charging_draws(s, T)
     x = np.asarray(potential_V)[None, :] - s["V_1S_V"][:, None]
     disorder = model.spec.options["disorder"]
-    if disorder == "gaussian":
+    if disorder in ("gaussian", "uniform"):  # uniform doping keeps the Gaussian-disorder <n_e>(V)
         f = ph.charge_fractions(x, 0.0, s["V_C_V"][:, None], sigma[:, None], T, g_e, n_nodes=64)
     else:
         f = ph.charge_fractions(x, 0.0, s["V_C_V"][:, None], 0.0, T_eff[:, None], g_e)

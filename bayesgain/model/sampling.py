@@ -12,7 +12,7 @@ instead of 310 -- 1567 nats below the other three -- and in another run one chai
 on that model ~5 s and < 1500 iterations per chain to reach the optimum, which lies ~48 nats above
 the typical set's mean log density) shows which start lies in such a basin, and that chain starts from
 the best climb's start instead.  Chains that agree keep their own starts, so R-hat
-still compares chains from different points; :func:`bayesgain.model.core.stuck_chains` still checks
+still compares chains from different points; :func:`bayesgain.model.convergence.stuck_chains` still checks
 the result after sampling.
 
 The log density climbed is nutpie's (unconstrained space, Jacobian terms included).  Its optimum is
@@ -31,7 +31,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["BACKENDS", "STARTS", "compile_nutpie", "sample_nutpie", "optimised_starts", "with_starts",
+__all__ = ["BACKENDS", "STARTS", "compile_nutpie", "sample_nutpie", "optimised_starts", "with_starts", "jitter_rvs",
            "logp_and_gradient", "report_text", "stuck_chain_gaps", "chain_init_seeds", "climbed_starts", "flat_layout", "initial_point"]
 
 # PyTensor backends nutpie compiles the log density with (joint model, data/synthetic-batch-a,
@@ -408,3 +408,31 @@ def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed
     if report is not None:
         idata.attrs["chain_starts"] = report_text(report)
     return idata, report
+
+
+def jitter_rvs(model, max_scale=0.25):
+    """Free variables whose starting point may be jittered by U(-1, 1) in the unconstrained space.
+
+    PyMC and nutpie jitter every free variable by U(-1, 1) unless told otherwise; that is harmless for
+    standard normals and log-scale positives but moves a 10 mV sweep offset by up to 1 V and a per-file
+    log fluence calibration (scale 0.05) by a factor up to e.  Such variables -- Normals and LogNormals
+    whose sigma is below ``max_scale`` or depends on other variables -- start at their prior centre.
+    """
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import ancestors
+
+    free = set(model.free_RVs)
+    keep = set()
+    for rv in model.free_RVs:
+        if type(rv.owner.op).__name__ in ("NormalRV", "LogNormalRV"):
+            sigma = rv.owner.inputs[-1]
+            parents = list(ancestors([sigma]))
+            if any(a in free for a in parents) or not any(isinstance(a, Constant) for a in parents):
+                continue
+            try:
+                if np.min(np.asarray(sigma.eval())) < max_scale:
+                    continue
+            except Exception:  # not a constant expression: do not jitter
+                continue
+        keep.add(rv)
+    return keep

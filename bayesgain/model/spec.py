@@ -13,7 +13,7 @@ A specification is a TOML file::
     reflection = true
     hole_trapping = false
     [options]               # variant choices and data selection
-    disorder = "gaussian"   # gaussian | effective-temperature | none
+    disorder = "gaussian"   # gaussian | effective-temperature | none | uniform
     auger = "transition-counting"   # transition-counting | free
     likelihood = "normal"   # normal | student-t
     ...
@@ -71,7 +71,9 @@ DEFAULT_COMPONENTS = {k: k not in ("photoluminescence", "hole_trapping") for k i
 
 # option name -> (default, allowed values or a type)
 DEFAULT_OPTIONS = {
-    "disorder": ("gaussian", ("gaussian", "effective-temperature", "none")),
+    # the charge fractions' law (model/components/charging_laws.py); "uniform": SI Fig. S6b, every QD at floor or
+    # ceil of the <n_e> of the Gaussian-disorder law
+    "disorder": ("gaussian", ("gaussian", "effective-temperature", "none", "uniform")),
     "auger": ("transition-counting", ("transition-counting", "free")),
     "likelihood": ("normal", ("normal", "student-t")),
     "single_exciton_decay": (True, bool),
@@ -146,8 +148,8 @@ DEFAULT_PRIORS = {
                  mu=-1.2, sigma=0.2),
     "V_C_V": _p("LogNormal", "V", "charging energy per electron pair (weakly identified: informative prior)",
                 "charging|gain|dynamics", mu=math.log(0.005), sigma=0.5),
-    "sigma_1S_V": _p("HalfNormal", "V", "Gaussian disorder of the 1S(e) level potential", "disorder=gaussian",
-                     sigma=0.2),
+    "sigma_1S_V": _p("HalfNormal", "V", "Gaussian disorder of the 1S(e) level potential",
+                     "disorder=gaussian|disorder=uniform", sigma=0.2),
     "T_eff_K": _p("LogNormal", "K", "effective temperature of the Fermi-Dirac curve (no level disorder)",
                   "disorder=effective-temperature", mu=math.log(800.0), sigma=0.5),
     "sec_bleach_scale": _p("LogNormal", "1", "scale of the SEC <n_e> (window holds 2S tail and background)",

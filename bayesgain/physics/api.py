@@ -22,6 +22,7 @@ __all__ = [
     "gain_threshold",
     "charge_fractions",
     "mean_electrons",
+    "charge_fractions_uniform",
     "auger_rate",
     "cascade_absorption",
     "state_populations",
@@ -300,6 +301,21 @@ def charge_fractions(potential_V, V_1S, V_C=0.0, sigma_1S=0.0, temperature_K=293
     else:
         out = _fractions_fn(g_e, int(n_nodes), float(half_width))(Vf, V1f, Vcf, sf, Tf)
     return out.reshape(shape + (g_e + 1,))
+
+
+@functools.lru_cache(maxsize=None)
+def _uniform_fractions_fn(g_e):
+    m = pt.dvector("mean_electrons")
+    return _function([m], charging.charge_fractions_uniform(m, g_e))
+
+
+def charge_fractions_uniform(mean_electrons, g_e=2):
+    """Fractions f_0..f_{g_e} (last axis) under uniform doping: every QD holds floor or ceil of ``mean_electrons``
+    (``charging.charge_fractions_uniform``; values outside [0, g_e] are clipped)."""
+    g_e, _ = _degeneracies(g_e, 1)
+    m = _array(mean_electrons, "mean_electrons")
+    (mf,), shape = _flat(m)
+    return _uniform_fractions_fn(g_e)(mf).reshape(shape + (g_e + 1,))
 
 
 def mean_electrons(charge_fractions):

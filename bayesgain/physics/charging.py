@@ -15,6 +15,11 @@ Disorder (eq. S15-S16; S16 is printed without the square and the minus sign): th
 potential of each QD is V_1S' ~ Normal(V_1S, sigma_1S) and the *fractions* (not only <n_e>) are
 averaged over it by quadrature (trapezoidal; see ``DEFAULT_QUADRATURE_NODES`` for why not Gauss-Hermite).  The effective-temperature variant is the plain
 fractions with ``temperature_K`` as a free parameter.
+
+Uniform doping (SI Fig. S6b, the alternative the paper shows and rejects): no distribution of the charge
+over the QDs beyond the integer parts, every QD holding floor(<n_e>) or ceil(<n_e>) electrons with
+f_floor = 1 - frac(<n_e>), f_ceil = frac(<n_e>), i.e. f_n = max(0, 1 - |n - <n_e>|) (the least charge spread
+that gives the mean <n_e>).
 """
 
 import math
@@ -28,6 +33,7 @@ __all__ = [
     "MODEL_QUADRATURE_HALF_WIDTH",
     "charge_fractions",
     "charge_fractions_disordered",
+    "charge_fractions_uniform",
     "mean_electrons",
     "effective_temperature_K",
     "DEFAULT_QUADRATURE_NODES",
@@ -122,6 +128,17 @@ def charge_fractions_disordered(
     # average each fraction over the nodes before stacking: no (..., nodes, n) array is joined (and split
     # again in the gradient), so each reduction fuses with the elementwise pass that feeds it
     return pt.stack([pt.sum(x * w, axis=-1) for x in f], axis=-1)
+
+
+def charge_fractions_uniform(mean_electrons, g_e=2):
+    """Uniform doping: f_0..f_{g_e} (last axis) when every QD holds floor(<n_e>) or ceil(<n_e>) electrons.
+
+    f_n = max(0, 1 - |n - <n_e>|), <n_e> clipped to [0, g_e]: f_floor = 1 - frac, f_ceil = frac, the others 0, so
+    sum_n f_n = 1 and sum_n n f_n = <n_e>.  Piecewise linear in <n_e> (kinks at the integers, the kink of SI
+    Fig. S6b); the gradient is 1 or -1 between them.
+    """
+    m = pt.clip(pt.as_tensor_variable(mean_electrons), 0.0, float(g_e))
+    return pt.stack([pt.maximum(0.0, 1.0 - pt.abs(m - float(n))) for n in range(g_e + 1)], axis=-1)
 
 
 def mean_electrons(charge_fractions):
