@@ -36,7 +36,7 @@ import re
 import numpy as np
 
 from . import physics as ph
-from .physics.charging import MODEL_QUADRATURE_HALF_WIDTH
+from .model.components.charging_laws import law_for
 
 __all__ = ["DesignError", "Target", "parse_target", "Candidates", "candidate_grid", "weighted_hdi_width",
            "reweighted_widths", "linear_gaussian_width", "expected_width", "log_marginal_over_grid", "greedy_batch", "design",
@@ -354,18 +354,10 @@ class _Predictor:
         self.p = {k: (None if v is None else np.asarray(v)[take]) for k, v in s.items()}
         n = take.size
         V = candidates.potentials_V
-        disorder = model.spec.options["disorder"]
         p = self.p
-        if disorder in ("gaussian", "uniform"):
-            self.f = ph.charge_fractions(V[None, :], p["V_1S_V"][:, None], p["V_C_V"][:, None],
-                                         p["sigma_1S_V"][:, None], T, self.g_e, n_nodes=max(model.quadrature_nodes, 40),
-                                         half_width=MODEL_QUADRATURE_HALF_WIDTH)
-            if disorder == "uniform":  # the same <n_e>, every QD at its floor or ceil
-                self.f = ph.charge_fractions_uniform(self.f @ np.arange(self.g_e + 1.0), self.g_e)
-        else:
-            temp = p["T_eff_K"] if disorder == "effective-temperature" else np.full(n, T)
-            self.f = ph.charge_fractions(V[None, :], p["V_1S_V"][:, None], p["V_C_V"][:, None], 0.0,
-                                         temp[:, None], self.g_e)
+        per_draw = {k: p[k][:, None] for k in ("V_1S_V", "V_C_V", "sigma_1S_V", "T_eff_K") if p[k] is not None}
+        self.f = law_for(model.spec).numpy_fractions(V[None, :], per_draw, T, self.g_e,
+                                                     n_nodes=max(model.quadrature_nodes or 0, 40))
         self.F = candidates.fluences_photons_cm2
         self.t = np.asarray(delays, float)
         A0 = float(d["experiment_film_A0_1S_OD"].values[experiment])

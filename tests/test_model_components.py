@@ -124,3 +124,25 @@ def test_uniform_law_fractions_at_doping_levels():
     got = _fractions_at_mean_electrons(stub, targets, np.full(3, 0.005), np.full(3, 0.1), None, 2, 293.0)
     assert got.shape == (3, 5, 3)
     np.testing.assert_allclose(got, np.broadcast_to([ref.fractions_uniform(x) for x in targets], got.shape))
+
+
+def test_every_law_gives_numpy_fractions_for_posterior_draws():
+    """quantities and design ask the law for NumPy fractions: a new law is one class, not a branch in each."""
+    import numpy as np
+
+    from bayesgain import physics as ph
+    from bayesgain.model.components.charging_laws import LAWS
+
+    V = np.linspace(-1.6, -0.9, 15)[None, :]
+    p = {"V_1S_V": np.array([[-1.25], [-1.2]]), "V_C_V": np.array([[0.005], [0.02]]),
+         "sigma_1S_V": np.array([[0.11], [0.05]]), "T_eff_K": np.array([[900.0], [400.0]])}
+    out = {name: law.numpy_fractions(V, p, 293.0, 2) for name, law in LAWS.items()}
+    for name, f in out.items():
+        assert f.shape == (2, 15, 3) and np.allclose(f.sum(-1), 1.0), name
+    wide = ph.charge_fractions(V, p["V_1S_V"], p["V_C_V"], p["sigma_1S_V"], 293.0, 2, n_nodes=400)
+    np.testing.assert_allclose(out["gaussian"], wide, atol=1e-6)
+    np.testing.assert_allclose(out["effective-temperature"],
+                               ph.charge_fractions(V, p["V_1S_V"], p["V_C_V"], 0.0, p["T_eff_K"], 2), atol=1e-12)
+    ne = np.arange(3.0)
+    np.testing.assert_allclose(out["uniform"] @ ne, out["gaussian"] @ ne, atol=1e-12)  # same <n_e>, no spread
+    assert np.all(np.sum(out["uniform"] > 1e-12, axis=-1) <= 2)

@@ -32,6 +32,7 @@ import xarray as xr
 from .. import physics as ph
 from ..physics.charging import MODEL_QUADRATURE_HALF_WIDTH
 from ..physics.constants import BOLTZMANN_EV_PER_K, LN10
+from .components.charging_laws import law_for
 
 __all__ = ["threshold_curve", "thresholds_at_potentials", "mean_electrons_band", "gain_lifetime_curves",
            "effective_temperature", "gain_coefficient", "single_wavelength_thresholds", "hdi_table",
@@ -276,13 +277,8 @@ def mean_electrons_band(model, potential_V=None, experiment=0, max_samples=1000)
         V = d["sec_point_potential"].values if "sec_point_potential" in d else d["ta_potential_V"].values
         potential_V = np.linspace(V.min(), V.max(), 131)
     s, _ = posterior_samples(model, ["V_1S_V", "V_C_V", "sigma_1S_V", "T_eff_K"], experiment, max_samples)
-    _, sigma, T_eff = _charging_draws(s, T)
-    x = np.asarray(potential_V)[None, :] - s["V_1S_V"][:, None]
-    disorder = model.spec.options["disorder"]
-    if disorder in ("gaussian", "uniform"):  # uniform doping keeps the Gaussian-disorder <n_e>(V)
-        f = ph.charge_fractions(x, 0.0, s["V_C_V"][:, None], sigma[:, None], T, g_e, n_nodes=64)
-    else:
-        f = ph.charge_fractions(x, 0.0, s["V_C_V"][:, None], 0.0, T_eff[:, None], g_e)
+    per_draw = {k: v[:, None] for k, v in s.items() if v is not None}
+    f = law_for(model.spec).numpy_fractions(np.asarray(potential_V)[None, :], per_draw, T, g_e)
     return xr.DataArray(f @ np.arange(g_e + 1.0), dims=("sample", "potential"), coords={"potential": potential_V},
                         name="mean_electrons", attrs={"units": "electrons/QD"})
 

@@ -8,6 +8,8 @@ for potentials ``V`` of experiments ``e_idx`` from the shared parameters ``ctx.P
 
 from __future__ import annotations
 
+import numpy as np
+
 from ...physics.charging import MODEL_QUADRATURE_HALF_WIDTH
 
 __all__ = ["ChargingLaw", "LAWS", "law_for"]
@@ -27,6 +29,11 @@ class ChargingLaw:
     def fractions(self, ctx, V, e_idx):
         raise NotImplementedError
 
+    def numpy_fractions(self, V, p, T, g_e, n_nodes=64):
+        """The same fractions in NumPy for posterior draws: ``p`` maps parameter names to arrays that broadcast
+        with ``V`` (e.g. (D, 1) against (1, P)); returns (..., g_e + 1).  For quantities, design and the report."""
+        raise NotImplementedError
+
 
 @_law
 class GaussianDisorder(ChargingLaw):
@@ -43,6 +50,12 @@ class GaussianDisorder(ChargingLaw):
                                                     ctx.T[e_idx], ctx.g_e, n_nodes=ctx.nodes,
                                                     half_width=MODEL_QUADRATURE_HALF_WIDTH)
 
+    def numpy_fractions(self, V, p, T, g_e, n_nodes=64):
+        from ...physics import api
+
+        return api.charge_fractions(V, p["V_1S_V"], p["V_C_V"], p["sigma_1S_V"], T, g_e, n_nodes=n_nodes,
+                                    half_width=MODEL_QUADRATURE_HALF_WIDTH)
+
 
 @_law
 class EffectiveTemperature(ChargingLaw):
@@ -56,6 +69,11 @@ class EffectiveTemperature(ChargingLaw):
         P = ctx.P
         return charging.charge_fractions(V, P["V_1S_V"][e_idx], P["V_C_V"][e_idx], P["T_eff_K"][e_idx], ctx.g_e)
 
+    def numpy_fractions(self, V, p, T, g_e, n_nodes=64):
+        from ...physics import api
+
+        return api.charge_fractions(V, p["V_1S_V"], p["V_C_V"], 0.0, p["T_eff_K"], g_e)
+
 
 @_law
 class NoDisorder(ChargingLaw):
@@ -68,6 +86,11 @@ class NoDisorder(ChargingLaw):
 
         P = ctx.P
         return charging.charge_fractions(V, P["V_1S_V"][e_idx], P["V_C_V"][e_idx], ctx.T[e_idx], ctx.g_e)
+
+    def numpy_fractions(self, V, p, T, g_e, n_nodes=64):
+        from ...physics import api
+
+        return api.charge_fractions(V, p["V_1S_V"], p["V_C_V"], 0.0, T, g_e)
 
 
 @_law
@@ -84,6 +107,12 @@ class UniformDoping(ChargingLaw):
 
         return charging.charge_fractions_uniform(charging.mean_electrons(LAWS["gaussian"].fractions(ctx, V, e_idx)),
                                                  ctx.g_e)
+
+    def numpy_fractions(self, V, p, T, g_e, n_nodes=64):
+        from ...physics import api
+
+        f = LAWS["gaussian"].numpy_fractions(V, p, T, g_e, n_nodes)
+        return api.charge_fractions_uniform(f @ np.arange(g_e + 1.0), g_e)
 
 
 def law_for(spec):
