@@ -32,6 +32,8 @@ import xarray as xr
 from .. import physics as ph
 from ..physics.charging import MODEL_QUADRATURE_HALF_WIDTH
 from ..physics.constants import BOLTZMANN_EV_PER_K, LN10
+from ..physics.api import ensemble_table
+from ..physics.api import threshold_on_table as _solve_on_table
 from .components.charging_laws import law_for
 
 __all__ = ["threshold_curve", "thresholds_at_potentials", "mean_electrons_band", "gain_lifetime_curves",
@@ -163,75 +165,6 @@ def _fractions_at_mean_electrons(model, targets, V_C, sigma, T_eff, g_e, T, n_gr
     out[:, targets <= 0] = eye[0]
     out[:, targets >= g_e] = eye[g_e]
     return out
-
-
-@functools.lru_cache(maxsize=8)
-def ensemble_table(g_e, g_h, upper=None, n_grid=4001, hole_trapping="emission"):
-    """a_n(<N>) = sum_N P(N; <N>) A*(N, n) and the change per unit hole-trap fraction e_n(<N>) on a <N> grid:
-    (grid,), (grid, S) x 2.  e_n is the emission part for ``hole_trapping = "emission"`` (A + eta e) and the
-    trapped-hole counting minus the plain one for ``"counting"`` ((1 - eta) a + eta a_trap = a + eta e, exact
-    at t = 0)."""
-    upper = ph.ensemble.threshold_bracket(g_e, g_h) if upper is None else upper
-    grid = np.linspace(0.0, upper, n_grid)
-    S = g_e + 1
-    eye = np.eye(S)
-    a = np.stack([ph.ensemble_absorption(grid, eye[n], g_e, g_h) for n in range(S)], axis=-1)
-    n_max = ph.poisson.required_n_max(upper)
-    N = np.arange(n_max + 1, dtype=float)
-    from scipy import stats
-
-    P = stats.poisson.pmf(N[None, :], grid[:, None])
-    from ..physics import transitions
-
-    if hole_trapping == "counting":
-        n_max_t = int(N[-1])
-        emis = (transitions.trapped_hole_transition_table(n_max_t, g_e, g_h).eval()
-                - transitions.transition_table(n_max_t, g_e, g_h).eval())
-    else:
-        emis = transitions.emission_table(int(N[-1]), g_e, g_h)
-    return grid, a, P @ emis
-
-
-def _solve_on_table(f, g_e, g_h, eta=None, level=0.0, hole_trapping="emission"):
-    """<N> where sum_n f_n [a_n + eta e_n](<N>) = level, for f (..., S); eta broadcast over (...)."""
-    grid, a, e = ensemble_table(g_e, g_h, hole_trapping=hole_trapping)
-    f = np.asarray(f, float)
-    shape = f.shape[:-1]
-    ff = f.reshape(-1, f.shape[-1])
-    et = np.zeros(ff.shape[0]) if eta is None else np.broadcast_to(np.asarray(eta, float), shape).reshape(-1)
-    lv = np.broadcast_to(np.asarray(level, float), shape).reshape(-1)
-
-    def A(i):
-        out = np.einsum("bs,bs->b", ff, a[i])
-        if eta is not None:
-            out += et * np.einsum("bs,bs->b", ff, e[i])
-        return out - lv
-
-    # coarse bracket with one matrix product on every 64th grid point, then bisection inside it
-    stride = 128
-    coarse = np.unique(np.append(np.arange(0, grid.size, stride), grid.size - 1))
-    Ac = ff @ a[coarse].T  # (B, C), decreasing along C
-    if eta is not None:
-        Ac += et[:, None] * (ff @ e[coarse].T)
-    if np.any(lv):
-        Ac -= lv[:, None]
-    out = np.full(ff.shape[0], np.nan)
-    out[Ac[:, 0] <= 0] = 0.0
-    out[Ac[:, -1] > 0] = np.inf
-    todo = (Ac[:, 0] > 0) & (Ac[:, -1] <= 0)
-    j = np.clip(np.argmax(Ac <= 0, axis=1), 1, coarse.size - 1)
-    lo = coarse[j - 1]
-    hi = coarse[j]
-    while np.any(todo & (hi - lo > 1)):
-        mid = (lo + hi) // 2
-        above = A(mid) > 0
-        lo = np.where(todo & above, mid, lo)
-        hi = np.where(todo & ~above, mid, hi)
-    a_lo, a_hi = A(lo), A(hi)
-    frac = np.where(a_lo != a_hi, a_lo / np.where(a_lo != a_hi, a_lo - a_hi, 1.0), 0.0)
-    root = grid[lo] + frac * (grid[hi] - grid[lo])
-    out[todo] = root[todo]
-    return out.reshape(shape)
 
 
 def threshold_curve(model, n_e=None, experiment=0):

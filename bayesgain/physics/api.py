@@ -17,6 +17,8 @@ from .constants import BOLTZMANN_EV_PER_K
 from .poisson import DEFAULT_TAIL, required_n_max, truncated_tail
 
 __all__ = [
+    "ensemble_table",
+    "threshold_on_table",
     "band_edge_absorption",
     "ensemble_absorption",
     "gain_threshold",
@@ -499,3 +501,73 @@ def gain_coefficient_per_cm(absorbance_OD, thickness_nm):
     """g = -A ln(10) / d in cm^-1 for absorbance A (OD) of a film of thickness d (nm)."""
     return _elementwise("gain_coefficient_per_cm", _array(absorbance_OD, "absorbance_OD"),
                         _positive(thickness_nm, "thickness_nm", "nm"))
+
+
+@functools.lru_cache(maxsize=8)  # the same table for every draw and every call of a report
+def ensemble_table(g_e, g_h, upper=None, n_grid=4001, hole_trapping="emission"):
+    """a_n(<N>) = sum_N P(N; <N>) A*(N, n) and the change per unit hole-trap fraction e_n(<N>) on a <N> grid:
+    (grid,), (grid, S) x 2.  e_n is the emission part for ``hole_trapping = "emission"`` (A + eta e) and the
+    trapped-hole counting minus the plain one for ``"counting"`` ((1 - eta) a + eta a_trap = a + eta e, exact
+    at t = 0)."""
+    upper = ensemble.threshold_bracket(g_e, g_h) if upper is None else upper
+    grid = np.linspace(0.0, upper, n_grid)
+    S = g_e + 1
+    eye = np.eye(S)
+    a = np.stack([ensemble_absorption(grid, eye[n], g_e, g_h) for n in range(S)], axis=-1)
+    n_max = required_n_max(upper)
+    N = np.arange(n_max + 1, dtype=float)
+    from scipy import stats
+
+    P = stats.poisson.pmf(N[None, :], grid[:, None])
+    if hole_trapping == "counting":
+        n_max_t = int(N[-1])
+        emis = (transitions.trapped_hole_transition_table(n_max_t, g_e, g_h).eval()
+                - transitions.transition_table(n_max_t, g_e, g_h).eval())
+    else:
+        emis = transitions.emission_table(int(N[-1]), g_e, g_h)
+    return grid, a, P @ emis
+
+
+def threshold_on_table(f, g_e, g_h, eta=None, level=0.0, hole_trapping="emission"):
+    """<N> where sum_n f_n [a_n + eta e_n](<N>) = level, for f (..., S); eta broadcast over (...): the threshold of
+    many posterior draws at once on the tabulated ensemble absorption (:func:`ensemble_table`), error < 1e-4
+    excitons/QD against the PyTensor root (``ensemble.solve_threshold``); 0 where no excitation is needed, inf
+    beyond the table."""
+    grid, a, e = ensemble_table(g_e, g_h, hole_trapping=hole_trapping)
+    f = np.asarray(f, float)
+    shape = f.shape[:-1]
+    ff = f.reshape(-1, f.shape[-1])
+    et = np.zeros(ff.shape[0]) if eta is None else np.broadcast_to(np.asarray(eta, float), shape).reshape(-1)
+    lv = np.broadcast_to(np.asarray(level, float), shape).reshape(-1)
+
+    def A(i):
+        out = np.einsum("bs,bs->b", ff, a[i])
+        if eta is not None:
+            out += et * np.einsum("bs,bs->b", ff, e[i])
+        return out - lv
+
+    # coarse bracket with one matrix product on every 64th grid point, then bisection inside it
+    stride = 128
+    coarse = np.unique(np.append(np.arange(0, grid.size, stride), grid.size - 1))
+    Ac = ff @ a[coarse].T  # (B, C), decreasing along C
+    if eta is not None:
+        Ac += et[:, None] * (ff @ e[coarse].T)
+    if np.any(lv):
+        Ac -= lv[:, None]
+    out = np.full(ff.shape[0], np.nan)
+    out[Ac[:, 0] <= 0] = 0.0
+    out[Ac[:, -1] > 0] = np.inf
+    todo = (Ac[:, 0] > 0) & (Ac[:, -1] <= 0)
+    j = np.clip(np.argmax(Ac <= 0, axis=1), 1, coarse.size - 1)
+    lo = coarse[j - 1]
+    hi = coarse[j]
+    while np.any(todo & (hi - lo > 1)):
+        mid = (lo + hi) // 2
+        above = A(mid) > 0
+        lo = np.where(todo & above, mid, lo)
+        hi = np.where(todo & ~above, mid, hi)
+    a_lo, a_hi = A(lo), A(hi)
+    frac = np.where(a_lo != a_hi, a_lo / np.where(a_lo != a_hi, a_lo - a_hi, 1.0), 0.0)
+    root = grid[lo] + frac * (grid[hi] - grid[lo])
+    out[todo] = root[todo]
+    return out.reshape(shape)
