@@ -36,6 +36,7 @@ import re
 import numpy as np
 
 from . import physics as ph
+from .physics import optics
 from .model.components.charging_laws import law_for
 
 __all__ = ["DesignError", "Target", "parse_target", "Candidates", "candidate_grid", "weighted_hdi_width",
@@ -344,7 +345,8 @@ class _Predictor:
         T = float(d["experiment_temperature_K"].values[experiment])
         names = ["V_1S_V", "V_C_V", "sigma_1S_V", "T_eff_K", "tau_xx_ps", "tau_x_ps", "trion_rate_factor",
                  "triexciton_rate_factor", "hole_trap_fraction", "gamma_OD", "window_occupancy_bleach_OD",
-                 "window_shift_loss", "film_cross_section_cm2", "fluence_log_sd", "ta_noise_rel"]
+                 "window_shift_loss", "film_cross_section_cm2", "fluence_log_sd", "ta_noise_rel",
+                 "window_tail_amplitude_rel", "window_tail_time_ps"]
         s, _ = posterior_samples(model, names, experiment)
         missing = [n for n in ("tau_xx_ps", "gamma_OD", "film_cross_section_cm2", "ta_noise_rel", "V_1S_V")
                    if s[n] is None]
@@ -375,13 +377,24 @@ class _Predictor:
         S = self.g_e + 1
         self.table0 = ph.band_edge_absorption(np.zeros(S), np.arange(S), self.g_e, self.g_h)
         self.occ0 = np.minimum(np.arange(S), self.g_e) / self.g_e
+        self.A0 = A0
+        # the window tail's amplitude is its size at the earliest film TA delay the fit saw (as in the model)
+        self.t_ref = float(d["ta_point_delay"].values[d["ta_point_experiment"].values == experiment].min())
+        # a Beer-Lambert pump: <N> falls through the film as r_k; the run's Delta A is the depth average (weights w_k)
+        self.depth = (np.ones(1), np.ones(1))
+        if model.spec.options.get("pump_attenuation") == "beer-lambert":
+            od = float(np.nan_to_num(d["experiment_film_pump_OD"].values[experiment], nan=0.0))
+            r, w = ph.api.pump_depth_profile(od, optics.pump_depth_node_count(np.array([od])))
+            self.depth = (np.asarray(r, float).reshape(-1), np.asarray(w, float))
 
     def delta_A(self, j, z):
         """Delta A_TA (OD) of draw j for every candidate and calibration z: (P, F, Z, T)."""
         p, g_e = self.p, self.g_e
         S = g_e + 1
         c = self.fl_sd[j] * np.asarray(z, float)
-        means = (p["film_cross_section_cm2"][j] * self.F[:, None] * np.exp(c)[None, :]).ravel()  # (F*Z,)
+        front = p["film_cross_section_cm2"][j] * self.F[:, None] * np.exp(c)[None, :]  # (F, Z)
+        r, w = self.depth
+        means = (front[..., None] * r).ravel()  # (F*Z*K,): every depth node of every run
         eye = np.eye(S)
         m = np.repeat(means, S)
         f = np.tile(eye, (means.size, 1))
@@ -389,16 +402,21 @@ class _Predictor:
         out = self.fn(1.0 / p["tau_xx_ps"][j], 0.0 if p["tau_x_ps"] is None else 1.0 / p["tau_x_ps"][j],
                       opt("trion_rate_factor", 1.0), opt("triexciton_rate_factor", 1.0),
                       opt("hole_trap_fraction", 0.0), m, f, self.t)  # (F*Z*S, 2, T)
-        basis = out.reshape(self.F.size, c.size, S, 2, self.t.size)
+        K = r.size
+        basis = out.reshape(self.F.size, c.size, K, S, 2, self.t.size)
         fj = self.f[j]  # (P, S)
-        both = (fj @ basis.transpose(2, 0, 1, 3, 4).reshape(S, -1)).reshape(fj.shape[0], self.F.size, c.size, 2, -1)
-        A_eff, occ = both[..., 0, :], both[..., 1, :]
-        A_pre = (fj @ self.table0)[:, None, None, None]
-        occ_pre = (fj @ self.occ0)[:, None, None, None]
-        gg = g_e * self.g_h
-        x = (A_pre - A_eff) / (2.0 * gg)
-        return (p["gamma_OD"][j] * (A_eff * (1.0 - opt("window_shift_loss", 0.0) * x**4) - A_pre)
-                - p["window_occupancy_bleach_OD"][j] * (occ - occ_pre))
+        both = np.einsum("ps,fzksqt->pfzkqt", fj, basis)
+        A_eff, occ = both[..., 0, :], both[..., 1, :]  # (P, F, Z, K, T)
+        A_pre = (fj @ self.table0)[:, None, None, None, None]
+        occ_pre = (fj @ self.occ0)[:, None, None, None, None]
+        dA = optics.window_absorption_change(A_eff, occ, A_pre, occ_pre, p["gamma_OD"][j],
+                                             opt("window_shift_loss", 0.0), p["window_occupancy_bleach_OD"][j], g_e,
+                                             self.g_h)
+        if p["window_tail_amplitude_rel"] is not None:
+            N = (front[..., None] * r)[None, :, :, :, None]  # (1, F, Z, K, 1)
+            dA = dA - optics.window_tail_bleach(N, self.t, self.t_ref, self.A0 * p["window_tail_amplitude_rel"][j],
+                                                p["window_tail_time_ps"][j])
+        return np.sum(dA * w[:, None], axis=-2)  # depth average: (P, F, Z, T)
 
 
 def _film_delays(model, experiment=0):

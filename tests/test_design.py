@@ -252,3 +252,44 @@ def test_reweighted_widths_is_the_row_by_row_weighted_hdi():
         ref = np.mean([dz.weighted_hdi_width(values[:, q], w[k]) for q in range(2)])
         assert widths[k] == pytest.approx(ref, rel=1e-9)
         assert ess[k] == pytest.approx(w[k].sum() ** 2 / (w[k] ** 2).sum())
+
+
+@pytest.mark.parametrize("pump", ["none", "beer-lambert"])
+def test_candidate_prediction_is_the_models_own_for_an_existing_run(batch_a, pump):
+    """A candidate at an existing run's potential and fluence, with that run's calibration, predicts what the
+    fitted model predicts for the run's film TA (window terms, window tail and depth-averaged pump included)."""
+    import xarray as xr
+
+    from bayesgain.model.core import GainModel
+    from bayesgain.model.spec import spec_from_dict
+
+    spec = spec_from_dict({"components": {"reflection": False},
+                           "options": {"pump_attenuation": pump, "discrepancy": "window-tail"}})
+    gm = GainModel(spec, batch_a)
+    m = gm.build()
+    names = ["V_1S_V", "V_C_V", "sigma_1S_V", "tau_xx_ps", "tau_x_ps", "gamma_OD", "window_occupancy_bleach_OD",
+             "window_shift_loss", "film_cross_section_cm2", "fluence_log_sd", "ta_noise_rel",
+             "window_tail_amplitude_rel", "window_tail_time_ps", "fluence_log_cal_film"]
+    point = m.initial_point()
+    rng = np.random.default_rng(3)
+    point = {k: v + 0.05 * rng.standard_normal(np.shape(v)) for k, v in point.items()}  # away from prior centres
+    vals = m.compile_fn([m[n] for n in names] + [gm.film_mean_physics], inputs=m.value_vars,
+                        on_unused_input="ignore")(point)
+    post = xr.Dataset({n: (("chain", "draw") + m.named_vars_to_dims.get(n, ()), np.asarray(v)[None, None])
+                       for n, v in zip(names, vals[:-1])}, coords={k: list(v) for k, v in m.coords.items() if v is not None})
+    gm.idata = xr.DataTree.from_dict({"posterior": post})
+    mu = vals[-1]
+    d = gm.data
+    f = 7  # one film TA file
+    pts = np.nonzero(gm.file_index == f)[0]
+    order = np.argsort(d["ta_point_delay"].values[pts])
+    pts = pts[order]
+    pot = gm.ta_potential_index[pts[0]]
+    V = float(d["ta_potential_V"].values[pot])
+    J = float(d["ta_fluence_nominal_photons_cm2"].values[gm.layout.file_fluence[f]])
+    delays = d["ta_point_delay"].values[pts]
+    pred = dz._Predictor(gm, np.arange(1), dz.Candidates(np.array([V]), np.array([J])), delays)
+    z = float(np.asarray(vals[names.index("fluence_log_cal_film")])[f] / np.asarray(vals[names.index("fluence_log_sd")])[0])
+    got = pred.delta_A(0, np.array([z]))[0, 0, 0]
+    want = mu[pts] - d["ta_potential_A_pre_OD"].values[pot]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9 * float(np.max(np.abs(want))))
