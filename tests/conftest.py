@@ -13,8 +13,9 @@ SHARED = ROOT.parent / "shared"
 BATCH_A = ROOT / "data" / "synthetic-batch-a"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def rng():
+    """A fresh generator per test: a test's data do not depend on which tests ran before it."""
     import numpy as np
 
     return np.random.default_rng(20261126)
