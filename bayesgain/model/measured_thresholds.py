@@ -13,7 +13,7 @@ against it, a 5 ps read-out sits ~0.05 excitons/QD high on data that follow tran
 +0.04-0.08, HDIs excluding 0 at 3 of 6 potentials), from the Auger decay by 5 ps and the absorption under
 the band edge the pump does not bleach.  The latter remains in the comparison: a small known bias
 towards "measured above predicted".  Measured term by term on the batch A demo fit (SYNTHETIC;
-``benchmarks/readout_bias.py``, benchmarks/results/readout_bias_2026-11-30.md), at <n_e> = 0: +0.080 against
+``benchmarks/readout_bias.py`` prints the table), at <n_e> = 0: +0.080 against
 t = 0, +0.061 against the read-out (Auger to 5 ps: 0.019), +0.028 with the fitted bleach scale
 gamma = 0.983 A_0 / g_e g_h in place of A_0 / g_e g_h (the unbleached window absorbance: 0.033), +0.024 with
 the shift loss and occupancy bleach; every interval from the gamma row on holds 0.
