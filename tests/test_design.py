@@ -273,8 +273,9 @@ def test_candidate_prediction_is_the_models_own_for_an_existing_run(batch_a, pum
     point = m.initial_point()
     rng = np.random.default_rng(3)
     point = {k: v + 0.05 * rng.standard_normal(np.shape(v)) for k, v in point.items()}  # away from prior centres
-    vals = m.compile_fn([m[n] for n in names] + [gm.film_mean_physics], inputs=m.value_vars,
-                        on_unused_input="ignore")(point)
+    # values, not the random variables: compiling an RV draws it from its prior (a different point each run)
+    outs = m.replace_rvs_by_values([m[n] for n in names] + [gm.film_mean_physics])
+    vals = m.compile_fn(outs, inputs=m.value_vars, on_unused_input="ignore")(point)
     post = xr.Dataset({n: (("chain", "draw") + m.named_vars_to_dims.get(n, ()), np.asarray(v)[None, None])
                        for n, v in zip(names, vals[:-1])}, coords={k: list(v) for k, v in m.coords.items() if v is not None})
     gm.idata = xr.DataTree.from_dict({"posterior": post})
