@@ -125,6 +125,7 @@ def main(argv=None):
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--tune", type=int, default=1000)
     ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--target-accept", type=float, default=None, help="NUTS target acceptance (default: the fit's)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--scheduler", default=None)
     ap.add_argument("--data-root", default="/tmp/bayesgain-mismatch", help="where simulated folders are kept")
@@ -153,7 +154,8 @@ def main(argv=None):
             truth = tomllib.loads((folder / "truth.toml").read_text())
             jobs.append({"name": f"{sc}/{seed}", "spec": spec, "experiments": str(folder),
                          "fit": {"draws": args.draws, "tune": args.tune, "chains": args.chains, "seed": seed,
-                                 "rerun_stuck": False}})
+                                 "rerun_stuck": False,
+                                 **({} if args.target_accept is None else {"target_accept": args.target_accept})}})
             meta.append((sc, seed, truth))
     print(f"{len(jobs)} fits ({len(done)} already in {csv_path})", flush=True)
     new_file = not csv_path.exists()

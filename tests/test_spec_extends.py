@@ -98,3 +98,23 @@ def test_inherited_pooling_that_no_longer_fits_says_it_was_inherited(tmp_path):
                                       '[priors]\nsigma_1S_V = { dist = "HalfNormal", sigma = 0.1 }\n')
     with pytest.raises(SpecError, match=r"\[pooling\] sigma_1S_V \(inherited through extends\)"):
         load_spec(path)
+
+
+def test_a_retired_tau_x_prior_is_restated_on_the_rate():
+    """A LogNormal lifetime tau_x (ps) is a LogNormal rate k_x (1/ns) with mu -> ln 1000 - mu: an older spec or a
+    saved fit builds the same prior; a prior that cannot be restated is one clear error."""
+    import math
+
+    import numpy as np
+    from scipy import stats
+
+    old = spec_from_dict({"priors": {"tau_x_ps": {"dist": "LogNormal", "mu": 9.9, "sigma": 1.0, "unit": "ps"}}})
+    p = old.priors["k_x_per_ns"]
+    assert p["dist"] == "LogNormal" and p["sigma"] == 1.0 and p["unit"] == "1/ns"
+    tau = np.array([5e3, 2e4, 8e4])  # ps; the rate's quantiles are the lifetime's, reversed
+    q_tau = stats.lognorm.cdf(tau, s=1.0, scale=math.exp(9.9))
+    q_k = stats.lognorm.sf(1e3 / tau, s=p["sigma"], scale=math.exp(p["mu"]))
+    np.testing.assert_allclose(q_k, q_tau, rtol=1e-12)
+    assert spec_from_dict({}).priors["k_x_per_ns"]["dist"] == "HalfNormal"  # the default includes k_x = 0
+    with pytest.raises(SpecError, match="k_x_per_ns"):
+        spec_from_dict({"priors": {"tau_x_ps": {"dist": "HalfNormal", "sigma": 1e4}}})

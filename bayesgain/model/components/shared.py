@@ -15,7 +15,7 @@ from .charging_laws import law_for
 __all__ = ["PHYSICAL_PARAMETERS", "add_shared", "model_coords"]
 
 PHYSICAL_PARAMETERS = ("cross_section_cm2", "film_cross_section_ratio", "V_1S_V", "V_C_V", "sigma_1S_V", "T_eff_K",
-                       "tau_xx_ps", "tau_x_ps", "trion_rate_factor", "triexciton_rate_factor", "hole_trap_fraction",
+                       "tau_xx_ps", "k_x_per_ns", "trion_rate_factor", "triexciton_rate_factor", "hole_trap_fraction",
                        "pl_yield_1", "pl_yield_2", "reflection_scale", "fluence_log_sd")
 
 
@@ -73,7 +73,7 @@ def cascade(ctx):
 
     P, g_e, g_h, M = ctx.P, ctx.g_e, ctx.g_h, ctx.n_max
     k_xx = pm.Deterministic("k_xx_per_ps", 1.0 / P["tau_xx_ps"], dims="experiment")
-    k_x = 1.0 / P["tau_x_ps"] if "tau_x_ps" in P else pt.zeros(ctx.n_exp)
+    k_x = P["k_x_per_ns"] * 1e-3 if "k_x_per_ns" in P else pt.zeros(ctx.n_exp)
     rates = auger.rate_table(M, g_e, k_xx[:, None, None], k_x[:, None, None])  # (E, S, M)
     if ctx.options["auger"] == "free":
         rates = auger.free_auger_rates(rates, M, g_e, k_x[:, None, None], P["trion_rate_factor"][:, None, None],
@@ -98,6 +98,8 @@ def add_shared(ctx):
     for name in spec.priors:
         if name in PHYSICAL_PARAMETERS and name not in ("reflection_scale", "fluence_log_sd", "V_1S_V"):
             P[name] = physical(ctx, name)
+    if "k_x_per_ns" in P:  # the lifetime beside the rate: what the readers of a fit (and the paper) quote
+        P["tau_x_ps"] = pm.Deterministic("tau_x_ps", 1e3 / P["k_x_per_ns"], dims="experiment")
     if "V_1S_V" in spec.priors:
         # The SEC data pin the half-filling potential V_1S - V_C/2 (g_e = 2: <n_e> = 1 there), not V_1S
         # and V_C apart, and V_C is prior-dominated: sampling (V_1S, V_C) directly gave a curved ridge
