@@ -38,6 +38,7 @@ import numpy as np
 from . import physics as ph
 from .physics import optics
 from .model.components.charging_laws import law_for
+from .model.quantities import cascade_arguments
 
 __all__ = ["DesignError", "Target", "parse_target", "Candidates", "candidate_grid", "weighted_hdi_width",
            "reweighted_widths", "linear_gaussian_width", "expected_width", "log_marginal_over_grid", "greedy_batch", "design",
@@ -343,8 +344,9 @@ class _Predictor:
         self.g_e = int(d["experiment_g_e"].values[experiment])
         self.g_h = int(d["experiment_g_h"].values[experiment])
         T = float(d["experiment_temperature_K"].values[experiment])
-        names = ["V_1S_V", "V_C_V", "sigma_1S_V", "T_eff_K", "tau_xx_ps", "tau_x_ps", "trion_rate_factor",
-                 "triexciton_rate_factor", "hole_trap_fraction", "gamma_OD", "window_occupancy_bleach_OD",
+        from .model.quantities import CASCADE_PARAMETERS, _cascade_draw_fn, _trap_form
+
+        names = ["V_1S_V", "V_C_V", "sigma_1S_V", "T_eff_K", *CASCADE_PARAMETERS, "gamma_OD", "window_occupancy_bleach_OD",
                  "window_shift_loss", "film_cross_section_cm2", "fluence_log_sd", "ta_noise_rel",
                  "window_tail_amplitude_rel", "window_tail_time_ps"]
         s, _ = posterior_samples(model, names, experiment)
@@ -371,8 +373,6 @@ class _Predictor:
         self.fl_sd = p["fluence_log_sd"] if p["fluence_log_sd"] is not None else np.full(n, 1e-6)
         top = float(np.max(p["film_cross_section_cm2"]) * self.F.max() * np.exp(4.5 * np.max(self.fl_sd)))
         self.n_max = max(int(ph.poisson.required_n_max(top, tail=1e-7)), self.g_e, self.g_h + 1)
-        from .model.quantities import _cascade_draw_fn, _trap_form
-
         self.fn = _cascade_draw_fn(self.g_e, self.g_h, self.n_max, occupancy=True, hole_trapping=_trap_form(model))
         S = self.g_e + 1
         self.table0 = ph.band_edge_absorption(np.zeros(S), np.arange(S), self.g_e, self.g_h)
@@ -399,9 +399,7 @@ class _Predictor:
         m = np.repeat(means, S)
         f = np.tile(eye, (means.size, 1))
         opt = lambda name, default: default if p[name] is None else float(p[name][j])  # noqa: E731
-        out = self.fn(1.0 / p["tau_xx_ps"][j], 0.0 if p["tau_x_ps"] is None else 1.0 / p["tau_x_ps"][j],
-                      opt("trion_rate_factor", 1.0), opt("triexciton_rate_factor", 1.0),
-                      opt("hole_trap_fraction", 0.0), m, f, self.t)  # (F*Z*S, 2, T)
+        out = self.fn(*cascade_arguments(p, j), m, f, self.t)  # (F*Z*S, 2, T)
         K = r.size
         basis = out.reshape(self.F.size, c.size, K, S, 2, self.t.size)
         fj = self.f[j]  # (P, S)

@@ -43,7 +43,8 @@ def main(argv=None):
 
     from bayesgain.model.core import GainModel
     from bayesgain.model.measured_thresholds import _first_zero, compare, gain_delay_points, measured_thresholds
-    from bayesgain.model.quantities import _cascade_draw_fn, _trap_form, posterior_samples
+    from bayesgain.model.quantities import CASCADE_PARAMETERS, _cascade_draw_fn, _trap_form, cascade_arguments, \
+        posterior_samples
     from bayesgain.physics import optics
     from bayesgain.physics.api import band_edge_absorption
 
@@ -52,8 +53,7 @@ def main(argv=None):
     ds = measured_thresholds(m, k, max_samples=args.draws)
     d = m.data
     sel = np.nonzero(d["ta_potential_experiment"].values == k)[0]
-    names = ["tau_xx_ps", "tau_x_ps", "trion_rate_factor", "triexciton_rate_factor", "hole_trap_fraction",
-             "ta_charge_fractions", "gamma_OD", "window_shift_loss", "window_occupancy_bleach_OD",
+    names = [*CASCADE_PARAMETERS, "ta_charge_fractions", "gamma_OD", "window_shift_loss", "window_occupancy_bleach_OD",
              "window_tail_amplitude_rel", "window_tail_time_ps", "ta_mean_excitons"]
     s, take = posterior_samples(m, names, k, args.draws, 0)
     D = take.size
@@ -78,9 +78,7 @@ def main(argv=None):
     rows = {name: np.full((D, P), np.inf) for name in ("gamma", "window", "tail")}
     for i in range(D):
         N = upper[i] * u
-        out = fn(1 / s["tau_xx_ps"][i], 1 / one("tau_x_ps", np.inf)[i], one("trion_rate_factor", 1.0)[i],
-                 one("triexciton_rate_factor", 1.0)[i], one("hole_trap_fraction", 0.0)[i], np.tile(N, P),
-                 np.repeat(f[i], N.size, axis=0), np.array([delay]))[..., 0]
+        out = fn(*cascade_arguments(s, i), np.tile(N, P), np.repeat(f[i], N.size, axis=0), np.array([delay]))[..., 0]
         A, occ = out[:, 0].reshape(P, -1), out[:, 1].reshape(P, -1)
         pre, opre = A_tc0[i][:, None], occ0[i][:, None]
         plain = optics.window_absorption_change(A, occ, pre, opre, gamma[i], 0.0, 0.0, g_e, g_h)

@@ -84,13 +84,15 @@ def rate_trapped(N, n, k_xx, k_x=0.0):
     return k_xx / 8 * e * h * (max(e - 1, 0) + max(h - 1, 0)) + N * k_x
 
 
-def cascade_ode(mean, fractions_, delays, k_xx, k_x=0.0, g_e=2, g_h=4, n_max=45, solver="expm", hole_trap=0.0):
+def cascade_ode(mean, fractions_, delays, k_xx, k_x=0.0, g_e=2, g_h=4, n_max=45, solver="expm", hole_trap=0.0,
+                charged_emission=0.0):
     """Solve eq. S19 for every n and sum eq. S17 at each delay.
 
     eq. S19 is linear with constant rates, dP/dt = K P (K bidiagonal); ``solver="expm"`` takes its exact
     solution P(t) = exp(K t) P(0) with scipy's matrix exponential (Pade, no Bateman closed form), ``"radau"``
     integrates it with solve_ivp at tight tolerances (the two agree to ~3e-13; Radau is ~20x slower).
     ``hole_trap``: that fraction of the QDs has one photo-excited hole trapped from t = 0 (own rates and counting).
+    ``charged_emission``: c extra emitting transitions per band-edge exciton of a charged QD (n >= 1).
     """
     from scipy import linalg
 
@@ -109,6 +111,6 @@ def cascade_ode(mean, fractions_, delays, k_xx, k_x=0.0, g_e=2, g_h=4, n_max=45,
         else:
             y = integrate.solve_ivp(lambda t, y: K @ y, (0, max(delays)), y0, t_eval=delays, method="Radau",
                                     rtol=1e-12, atol=1e-15, jac=K).y
-        A = np.array([count(N, n, g_e, g_h) for N in range(n_max + 1)])
+        A = np.array([count(N, n, g_e, g_h) - charged_emission * min(N, g_h) * (n >= 1) for N in range(n_max + 1)])
         out += A @ y
     return out

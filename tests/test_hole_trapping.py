@@ -96,7 +96,7 @@ def test_quantities_cascade_and_threshold_follow_the_counting_form():
     delays = np.array([0.0, 5.0, 100.0])
     f = np.array([0.2, 0.5, 0.3])
     fn = q._cascade_draw_fn(2, 4, 30, hole_trapping="counting")
-    got = fn(1 / 310.0, 1 / 2e4, 1.0, 1.0, 0.3, np.array([1.0, 3.0]), np.array([f, f]), delays)
+    got = fn(1 / 310.0, 1 / 2e4, 1.0, 1.0, 0.3, 0.0, np.array([1.0, 3.0]), np.array([f, f]), delays)
     for row, mean in zip(got, (1.0, 3.0)):
         np.testing.assert_allclose(row, ref.cascade_ode(mean, f, delays, 1 / 310.0, 1 / 2e4, hole_trap=0.3), atol=1e-8)
 

@@ -9,7 +9,7 @@ def test_registry_holds_every_component_in_build_order():
     from bayesgain.model import components
 
     names = [c.name for c in components.registered()]
-    assert names == ["cross_section", "charging", "photoluminescence", "film_ta", "reflection"]
+    assert names == ["cross_section", "charging", "photoluminescence", "charged_emission", "film_ta", "reflection"]
     assert components.get("film_ta").switches == ("gain", "dynamics")
     with pytest.raises(KeyError, match="registered: cross_section"):
         components.get("no-such-component")

@@ -235,18 +235,14 @@ def predicted_readout_thresholds(model, experiment, take, delay_ps, upper, n_gri
     the t = 0 threshold this removes the Auger decay by the read-out delay (+0.02 excitons/QD on batch A); it
     keeps the absorption under the band edge that the pump does not bleach (+0.03 there), which only the fitted
     gamma describes (``benchmarks/readout_bias.py``)."""
-    from .quantities import _cascade_draw_fn, _trap_form
+    from .quantities import CASCADE_PARAMETERS, _cascade_draw_fn, _trap_form, cascade_arguments
 
     d = model.data
     g_e = int(d["experiment_g_e"].values[experiment])
     g_h = int(d["experiment_g_h"].values[experiment])
     sel = np.nonzero(d["ta_potential_experiment"].values == experiment)[0]
-    s = _draws(model, ["tau_xx_ps", "tau_x_ps", "trion_rate_factor", "triexciton_rate_factor", "hole_trap_fraction",
-                       "ta_charge_fractions"], experiment, take)
+    s = _draws(model, [*CASCADE_PARAMETERS, "ta_charge_fractions"], experiment, take)
     D = take.size
-    one = lambda name, default: s[name] if s[name] is not None else np.full(D, default)  # noqa: E731
-    k_xx, k_x = 1.0 / s["tau_xx_ps"], (1.0 / s["tau_x_ps"] if s["tau_x_ps"] is not None else np.zeros(D))
-    tr, tri, eta = one("trion_rate_factor", 1.0), one("triexciton_rate_factor", 1.0), one("hole_trap_fraction", 0.0)
     f = s["ta_charge_fractions"][:, sel]  # (D, P, S)
     P, S = f.shape[1:]
     A_tc0 = f @ band_edge_absorption(np.zeros(S), np.arange(S), g_e, g_h)  # A*(0, n) of eq. S6
@@ -257,7 +253,7 @@ def predicted_readout_thresholds(model, experiment, take, delay_ps, upper, n_gri
     out = np.full((D, P), np.inf)
     for i in range(D):
         N = upper[i] * u
-        A = fn(k_xx[i], k_x[i], tr[i], tri[i], eta[i], np.tile(N, P), np.repeat(f[i], n_grid, axis=0),
+        A = fn(*cascade_arguments(s, i), np.tile(N, P), np.repeat(f[i], n_grid, axis=0),
                np.array([float(delay_ps)]))[:, 0].reshape(P, n_grid)
         out[i] = _first_zero(N, a_pre[:, None] + scale * (A - A_tc0[i][:, None]))
     return out

@@ -176,11 +176,11 @@ def threshold_curve(model, n_e=None, experiment=0):
     """
     g_e, g_h, T = _constants(model, experiment)
     n_e = np.linspace(0.0, g_e, 101) if n_e is None else np.asarray(n_e, float)
-    s, _ = posterior_samples(model, ["V_C_V", "sigma_1S_V", "T_eff_K", "hole_trap_fraction"], experiment)
+    s, _ = posterior_samples(model, ["V_C_V", "sigma_1S_V", "T_eff_K", "hole_trap_fraction", "charged_exciton_emission"],
+                             experiment)
     V_C, sigma, T_eff = _charging_draws(s, T)
     ft = _fractions_at_mean_electrons(model, n_e, V_C, sigma, T_eff, g_e, T)
-    eta = s["hole_trap_fraction"]
-    thr = _solve_on_table(ft, g_e, g_h, None if eta is None else eta[:, None], hole_trapping=_trap_form(model))
+    thr = _solve_on_table(ft, g_e, g_h, **_emission_terms(model, s))
     return xr.DataArray(thr, dims=("sample", "n_e"), coords={"n_e": n_e}, name="threshold_mean_excitons",
                         attrs={"units": "excitons/QD", "long_name": "<N_gain> at t = 0 versus doping <n_e>"})
 
@@ -190,10 +190,10 @@ def thresholds_at_potentials(model, experiment=0):
     g_e, g_h, _ = _constants(model, experiment)
     d = model.data
     sel = np.nonzero(d["ta_potential_experiment"].values == experiment)[0]
-    s, _ = posterior_samples(model, ["ta_charge_fractions", "hole_trap_fraction"], experiment)
+    s, _ = posterior_samples(model, ["ta_charge_fractions", "hole_trap_fraction", "charged_exciton_emission"],
+                             experiment)
     f = s["ta_charge_fractions"][:, sel]
-    eta = s["hole_trap_fraction"]
-    thr = _solve_on_table(f, g_e, g_h, None if eta is None else eta[:, None], hole_trapping=_trap_form(model))
+    thr = _solve_on_table(f, g_e, g_h, **_emission_terms(model, s))
     ne = f @ np.arange(g_e + 1.0)
     V = d["ta_potential_V"].values[sel]
     return xr.Dataset({
@@ -229,14 +229,37 @@ def effective_temperature(model, experiment=0):
     return xr.DataArray(v, dims=("sample",), name="T_eff_K", attrs={"units": "K"})
 
 
+def _emission_terms(model, s):
+    """Keyword arguments of the threshold solver for the draws ``s``: the hole-trap fraction and the charged QDs'
+    extra emission (each (sample, 1), or None where the model has none) and the trapping form."""
+    col = lambda name: None if s.get(name) is None else np.asarray(s[name])[:, None]  # noqa: E731
+    return dict(eta=col("hole_trap_fraction"), charged_emission=col("charged_exciton_emission"),
+                hole_trapping=_trap_form(model))
+
+
 def _trap_form(model):
     """The model's hole-trapping form: "counting" or "emission" (spec option ``hole_trapping_form``)."""
     return model.spec.options["hole_trapping_form"]
 
 
+# the per-draw scalars of :func:`_cascade_draw_fn`, in its argument order (see :func:`cascade_arguments`)
+CASCADE_PARAMETERS = ("tau_xx_ps", "tau_x_ps", "trion_rate_factor", "triexciton_rate_factor", "hole_trap_fraction",
+                      "charged_exciton_emission")
+
+
+def cascade_arguments(s, i):
+    """(k_xx, k_x, trion, triexciton, eta, c) of draw ``i`` from posterior samples ``s`` of CASCADE_PARAMETERS; a
+    parameter the model does not have takes its no-effect value (no single-exciton decay, the scaling laws, no
+    trapping, transition counting's emission)."""
+    one = lambda name, default: default if s.get(name) is None else float(np.asarray(s[name])[i])  # noqa: E731
+    return (1.0 / one("tau_xx_ps", np.nan), 1.0 / one("tau_x_ps", np.inf), one("trion_rate_factor", 1.0),
+            one("triexciton_rate_factor", 1.0), one("hole_trap_fraction", 0.0), one("charged_exciton_emission", 0.0))
+
+
 @functools.lru_cache(maxsize=8)
 def _cascade_draw_fn(g_e, g_h, n_max, occupancy=False, hole_trapping="emission"):
-    """Compiled A_ens(t) with per-call rates: (k_xx, k_x, trion, triexciton, eta, mean (B,), f (B, S), t (T,)).
+    """Compiled A_ens(t) with per-call rates: (k_xx, k_x, trion, triexciton, eta, c, mean (B,), f (B, S), t (T,)),
+    the scalars as :func:`cascade_arguments` gives them (c: the charged QDs' extra emission, 0 = counting).
 
     ``occupancy``: also the 1S(e) occupancy <min(N + n, g_e)>/g_e of the same populations, (B, 2, T).
     ``hole_trapping``: "emission" (A + eta x emission) or "counting" (a fraction eta of the QDs in trapped-hole
@@ -246,12 +269,13 @@ def _cascade_draw_fn(g_e, g_h, n_max, occupancy=False, hole_trapping="emission")
 
     from ..physics import auger, transitions
 
-    kxx, kx, tr, tri, eta = (pt.dscalar(n) for n in ("kxx", "kx", "tr", "tri", "eta"))
+    kxx, kx, tr, tri, eta, ch = (pt.dscalar(n) for n in ("kxx", "kx", "tr", "tri", "eta", "ch"))
     mean, f, t = pt.dvector("mean"), pt.dmatrix("f"), pt.dvector("t")
     rates = auger.free_auger_rates(auger.rate_table(n_max, g_e, kxx, kx), n_max, g_e, kx, tr, tri)
     emission = transitions.emission_table(n_max, g_e, g_h)
     counting = hole_trapping == "counting"
     table = transitions.transition_table(n_max, g_e, g_h) + (0.0 if counting else eta * emission)
+    table = table - ch * transitions.charged_exciton_table(n_max, g_e, g_h)
     trapped = transitions.trapped_hole_transition_table(n_max, g_e, g_h)
     if occupancy:
         occ = pt.as_tensor_variable(transitions.occupancy_table(n_max, g_e))
@@ -261,7 +285,7 @@ def _cascade_draw_fn(g_e, g_h, n_max, occupancy=False, hole_trapping="emission")
         fc, rates, table = auger.hole_trap_chains(f, eta, rates, auger.trapped_hole_rate_table(n_max, g_e, kxx, kx),
                                                   table, trapped)
     out = auger.cascade_absorption(mean, fc, t, rates, table, max(g_e, g_h + int(counting)))
-    return pytensor.function([kxx, kx, tr, tri, eta, mean, f, t], out, mode=ph.api.numpy_mode())
+    return pytensor.function([kxx, kx, tr, tri, eta, ch, mean, f, t], out, mode=ph.api.numpy_mode())
 
 
 def gain_lifetime_curves(model, n_e_levels=(0.0, 0.5, 1.0, 1.5, 1.9), mean_excitons=None, experiment=0,
@@ -275,8 +299,7 @@ def gain_lifetime_curves(model, n_e_levels=(0.0, 0.5, 1.0, 1.5, 1.9), mean_excit
     g_e, g_h, _ = _constants(model, experiment)
     levels = np.asarray(n_e_levels, float)
     Nm = np.linspace(0.5, 8.0, 31) if mean_excitons is None else np.asarray(mean_excitons, float)
-    names = ["tau_xx_ps", "tau_x_ps", "trion_rate_factor", "triexciton_rate_factor", "hole_trap_fraction"]
-    s, take = posterior_samples(model, names, experiment, max_samples, seed)
+    s, take = posterior_samples(model, list(CASCADE_PARAMETERS), experiment, max_samples, seed)
     f_levels = _fractions_at_levels(model, levels, experiment, take)  # (ns, L, S)
     n_max = ph.poisson.required_n_max(Nm.max())
     fn = _cascade_draw_fn(g_e, g_h, max(n_max, g_e, g_h + 1), hole_trapping=_trap_form(model))
@@ -285,12 +308,8 @@ def gain_lifetime_curves(model, n_e_levels=(0.0, 0.5, 1.0, 1.5, 1.9), mean_excit
     out = np.empty((ns, levels.size, Nm.size))
     mean_b = np.tile(Nm, levels.size)
     for i in range(ns):
-        kx = 0.0 if s["tau_x_ps"] is None else 1.0 / s["tau_x_ps"][i]
-        tr = 1.0 if s["trion_rate_factor"] is None else s["trion_rate_factor"][i]
-        tri = 1.0 if s["triexciton_rate_factor"] is None else s["triexciton_rate_factor"][i]
-        eta = 0.0 if s["hole_trap_fraction"] is None else s["hole_trap_fraction"][i]
         f_b = np.repeat(f_levels[i], Nm.size, axis=0)
-        A = fn(1.0 / s["tau_xx_ps"][i], kx, tr, tri, eta, mean_b, f_b, t)  # (B, T)
+        A = fn(*cascade_arguments(s, i), mean_b, f_b, t)  # (B, T)
         out[i] = _first_crossing(t, A).reshape(levels.size, Nm.size)
     return xr.DataArray(out, dims=("sample", "n_e", "mean_excitons"), coords={"n_e": levels, "mean_excitons": Nm},
                         name="gain_lifetime_ps", attrs={"units": "ps"})

@@ -12,6 +12,7 @@ A specification is a TOML file::
     dynamics = true
     reflection = true
     hole_trapping = false
+    charged_emission = false
     [options]               # variant choices and data selection
     disorder = "gaussian"   # gaussian | effective-temperature | none | uniform
     auger = "transition-counting"   # transition-counting | free
@@ -65,9 +66,10 @@ COMPONENTS = {
     "dynamics": "film A*(t) at later delays for every potential x fluence -> Auger rates",
     "reflection": "Delta R scale per potential, informed by the sub-gap region where the true Delta A is zero",
     "hole_trapping": "a fraction of the QDs with one photo-excited hole trapped (option hole_trapping_form)",
+    "charged_emission": "extra stimulated emission c per band-edge exciton of a charged QD (c = 0: transition counting)",
 }
 
-DEFAULT_COMPONENTS = {k: k not in ("photoluminescence", "hole_trapping") for k in COMPONENTS}
+DEFAULT_COMPONENTS = {k: k not in ("photoluminescence", "hole_trapping", "charged_emission") for k in COMPONENTS}
 
 # option name -> (default, allowed values or a type)
 DEFAULT_OPTIONS = {
@@ -196,6 +198,10 @@ DEFAULT_PRIORS = {
                                     "discrepancy=window-tail", mu=0.0, sigma=0.1),
     "window_tail_time_ps": _p("LogNormal", "ps", "decay time of the window tail (discrepancy = window-tail)",
                               "discrepancy=window-tail", mu=math.log(30.0), sigma=1.5),
+    # centred on transition counting (c = 0), either sign: the data decide whether charged QDs emit more or less
+    "charged_exciton_emission": _p("Normal", "transitions", "extra stimulated emission per band-edge exciton of a QD "
+                                   "holding injected electrons, in transitions (A*(N, n) - c min(N, g_h) [n >= 1])",
+                                   "charged_emission", mu=0.0, sigma=1.0),
     "hole_trap_fraction": _p("Beta", "1", "fraction of QDs with a trapped photo-excited hole (hole_trapping_form)",
                              "hole_trapping", alpha=1.5, beta=4.0),
     # solution
@@ -215,7 +221,8 @@ DEFAULT_PRIORS = {
 
 # physical parameters that are pooled across experiments when [pooling] names them
 POOLABLE = ("cross_section_cm2", "film_cross_section_ratio", "V_1S_V", "V_C_V", "sigma_1S_V", "T_eff_K",
-            "tau_xx_ps", "k_x_per_ns", "trion_rate_factor", "triexciton_rate_factor", "hole_trap_fraction")
+            "tau_xx_ps", "k_x_per_ns", "trion_rate_factor", "triexciton_rate_factor", "hole_trap_fraction",
+            "charged_exciton_emission")
 
 
 def _suggest(name, valid):
@@ -416,6 +423,12 @@ def _validated_components(table, source):
         raise SpecError(f"{source}: [components] hole_trapping needs gain or dynamics")
     if components["reflection"] and not (components["gain"] or components["dynamics"]):
         raise SpecError(f"{source}: [components] reflection needs gain or dynamics")
+    if components["charged_emission"] and not (components["gain"] or components["dynamics"]):
+        raise SpecError(f"{source}: [components] charged_emission needs gain or dynamics")
+    if components["charged_emission"] and components["hole_trapping"]:
+        # both change the emission of the excited QDs of a charged film: one at a time, compared by LOO
+        raise SpecError(f"{source}: [components] charged_emission and hole_trapping cannot be on together; "
+                        "fit each and compare them (bayesgain compare)")
     return components
 
 

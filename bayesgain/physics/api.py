@@ -19,6 +19,7 @@ from .poisson import DEFAULT_TAIL, required_n_max, truncated_tail
 __all__ = [
     "ensemble_table",
     "threshold_on_table",
+    "charged_exciton_ensemble_table",
     "band_edge_absorption",
     "ensemble_absorption",
     "gain_threshold",
@@ -528,8 +529,21 @@ def ensemble_table(g_e, g_h, upper=None, n_grid=4001, hole_trapping="emission"):
     return grid, a, P @ emis
 
 
-def threshold_on_table(f, g_e, g_h, eta=None, level=0.0, hole_trapping="emission"):
-    """<N> where sum_n f_n [a_n + eta e_n](<N>) = level, for f (..., S); eta broadcast over (...): the threshold of
+@functools.lru_cache(maxsize=8)
+def charged_exciton_ensemble_table(g_e, g_h):
+    """h_n(<N>) = sum_N P(N; <N>) min(N, g_h) [n >= 1] on :func:`ensemble_table`'s grid: (grid, S), what the
+    charge-dependent emission c multiplies (A* - c h)."""
+    grid = ensemble_table(g_e, g_h)[0]
+    n_max = required_n_max(grid[-1])
+    from scipy import stats
+
+    P = stats.poisson.pmf(np.arange(n_max + 1.0)[None, :], grid[:, None])
+    return P @ transitions.charged_exciton_table(n_max, g_e, g_h)
+
+
+def threshold_on_table(f, g_e, g_h, eta=None, level=0.0, hole_trapping="emission", charged_emission=None):
+    """<N> where sum_n f_n [a_n + eta e_n - c h_n](<N>) = level, for f (..., S); eta and the charged emission c
+    (:func:`charged_exciton_ensemble_table`) broadcast over (...): the threshold of
     many posterior draws at once on the tabulated ensemble absorption (:func:`ensemble_table`), error < 1e-4
     excitons/QD against the PyTensor root (``ensemble.solve_threshold``); 0 where no excitation is needed, inf
     beyond the table."""
@@ -537,21 +551,27 @@ def threshold_on_table(f, g_e, g_h, eta=None, level=0.0, hole_trapping="emission
     f = np.asarray(f, float)
     shape = f.shape[:-1]
     ff = f.reshape(-1, f.shape[-1])
-    et = np.zeros(ff.shape[0]) if eta is None else np.broadcast_to(np.asarray(eta, float), shape).reshape(-1)
     lv = np.broadcast_to(np.asarray(level, float), shape).reshape(-1)
+    # additive terms coefficient x table: the hole-trap fraction's (+eta e) and the charged emission's (-c h)
+    per_draw = lambda coef: np.broadcast_to(np.asarray(coef, float), shape).reshape(-1)  # noqa: E731
+    terms = []
+    if eta is not None:
+        terms.append((per_draw(eta), e))
+    if charged_emission is not None:
+        terms.append((-per_draw(charged_emission), charged_exciton_ensemble_table(g_e, g_h)))
 
     def A(i):
         out = np.einsum("bs,bs->b", ff, a[i])
-        if eta is not None:
-            out += et * np.einsum("bs,bs->b", ff, e[i])
+        for coef, tab in terms:
+            out += coef * np.einsum("bs,bs->b", ff, tab[i])
         return out - lv
 
     # coarse bracket with one matrix product on every 64th grid point, then bisection inside it
     stride = 128
     coarse = np.unique(np.append(np.arange(0, grid.size, stride), grid.size - 1))
     Ac = ff @ a[coarse].T  # (B, C), decreasing along C
-    if eta is not None:
-        Ac += et[:, None] * (ff @ e[coarse].T)
+    for coef, tab in terms:
+        Ac += coef[:, None] * (ff @ tab[coarse].T)
     if np.any(lv):
         Ac -= lv[:, None]
     out = np.full(ff.shape[0], np.nan)

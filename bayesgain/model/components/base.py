@@ -110,6 +110,7 @@ class BuildContext:
         self.nu = None  # Student-t degrees of freedom (likelihood = "student-t")
         self.cascade = None
         self.eta = None  # hole-trap fraction per experiment (hole_trapping)
+        self.charged_emission = None  # extra emission per exciton of a charged QD, per experiment (charged_emission)
         self.law = None  # the charging law (components.charging_laws)
 
     def prior(self, name, dims="experiment"):

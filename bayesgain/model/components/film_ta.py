@@ -200,6 +200,8 @@ class FilmTA(Component):
         tab = cas.table[: Mf + 1]
         if eta is not None and ctx.options["hole_trapping_form"] == "emission":
             tab = tab + eta[k] * cas.emission[: Mf + 1]
+        if ctx.charged_emission is not None:
+            tab = tab - ctx.charged_emission[k] * cas.charged[: Mf + 1]
         tabs = pt.stack([tab, cas.occupancy[: Mf + 1]])
         if eta is not None and ctx.options["hole_trapping_form"] == "counting":
             # trapped-hole QDs as their own chains (transition counting with the hole off the band edge)

@@ -81,12 +81,13 @@ def cascade(ctx):
     table = transitions.transition_table(M, g_e, g_h)  # (M+1, S)
     emission = transitions.emission_table(M, g_e, g_h)
     occupancy = transitions.occupancy_table(M, g_e)
+    charged = transitions.charged_exciton_table(M, g_e, g_h)
     J_sat = max(g_e, g_h)
     # Bateman coefficients once per experiment at the longer truncation, shared by the solution and
     # film cascades (exact: see auger.cascade_absorption); one coefficient graph to compile, not two
     coeff = [auger.bateman_coefficients(rates[k], n_rows=J_sat) for k in range(ctx.n_exp)]
     return types.SimpleNamespace(k_xx=k_xx, k_x=k_x, rates=rates, table=table, emission=emission,
-                                 occupancy=occupancy, J_sat=J_sat, coeff=coeff, fl_sd=fluence_log_sd(ctx))
+                                 occupancy=occupancy, charged=charged, J_sat=J_sat, coeff=coeff, fl_sd=fluence_log_sd(ctx))
 
 
 def add_shared(ctx):

@@ -1,0 +1,25 @@
+"""Charge-dependent stimulated emission: every band-edge exciton of a QD holding injected electrons emits ``c``
+transitions more than transition counting says, A*(N, n) - c min(N, g_h) [n >= 1] (physics.transitions).
+
+The paper's measured gain thresholds of charged films lie below transition counting's prediction (0.80
+against 1.06 excitons/QD at <n_e> = 0.94); with this component the film TA decides ``c`` (prior centred on
+counting's 0, either sign) and the thresholds, gain lifetimes and design predictions carry it.  Compare a fit
+with it against one without (``bayesgain compare``): transition counting is the nested c = 0.
+"""
+
+from __future__ import annotations
+
+from .base import Component, register
+
+
+@register
+class ChargedEmission(Component):
+    name = "charged_emission"
+    switches = ("charged_emission",)
+    order = 35  # a parameter the film TA reads: before film_ta (40)
+
+    def parameters(self, ctx):
+        ctx.charged_emission = ctx.prior("charged_exciton_emission")
+
+    def add(self, ctx):
+        """No observations of its own: the film TA's cascade tables read ``ctx.charged_emission``."""
