@@ -29,6 +29,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", default="1-5")
     ap.add_argument("--rerun", action="store_true", help="let a stuck chain be run again (the demo's default)")
+    ap.add_argument("--target-accept", type=float, default=None, help="NUTS target acceptance (default: the fit's)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     from bayesgain.demo import DEMO_FOLDER
@@ -41,11 +42,13 @@ def main(argv=None):
     for seed in seeds:
         t0 = time.time()
         m = GainModel("joint", tree, names=[pathlib.Path(DEMO_FOLDER).name])
-        m.fit(draws=1000, tune=1000, chains=4, seed=seed, progress=False, rerun_stuck=args.rerun)
+        kw = {} if args.target_accept is None else {"target_accept": args.target_accept}
+        m.fit(draws=1000, tune=1000, chains=4, seed=seed, progress=False, rerun_stuck=args.rerun, **kw)
         ss = m.idata["sample_stats"]
+        div = int(ss["diverging"].sum())
         lp = ss["lp" if "lp" in ss else "logp"].mean("draw").values
         ok += bool(m.convergence.ok)
-        print(f"seed {seed}: {time.time() - t0:.0f} s; {m.convergence.text()}; chains' mean log density "
+        print(f"seed {seed}: {time.time() - t0:.0f} s; {m.convergence.text()}; {div} divergences; chains' mean log density "
               f"{np.round(lp, 1).tolist()}", flush=True)
     print(f"\nconverged: {ok}/{len(seeds)}")
     return 0
