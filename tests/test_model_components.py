@@ -15,6 +15,23 @@ def test_registry_holds_every_component_in_build_order():
         components.get("no-such-component")
 
 
+def test_each_component_declares_its_switches_and_priors_in_its_own_file():
+    """The spec's [components] and default priors are collected from the components: none is restated in spec.py."""
+    from bayesgain.model import components, spec
+
+    declared = set()
+    for c in components.registered():
+        assert set(c.switch_docs) == set(c.switches), c.name
+        for s in c.switches:
+            assert spec.COMPONENTS[s] == c.switch_docs[s] and spec.DEFAULT_COMPONENTS[s] == c.default_on
+        for name, p in c.priors.items():
+            assert spec.DEFAULT_PRIORS[name] is p
+            declared.add(name)
+    assert "charged_exciton_emission" in declared and "ta_noise_rel" in declared
+    spec_text = (spec.__file__ and open(spec.__file__).read())
+    assert not [n for n in declared if f'"{n}"' in spec_text]
+
+
 def test_a_component_cannot_be_registered_twice():
     from bayesgain.model.components import Component, register
 

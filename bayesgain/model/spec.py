@@ -47,6 +47,7 @@ import pathlib
 from ..io.tomlfile import TomlFileError, read_toml
 
 from .._shipped import shipped_folder
+from .priors import DISTRIBUTIONS, prior_table
 
 __all__ = ["ModelSpec", "SpecError", "load_spec", "spec_from_dict", "COMPONENTS", "DEFAULT_OPTIONS",
            "DEFAULT_PRIORS", "DISTRIBUTIONS", "MODELS_DIR", "available_models"]
@@ -58,18 +59,14 @@ class SpecError(ValueError):
     """A model specification is invalid; the message names the file, the key and the valid choices."""
 
 
+# [components] switch -> what it fits.  Each model component declares its own switches, their default and the
+# priors of its parameters in its file (model/components/, collected at the end of this module); hole_trapping
+# changes the cascade of other components and has no file of its own.
 COMPONENTS = {
-    "cross_section": "solution bleach at 1-3 ns versus depth-averaged fluence -> 400 nm cross-section",
-    "charging": "SEC band-edge bleach versus potential, every sweep -> V_1S, V_C, sigma_1S",
-    "photoluminescence": "SEC integrated PL versus potential -> relative quantum yields of charged QDs",
-    "gain": "film A* at early delays (default 2-8 ps) for every potential x fluence -> gain threshold",
-    "dynamics": "film A*(t) at later delays for every potential x fluence -> Auger rates",
-    "reflection": "Delta R scale per potential, informed by the sub-gap region where the true Delta A is zero",
     "hole_trapping": "a fraction of the QDs with one photo-excited hole trapped (option hole_trapping_form)",
-    "charged_emission": "extra stimulated emission c per band-edge exciton of a charged QD (c = 0: transition counting)",
 }
 
-DEFAULT_COMPONENTS = {k: k not in ("photoluminescence", "hole_trapping", "charged_emission") for k in COMPONENTS}
+DEFAULT_COMPONENTS = {"hole_trapping": False}
 
 # option name -> (default, allowed values or a type)
 DEFAULT_OPTIONS = {
@@ -115,27 +112,11 @@ DEFAULT_OPTIONS = {
     "pump_attenuation": ("none", ("none", "beer-lambert")),
 }
 
-# distribution name -> (PyMC class name, allowed keyword arguments)
-DISTRIBUTIONS = {
-    "Normal": ("Normal", {"mu", "sigma"}),
-    "HalfNormal": ("HalfNormal", {"sigma"}),
-    "LogNormal": ("LogNormal", {"mu", "sigma"}),
-    "TruncatedNormal": ("TruncatedNormal", {"mu", "sigma", "lower", "upper"}),
-    "StudentT": ("StudentT", {"nu", "mu", "sigma"}),
-    "HalfStudentT": ("HalfStudentT", {"nu", "sigma"}),
-    "Beta": ("Beta", {"alpha", "beta"}),
-    "Gamma": ("Gamma", {"alpha", "beta"}),
-    "InverseGamma": ("InverseGamma", {"alpha", "beta"}),
-    "Exponential": ("Exponential", {"lam"}),
-    "Uniform": ("Uniform", {"lower", "upper"}),
-}
+_p = prior_table
 
 
-def _p(dist, unit, doc, component, **kw):
-    return {"dist": dist, "unit": unit, "doc": doc, "component": component, **kw}
-
-
-# every parameter a model can have; ``component`` says which switch (or option) brings it in
+# every parameter a model can have; ``component`` says which switch (or option) brings it in.  Here: the physical
+# parameters several components share; the components add their own (end of this module)
 DEFAULT_PRIORS = {
     # cross-section and fluence calibration
     "cross_section_cm2": _p("LogNormal", "cm^2", "400 nm absorption cross-section of the QDs (solution)",
@@ -154,15 +135,10 @@ DEFAULT_PRIORS = {
                      "disorder=gaussian|disorder=uniform", sigma=0.2),
     "T_eff_K": _p("LogNormal", "K", "effective temperature of the Fermi-Dirac curve (no level disorder)",
                   "disorder=effective-temperature", mu=math.log(800.0), sigma=0.5),
-    "sec_bleach_scale": _p("LogNormal", "1", "scale of the SEC <n_e> (window holds 2S tail and background)",
-                           "charging", mu=0.0, sigma=0.1),
-    "sec_noise": _p("HalfNormal", "electrons/QD", "extra scatter of the SEC <n_e> beyond the window SEM",
-                    "charging", sigma=0.1),
     "pl_yield_1": _p("Beta", "1", "PL quantum yield of singly charged QDs relative to neutral", "photoluminescence",
                      alpha=2.0, beta=5.0),
     "pl_yield_2": _p("Beta", "1", "PL quantum yield of doubly charged QDs relative to neutral", "photoluminescence",
                      alpha=1.0, beta=8.0),
-    "pl_noise": _p("HalfNormal", "1", "scatter of the normalised PL", "photoluminescence", sigma=0.1),
     # dynamics
     "tau_xx_ps": _p("LogNormal", "ps", "neutral biexciton Auger lifetime 1/k_xx", "gain|dynamics|cross_section",
                     mu=math.log(300.0), sigma=0.7),
@@ -175,45 +151,11 @@ DEFAULT_PRIORS = {
                             "auger=free", mu=0.0, sigma=0.5),
     "triexciton_rate_factor": _p("LogNormal", "1", "triexciton Auger rate (N = 3, n = 0) / scaling law",
                                  "auger=free", mu=0.0, sigma=0.3),
-    # film optics
-    "gamma_scale": _p("LogNormal", "1", "band-edge OD scale gamma / (A0_1S / g_e g_h) of the film", "gain|dynamics",
-                      mu=0.0, sigma=0.3),
-    # a Normal, not a HalfNormal: photo-induced absorption in the window can outweigh the 2S-tail bleach, and a
-    # boundary at 0 made b, beta and gamma mix badly (bulk ESS 11 of 800 draws on batch A with HalfNormal)
-    "window_occupancy_bleach_rel": _p("Normal", "A0_1S", "bleach (> 0) or induced absorption (< 0) of other "
-                                      "transitions in the window per unit 1S(e) occupancy", "gain|dynamics",
-                                      mu=0.0, sigma=0.5),
-    "window_shift_loss": _p("HalfNormal", "1", "loss kappa of the window-averaged excited band edge when it shifts "
-                            "(biexciton binding): gamma A_eff (1 - kappa x^4), x the bleached fraction",
-                            "gain|dynamics", sigma=0.3),
-    "ta_noise_rel": _p("HalfNormal", "A0_1S", "extra scatter of window-averaged film A* beyond the SEM",
-                       "gain|dynamics", sigma=0.05),
-    "discrepancy_amplitude_rel": _p("HalfNormal", "A0_1S", "typical size of the smooth film TA misfit per file "
-                                    "(model discrepancy GP over log delay)", "discrepancy=delay-gp", sigma=0.02),
-    "discrepancy_lengthscale": _p("LogNormal", "ln(ps)", "length scale of the discrepancy GP in log delay "
-                                  "(1 = a factor e in delay)", "discrepancy=delay-gp", mu=math.log(1.5), sigma=0.3),
-    "window_tail_amplitude_rel": _p("Normal", "A0_1S", "window bleach (> 0) or absorption (< 0) per photo-excited "
-                                    "QD that decays on its own clock, at the earliest film TA delay fitted "
-                                    "(discrepancy = window-tail)",
-                                    "discrepancy=window-tail", mu=0.0, sigma=0.1),
-    "window_tail_time_ps": _p("LogNormal", "ps", "decay time of the window tail (discrepancy = window-tail)",
-                              "discrepancy=window-tail", mu=math.log(30.0), sigma=1.5),
-    # centred on transition counting (c = 0), either sign: the data decide whether charged QDs emit more or less
-    "charged_exciton_emission": _p("Normal", "transitions", "extra stimulated emission per band-edge exciton of a QD "
-                                   "holding injected electrons, in transitions (A*(N, n) - c min(N, g_h) [n >= 1])",
-                                   "charged_emission", mu=0.0, sigma=1.0),
     "hole_trap_fraction": _p("Beta", "1", "fraction of QDs with a trapped photo-excited hole (hole_trapping_form)",
                              "hole_trapping", alpha=1.5, beta=4.0),
-    # solution
-    "solution_gamma_scale": _p("LogNormal", "1", "band-edge OD scale of the solution / (A0_1S / g_e g_h)",
-                               "cross_section", mu=0.0, sigma=0.3),
-    "solution_noise_rel": _p("HalfNormal", "A0_1S", "extra scatter of the solution bleach (solution A0 units)",
-                             "cross_section", sigma=0.05),
     # reflection
     "reflection_scale": _p("LogNormal", "1", "Delta R at this potential / Delta R measured at open circuit",
                            "reflection", mu=0.0, sigma=0.3),
-    "subgap_noise_rel": _p("HalfNormal", "A0_1S", "scatter of the corrected sub-gap Delta A", "reflection",
-                           sigma=0.05),
     # likelihood
     "student_nu": _p("Gamma", "1", "degrees of freedom of the Student-t likelihood", "likelihood=student-t",
                      alpha=2.0, beta=0.1),
@@ -221,8 +163,7 @@ DEFAULT_PRIORS = {
 
 # physical parameters that are pooled across experiments when [pooling] names them
 POOLABLE = ("cross_section_cm2", "film_cross_section_ratio", "V_1S_V", "V_C_V", "sigma_1S_V", "T_eff_K",
-            "tau_xx_ps", "k_x_per_ns", "trion_rate_factor", "triexciton_rate_factor", "hole_trap_fraction",
-            "charged_exciton_emission")
+            "tau_xx_ps", "k_x_per_ns", "trion_rate_factor", "triexciton_rate_factor", "hole_trap_fraction")
 
 
 def _suggest(name, valid):
@@ -417,18 +358,19 @@ def _validated_components(table, source):
         components[k] = v
     if not any(components.values()):
         raise SpecError(f"{source}: [components] every component is switched off")
-    if components["photoluminescence"] and not components["charging"]:
-        raise SpecError(f"{source}: [components] photoluminescence needs charging = true (it shares the sweeps)")
     if components["hole_trapping"] and not (components["gain"] or components["dynamics"]):
         raise SpecError(f"{source}: [components] hole_trapping needs gain or dynamics")
-    if components["reflection"] and not (components["gain"] or components["dynamics"]):
-        raise SpecError(f"{source}: [components] reflection needs gain or dynamics")
-    if components["charged_emission"] and not (components["gain"] or components["dynamics"]):
-        raise SpecError(f"{source}: [components] charged_emission needs gain or dynamics")
-    if components["charged_emission"] and components["hole_trapping"]:
-        # both change the emission of the excited QDs of a charged film: one at a time, compared by LOO
-        raise SpecError(f"{source}: [components] charged_emission and hole_trapping cannot be on together; "
-                        "fit each and compare them (bayesgain compare)")
+    from .components import registered
+
+    for c in registered():
+        for switch in (s for s in c.switches if components[s]):
+            if c.requires and not any(components[r] for r in c.requires):
+                why = f" ({c.requires_why})" if c.requires_why else ""
+                raise SpecError(f"{source}: [components] {switch} needs {' or '.join(c.requires)}{why}")
+            clash = [x for x in c.excludes if components[x]]
+            if clash:
+                raise SpecError(f"{source}: [components] {switch} and {clash[0]} cannot be on together; fit each and "
+                                "compare them (bayesgain compare)")
     return components
 
 
@@ -553,3 +495,22 @@ def load_spec(path_or_name):
                         f"{', '.join(available_models())} (in {MODELS_DIR})")
     data, text = _read_toml(path)
     return spec_from_dict(data, source=str(path), text=text, base_dir=path.parent)
+
+
+def _declared_by_components():
+    """Add every registered component's switches (with their defaults) and parameter priors to the tables."""
+    from .components import registered
+
+    own = {k: (COMPONENTS.pop(k), DEFAULT_COMPONENTS.pop(k)) for k in list(COMPONENTS)}
+    for c in registered():
+        for switch in c.switches:
+            COMPONENTS[switch] = c.switch_docs[switch]
+            DEFAULT_COMPONENTS[switch] = c.default_on
+        for name, p in c.priors.items():
+            if name in DEFAULT_PRIORS:
+                raise ValueError(f"model component {c.name!r} declares the prior of {name!r} a second time")
+            DEFAULT_PRIORS[name] = p
+    for k, (doc, on) in own.items():  # the spec's own switches after the components' (the order of to_toml)
+        COMPONENTS[k], DEFAULT_COMPONENTS[k] = doc, on
+
+_declared_by_components()

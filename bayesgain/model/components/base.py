@@ -6,14 +6,15 @@ cascade, and adds its variables to the ``pm.Model`` under construction in two st
 (variables other components read, created before any likelihood: the free-variable order, which nutpie's
 seeded draws depend on, is shared parameters, then every component's ``parameters``, then every ``add``)
 and ``add(ctx)`` (its own variables and likelihood).  A new component is one file in this package: a
-subclass decorated with :func:`register`, its ``order`` placing it among the others.
+subclass decorated with :func:`register`, its ``order`` placing it among the others, with its spec switches and
+the default priors of its own parameters as class attributes (``switch_docs``, ``default_on``, ``priors``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..spec import DISTRIBUTIONS
+from ..priors import DISTRIBUTIONS
 
 __all__ = ["Component", "BuildContext", "register", "get", "registered", "active", "prior_variable"]
 
@@ -55,6 +56,12 @@ class Component:
     data = ()  # reduced-data variables it reads (bayesgain.model.data)
     needs_cascade = False  # reads the shared Auger cascade (BuildContext.cascade)
     order = 0.0  # build order among the components
+    switch_docs = {}  # every switch of ``switches`` -> one line on what it fits (the spec's [components] table)
+    default_on = True  # the switches' value in a spec that does not set them
+    requires = ()  # switches of which one must be on beside this component's
+    requires_why = ""  # said with the refusal when none is
+    excludes = ()  # switches that cannot be on with this component's
+    priors = {}  # parameter -> default prior (``priors.prior_table``) of the parameters this component owns
 
     def is_on(self, spec):
         return any(spec.components.get(s) for s in self.switches)

@@ -5,6 +5,7 @@ centred, so a drift common to all sweeps widens V_1S instead of shifting it)."""
 
 from __future__ import annotations
 
+from ..priors import prior_table
 from .base import Component, register
 
 
@@ -12,9 +13,21 @@ from .base import Component, register
 class Charging(Component):
     name = "charging"
     switches = ("charging",)
+    switch_docs = {"charging": "SEC band-edge bleach versus potential, every sweep -> V_1S, V_C, sigma_1S"}
     observed = ("charging",)
     data = ("sec_n_e", "sec_point_experiment", "sec_point_potential", "sec_point_sweep")
     order = 20
+    # the priors of the parameters this component owns (defaults of every spec; [priors] overrides them)
+    priors = {
+        "sec_bleach_scale": prior_table(
+            "LogNormal", "1",
+            "scale of the SEC <n_e> (window holds 2S tail and background)",
+            "charging", mu=0.0, sigma=0.1),
+        "sec_noise": prior_table(
+            "HalfNormal", "electrons/QD",
+            "extra scatter of the SEC <n_e> beyond the window SEM",
+            "charging", sigma=0.1),
+    }
 
     def add(self, ctx):
         import pymc as pm

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..priors import prior_table
 from .base import Component, register
 
 
@@ -14,11 +15,23 @@ from .base import Component, register
 class CrossSection(Component):
     name = "cross_section"
     switches = ("cross_section",)
+    switch_docs = {"cross_section": "solution bleach at 1-3 ns versus depth-averaged fluence -> 400 nm cross-section"}
     observed = ("cross_section",)
     data = ("sol_dA", "sol_point_experiment", "sol_point_fluence", "sol_point_delay", "sol_fluence_eff_photons_cm2",
             "sol_fluence_experiment", "experiment_solution_A0_1S_OD")
     needs_cascade = True
     order = 10
+    # the priors of the parameters this component owns (defaults of every spec; [priors] overrides them)
+    priors = {
+        "solution_gamma_scale": prior_table(
+            "LogNormal", "1",
+            "band-edge OD scale of the solution / (A0_1S / g_e g_h)",
+            "cross_section", mu=0.0, sigma=0.3),
+        "solution_noise_rel": prior_table(
+            "HalfNormal", "A0_1S",
+            "extra scatter of the solution bleach (solution A0 units)",
+            "cross_section", sigma=0.05),
+    }
 
     def add(self, ctx):
         import pytensor.tensor as pt

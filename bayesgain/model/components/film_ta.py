@@ -22,10 +22,13 @@ smooth misfit per file (:mod:`..discrepancy`).
 
 from __future__ import annotations
 
+import math
+
 import types
 
 import numpy as np
 
+from ..priors import prior_table
 from .base import Component, prior_variable, register
 
 
@@ -89,11 +92,53 @@ def delay_discrepancy(ctx, file_index, file_experiment):
 class FilmTA(Component):
     name = "film_ta"
     switches = ("gain", "dynamics")
+    switch_docs = {"gain": "film A* at early delays (default 2-8 ps) for every potential x fluence -> gain threshold",
+                   "dynamics": "film A*(t) at later delays for every potential x fluence -> Auger rates"}
     observed = ("gain", "dynamics")
     data = ("ta_A", "ta_point_experiment", "ta_point_delay", "ta_point_component", "ta_potential_V",
             "ta_potential_experiment", "ta_potential_A_pre_OD", "ta_fluence_nominal_photons_cm2")
     needs_cascade = True
     order = 40
+    # the priors of the parameters this component owns (defaults of every spec; [priors] overrides them)
+    priors = {
+        "gamma_scale": prior_table(
+            "LogNormal", "1",
+            "band-edge OD scale gamma / (A0_1S / g_e g_h) of the film",
+            "gain|dynamics", mu=0.0, sigma=0.3),
+        # a Normal, not a HalfNormal: photo-induced absorption in the window can outweigh the 2S-tail bleach, and a
+        # boundary at 0 made b, beta and gamma mix badly (bulk ESS 11 of 800 draws on batch A with HalfNormal)
+        "window_occupancy_bleach_rel": prior_table(
+            "Normal", "A0_1S",
+            "bleach (> 0) or induced absorption (< 0) of other transitions in the window per unit 1S(e) "
+            "occupancy",
+            "gain|dynamics", mu=0.0, sigma=0.5),
+        "window_shift_loss": prior_table(
+            "HalfNormal", "1",
+            "loss kappa of the window-averaged excited band edge when it shifts (biexciton binding): gamma "
+            "A_eff (1 - kappa x^4), x the bleached fraction",
+            "gain|dynamics", sigma=0.3),
+        "ta_noise_rel": prior_table(
+            "HalfNormal", "A0_1S",
+            "extra scatter of window-averaged film A* beyond the SEM",
+            "gain|dynamics", sigma=0.05),
+        "discrepancy_amplitude_rel": prior_table(
+            "HalfNormal", "A0_1S",
+            "typical size of the smooth film TA misfit per file (model discrepancy GP over log delay)",
+            "discrepancy=delay-gp", sigma=0.02),
+        "discrepancy_lengthscale": prior_table(
+            "LogNormal", "ln(ps)",
+            "length scale of the discrepancy GP in log delay (1 = a factor e in delay)",
+            "discrepancy=delay-gp", mu=math.log(1.5), sigma=0.3),
+        "window_tail_amplitude_rel": prior_table(
+            "Normal", "A0_1S",
+            "window bleach (> 0) or absorption (< 0) per photo-excited QD that decays on its own clock, at "
+            "the earliest film TA delay fitted (discrepancy = window-tail)",
+            "discrepancy=window-tail", mu=0.0, sigma=0.1),
+        "window_tail_time_ps": prior_table(
+            "LogNormal", "ps",
+            "decay time of the window tail (discrepancy = window-tail)",
+            "discrepancy=window-tail", mu=math.log(30.0), sigma=1.5),
+    }
 
     def parameters(self, ctx):
         import pymc as pm

@@ -3,6 +3,7 @@ component's sweeps (same offsets) weighted by the relative quantum yields of cha
 
 from __future__ import annotations
 
+from ..priors import prior_table
 from .base import Component, register
 
 
@@ -10,9 +11,20 @@ from .base import Component, register
 class Photoluminescence(Component):
     name = "photoluminescence"
     switches = ("photoluminescence",)
+    switch_docs = {"photoluminescence": "SEC integrated PL versus potential -> relative quantum yields of charged QDs"}
+    default_on = False
+    requires = ("charging",)
+    requires_why = "it shares the sweeps"
     observed = ("photoluminescence",)
     data = ("sec_pl", "sec_point_experiment")
     order = 30  # after charging: it reads ctx.sec_fractions
+    # the priors of the parameters this component owns (defaults of every spec; [priors] overrides them)
+    priors = {
+        "pl_noise": prior_table(
+            "HalfNormal", "1",
+            "scatter of the normalised PL",
+            "photoluminescence", sigma=0.1),
+    }
 
     def add(self, ctx):
         if ctx.g_e != 2:

@@ -4,6 +4,7 @@ there), with s_V the Delta R scale of each film TA potential (read by the film T
 from __future__ import annotations
 
 from ..layout import index_within_experiment
+from ..priors import prior_table
 from .base import Component, register
 
 
@@ -11,10 +12,19 @@ from .base import Component, register
 class Reflection(Component):
     name = "reflection"
     switches = ("reflection",)
+    switch_docs = {"reflection": "Delta R scale per potential, informed by the sub-gap region where the true Delta A is zero"}
+    requires = ("gain", "dynamics")
     observed = ("reflection",)
     data = ("subgap_dA", "subgap_point_experiment", "subgap_point_potential", "subgap_reflection_sensitivity",
             "ta_potential_V", "ta_potential_experiment")
     order = 50
+    # the priors of the parameters this component owns (defaults of every spec; [priors] overrides them)
+    priors = {
+        "subgap_noise_rel": prior_table(
+            "HalfNormal", "A0_1S",
+            "scatter of the corrected sub-gap Delta A",
+            "reflection", sigma=0.05),
+    }
 
     def parameters(self, ctx):
         ctx.reflection_scale = ctx.prior("reflection_scale", dims="ta_potential")
