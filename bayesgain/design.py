@@ -376,7 +376,7 @@ class _Predictor:
         self.fn = _cascade_draw_fn(self.g_e, self.g_h, self.n_max, occupancy=True, hole_trapping=_trap_form(model))
         S = self.g_e + 1
         self.table0 = ph.band_edge_absorption(np.zeros(S), np.arange(S), self.g_e, self.g_h)
-        self.occ0 = np.minimum(np.arange(S), self.g_e) / self.g_e
+        self.occ0 = ph.transitions.occupancy_table(0, self.g_e)[0]  # 1S(e) occupancy of the unexcited states
         self.A0 = A0
         # the window tail's amplitude is its size at the earliest film TA delay the fit saw (as in the model)
         self.t_ref = float(d["ta_point_delay"].values[d["ta_point_experiment"].values == experiment].min())

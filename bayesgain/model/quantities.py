@@ -406,7 +406,7 @@ def single_wavelength_thresholds(model, experiment=0, g_min_per_cm=50.0, max_sam
     ``gain_mean_excitons`` (inf where never reached), plus per (sample, potential) the lowest
     g >= g_min threshold in excitons/QD, photons/cm^2 and nJ/cm^2 and its wavelength.
     """
-    from ..fitting import fit_saturation_many
+    from ..fitting import fit_saturation_many, saturation_curve
 
     d = model.data
     if "spectrum_A_star" not in d:
@@ -434,7 +434,7 @@ def single_wavelength_thresholds(model, experiment=0, g_min_per_cm=50.0, max_sam
             bleach = (pre[p][:, None] - spec[p].T)  # (L, F): A_pre - A*, grows with <N>
             popt, _, msg = fit_saturation_many(N[i, p], bleach)
             a, b = popt[:, 0], popt[:, 1]
-            resid = bleach - a[:, None] * (1 - np.exp(-b[:, None] * N[i, p][None, :]))
+            resid = bleach - saturation_curve(N[i, p][None, :], a[:, None], b[:, None])
             with warnings.catch_warnings():  # wavelengths without any finite point stay NaN (not usable)
                 warnings.simplefilter("ignore", RuntimeWarning)
                 noise = np.sqrt(np.nanmean(resid**2, axis=1))

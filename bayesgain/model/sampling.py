@@ -419,6 +419,7 @@ def jitter_rvs(model, max_scale=0.25):
     whose sigma is below ``max_scale`` or depends on other variables -- start at their prior centre.
     """
     from pytensor.graph.basic import Constant
+    from pytensor.graph.fg import MissingInputError
     from pytensor.graph.traversal import ancestors
 
     free = set(model.free_RVs)
@@ -432,7 +433,7 @@ def jitter_rvs(model, max_scale=0.25):
             try:
                 if np.min(np.asarray(sigma.eval())) < max_scale:
                     continue
-            except Exception:  # not a constant expression: do not jitter
+            except MissingInputError:  # a root that is neither constant nor shared: not a fixed scale, no jitter
                 continue
         keep.add(rv)
     return keep
