@@ -35,6 +35,7 @@ def main(argv=None):
     ap.add_argument("--option", action="append", default=[], help="spec option override key=value (repeatable)")
     ap.add_argument("--data-root", default="/tmp/bayesgain-mismatch")
     ap.add_argument("--save", default=None, help="write the fit (posterior.nc) here")
+    ap.add_argument("--target-accept", type=float, default=None, help="NUTS target acceptance (default: the fit's)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     import arviz as az
@@ -48,7 +49,8 @@ def main(argv=None):
     truth = tomllib.loads((folder / "truth.toml").read_text())
     t0 = time.time()
     m = GainModel(spec_from_dict(tomllib.loads(spec_text(args.spec, options))), str(folder))
-    m.fit(draws=1000, tune=1000, chains=4, seed=args.seed, progress=False, rerun_stuck=False)
+    kw = {} if args.target_accept is None else {"target_accept": args.target_accept}
+    m.fit(draws=1000, tune=1000, chains=4, seed=args.seed, progress=False, rerun_stuck=False, **kw)
     print(f"{args.scenario} seed {args.seed} {options or 'defaults'}: {time.time() - t0:.0f} s; {m.convergence.text()}")
     for note in m.component_notes:
         print(f"note: {note}")
