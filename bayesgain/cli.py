@@ -223,7 +223,8 @@ def _fit_write(args, spec, model, out, say, t0, write_fit_outputs):
     say(f"sampling {args.chains} chains x {args.draws} draws after {args.tune} tuning steps with {how} "
         f"(compiling first: {wait})")
     model.fit(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler,
-              progress=not args.quiet, max_treedepth=args.max_treedepth, starts=args.starts, backend=args.backend)
+              progress=not args.quiet, max_treedepth=args.max_treedepth, starts=args.starts, backend=args.backend,
+              **({} if args.target_accept is None else {"target_accept": args.target_accept}))
     raise_if_interrupted()  # nutpie returns the draws so far on Ctrl-C: never write those as a fit
     say(f"fitted in {time.time() - t0:.1f} s")
     classic_from = args.folders[0] if (not args.no_classic and len(args.folders) == 1) else None
@@ -453,6 +454,17 @@ def _count(low, high=None, what="a count"):
 _SEED = _count(0, 2**32 - 1, "a seed")
 
 
+def _acceptance(text):
+    """argparse type: a NUTS target acceptance probability, strictly between 0 and 1."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability (a number), got {text!r}") from None
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability strictly between 0 and 1, got {v}")
+    return v
+
+
 class _ListPriors(argparse.Action):
     """``--list-priors``: print every parameter's default prior, unit and meaning, then exit."""
 
@@ -582,6 +594,9 @@ def _add_fit(sub):
     f.add_argument("--sampler", default="nutpie", choices=["nutpie", "pymc"],
                    help="NUTS implementation: nutpie (default; compiled as --backend says) or pymc (PyMC's own NUTS)")
     _backend_option(f)
+    f.add_argument("--target-accept", type=_acceptance, default=None, metavar="P",
+                   help="NUTS target acceptance (default: the fit's, see GainModel.fit); raise it (0.98) when a fit "
+                        "reports divergences")
     f.add_argument("--max-treedepth", type=_count(1, 30, "a depth"), default=None, metavar="DEPTH",
                    help="cap each NUTS trajectory at 2^DEPTH gradient steps (count; default: the sampler's 10); "
                         "for quick looks with few tuning steps, not for final fits")

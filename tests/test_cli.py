@@ -104,3 +104,15 @@ def test_atomic_outputs_get_ordinary_permissions(tmp_path):
         os.umask(umask)
     assert (tmp_path / "x.csv").stat().st_mode & 0o777 == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["x.csv"]  # no temporary file left
+
+
+def test_fit_target_accept_is_parsed_and_checked(capsys):
+    from bayesgain.cli import build_parser
+
+    p = build_parser()
+    assert p.parse_args(["fit", "x", "--out", "y", "--target-accept", "0.98"]).target_accept == 0.98
+    assert p.parse_args(["fit", "x", "--out", "y"]).target_accept is None  # the fit's own default
+    for bad in ("1.0", "0", "high"):
+        with pytest.raises(SystemExit):
+            p.parse_args(["fit", "x", "--out", "y", "--target-accept", bad])
+    assert "target-accept" in capsys.readouterr().err
