@@ -75,43 +75,24 @@ def _constants(model, experiment=0):
             float(d["experiment_temperature_K"].values[experiment]))
 
 
-@functools.lru_cache(maxsize=16)
-def _relative_fractions_fn(g_e, n_nodes, disorder):
-    """Compiled fractions at V - V_1S = x (D, G) for per-draw (V_C, sigma or T_eff, T): (D, G, S)."""
-    import pytensor
-    import pytensor.tensor as pt
-
-    from ..physics import charging
-
-    x, vc, s = pt.dmatrix("x"), pt.dvector("vc"), pt.dvector("s")
-    T = pt.dscalar("T")
-    if disorder == "gaussian":
-        f = charging.charge_fractions_disordered(x, 0.0, vc[:, None], s[:, None], T, g_e, n_nodes=n_nodes,
-                                                 half_width=MODEL_QUADRATURE_HALF_WIDTH)
-    else:  # s is the (effective) temperature
-        f = charging.charge_fractions(x, 0.0, vc[:, None], s[:, None], g_e)
-    return pytensor.function([x, vc, s, T], f, on_unused_input="ignore", mode=ph.api.numpy_mode())
-
-
 def _fractions_relative(model, x_V, V_C, sigma, T_eff, g_e, T, chunk=256):
-    """Fractions at V = V_1S + x for every draw: (sample, grid, S); V_1S drops out.  Chunked over draws.
-
-    ``x_V`` is (G,) shared or (D, G) per draw."""
+    """Fractions at V = V_1S + x for every draw under the model's charging law: (sample, grid, S); V_1S drops
+    out.  Chunked over draws.  ``x_V`` is (G,) shared or (D, G) per draw."""
     from ..physics.charging import disorder_nodes
 
-    disorder = model.spec.options["disorder"]
-    x = np.asarray(x_V, float)
-    if disorder == "gaussian":
-        # 1e-6 in the fractions: far inside the 1e-4 excitons/QD the threshold curve is tested to
-        nodes = disorder_nodes(float(np.max(sigma)), T, tol=1e-6, minimum=24, half_width=MODEL_QUADRATURE_HALF_WIDTH)
-        fn, s = _relative_fractions_fn(g_e, nodes, "gaussian"), np.asarray(sigma, float)
-    else:
-        temp = T_eff if disorder == "effective-temperature" else np.full(np.shape(V_C), T)
-        fn, s = _relative_fractions_fn(g_e, 0, "plain"), np.asarray(temp, float)
-    V_C = np.asarray(V_C, float)
-    x = np.broadcast_to(x, (V_C.size, x.shape[-1]))
-    return np.concatenate([fn(x[i:i + chunk], V_C[i:i + chunk], s[i:i + chunk], float(T))
-                           for i in range(0, V_C.size, chunk)])
+    law = law_for(model.spec)
+    V_C, sigma, T_eff = (np.asarray(v, float) for v in (V_C, sigma, T_eff))
+    # 1e-6 in the fractions: far inside the 1e-4 excitons/QD the threshold curve is tested to
+    nodes = (disorder_nodes(float(np.max(sigma)), T, tol=1e-6, minimum=24, half_width=MODEL_QUADRATURE_HALF_WIDTH)
+             if law.uses_quadrature else 0)
+    x = np.broadcast_to(np.asarray(x_V, float), (V_C.size, np.shape(x_V)[-1]))
+    out = []
+    for i in range(0, V_C.size, chunk):
+        k = slice(i, i + chunk)
+        p = {"V_1S_V": np.zeros((x[k].shape[0], 1)), "V_C_V": V_C[k, None], "sigma_1S_V": sigma[k, None],
+             "T_eff_K": T_eff[k, None]}
+        out.append(law.numpy_fractions(x[k], p, float(T), g_e, n_nodes=nodes))
+    return np.concatenate(out)
 
 
 def _fractions_at_mean_electrons(model, targets, V_C, sigma, T_eff, g_e, T, n_grid=None):
@@ -125,14 +106,15 @@ def _fractions_at_mean_electrons(model, targets, V_C, sigma, T_eff, g_e, T, n_gr
     from scipy.interpolate import CubicSpline
 
     targets = np.asarray(targets, float)
-    if model.spec.options["disorder"] == "uniform":  # the fractions are a function of <n_e> alone, the same per draw
-        f = ph.charge_fractions_uniform(targets, g_e)
+    law = law_for(model.spec)
+    f = law.fractions_at_mean_electrons(targets, g_e)
+    if f is not None:  # a law whose fractions are a function of <n_e> alone: the same for every draw
         return np.broadcast_to(f, (np.size(V_C),) + f.shape).copy()
     sigma = np.asarray(sigma, float)
     V_C = np.asarray(V_C, float)
     w = 6.5 * sigma + 2.0 * np.abs(V_C) + 30 * BOLTZMANN_EV_PER_K * np.asarray(T_eff, float)
     # without disorder the step is only ~kT wide: a finer (and, with no quadrature, cheap) grid
-    n_grid = n_grid or (81 if model.spec.options["disorder"] == "gaussian" else 321)
+    n_grid = n_grid or (81 if law.uses_quadrature else 321)
     x = np.linspace(-1.0, 1.0, n_grid)  # u
     f = _fractions_relative(model, x[None, :] * w[:, None], V_C, sigma, T_eff, g_e, T)  # (D, G, S)
     D, G, S = f.shape

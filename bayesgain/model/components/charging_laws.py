@@ -34,6 +34,11 @@ class ChargingLaw:
         with ``V`` (e.g. (D, 1) against (1, P)); returns (..., g_e + 1).  For quantities, design and the report."""
         raise NotImplementedError
 
+    def fractions_at_mean_electrons(self, n_e, g_e):
+        """(..., g_e + 1) fractions at doping levels ``n_e`` where the law fixes them by <n_e> alone, else None
+        (then they depend on the draw's parameters and quantities inverts <n_e>(V) per draw)."""
+        return None
+
 
 @_law
 class GaussianDisorder(ChargingLaw):
@@ -113,6 +118,11 @@ class UniformDoping(ChargingLaw):
 
         f = LAWS["gaussian"].numpy_fractions(V, p, T, g_e, n_nodes)
         return api.charge_fractions_uniform(f @ np.arange(g_e + 1.0), g_e)
+
+    def fractions_at_mean_electrons(self, n_e, g_e):
+        from ...physics import api
+
+        return api.charge_fractions_uniform(np.asarray(n_e, float), g_e)
 
 
 def law_for(spec):
