@@ -345,7 +345,7 @@ def with_starts(compiled, starts, chain_seeds=None):
     return _with_initial_point(compiled, start)
 
 
-def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed=0, cores=None, target_accept=0.9,
+def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed=0, cores=None, target_accept=0.95,
                   adaptation="low_rank", max_treedepth=None, progress=True, jitter_rvs=None, starts="optimum",
                   rerun_stuck=True, backend="numba"):
     """Sample ``model`` (a pm.Model) with nutpie; returns ``(idata, start_report_or_None)``.
