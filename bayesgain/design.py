@@ -38,7 +38,7 @@ import numpy as np
 from . import physics as ph
 from .physics import optics
 from .model.components.charging_laws import law_for
-from .model.quantities import cascade_arguments
+from .model.quantities import CASCADE_PARAMETERS, _cascade_draw_fn, _trap_form, cascade_arguments
 
 __all__ = ["DesignError", "Target", "parse_target", "Candidates", "candidate_grid", "weighted_hdi_width",
            "reweighted_widths", "linear_gaussian_width", "expected_width", "log_marginal_over_grid", "greedy_batch", "design",
@@ -344,8 +344,6 @@ class _Predictor:
         self.g_e = int(d["experiment_g_e"].values[experiment])
         self.g_h = int(d["experiment_g_h"].values[experiment])
         T = float(d["experiment_temperature_K"].values[experiment])
-        from .model.quantities import CASCADE_PARAMETERS, _cascade_draw_fn, _trap_form
-
         names = ["V_1S_V", "V_C_V", "sigma_1S_V", "T_eff_K", *CASCADE_PARAMETERS, "gamma_OD", "window_occupancy_bleach_OD",
                  "window_shift_loss", "film_cross_section_cm2", "fluence_log_sd", "ta_noise_rel",
                  "window_tail_amplitude_rel", "window_tail_time_ps"]

@@ -24,7 +24,8 @@ DISTRIBUTIONS = {
 }
 
 
-def prior_table(dist, unit, doc, component, **kw):
+def prior_table(dist, unit, doc, component=None, **kw):
     """One default prior: distribution, unit, a line of doc, the spec condition that brings the parameter in
-    (``"a|b"`` switches, ``"option=value"``), and the distribution's arguments."""
+    (``"a|b"`` switches, ``"option=value"``; None in a component's ``priors``: the component's own switches,
+    filled in when it is registered), and the distribution's arguments."""
     return {"dist": dist, "unit": unit, "doc": doc, "component": component, **kw}

@@ -158,8 +158,7 @@ def threshold_curve(model, n_e=None, experiment=0):
     """
     g_e, g_h, T = _constants(model, experiment)
     n_e = np.linspace(0.0, g_e, 101) if n_e is None else np.asarray(n_e, float)
-    s, _ = posterior_samples(model, ["V_C_V", "sigma_1S_V", "T_eff_K", "hole_trap_fraction", "charged_exciton_emission"],
-                             experiment)
+    s, _ = posterior_samples(model, ["V_C_V", "sigma_1S_V", "T_eff_K", *EMISSION_PARAMETERS], experiment)
     V_C, sigma, T_eff = _charging_draws(s, T)
     ft = _fractions_at_mean_electrons(model, n_e, V_C, sigma, T_eff, g_e, T)
     thr = _solve_on_table(ft, g_e, g_h, **_emission_terms(model, s))
@@ -172,8 +171,7 @@ def thresholds_at_potentials(model, experiment=0):
     g_e, g_h, _ = _constants(model, experiment)
     d = model.data
     sel = np.nonzero(d["ta_potential_experiment"].values == experiment)[0]
-    s, _ = posterior_samples(model, ["ta_charge_fractions", "hole_trap_fraction", "charged_exciton_emission"],
-                             experiment)
+    s, _ = posterior_samples(model, ["ta_charge_fractions", *EMISSION_PARAMETERS], experiment)
     f = s["ta_charge_fractions"][:, sel]
     thr = _solve_on_table(f, g_e, g_h, **_emission_terms(model, s))
     ne = f @ np.arange(g_e + 1.0)
@@ -209,6 +207,10 @@ def effective_temperature(model, experiment=0):
     else:
         return None
     return xr.DataArray(v, dims=("sample",), name="T_eff_K", attrs={"units": "K"})
+
+
+# the parameters beside the charge fractions that move the threshold (see :func:`_emission_terms`)
+EMISSION_PARAMETERS = ("hole_trap_fraction", "charged_exciton_emission")
 
 
 def _emission_terms(model, s):

@@ -25,6 +25,9 @@ def register(cls):
     """Class decorator: one instance of ``cls`` in the registry under ``cls.name``."""
     if cls.name in _REGISTRY:
         raise ValueError(f"model component {cls.name!r} is registered twice")
+    for p in cls.priors.values():  # a prior without a condition comes with the component's own switches
+        if p["component"] is None:
+            p["component"] = "|".join(cls.switches)
     _REGISTRY[cls.name] = cls()
     return cls
 

@@ -23,14 +23,15 @@ class ChargedEmission(Component):
     requires = ("gain", "dynamics")
     excludes = ("hole_trapping",)  # both change the excited QDs' emission: one at a time, compared by LOO
     order = 35  # a parameter the film TA reads: before film_ta (40)
-    # the priors of the parameters this component owns (defaults of every spec; [priors] overrides them)
+    # the priors of the parameters this component owns (defaults of every spec; [priors] overrides them); a
+    # prior without a condition is used whenever the component is on
     priors = {
         # centred on transition counting (c = 0), either sign: the data decide whether charged QDs emit more or less
         "charged_exciton_emission": prior_table(
             "Normal", "transitions",
             "extra stimulated emission per band-edge exciton of a QD holding injected electrons, in "
             "transitions (A*(N, n) - c min(N, g_h) [n >= 1])",
-            "charged_emission", mu=0.0, sigma=1.0),
+            mu=0.0, sigma=1.0),
     }
 
     def parameters(self, ctx):

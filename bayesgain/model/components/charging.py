@@ -17,16 +17,17 @@ class Charging(Component):
     observed = ("charging",)
     data = ("sec_n_e", "sec_point_experiment", "sec_point_potential", "sec_point_sweep")
     order = 20
-    # the priors of the parameters this component owns (defaults of every spec; [priors] overrides them)
+    # the priors of the parameters this component owns (defaults of every spec; [priors] overrides them); a
+    # prior without a condition is used whenever the component is on
     priors = {
         "sec_bleach_scale": prior_table(
             "LogNormal", "1",
             "scale of the SEC <n_e> (window holds 2S tail and background)",
-            "charging", mu=0.0, sigma=0.1),
+            mu=0.0, sigma=0.1),
         "sec_noise": prior_table(
             "HalfNormal", "electrons/QD",
             "extra scatter of the SEC <n_e> beyond the window SEM",
-            "charging", sigma=0.1),
+            sigma=0.1),
     }
 
     def add(self, ctx):

@@ -21,16 +21,17 @@ class CrossSection(Component):
             "sol_fluence_experiment", "experiment_solution_A0_1S_OD")
     needs_cascade = True
     order = 10
-    # the priors of the parameters this component owns (defaults of every spec; [priors] overrides them)
+    # the priors of the parameters this component owns (defaults of every spec; [priors] overrides them); a
+    # prior without a condition is used whenever the component is on
     priors = {
         "solution_gamma_scale": prior_table(
             "LogNormal", "1",
             "band-edge OD scale of the solution / (A0_1S / g_e g_h)",
-            "cross_section", mu=0.0, sigma=0.3),
+            mu=0.0, sigma=0.3),
         "solution_noise_rel": prior_table(
             "HalfNormal", "A0_1S",
             "extra scatter of the solution bleach (solution A0 units)",
-            "cross_section", sigma=0.05),
+            sigma=0.05),
     }
 
     def add(self, ctx):

@@ -99,28 +99,29 @@ class FilmTA(Component):
             "ta_potential_experiment", "ta_potential_A_pre_OD", "ta_fluence_nominal_photons_cm2")
     needs_cascade = True
     order = 40
-    # the priors of the parameters this component owns (defaults of every spec; [priors] overrides them)
+    # the priors of the parameters this component owns (defaults of every spec; [priors] overrides them); a
+    # prior without a condition is used whenever the component is on
     priors = {
         "gamma_scale": prior_table(
             "LogNormal", "1",
             "band-edge OD scale gamma / (A0_1S / g_e g_h) of the film",
-            "gain|dynamics", mu=0.0, sigma=0.3),
+            mu=0.0, sigma=0.3),
         # a Normal, not a HalfNormal: photo-induced absorption in the window can outweigh the 2S-tail bleach, and a
         # boundary at 0 made b, beta and gamma mix badly (bulk ESS 11 of 800 draws on batch A with HalfNormal)
         "window_occupancy_bleach_rel": prior_table(
             "Normal", "A0_1S",
             "bleach (> 0) or induced absorption (< 0) of other transitions in the window per unit 1S(e) "
             "occupancy",
-            "gain|dynamics", mu=0.0, sigma=0.5),
+            mu=0.0, sigma=0.5),
         "window_shift_loss": prior_table(
             "HalfNormal", "1",
             "loss kappa of the window-averaged excited band edge when it shifts (biexciton binding): gamma "
             "A_eff (1 - kappa x^4), x the bleached fraction",
-            "gain|dynamics", sigma=0.3),
+            sigma=0.3),
         "ta_noise_rel": prior_table(
             "HalfNormal", "A0_1S",
             "extra scatter of window-averaged film A* beyond the SEM",
-            "gain|dynamics", sigma=0.05),
+            sigma=0.05),
         "discrepancy_amplitude_rel": prior_table(
             "HalfNormal", "A0_1S",
             "typical size of the smooth film TA misfit per file (model discrepancy GP over log delay)",

@@ -18,12 +18,13 @@ class Photoluminescence(Component):
     observed = ("photoluminescence",)
     data = ("sec_pl", "sec_point_experiment")
     order = 30  # after charging: it reads ctx.sec_fractions
-    # the priors of the parameters this component owns (defaults of every spec; [priors] overrides them)
+    # the priors of the parameters this component owns (defaults of every spec; [priors] overrides them); a
+    # prior without a condition is used whenever the component is on
     priors = {
         "pl_noise": prior_table(
             "HalfNormal", "1",
             "scatter of the normalised PL",
-            "photoluminescence", sigma=0.1),
+            sigma=0.1),
     }
 
     def add(self, ctx):

@@ -18,12 +18,13 @@ class Reflection(Component):
     data = ("subgap_dA", "subgap_point_experiment", "subgap_point_potential", "subgap_reflection_sensitivity",
             "ta_potential_V", "ta_potential_experiment")
     order = 50
-    # the priors of the parameters this component owns (defaults of every spec; [priors] overrides them)
+    # the priors of the parameters this component owns (defaults of every spec; [priors] overrides them); a
+    # prior without a condition is used whenever the component is on
     priors = {
         "subgap_noise_rel": prior_table(
             "HalfNormal", "A0_1S",
             "scatter of the corrected sub-gap Delta A",
-            "reflection", sigma=0.05),
+            sigma=0.05),
     }
 
     def parameters(self, ctx):
