@@ -16,7 +16,7 @@ target_accept 0.9).  PyMC: GainModel.fit(sampler="pymc", cores=2), by default fr
 nutpie gets (``--pymc-starts``); its sampling time is PyMC's own figure and the rest of the call
 (compilation, log-likelihood) is reported as overhead.  The threshold curve is timed on the nutpie
 posterior resampled (with replacement) to 4000 draws when the fit has fewer.  Measured figures:
-benchmarks/results/session7_2026-11-27.md.
+benchmarks/results/joint-speed-and-jax-backend_2026-11-27.md.
 """
 
 from __future__ import annotations

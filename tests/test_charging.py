@@ -1,4 +1,4 @@
-"""Charging statistics (eq. S9-S16 with the sign convention of NOTES.md)."""
+"""Charging statistics (eq. S9-S16 with the sign convention of docs/paper-conventions.md)."""
 
 import numpy as np
 import pytest

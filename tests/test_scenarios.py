@@ -276,7 +276,7 @@ def test_fractions_agree_with_the_model_and_an_adaptive_quadrature():
         want = ref.fractions_disordered(V, P["V_1S_V"], P["V_C_V"], P["sigma_1S_V"], P["temperature_K"])
         np.testing.assert_allclose(sp.fractions(V, P["V_1S_V"], P["V_C_V"], P["sigma_1S_V"], P["temperature_K"]),
                                    want, atol=1e-6)
-    # sign convention (NOTES.md): full at very negative potentials, empty at open circuit
+    # sign convention (docs/paper-conventions.md): full at very negative potentials, empty at open circuit
     f = sp.fractions(np.array([-0.3, -2.5]), P["V_1S_V"], P["V_C_V"], P["sigma_1S_V"])
     assert sp.mean_electrons(f) == pytest.approx([0.0, 2.0], abs=1e-6)
 

@@ -45,7 +45,7 @@ def threshold_at_level(A, B, cov, level, level_sd=0.0):
 
     N* = -ln(1 - L/A) / B.  Variance: the delta method g^T Sigma g with g = (dN*/dA, dN*/dB) and
     Sigma = ``cov`` (the 2x2 fit covariance of (A, B)), plus (dN*/dL)^2 level_sd^2 (L independent of
-    the fit).  The SI formula for this quantity is a variance (NOTES.md); the square root is returned.
+    the fit).  The SI formula for this quantity is a variance (docs/paper-conventions.md); the square root is returned.
     ``level`` <= 0: reached without pump (N* = 0, sd 0).  Raises :class:`ThresholdNotReached` when
     L >= A and ValueError for B <= 0.
     """

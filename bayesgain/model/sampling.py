@@ -35,7 +35,7 @@ __all__ = ["BACKENDS", "STARTS", "compile_nutpie", "sample_nutpie", "optimised_s
            "logp_and_gradient", "report_text", "stuck_chain_gaps", "chain_init_seeds", "climbed_starts", "flat_layout", "initial_point"]
 
 # PyTensor backends nutpie compiles the log density with (joint model, data/synthetic-batch-a,
-# benchmarks/results/session8_2026-11-27.md).  numba: 0.41 ms per gradient, but every node is compiled by
+# benchmarks/results/logp-cost-and-demo-time_2026-11-27.md).  numba: 0.41 ms per gradient, but every node is compiled by
 # LLVM on its own: ~105 s cold (cached afterwards under PyTensor's compile directory: ~20 s).  jax
 # (optional: ``pip install 'bayesgain[jax]'``): 0.55 ms per gradient and ~6 s to compile, cold or warm;
 # nutpie calls it from Python, so the chains barely run in parallel and sampling takes ~1.5x numba's.

@@ -288,7 +288,7 @@ def charge_fractions(potential_V, V_1S, V_C=0.0, sigma_1S=0.0, temperature_K=293
                      n_nodes=charging.DEFAULT_QUADRATURE_NODES, half_width=charging.QUADRATURE_HALF_WIDTH):
     """Fractions f_0..f_{g_e} (last axis) of QDs with n electrons at ``potential_V`` (V).
 
-    Grand-canonical statistics with the sign convention of NOTES.md; ``sigma_1S`` (V) > 0 averages
+    Grand-canonical statistics with the sign convention of docs/paper-conventions.md; ``sigma_1S`` (V) > 0 averages
     over Gaussian level disorder by trapezoid quadrature, ``n_nodes`` nodes on +-``half_width`` sigma
     (the models use fewer nodes on +-6 sigma); ``temperature_K`` may be an effective temperature.
     """

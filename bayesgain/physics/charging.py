@@ -1,6 +1,6 @@
 """Charging statistics: fractions of QDs holding 0..g_e electrochemical 1S(e) electrons.
 
-SI section 1.3, eq. S7-S16, with the sign convention of ``shared/paper/NOTES.md``: electrons
+SI section 1.3, eq. S7-S16, with the sign convention of ``docs/paper-conventions.md``: electrons
 enter 1S(e) as the electrode potential V goes *more negative* than V_1S.  With the electron
 electrochemical potential mu = -eV, the grand-canonical weight of the n-electron state is::
 

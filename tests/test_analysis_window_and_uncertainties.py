@@ -1,4 +1,4 @@
-"""Issue 4 gaps: manifest band-edge window, Gaussian-fit SEC <n_e>, gain-lifetime uncertainty,
+"""The analysis window from the manifest, and the classic estimates' uncertainties: manifest band-edge window, Gaussian-fit SEC <n_e>, gain-lifetime uncertainty,
 masking of meaningless single-wavelength thresholds."""
 
 import math
