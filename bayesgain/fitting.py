@@ -57,6 +57,7 @@ def curve_fit_checked(f, x, y, p0, name, sigma=None, bounds=(-np.inf, np.inf)):
 
 # ----------------------------------------------------------------------------- saturation fits
 def saturation_curve(x, a, b):
+    """a (1 - exp(-b x)): the paper's saturating bleach, versus <N> (threshold fits) or fluence (eq. S34, b = sigma)."""
     return a * -np.expm1(-b * x)
 
 

@@ -307,7 +307,7 @@ def film_absorbance(tree, wavelength=None):
     When the tree carries the manifest's 1S window (root attr ``band_edge_window_nm``), the result
     carries it as an attr too, so that :func:`band_edge_window` of it uses the manifest's window."""
     FA = tree["film"]["absorptance"]
-    A0 = -np.log10(1.0 - FA)
+    A0 = ph.optics.absorbance_from_absorptance(FA)
     A0 = A0.rename(wavelength_spectrum="wavelength") if "wavelength_spectrum" in A0.dims else A0
     if wavelength is not None:
         A0 = _to_grid(A0, "wavelength", wavelength, "film absorbance A_0")

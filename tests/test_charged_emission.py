@@ -22,6 +22,23 @@ def test_table_is_the_charged_qds_band_edge_excitons():
     assert np.all(got[4:] == got[4])  # constant from N = g_h on: the cascade's saturated lumping stays exact
 
 
+def test_effective_table_is_counting_plus_trapping_emission_minus_charged_emission():
+    import pytensor.tensor as pt
+
+    M, eta, c = 9, 0.3, 0.7
+    want = np.array([[ref.band_edge(N, n) + eta * min(N, 4) * min(N + n, 2) - c * min(N, 4) * (n >= 1)
+                      for n in range(3)] for N in range(M + 1)])
+    tabs = (transitions.emission_table(M), transitions.charged_exciton_table(M))
+    np.testing.assert_allclose(transitions.effective_table(transitions.transition_table(M).eval(), tabs[0], eta,
+                                                           tabs[1], c), want, atol=1e-12)
+    sym = transitions.effective_table(transitions.transition_table(M), tabs[0], pt.dscalar("eta"), tabs[1],
+                                      pt.dscalar("c"))
+    np.testing.assert_allclose(sym.eval({"eta": eta, "c": c}), want, atol=1e-12)
+    # an absent term is absent, not zero-weighted: the counting table comes back unchanged
+    counting = transitions.transition_table(M).eval()
+    assert transitions.effective_table(counting, tabs[0], None, tabs[1], None) is counting
+
+
 def test_cascade_and_threshold_carry_c_as_the_reference():
     from bayesgain.model import quantities as q
 

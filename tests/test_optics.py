@@ -99,3 +99,9 @@ def test_window_absorption_change_from_its_equation_and_on_tensors():
     assert np.isclose(window_tail_bleach(np.inf, 2.0, 2.0, 0.01, 30.0), 0.01)
     assert np.isclose(window_tail_bleach(np.inf, 32.0, 2.0, 0.01, 30.0), 0.01 / np.e)
     assert window_tail_bleach(0.0, 5.0, 2.0, 0.01, 30.0) == 0.0
+
+
+def test_absorbance_from_absorptance_is_the_transmitted_fraction_in_od():
+    # a film absorbing F_A of the light passes 1 - F_A: 90 % absorbed is 1 OD, 99 % is 2 OD
+    FA = np.array([0.0, 0.5, 0.9, 0.99])
+    np.testing.assert_allclose(ph.optics.absorbance_from_absorptance(FA), [0.0, np.log10(2.0), 1.0, 2.0], atol=1e-12)

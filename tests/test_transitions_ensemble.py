@@ -175,3 +175,14 @@ def pytensor_function(inputs, output):
     import pytensor
 
     return pytensor.function(inputs, output)
+
+
+def test_probability_at_least_is_the_poisson_tail_summed_by_hand():
+    import math
+
+    from bayesgain.physics import poisson
+
+    for mean in (0.05, 1.0, 3.7):
+        for k in (0, 1, 2, 3, 6):
+            want = 1.0 - sum(mean**N * math.exp(-mean) / math.factorial(N) for N in range(k))
+            assert poisson.probability_at_least(mean, k) == pytest.approx(want, rel=1e-10, abs=1e-15)

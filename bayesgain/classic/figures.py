@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 from .. import physics as ph  # noqa: E402
 from .. import preprocess as pp  # noqa: E402
 from .._atomic import atomic_path  # noqa: E402
-from ..fitting import fit_fermi_dirac  # noqa: E402
+from ..fitting import fit_fermi_dirac, saturation_curve  # noqa: E402
 from ..preprocess import GAIN_DELAY_PS  # noqa: E402
 from .kinetics import biexciton_lifetime, nested_exponential_fits  # noqa: E402
 from .saturation import _delay_mean, cross_section_from_tree, film_thresholds  # noqa: E402
@@ -179,7 +179,7 @@ def threshold_figure(tree, corrected, sigma_cm2, delays_ps=GAIN_DELAY_PS):
             ax.text(0.03, 0.97, "no threshold:\n" + str(res)[:90], transform=ax.transAxes, va="top", fontsize=7,
                     color="C3", wrap=True)
         else:
-            ax.plot(Ngrid, res["A"] * -np.expm1(-res["B"] * Ngrid) * 1e3, color="k", lw=1.2,
+            ax.plot(Ngrid, saturation_curve(Ngrid, res["A"], res["B"]) * 1e3, color="k", lw=1.2,
                     label="A(1-e$^{-B⟨N⟩}$)")
             th, sd = res["value"], res["uncertainty"]
             ax.axvspan(th - sd, th + sd, color="C2", alpha=0.2, lw=0)
@@ -318,7 +318,7 @@ def cross_section_figure(tree, cs=None, delays_ps=(1000.0, 3000.0)):
     fig.get_layout_engine().set(rect=(0, 0.03, 1, 0.97))
     ax.errorbar(Jp / xs, y * 1e3, yerr=sem.values * 1e3, fmt="o", ms=5, capsize=2, color="C0",
                 label=f"|ΔA| {delays_ps[0] / 1e3:g}-{delays_ps[1] / 1e3:g} ns, {bw.lo:.0f}-{bw.hi:.0f} nm")
-    ax.plot(Jgrid / xs, cs["amplitude"] * -np.expm1(-cs["value"] * Jgrid) * 1e3, color="k", lw=1.5,
+    ax.plot(Jgrid / xs, saturation_curve(Jgrid, cs["amplitude"], cs["value"]) * 1e3, color="k", lw=1.5,  # eq. S34
             label=_sigma_label(cs["value"], cs["uncertainty"]))
     ax.axhline(cs["amplitude"] * 1e3, color="C3", ls="--", lw=1.0,
                label=f"a = {cs['amplitude'] * 1e3:.2f} ± {cs['amplitude_sd'] * 1e3:.2f} mOD")

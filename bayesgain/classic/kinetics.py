@@ -11,6 +11,7 @@ from scipy import optimize
 
 from .. import preprocess as pp
 from ..fitting import check_series, curve_fit_checked
+from ..physics import poisson
 from .dataset import make_row
 from .saturation import cross_section_from_tree
 
@@ -128,9 +129,7 @@ def biexciton_lifetime_from_traces(delays_ps, traces, mean_excitons, t_min_ps=1.
     x = t[sel] / ts
     y_ref = Y[ref_i, sel]
     check_series(x, y_ref, "reference trace")
-    p2 = -np.expm1(-N) - N * np.exp(-N)                   # Poisson P(N >= 2)
-    p3 = p2 - 0.5 * N**2 * np.exp(-N)                      # P(N >= 3)
-    ratio = p3 / p2
+    ratio = poisson.probability_at_least(N, 3) / poisson.probability_at_least(N, 2)
     eligible = [int(i) for i in order[1:] if N[i] >= 1.5 * N[ref_i] and ratio[i] <= XX_DOMINANCE]
     if not eligible:
         raise ValueError(f"no fluence where biexcitons dominate: need <N> >= {1.5 * N[ref_i]:.2g} with "

@@ -11,7 +11,7 @@ import xarray as xr
 
 from .. import physics as ph
 from .. import preprocess as pp
-from ..fitting import fit_saturation_many
+from ..fitting import fit_saturation_many, saturation_curve
 from ..physics.constants import LN10
 from ..preprocess import SPECTRAL_GAIN_DELAYS_PS, delay_selection
 from .dataset import make_row
@@ -42,7 +42,7 @@ def _bleach_noise_sem(dA, bleach, N, Afit, Bfit, n_avg, noise_before_ps):
         sd = dA.isel(delay=np.nonzero(pre)[0]).std(("fluence", "delay"), ddof=1)
         return sd.transpose("potential", "wavelength").values / math.sqrt(max(n_avg, 1)), "pre-time-zero scatter"
     with np.errstate(invalid="ignore", over="ignore"):
-        model = Afit[:, None, :] * -np.expm1(-Bfit[:, None, :] * N[None, :, None])   # (P, F, W)
+        model = saturation_curve(N[None, :, None], Afit[:, None, :], Bfit[:, None, :])   # (P, F, W)
         ssr = np.sum((bleach - model) ** 2, axis=1)
     return np.sqrt(ssr / max(N.size - 2, 1)), "saturation-fit residual rms"
 

@@ -455,7 +455,9 @@ def _film(ctx: _Ctx, m: Manifest, nodes: dict) -> None:
         fr = ctx.read(read_spectrum, film["reflectance_file"], "film.reflectance_file", units="1",
                       column=film.get("reflectance_column"))
     if fa is not None and fa.size:
-        ctx.a0["film"] = float(-np.log10(np.clip(1.0 - np.nanmax(fa.values), 1e-6, 1.0)))
+        from ..physics import optics  # here, not at the top: reading a folder should not import PyTensor
+
+        ctx.a0["film"] = float(optics.absorbance_from_absorptance(np.clip(np.nanmax(fa.values), 0.0, 1.0 - 1e-6)))
     for spec, key, sym in ((fa, "absorptance_file", "F_A"), (fr, "reflectance_file", "F_R")):
         if spec is None:
             continue

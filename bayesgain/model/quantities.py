@@ -256,10 +256,10 @@ def _cascade_draw_fn(g_e, g_h, n_max, occupancy=False, hole_trapping="emission")
     kxx, kx, tr, tri, eta, ch = (pt.dscalar(n) for n in ("kxx", "kx", "tr", "tri", "eta", "ch"))
     mean, f, t = pt.dvector("mean"), pt.dmatrix("f"), pt.dvector("t")
     rates = auger.free_auger_rates(auger.rate_table(n_max, g_e, kxx, kx), n_max, g_e, kx, tr, tri)
-    emission = transitions.emission_table(n_max, g_e, g_h)
     counting = hole_trapping == "counting"
-    table = transitions.transition_table(n_max, g_e, g_h) + (0.0 if counting else eta * emission)
-    table = table - ch * transitions.charged_exciton_table(n_max, g_e, g_h)
+    table = transitions.effective_table(transitions.transition_table(n_max, g_e, g_h),
+                                        transitions.emission_table(n_max, g_e, g_h), None if counting else eta,
+                                        transitions.charged_exciton_table(n_max, g_e, g_h), ch)
     trapped = transitions.trapped_hole_transition_table(n_max, g_e, g_h)
     if occupancy:
         occ = pt.as_tensor_variable(transitions.occupancy_table(n_max, g_e))

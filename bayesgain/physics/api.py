@@ -552,26 +552,21 @@ def threshold_on_table(f, g_e, g_h, eta=None, level=0.0, hole_trapping="emission
     shape = f.shape[:-1]
     ff = f.reshape(-1, f.shape[-1])
     lv = np.broadcast_to(np.asarray(level, float), shape).reshape(-1)
-    # additive terms coefficient x table: the hole-trap fraction's (+eta e) and the charged emission's (-c h)
-    per_draw = lambda coef: np.broadcast_to(np.asarray(coef, float), shape).reshape(-1)  # noqa: E731
-    terms = []
-    if eta is not None:
-        terms.append((per_draw(eta), e))
-    if charged_emission is not None:
-        terms.append((-per_draw(charged_emission), charged_exciton_ensemble_table(g_e, g_h)))
+    # per-draw coefficients (B, 1) of the additive terms (+eta e, -c h), None where absent
+    per_draw = lambda coef: (None if coef is None else  # noqa: E731
+                             np.broadcast_to(np.asarray(coef, float), shape).reshape(-1, 1))
+    eta_b, c_b = per_draw(eta), per_draw(charged_emission)
+    h = None if charged_emission is None else charged_exciton_ensemble_table(g_e, g_h)
 
     def A(i):
-        out = np.einsum("bs,bs->b", ff, a[i])
-        for coef, tab in terms:
-            out += coef * np.einsum("bs,bs->b", ff, tab[i])
-        return out - lv
+        tab = transitions.effective_table(a[i], e[i], eta_b, None if h is None else h[i], c_b)
+        return np.einsum("bs,bs->b", ff, tab) - lv
 
-    # coarse bracket with one matrix product on every 64th grid point, then bisection inside it
+    # coarse bracket with one matrix product on every 128th grid point, then bisection inside it
     stride = 128
     coarse = np.unique(np.append(np.arange(0, grid.size, stride), grid.size - 1))
-    Ac = ff @ a[coarse].T  # (B, C), decreasing along C
-    for coef, tab in terms:
-        Ac += coef[:, None] * (ff @ tab[coarse].T)
+    project = lambda tab: None if tab is None else ff @ tab[coarse].T  # noqa: E731  (B, C)
+    Ac = transitions.effective_table(project(a), project(e), eta_b, project(h), c_b)  # decreasing along C
     if np.any(lv):
         Ac -= lv[:, None]
     out = np.full(ff.shape[0], np.nan)

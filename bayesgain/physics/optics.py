@@ -16,6 +16,7 @@ __all__ = [
     "pump_depth_profile",
     "pump_depth_node_count",
     "bleach_saturation",
+    "absorbance_from_absorptance",
     "photon_energy_J",
     "fluence_to_energy_density_nJ_cm2",
     "energy_density_nJ_cm2_to_fluence",
@@ -102,6 +103,13 @@ def pump_depth_profile(pump_absorbance_OD, n_nodes=4):
 def bleach_saturation(cross_section_cm2, fluence_photons_cm2):
     """Fraction of QDs still excited long after the multiexcitons decayed: 1 - e^{-sigma J} (eq. S34)."""
     return -pt.expm1(-pt.as_tensor_variable(cross_section_cm2) * pt.as_tensor_variable(fluence_photons_cm2))
+
+
+def absorbance_from_absorptance(absorptance):
+    """A_0 = -log10(1 - F_A) (SI eq. S27/S28): the film's absorbance (OD) from its absorbed fraction F_A.
+
+    NumPy (arrays or xarray objects keep their type and coordinates): spectra are data, not sampled."""
+    return -np.log10(1.0 - absorptance)
 
 
 def photon_energy_J(wavelength_nm):

@@ -16,7 +16,7 @@ import numpy as np
 import pytensor.tensor as pt
 from scipy import stats
 
-__all__ = ["poisson_weights", "required_n_max", "DEFAULT_TAIL"]
+__all__ = ["poisson_weights", "required_n_max", "probability_at_least", "DEFAULT_TAIL"]
 
 DEFAULT_TAIL = 1e-10
 
@@ -46,6 +46,11 @@ def required_n_max(mean_excitons, tail=DEFAULT_TAIL, minimum=4):
     while stats.poisson.sf(n, mean) >= tail:  # isf is approximate for discrete laws
         n += 1
     return max(n, minimum)
+
+
+def probability_at_least(mean_excitons, k):
+    """P(N >= k; <N>) (NumPy): the fraction of QDs left with k or more excitons by the pump."""
+    return stats.poisson.sf(int(k) - 1, np.asarray(mean_excitons, dtype=float))
 
 
 def truncated_tail(mean_excitons, n_max):

@@ -32,7 +32,8 @@ import numpy as np
 import pytensor.tensor as pt
 
 __all__ = ["band_edge_absorption", "band_edge_absorption_trapped_hole", "band_edge_absorption_unsaturated",
-           "transition_table", "trapped_hole_transition_table", "emission_table", "occupancy_table", "charged_exciton_table"]
+           "transition_table", "trapped_hole_transition_table", "emission_table", "occupancy_table", "charged_exciton_table",
+           "effective_table"]
 
 
 def _counting(holes, electrons, g_e, g_h):
@@ -102,3 +103,19 @@ def charged_exciton_table(n_max, g_e=2, g_h=4):
     N = np.arange(int(n_max) + 1, dtype=float)[:, None]
     n = np.arange(int(g_e) + 1, dtype=float)[None, :]
     return np.minimum(N, g_h) * (n >= 1)
+
+
+def effective_table(counting, emission=None, eta=None, charged=None, charged_emission=None):
+    """The table the cascade and the threshold read: ``counting + eta * emission - charged_emission * charged``.
+
+    ``counting`` is A* (:func:`transition_table`, or its Poisson average a_n), ``emission`` the emission table
+    (the "emission" form of hole trapping adds eta times it), ``charged`` the charged-exciton table (component
+    ``charged_emission`` subtracts c times it).  A term whose coefficient is None is absent; NumPy or PyTensor,
+    any shapes that broadcast (one home for the sum that the model, the posterior quantities and the threshold
+    solver share)."""
+    out = counting
+    if eta is not None:
+        out = out + eta * emission
+    if charged_emission is not None:
+        out = out - charged_emission * charged
+    return out

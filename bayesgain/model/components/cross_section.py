@@ -75,5 +75,5 @@ class CrossSection(Component):
                 f_sol, eta_sol, rates, auger.trapped_hole_rate_table(Ms, g_e, cas.k_xx[k], cas.k_x[k]),
                 table, transitions.trapped_hole_transition_table(Ms, g_e, g_h))
             return auger.cascade_absorption(mean_f, fx, delays, rx, tx, max(g_e, g_h + 1))
-        tab = table if eta_sol is None else table + eta_sol * cas.emission[: Ms + 1]
+        tab = transitions.effective_table(table, cas.emission[: Ms + 1], eta_sol)
         return auger.cascade_absorption(mean_f, f_sol, delays, rates, tab, cas.J_sat, coefficients=cas.coeff[k])

@@ -243,11 +243,10 @@ class FilmTA(Component):
         from ...physics import auger, transitions
 
         cas, Mf, g_e, g_h, eta = ctx.cascade, ctx.n_max_film, ctx.g_e, ctx.g_h, ctx.eta
-        tab = cas.table[: Mf + 1]
-        if eta is not None and ctx.options["hole_trapping_form"] == "emission":
-            tab = tab + eta[k] * cas.emission[: Mf + 1]
-        if ctx.charged_emission is not None:
-            tab = tab - ctx.charged_emission[k] * cas.charged[: Mf + 1]
+        emitting = eta is not None and ctx.options["hole_trapping_form"] == "emission"
+        tab = transitions.effective_table(cas.table[: Mf + 1], cas.emission[: Mf + 1], eta[k] if emitting else None,
+                                          cas.charged[: Mf + 1],
+                                          None if ctx.charged_emission is None else ctx.charged_emission[k])
         tabs = pt.stack([tab, cas.occupancy[: Mf + 1]])
         if eta is not None and ctx.options["hole_trapping_form"] == "counting":
             # trapped-hole QDs as their own chains (transition counting with the hole off the band edge)
