@@ -255,7 +255,7 @@ MALFORMED = [
      r"solution_absorbance\.csv, line 4, column 2: non-numeric cell 'n/a'"),
     ("spectrum-micrometres", put("film_FR.txt", "0.48\t0.1\n0.49\t0.1\n"), r"film_FR\.txt: wavelength column holds 0\.48 to 0\.49; expected wavelengths in nm"),
     ("unknown-format", edit(M, 'file = "film_tr_m0.8V_high.csv"', 'file = "film_tr_m0.8V_high.csv"\nformat = "helio"'),
-     r"\[film\.tr\[1\]\.format\]: got 'helio'; expected one of 'helios', 'glotaran', 'kimopack'; did you mean 'helios'\?"),
+     r"\[film\.tr\[1\]\.format\]: got 'helio'; expected one of 'helios', 'kimopack', 'glotaran'; did you mean 'helios'\?"),
     ("unknown-nan-policy", edit(M, 'file = "film_tr_m0.8V_high.csv"', 'file = "film_tr_m0.8V_high.csv"\nnan = "ignore"'),
      r"\[film\.tr\[1\]\.nan\]: got 'ignore'; expected one of 'error', 'zero', 'drop-wavelengths'"),
     ("ragged-row", edit("solution_ta_high.csv", "510,0.0001,-0.0060,", "510,-0.0060,"),

@@ -299,3 +299,30 @@ def test_real_kimopack(real_data_dir):
     assert da.sel(wavelength=780.0, delay=-10.0001).item() == 0.000368999
     assert da.sel(wavelength=434.0, delay=0.0499).item() == -0.052582233  # line 50, column 101
     assert da.sel(wavelength=780.0, delay=1799.9999).item() == 0.004964113
+
+
+def test_a_format_registered_in_one_place_is_read_detected_and_accepted_by_the_manifest(tmp_path):
+    """A lab's own layout: one register_reader call, and read_matrix, detect_format and the manifest know it."""
+    from bayesgain.io import readers
+    from bayesgain.io.readers import header_matrix, registry
+
+    def parse(path, lines, axis, format):  # a header matrix whose first line is a banner to skip
+        p = header_matrix.parse(path, lines[1:], axis, "helios")
+        return registry.Parsed(p.table, p.wl_in, "banner-helios", "mOD", "banner line, then a Helios matrix")
+
+    f = tmp_path / "banner.csv"
+    f.write_text("# BANNER v1\n0,0.5,1.0,2.0\n600,1,2,3\n610,4,5,6\n620,7,8,9\n")
+    registry.register_reader("banner-helios", lambda lines: bool(lines) and lines[0].startswith("# BANNER"), parse,
+                             priority=50)
+    try:
+        assert readers.detect_format(f) == "banner-helios"
+        da = readers.read_matrix(f)
+        assert da.attrs["format"] == "banner-helios" and da.attrs["units"] == "mOD"
+        np.testing.assert_array_equal(da.sel(wavelength=610.0).values, [4.0, 5.0, 6.0])
+        with pytest.raises(ValueError, match="registered twice"):
+            registry.register_reader("banner-helios", lambda lines: False, parse)
+        from bayesgain.io import manifest
+        assert "banner-helios" in manifest._MATRIX_COMMON["format"].choices()
+    finally:
+        registry._READERS.pop("banner-helios")
+    assert readers.detect_format(f) == "helios"  # gone again: the banner line is not a header matrix's axis row

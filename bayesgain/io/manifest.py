@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import _where
-from .readers import FORMATS, NAN_POLICIES, WAVELENGTH_RANGE_NM
+from .layout import WAVELENGTH_RANGE_NM
+from .readers import NAN_POLICIES, registry as reader_registry
 from .scans import SCAN_OUTLIERS
 from .tomlfile import TomlFileError, read_toml
 
@@ -38,7 +39,7 @@ class Key:
     required: bool = False
     default: object = None
     check: tuple | None = None
-    choices: tuple | None = None
+    choices: tuple | None = None  # or a callable that returns them (the reader registry)
 
 
 _POS = (lambda v: v > 0, "a number > 0")
@@ -102,7 +103,7 @@ ANALYSIS = {
 # keys every matrix entry may carry
 _MATRIX_COMMON = {
     "file": Key("str", required=True),
-    "format": Key("str", choices=FORMATS),
+    "format": Key("str", choices=reader_registry.registered),  # a format registered later is accepted too
     "nan": Key("str", default="error", choices=NAN_POLICIES),
     "units": Key("str", choices=VALUE_UNITS),
 }
@@ -260,10 +261,11 @@ def _check_table(table: dict, schema: dict, prefix: str, problems: _Problems) ->
                 problems.add(name, f"expected a finite number, got {value!r}")
                 out[key] = None
                 continue
-        if spec.choices is not None and value not in spec.choices:
-            close = difflib.get_close_matches(str(value), spec.choices, n=1, cutoff=0.5)
+        choices = spec.choices() if callable(spec.choices) else spec.choices  # a registry answers at parse time
+        if choices is not None and value not in choices:
+            close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.5)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            problems.add(name, f"got {_show(value)}; expected one of {', '.join(map(repr, spec.choices))}{hint}")
+            problems.add(name, f"got {_show(value)}; expected one of {', '.join(map(repr, choices))}{hint}")
             out[key] = None
             continue
         if spec.check is not None and not spec.check[0](value):

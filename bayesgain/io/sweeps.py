@@ -19,8 +19,10 @@ import numpy as np
 import xarray as xr
 
 from .errors import ExperimentError
-from .readers import (_detect_format, _parse_header_matrix, _read_lines, _table_to_array, _Table,
-                      read_matrix)
+from .readers import read_matrix, registry
+from .readers.header_matrix import _parse_header_matrix
+from .readers.table import _table_to_array, _Table
+from .readers.text import _read_lines
 
 __all__ = ["Sweep", "read_sweeps", "direction_of", "split_at_turning_points"]
 
@@ -79,7 +81,7 @@ def read_sweeps(path, format: str | None = None, *, nan: str = "error",
     (several cycles in one file) is refused: each cycle needs its own manifest entry.
     """
     lines = _read_lines(path)
-    fmt = format or _detect_format(path, lines)
+    fmt = format or registry.detect(lines).name
     if fmt != "helios":
         da = read_matrix(path, format=fmt, axis="potential", nan=nan)
         if direction is None:
