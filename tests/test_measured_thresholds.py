@@ -157,7 +157,8 @@ def model_at_one_point(batch_a):
         v = model.rvs_to_values[rv]
         tr = model.rvs_to_transforms.get(rv)
         x = point[v.name]
-        values.append(np.asarray(tr.backward(x, *rv.owner.inputs).eval() if tr is not None else x, dtype=rv.dtype))
+        values.append(np.asarray(tr.backward(x, *rv.owner.inputs).eval(mode=numpy_mode()) if tr is not None else x,
+                                 dtype=rv.dtype))
         if rv.name in WINDOW_AT_TRANSITION_COUNTING:
             values[-1] = np.full_like(values[-1], WINDOW_AT_TRANSITION_COUNTING[rv.name])
     dets = pytensor.function(free, model.deterministics, mode=numpy_mode(), on_unused_input="ignore")(*values)
