@@ -18,10 +18,12 @@ implementation, :mod:`bayesgain.sim_physics`, not the model's :mod:`bayesgain.ph
   ``biexciton_shift_direction``), to the red in the presets batch-a/batch-b (as data/ was made).
 * 2S and shell bleach, and a weak photo-induced absorption (PIA) below the gap, in proportion to the
   change of the 1S(e) electron occupancy ``o = <min(N + n, g_e)> / g_e`` (photo + electrochemical).
-* Hole trapping (batch B): a fraction ``eta = hole_trap_fraction`` of every stimulated-emission
-  transition is removed, per QD ``A*_eta(N, n) = A*(N, n) + eta * min(N, g_h) * min(N + n, g_e)``
-  (the emission term of eq. S6 is ``min(N, g_h) min(N + n, g_e)``), averaged over the Poisson/Auger
-  populations of every charge state.
+* Hole trapping (batch B): a fraction ``eta = hole_trap_fraction`` of the QDs has one photo-excited hole
+  trapped from t = 0 (knob ``hole_trap_form = "counting"``, the default): transition counting with that hole
+  off the band edge (its transition absorbs again, its emission is gone) and the trapped-hole Auger pathways,
+  as chains of their own (:func:`bayesgain.sim_physics.ensemble_observables`).  ``hole_trap_form =
+  "emission"`` is the older form: a fraction eta of every stimulated-emission transition removed,
+  ``A*_eta(N, n) = A*(N, n) + eta * min(N, g_h) * min(N + n, g_e)``.
 * Instrument response: every pump-induced signal is multiplied by ``0.5 (1 + erf(t / (sqrt2 irf_sd_ps)))``
   and the kinetics are evaluated at ``max(t, 0)``.
 * Transient reflection (film only): ``dR(lambda, t) = IRF(t) a(t) [dR_derivative_OD D(lambda) +
