@@ -11,6 +11,7 @@ warnings.filterwarnings("ignore", message=".*BLAS.*")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 BATCH_A = ROOT / "data" / "synthetic-batch-a"
+TINY = ROOT / "tests" / "fixtures" / "tiny_experiment"  # the small valid experiment folder the io tests edit
 
 
 @pytest.fixture
@@ -43,3 +44,21 @@ def batch_a_corrected(batch_a):
     from bayesgain import preprocess
 
     return preprocess.reflection_correct_film(batch_a)
+
+
+@pytest.fixture(scope="module")
+def tiny_tree():
+    """tests/fixtures/tiny_experiment loaded once per test module (a module's tests may not change it)."""
+    from bayesgain.io import load_experiment
+
+    return load_experiment(TINY)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """A fresh copy of tests/fixtures/tiny_experiment that a test may edit."""
+    import shutil
+
+    dst = tmp_path / "exp"
+    shutil.copytree(TINY, dst)
+    return dst

@@ -3,7 +3,6 @@ masking of meaningless single-wavelength thresholds."""
 
 import math
 import pathlib
-import shutil
 
 import numpy as np
 import pytest
@@ -16,13 +15,6 @@ from tests.test_classic_spectral import _toy_tree
 from tests.test_preprocess import DELAYS, LAM, _film_tree, _spectrum
 
 FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "tiny_experiment"
-
-
-@pytest.fixture
-def folder(tmp_path):
-    dst = tmp_path / "exp"
-    shutil.copytree(FIXTURE, dst)
-    return dst
 
 
 def _with_analysis(folder, text):

@@ -4,7 +4,6 @@ import hashlib
 import os
 import pathlib
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -17,15 +16,8 @@ FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "tiny_experiment"
 
 
 @pytest.fixture(scope="module")
-def tree():
-    return load_experiment(FIXTURE)
-
-
-@pytest.fixture
-def folder(tmp_path):
-    dst = tmp_path / "exp"
-    shutil.copytree(FIXTURE, dst)
-    return dst
+def tree(tiny_tree):  # this file's name for the loaded fixture folder
+    return tiny_tree
 
 
 # ----------------------------------------------------------------------------- the valid fixture

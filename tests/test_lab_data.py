@@ -24,18 +24,6 @@ SEC_ABS = ('[[film.sec]]\nfile = "sec_abs_c1_forward.csv"\nkind = "absorption"\n
            '[[film.sec]]\nfile = "sec_abs_c1_backward.csv"\nkind = "absorption"\ncycle = 1\ndirection = "backward"\n\n')
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    return load_experiment(FIXTURE)
-
-
-@pytest.fixture
-def folder(tmp_path):
-    dst = tmp_path / "exp"
-    shutil.copytree(FIXTURE, dst)
-    return dst
-
-
 def _manifest(folder, old, new):
     p = folder / "experiment.toml"
     text = p.read_text()
@@ -76,7 +64,7 @@ def test_split_at_turning_points(pots, stretches):
 
 
 @pytest.mark.parametrize("turn_twice", [False, True])
-def test_down_and_up_file_is_split_into_forward_and_backward(folder, tiny, turn_twice):
+def test_down_and_up_file_is_split_into_forward_and_backward(folder, tiny_tree, turn_twice):
     pf, vf, pb, vb = _down_and_up(folder, turn_twice)
     tree = load_experiment(folder)
     sec = tree["film/sec"]["absorption"]
@@ -90,7 +78,7 @@ def test_down_and_up_file_is_split_into_forward_and_backward(folder, tiny, turn_
         want_b[:, 0] = vf[:, -1]
     np.testing.assert_array_equal(bwd, want_b[:, np.argsort(pb)])
     if turn_twice:  # the same data as the fixture's two files
-        np.testing.assert_array_equal(sec.values, tiny["film/sec"]["absorption"].values)
+        np.testing.assert_array_equal(sec.values, tiny_tree["film/sec"]["absorption"].values)
     note = tree["film/sec"].attrs["sweep_notes"]
     assert "sec_abs_c1.csv" in note and "split at its turning point -1.2 V" in note
     assert "cycle 1 forward (0 to -1.2 V) and backward (-1.2 to 0 V)" in note
@@ -98,13 +86,13 @@ def test_down_and_up_file_is_split_into_forward_and_backward(folder, tiny, turn_
     assert report.ok and "holds a down-and-up sweep: split at its turning point -1.2 V" in report.text
 
 
-def test_direction_from_the_order_of_the_potentials(folder, tiny):
+def test_direction_from_the_order_of_the_potentials(folder, tiny_tree):
     text = (folder / "experiment.toml").read_text()
     (folder / "experiment.toml").write_text(re.sub(r'direction = "(forward|backward)"\n', "", text))
     tree = load_experiment(folder)
-    np.testing.assert_array_equal(tree["film/sec"]["absorption"].values, tiny["film/sec"]["absorption"].values)
+    np.testing.assert_array_equal(tree["film/sec"]["absorption"].values, tiny_tree["film/sec"]["absorption"].values)
     np.testing.assert_array_equal(tree["film/sec"]["photoluminescence"].values,
-                                  tiny["film/sec"]["photoluminescence"].values)
+                                  tiny_tree["film/sec"]["photoluminescence"].values)
     notes = tree["film/sec"].attrs["sweep_notes"]
     assert "sec_abs_c1_forward.csv (film.sec[1]): no direction in the manifest; cycle 1 forward" in notes
     assert "sec_abs_c1_backward.csv (film.sec[2]): no direction in the manifest; cycle 1 backward" in notes
@@ -290,7 +278,7 @@ def test_the_note_reaches_the_fit_attrs_and_report_md(joint_no_tr, monkeypatch):
     assert "components: cross_section, charging, gain, dynamics;" in header
 
 
-def test_required_data_are_refused_and_safe_switches_are_noted(tiny, corrected_no_tr):
+def test_required_data_are_refused_and_safe_switches_are_noted(tiny_tree, corrected_no_tr):
     from bayesgain.model.resolve import resolve_components
     from bayesgain.model.spec import load_spec, spec_from_dict
 
@@ -298,13 +286,13 @@ def test_required_data_are_refused_and_safe_switches_are_noted(tiny, corrected_n
     # raw film TA (some files reflection_corrected = false) without TR: nothing can correct it
     with pytest.raises(ValueError, match=r"experiment tiny: film TA with reflection_corrected = false needs "
                                          r"transient reflection"):
-        resolve_components(joint, [_without(tiny, "/film/tr")], ["tiny"])
+        resolve_components(joint, [_without(tiny_tree, "/film/tr")], ["tiny"])
     with pytest.raises(ValueError, match=r"experiment tiny: the gain component needs film TA"):
-        resolve_components(joint, [_without(tiny, "/film/ta", "/film/tr")], ["tiny"])
+        resolve_components(joint, [_without(tiny_tree, "/film/ta", "/film/tr")], ["tiny"])
     with pytest.raises(ValueError, match=r"experiment tiny: the cross_section component needs solution TA"):
-        resolve_components(joint, [_without(tiny, "/solution")], ["tiny"])
+        resolve_components(joint, [_without(tiny_tree, "/solution")], ["tiny"])
     # raw TA with TR: nothing to switch off
-    res = resolve_components(joint, [tiny], ["tiny"])
+    res = resolve_components(joint, [tiny_tree], ["tiny"])
     assert res.spec is joint and res.notes == []
     # PL asked for but not measured: off, with a note; measured by one experiment only: refused
     d = corrected_no_tr.to_dict()
@@ -320,7 +308,7 @@ def test_required_data_are_refused_and_safe_switches_are_noted(tiny, corrected_n
     with pytest.raises(ValueError, match=r"experiment b: the photoluminescence component needs"):
         resolve_components(pl, [corrected_no_tr, no_pl], ["a", "b"])
     # two experiments, one with usable TR: reflection stays on, the other reduces without sub-gap points
-    res = resolve_components(joint, [corrected_no_tr, tiny], ["a", "tiny"])
+    res = resolve_components(joint, [corrected_no_tr, tiny_tree], ["a", "tiny"])
     assert res.spec.components["reflection"]
     assert [c["reflection"] for c in res.per_experiment] == [False, True]
     assert res.notes == ["experiment a: film TA declared reflection-corrected and there is no TR data: no sub-gap "
