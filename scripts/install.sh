@@ -34,7 +34,7 @@ fi
 extras=""
 [ "${1:-}" = "--test" ] && extras="[test]"
 .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
-# compat: a .pth that puts this checkout on sys.path (the default meta-path finder prints a 10-line
-# BuildBackendWarning on every install; bayesgain/_shipped.py finds models/ and data/ either way)
-.venv/bin/python -m pip install --quiet -e ".${extras}" --config-settings editable_mode=compat
+# editable: setuptools prints an "Editable installation" BuildBackendWarning here (every editable mode warns
+# in its own words; the compat mode's is a deprecation); the wheel build (.ci/wheel-smoke) prints none
+.venv/bin/python -m pip install --quiet -e ".${extras}"
 echo "install.sh: bayesgain installed in .venv ($(.venv/bin/python --version))"
