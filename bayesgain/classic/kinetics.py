@@ -163,8 +163,8 @@ def biexciton_lifetime_from_traces(delays_ps, traces, mean_excitons, t_min_ps=1.
 def _reference_noise_sd(x, y, y_ref, ts, t_min_ps, t_max_ps, min_significance, n_boot=12):
     """The sd of tau_XX that the reference trace's own noise causes: the fit of ``y`` repeated with references
     made of the smoothed reference plus resampled residuals of its smoothing (seeded: same data, same answer).
-    The fit's covariance treats the smoothed reference as exact; at high noise it is not (measured: 1 fit in 6
-    missed the truth by ~5 stated sd at 1e-4 OD before this term)."""
+    The fit's covariance treats the smoothed reference as exact, which understates the sd where the reference
+    is noisy (tests/test_classic_biexciton.py checks the stated sd against the truth at three noise levels)."""
     sy = np.max(np.abs(y_ref)) or 1.0
     smooth = _smooth_reference(x, y_ref / sy) * sy
     resid = y_ref - smooth
