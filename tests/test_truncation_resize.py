@@ -36,3 +36,21 @@ def test_a_posterior_beyond_the_truncation_raises_it_and_rebuilds(batch_a):
     assert any("Poisson truncation raised" in note for note in gm.component_notes)
     _with_film_posterior(gm, largest=5.0)
     assert not gm._resize_truncation()  # nothing outgrown: nothing changes
+
+
+def test_a_run_away_posterior_is_not_followed(batch_a):
+    """A chain that ran away to <N> ~ 1e15 (seen in an SBC replicate: scipy's Poisson quantile is NaN there)
+    leaves the truncation as it is and the check failed, instead of a traceback or an unaffordable rebuild."""
+    from bayesgain.model.sizing import MAX_N_MAX
+    from bayesgain.model.spec import spec_from_dict
+
+    spec = {"name": "gain-only", "components": {c: c == "gain" for c in
+                                                 ("cross_section", "charging", "gain", "dynamics", "reflection")}}
+    gm = GainModel(spec_from_dict(spec), batch_a)
+    gm.build()
+    before = gm.n_max_film
+    for largest in (1e15, MAX_N_MAX * 2.0, np.inf):
+        _with_film_posterior(gm, largest=largest)
+        assert not gm.truncation_check()["ok"]
+        assert not gm._resize_truncation()
+        assert gm.n_max_film == before

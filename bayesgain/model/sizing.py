@@ -23,6 +23,9 @@ __all__ = ["POISSON_TAIL", "QUADRATURE_TOL", "truncation_bucket", "choose_n_max"
 POISSON_TAIL = 1e-7
 # error of the disorder average in the fractions (SEC <n_e> scatters by ~1e-2)
 QUADRATURE_TOL = 1e-5
+# the largest truncation a refit may raise to: the cascade costs ~n_max^2, and a posterior <N> beyond ~200 is a
+# run-away chain (measured: a prior draw of the SBC reached 1e15, where scipy's Poisson quantile is NaN), not physics
+MAX_N_MAX = 256
 
 
 def truncation_bucket(n):
@@ -167,6 +170,9 @@ def resize_truncation(model, margin=1.2):
         # every truncation short of the sizing's own tail is raised, not only the one the check failed on:
         # the refit's draws move (measured: the film tail 1e-5 -> 2.6e-5 after raising the solution only)
         if worst is None or trunc[f"{kind}_tail"] < POISSON_TAIL:
+            continue
+        if not np.isfinite(worst) or margin * worst > MAX_N_MAX:
+            # left as it is: the truncation check keeps the fit NOT CONVERGED and its note names the <N> reached
             continue
         new = truncation_bucket(required_n_max(margin * worst, tail=POISSON_TAIL))
         old = getattr(model, f"n_max_{kind}")
