@@ -107,6 +107,37 @@ def coverage_table(rows):
     return "\n".join(lines)
 
 
+def calibration_table(rows, min_fits=5):
+    """Markdown: per scenario and label with >= ``min_fits`` fits, the standardised error of every target,
+    z = (posterior mean - truth) / (94 % HDI width / 3.76), as mean and sd over the fits.
+
+    Coverage alone cannot tell honest from conservative intervals: with calibrated ones z has mean ~0 and sd
+    ~1; sd well below 1 means intervals wider than the estimates scatter (conservative), above 1 too narrow,
+    and a mean away from 0 a bias in units of the stated uncertainty."""
+    groups = {}
+    for r in rows:
+        if str(r.get("ok")) in ("True", "1"):
+            groups.setdefault((r["scenario"], r["label"]), []).append(r)
+    head = "| scenario | label | fits | " + " | ".join(f"{p} z mean / sd" for p in TARGETS) + " |"
+    lines = [head, "|" + "---|" * (3 + len(TARGETS))]
+    for (sc, lab), rs in sorted(groups.items()):
+        if len(rs) < min_fits:
+            continue
+        cells = []
+        for p in TARGETS:
+            z = []
+            for r in rs:
+                try:
+                    m, t, lo, hi = (float(r[f"{p}_{k}"]) for k in ("median", "truth", "low", "high"))
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if hi > lo:
+                    z.append((m - t) / ((hi - lo) / 3.76))
+            cells.append(f"{np.mean(z):+.2f} / {np.std(z, ddof=1):.2f}" if len(z) >= min_fits else "-")
+        lines.append(f"| {sc} | {lab} | {len(rs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def seeds_of(text):
     out = []
     for part in text.split(","):
@@ -139,7 +170,7 @@ def main(argv=None):
         with csv_path.open() as fh:
             done = list(csv.DictReader(fh))
     if args.table_only:
-        print(coverage_table(done))
+        print(coverage_table(done) + "\n\n" + calibration_table(done))
         return 0
     seen = {(r["scenario"], int(r["seed"]), r["label"]) for r in done}
     options = dict(kv.split("=", 1) for kv in args.option)
@@ -182,7 +213,7 @@ def main(argv=None):
         fit_many(jobs, scheduler=args.scheduler, n_workers=args.workers, on_result=on_result)
     fh.close()
     print(f"\n{len(jobs)} fits in {time.time() - t0:.0f} s\n")
-    print(coverage_table(rows))
+    print(coverage_table(rows) + "\n\n" + calibration_table(rows))
     return 0
 
 
