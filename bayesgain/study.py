@@ -108,7 +108,7 @@ def connect(scheduler=None, n_workers=None, timeout=CONNECT_TIMEOUT_S):
     """A ``dask.distributed.Client``: to the scheduler at ``scheduler`` (refused in one line when it does not
     answer within ``timeout`` s) or to a new local cluster of ``n_workers`` single-threaded processes."""
     try:
-        from dask.distributed import Client, LocalCluster
+        from dask.distributed import Client
     except ImportError:  # pragma: no cover -- exercised only without the extra
         from .model.distributed import _DASK_MISSING
 
@@ -122,11 +122,9 @@ def connect(scheduler=None, n_workers=None, timeout=CONNECT_TIMEOUT_S):
             raise StudyError(f"--scheduler {scheduler}: no Dask scheduler answered within {timeout} s "
                              f"({type(exc).__name__}); start one (`dask scheduler`) or leave --scheduler out to use "
                              "this machine") from None
-    import os
+    from .model.distributed import local_cluster
 
-    n = int(n_workers or os.cpu_count() or 1)
-    env = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0", env=env)
+    cluster = local_cluster(n_workers)
     client = Client(cluster)
     client._study_cluster = cluster  # closed with the client (run_study)
     return client

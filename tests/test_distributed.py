@@ -108,3 +108,27 @@ def test_fit_many_reports_a_failed_job_without_stopping_the_others():
                    on_result=lambda i, r: seen.append((i, r["name"])))
     assert seen == [(0, "bad")]
     assert res[0]["ok"] is False and res[0]["error"] and "nonexistent" in res[0]["error"]
+
+
+def test_local_workers_keep_glibc_malloc_defaults():
+    """Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its workers, which doubled a joint fit's time there (205 s
+    against 91 s, benchmarks/results/dask-worker-malloc_2026-12-01.md); our local cluster leaves it unset, and a
+    worker that has it says so in every result."""
+    pytest.importorskip("dask.distributed")
+    import os
+
+    from dask.distributed import Client
+
+    from bayesgain.model.distributed import MALLOC_TRIM_VARIABLE, local_cluster, run_job
+
+    with local_cluster(1) as cluster, Client(cluster) as client:
+        seen = client.run(lambda: os.environ.get(MALLOC_TRIM_VARIABLE))
+    assert list(seen.values()) == [None]
+    assert os.environ.get(MALLOC_TRIM_VARIABLE) is None  # the nanny did not leak it into this process either
+    job = {"name": "bad", "spec": CHARGING, "experiments": "/nonexistent/folder", "fit": {}}
+    assert "warning" not in run_job(job)
+    os.environ[MALLOC_TRIM_VARIABLE] = "65536"
+    try:
+        assert MALLOC_TRIM_VARIABLE in run_job(job)["warning"]
+    finally:
+        del os.environ[MALLOC_TRIM_VARIABLE]
