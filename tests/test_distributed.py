@@ -121,10 +121,14 @@ def test_local_workers_keep_glibc_malloc_defaults():
 
     from bayesgain.model.distributed import MALLOC_TRIM_VARIABLE, local_cluster, run_job
 
-    with local_cluster(1) as cluster, Client(cluster) as client:
-        seen = client.run(lambda: os.environ.get(MALLOC_TRIM_VARIABLE))
+    os.environ[MALLOC_TRIM_VARIABLE] = "65536"  # as a nanny started earlier in this process leaves it
+    try:
+        with local_cluster(1) as cluster, Client(cluster) as client:
+            seen = client.run(lambda: os.environ.get(MALLOC_TRIM_VARIABLE))
+        assert os.environ[MALLOC_TRIM_VARIABLE] == "65536"  # this process's environment is given back
+    finally:
+        del os.environ[MALLOC_TRIM_VARIABLE]
     assert list(seen.values()) == [None]
-    assert os.environ.get(MALLOC_TRIM_VARIABLE) is None  # the nanny did not leak it into this process either
     job = {"name": "bad", "spec": CHARGING, "experiments": "/nonexistent/folder", "fit": {}}
     assert "warning" not in run_job(job)
     os.environ[MALLOC_TRIM_VARIABLE] = "65536"

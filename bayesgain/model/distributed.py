@@ -216,8 +216,14 @@ def local_cluster(n_workers=None):
     # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in every worker; a fixed threshold also fixes glibc's mmap
     # threshold, and the compiled log density's temporaries are then mapped and unmapped on every gradient: the
     # same warm joint fit took 205 s in such a worker against 91 s without it
-    with dask.config.set({f"distributed.nanny.pre-spawn-environ.{MALLOC_TRIM_VARIABLE}": None}):
-        return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0", env=env)
+    # (also out of this process's environment while the workers start: glibc reads it once, at process start)
+    saved = os.environ.pop(MALLOC_TRIM_VARIABLE, None)
+    try:
+        with dask.config.set({f"distributed.nanny.pre-spawn-environ.{MALLOC_TRIM_VARIABLE}": None}):
+            return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0", env=env)
+    finally:
+        if saved is not None:
+            os.environ[MALLOC_TRIM_VARIABLE] = saved
 
 
 def fit_many(jobs, scheduler=None, n_workers=None, compiledir="shared", progress=False, client=None,
