@@ -12,6 +12,7 @@ Prints seconds per job; asserts nothing.  ~10 minutes on 2 cores.
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import sys
 import time
@@ -43,7 +44,7 @@ def main(argv=None):
             else:
                 cluster = local_cluster(1)
             with cluster, Client(cluster) as client:
-                env = list(client.run(lambda: __import__("os").environ.get(MALLOC_TRIM_VARIABLE)).values())[0]
+                env = list(client.run(lambda: os.environ.get(MALLOC_TRIM_VARIABLE)).values())[0]
                 res = fit_many(jobs, client=client)
             arm = f"{arm} ({MALLOC_TRIM_VARIABLE}={env})"
         secs = ", ".join(f"{r['name']} {r['seconds']:.1f} s ({'ok' if r.get('ok') else 'not converged'})" for r in res)

@@ -89,6 +89,11 @@ def row_of(scenario, seed, label, result, truth):
     return row
 
 
+def converged(row):
+    """Whether a CSV row (strings) or a fresh row (bools) is a converged fit."""
+    return str(row.get("ok")) in ("True", "1")
+
+
 def coverage_table(rows):
     """Markdown: per scenario and label, fits, converged share, and the HDI coverage of each target."""
     groups = {}
@@ -97,7 +102,7 @@ def coverage_table(rows):
     head = "| scenario | label | fits | converged | " + " | ".join(TARGETS) + " | median s |"
     lines = [head, "|" + "---|" * (5 + len(TARGETS))]
     for (sc, lab), rs in sorted(groups.items()):
-        ok = sum(str(r["ok"]) in ("True", "1") for r in rs)
+        ok = sum(converged(r) for r in rs)
         cov = []
         for p in TARGETS:
             v = [int(r[f"{p}_covered"]) for r in rs if str(r.get(f"{p}_covered", "")) not in ("", "None")]
@@ -116,7 +121,7 @@ def calibration_table(rows, min_fits=5):
     and a mean away from 0 a bias in units of the stated uncertainty."""
     groups = {}
     for r in rows:
-        if str(r.get("ok")) in ("True", "1"):
+        if converged(r):
             groups.setdefault((r["scenario"], r["label"]), []).append(r)
     head = "| scenario | label | fits | " + " | ".join(f"{p} z mean / sd" for p in TARGETS) + " |"
     lines = [head, "|" + "---|" * (3 + len(TARGETS))]

@@ -110,7 +110,7 @@ def test_fit_many_reports_a_failed_job_without_stopping_the_others():
     assert res[0]["ok"] is False and res[0]["error"] and "nonexistent" in res[0]["error"]
 
 
-def test_local_workers_keep_glibc_malloc_defaults():
+def test_local_workers_keep_glibc_malloc_defaults(monkeypatch):
     """Dask's nanny sets MALLOC_TRIM_THRESHOLD_ in its workers, which doubled a joint fit's time there (205 s
     against 91 s, benchmarks/results/dask-worker-malloc_2026-12-01.md); our local cluster leaves it unset, and a
     worker that has it says so in every result."""
@@ -121,18 +121,12 @@ def test_local_workers_keep_glibc_malloc_defaults():
 
     from bayesgain.model.distributed import MALLOC_TRIM_VARIABLE, local_cluster, run_job
 
-    os.environ[MALLOC_TRIM_VARIABLE] = "65536"  # as a nanny started earlier in this process leaves it
-    try:
-        with local_cluster(1) as cluster, Client(cluster) as client:
-            seen = client.run(lambda: os.environ.get(MALLOC_TRIM_VARIABLE))
-        assert os.environ[MALLOC_TRIM_VARIABLE] == "65536"  # this process's environment is given back
-    finally:
-        del os.environ[MALLOC_TRIM_VARIABLE]
-    assert list(seen.values()) == [None]
     job = {"name": "bad", "spec": CHARGING, "experiments": "/nonexistent/folder", "fit": {}}
+    monkeypatch.delenv(MALLOC_TRIM_VARIABLE, raising=False)
     assert "warning" not in run_job(job)
-    os.environ[MALLOC_TRIM_VARIABLE] = "65536"
-    try:
-        assert MALLOC_TRIM_VARIABLE in run_job(job)["warning"]
-    finally:
-        del os.environ[MALLOC_TRIM_VARIABLE]
+    monkeypatch.setenv(MALLOC_TRIM_VARIABLE, "65536")  # as a nanny started earlier in this process leaves it
+    assert MALLOC_TRIM_VARIABLE in run_job(job)["warning"]
+    with local_cluster(1) as cluster, Client(cluster) as client:
+        seen = client.run(lambda: os.environ.get(MALLOC_TRIM_VARIABLE))
+    assert os.environ[MALLOC_TRIM_VARIABLE] == "65536"  # this process's environment is given back
+    assert list(seen.values()) == [None]
