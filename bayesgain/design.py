@@ -516,9 +516,10 @@ def design(model, target="threshold-at-ne=1.0", potentials=None, fluences=None, 
     chosen, widths = greedy_batch(lambda idx: width_of([pairs[i] for i in idx])[0], len(pairs), n)
     d = model.data
     ne = np.median(pred.f @ np.arange(g_e + 1.0), axis=0)
-    pots = d["ta_potential_V"].values[d["ta_potential_experiment"].values == experiment]
-    fls = d["ta_fluence_nominal_photons_cm2"].values[d["ta_fluence_experiment"].values == experiment]
-    existing = np.array([(v, fl) for v in pots for fl in fls])
+    lay = model.layout  # the runs measured (a grid may have holes)
+    mine = lay.file_experiment == experiment
+    existing = np.column_stack([d["ta_potential_V"].values[lay.file_potential[mine]],
+                                d["ta_fluence_nominal_photons_cm2"].values[lay.file_fluence[mine]]])
     notes = _design_notes(model, pred, experiment)
     return DesignResult(tgt, cand, current, expected, ne, [pairs[i] for i in chosen], widths, fallback, min_ess, S, K,
                         existing, notes, time.time() - t0,

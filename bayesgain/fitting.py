@@ -94,8 +94,10 @@ def fit_saturation_many(x, Y, n_grid=801, b_range=(1e-5, 1e3)):
     Same estimator and covariance as :func:`fit_saturation` (``curve_fit`` with absolute_sigma False:
     cov = s^2 (J^T J)^-1, s^2 = SSR / (F - 2)), vectorised: the linear amplitude is profiled out, the
     rate b (in units of 1 / max x) is found on a log grid over ``b_range``, refined on a finer grid and
-    polished with Gauss-Newton steps.  Returns (popt (S, 2), pcov (S, 2, 2), msg (S,) str): ``msg`` is
-    '' for a good fit, else why the fit is not usable (NaN/inf data, fewer than 3 points, amplitude
+    polished with Gauss-Newton steps.  A NaN in ``Y`` is a point not measured (a fluence one potential
+    lacks): each series is fitted on its own points, as :func:`fit_saturation` on them would.
+    Returns (popt (S, 2), pcov (S, 2, 2), msg (S,) str): ``msg`` is
+    '' for a good fit, else why the fit is not usable (inf data, fewer than 3 measured points, amplitude
     <= 0, rate at the edge of the grid: the data do not identify it); such rows are NaN.
     """
     x = np.asarray(x, float).ravel()
@@ -106,20 +108,27 @@ def fit_saturation_many(x, Y, n_grid=801, b_range=(1e-5, 1e3)):
     msg = np.full(S, "", dtype=object)
     popt = np.full((S, 2), np.nan)
     pcov = np.full((S, 2, 2), np.nan)
-    if F < 3 or not np.all(np.isfinite(x)):
-        msg[:] = f"a fluence series needs at least 3 finite points, got {F}"
+    if not np.all(np.isfinite(x)):
+        msg[:] = "NaN or inf in the fluences"
         return popt, pcov, msg.astype(str)
-    ok = np.all(np.isfinite(Y), axis=1)
-    msg[~ok] = "NaN or inf in the data"
+    # NaN = not measured (a fluence this potential lacks): each series is fitted on its own points
+    w = (~np.isnan(Y)).astype(float)
+    n_pts = w.sum(axis=1)
+    ok = np.all(np.isfinite(Y) | np.isnan(Y), axis=1) & (n_pts >= 3)
+    msg[n_pts < 3] = [f"a fluence series needs at least 3 measured points (NaN = not measured), got {int(n)}"
+                      for n in n_pts[n_pts < 3]]
+    msg[(n_pts >= 3) & ~ok] = "NaN or inf in the data"
     sx = np.max(np.abs(x)) or 1.0
     xs = x / sx
-    sy = np.max(np.abs(Y), axis=1, where=np.isfinite(Y), initial=0.0)
+    finite = np.isfinite(Y)
+    sy = np.max(np.abs(Y), axis=1, where=finite, initial=0.0)
     sy = np.where(sy > 0, sy, 1.0)
-    Yn = np.where(ok[:, None], Y, 0.0) / sy[:, None]
-    A, b, k = _saturation_grid_search(Yn, xs, n_grid, b_range)
+    Yn = np.where(ok[:, None] & finite, Y, 0.0) / sy[:, None]
+    w = w * ok[:, None]
+    A, b, k = _saturation_grid_search(Yn, xs, n_grid, b_range, w)
     edge = (k == 0) | (k == n_grid - 1)
-    A, b = _saturation_gauss_newton(Yn, xs, A, b)
-    cov, det = _saturation_covariance(Yn, xs, A, b)
+    A, b = _saturation_gauss_newton(Yn, xs, A, b, w)
+    cov, det = _saturation_covariance(Yn, xs, A, b, w)
     D = np.stack([sy, np.full(S, 1.0 / sx)], axis=-1)                 # back to data units
     with np.errstate(invalid="ignore", over="ignore"):
         P = np.stack([A, b], axis=-1) * D
@@ -136,42 +145,45 @@ def fit_saturation_many(x, Y, n_grid=801, b_range=(1e-5, 1e3)):
     return popt, pcov, msg.astype(str)
 
 
-def _saturation_profile(Yn, xs, bgrid):
-    """Amplitude a and SSR of each series (rows of ``Yn``) with the rate fixed at each of ``bgrid`` ((S, G) or
-    (G,)): the linear amplitude profiled out."""
+def _saturation_profile(Yn, xs, bgrid, w):
+    """Amplitude a and SSR of each series (rows of ``Yn``, points weighted 1 or 0 by ``w``: measured or not)
+    with the rate fixed at each of ``bgrid`` ((S, G) or (G,)): the linear amplitude profiled out."""
     phi = -np.expm1(-bgrid[..., None] * xs)                      # (..., G, F)
-    pp_ = np.sum(phi * phi, axis=-1)
     if bgrid.ndim == 1:
-        yp = Yn @ phi.T                                          # (S, G)
+        yp = Yn @ phi.T                                          # (S, G); Yn is 0 where w is
+        pp_ = w @ (phi * phi).T
     else:
         yp = np.einsum("sf,sgf->sg", Yn, phi)
-    a = yp / pp_
+        pp_ = np.einsum("sf,sgf->sg", w, phi * phi)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a series with no points: marked bad by the caller
+        a = yp / pp_
     ssr = np.sum(Yn**2, axis=1)[:, None] - yp * a
     return a, ssr
 
 
-def _saturation_grid_search(Yn, xs, n_grid, b_range):
+def _saturation_grid_search(Yn, xs, n_grid, b_range, w):
     """(A, b, k): the best amplitude and rate of each series on a log grid of ``n_grid`` rates over ``b_range``,
     refined on a finer grid around it; ``k`` the index of the coarse grid's best rate (at an edge: unidentified)."""
     S = Yn.shape[0]
     lg = np.linspace(math.log(b_range[0]), math.log(b_range[1]), n_grid)
-    a, ssr = _saturation_profile(Yn, xs, np.exp(lg))
-    k = np.argmin(ssr, axis=1)
+    a, ssr = _saturation_profile(Yn, xs, np.exp(lg), w)
+    k = np.argmin(np.nan_to_num(ssr, nan=np.inf), axis=1)
     step = lg[1] - lg[0]
     fine = lg[k][:, None] + np.linspace(-step, step, 101)[None, :]
-    a2, ssr2 = _saturation_profile(Yn, xs, np.exp(fine))
-    k2 = np.argmin(ssr2, axis=1)
+    a2, ssr2 = _saturation_profile(Yn, xs, np.exp(fine), w)
+    k2 = np.argmin(np.nan_to_num(ssr2, nan=np.inf), axis=1)
     b = np.exp(fine[np.arange(S), k2])
     A = a2[np.arange(S), k2]
     return A, b, k
 
 
-def _saturation_gauss_newton(Yn, xs, A, b, steps=5):
-    """Gauss-Newton polish of (A, b) per series; a step that is singular or makes b <= 0 is not taken."""
+def _saturation_gauss_newton(Yn, xs, A, b, w, steps=5):
+    """Gauss-Newton polish of (A, b) per series (points weighted by ``w``); a step that is singular or makes
+    b <= 0 is not taken."""
     for _ in range(steps):
         e = np.exp(-b[:, None] * xs)
-        r = Yn - A[:, None] * (1 - e)
-        J = np.stack([1 - e, A[:, None] * xs * e], axis=-1)        # (S, F, 2)
+        r = (Yn - A[:, None] * (1 - e)) * w
+        J = np.stack([1 - e, A[:, None] * xs * e], axis=-1) * w[:, :, None]        # (S, F, 2)
         JTJ = np.einsum("sfi,sfj->sij", J, J)
         JTr = np.einsum("sfi,sf->si", J, r)
         det = JTJ[:, 0, 0] * JTJ[:, 1, 1] - JTJ[:, 0, 1] ** 2
@@ -184,14 +196,16 @@ def _saturation_gauss_newton(Yn, xs, A, b, steps=5):
     return A, b
 
 
-def _saturation_covariance(Yn, xs, A, b):
-    """(cov (S, 2, 2), det (S,)): curve_fit's s^2 (J^T J)^-1 at (A, b) in the scaled units, and det(J^T J)."""
-    F = xs.size
+def _saturation_covariance(Yn, xs, A, b, w):
+    """(cov (S, 2, 2), det (S,)): curve_fit's s^2 (J^T J)^-1 at (A, b) in the scaled units (over each series'
+    own points, weights ``w``), and det(J^T J)."""
+    F = w.sum(axis=1)
     e = np.exp(-b[:, None] * xs)
-    r = Yn - A[:, None] * (1 - e)
-    J = np.stack([1 - e, A[:, None] * xs * e], axis=-1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        r = (Yn - A[:, None] * (1 - e)) * w
+        J = np.stack([1 - e, A[:, None] * xs * e], axis=-1) * w[:, :, None]
     JTJ = np.einsum("sfi,sfj->sij", J, J)
-    s2 = np.sum(r * r, axis=1) / max(F - 2, 1)
+    s2 = np.sum(r * r, axis=1) / np.maximum(F - 2, 1)
     det = JTJ[:, 0, 0] * JTJ[:, 1, 1] - JTJ[:, 0, 1] ** 2
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # singular fits are marked bad by the caller
         inv = np.stack([np.stack([JTJ[:, 1, 1], -JTJ[:, 0, 1]], -1),

@@ -47,6 +47,7 @@ __all__ = [
     "GAIN_DELAY_PS",
     "SPECTRAL_GAIN_DELAYS_PS",
     "delay_selection",
+    "film_ta_measured",
 ]
 
 FWHM_PER_SD = 2.0 * math.sqrt(2.0 * math.log(2.0))
@@ -106,6 +107,16 @@ def _has(tree, path):
     except KeyError:
         return False
     return True
+
+
+def film_ta_measured(tree):
+    """(potential, fluence) bool: which film TA cells hold a file (a lab's grid may have holes; NaN there)."""
+    ta = tree["film/ta"]
+    if "measured" in ta.data_vars:
+        return ta["measured"]
+    # an experiment saved before holes were allowed: every cell was measured
+    return xr.DataArray(np.ones((ta.sizes["potential"], ta.sizes["fluence"]), bool), dims=("potential", "fluence"),
+                        coords={"potential": ta["potential"], "fluence": ta["fluence"]})
 
 
 def _where_measured(fn, values, *args):
@@ -330,7 +341,8 @@ def reflection_correct_film(tree, window=None, subgap_start_hwhm=2.0, subgap_del
                             fluence_rtol=1e-6):
     """Reflection-corrected film TA (SI eq. S33) with Delta R at open circuit for every potential.
 
-    Returns a Dataset: ``dA`` (potential, fluence, wavelength, delay; OD, corrected),
+    Returns a Dataset: ``dA`` (potential, fluence, wavelength, delay; OD, corrected; NaN in cells not
+    measured), ``measured`` (potential, fluence; :func:`film_ta_measured`),
     ``subgap_before`` / ``subgap_after`` (potential, fluence; OD): the mean |Delta A| over the
     sub-gap window (wavelengths >= 1S centre + ``subgap_start_hwhm`` HWHM, to the red end of the
     probe) and the delays in ``subgap_delays_ps``, before and after the correction; the window is
@@ -356,6 +368,7 @@ def reflection_correct_film(tree, window=None, subgap_start_hwhm=2.0, subgap_del
         "subgap_after": _subgap_residual(corrected, subgap, subgap_delays_ps).assign_attrs(
             long_name="mean |Delta A| in the sub-gap window, corrected"),
         "A0": A0,
+        "measured": film_ta_measured(tree),
     })
     out.attrs.update(subgap_window_nm=list(subgap), subgap_delays_ps=list(subgap_delays_ps),
                      band_edge_center_nm=bw.center, band_edge_hwhm_nm=bw.hwhm,

@@ -22,12 +22,31 @@ def test_fit_saturation_many_matches_curve_fit(rng):
         np.testing.assert_allclose(np.sqrt(np.diag(pcov[k])), np.sqrt(np.diag(c1)), rtol=1e-3)
 
 
+def test_fit_saturation_many_fits_each_series_on_its_own_points(rng):
+    # NaN = a fluence this series was not measured at (a sparse potential x fluence grid)
+    x = np.array([0.3, 0.5, 0.8, 1.3, 1.9, 3.1, 5.3, 5.9, 6.6])
+    Y = np.array([a * -np.expm1(-b * x) for a, b in [(2e-3, 0.4), (5e-4, 1.5), (1e-2, 0.05)]])
+    Y = Y + rng.normal(0, 2e-5, Y.shape)
+    Y[0, [1, 4]] = np.nan
+    Y[1, 8] = np.nan
+    popt, pcov, msg = classic.fit_saturation_many(x, Y)
+    assert list(msg) == ["", "", ""]
+    for k in range(3):
+        own = ~np.isnan(Y[k])
+        p1, c1 = classic.fit_saturation(x[own], Y[k, own])
+        np.testing.assert_allclose(popt[k], p1, rtol=1e-4)
+        np.testing.assert_allclose(np.sqrt(np.diag(pcov[k])), np.sqrt(np.diag(c1)), rtol=1e-3)
+    Y[2, 2:] = np.nan  # two points left: not a fit
+    assert "at least 3 measured points" in classic.fit_saturation_many(x, Y)[2][2]
+
+
 def test_fit_saturation_many_flags_bad_rows():
     x = np.linspace(0.2, 5, 8)
-    Y = np.vstack([1e-3 * -np.expm1(-0.7 * x), -1e-4 * -np.expm1(-0.7 * x), 1e-4 * x, np.full(8, np.nan)])
+    Y = np.vstack([1e-3 * -np.expm1(-0.7 * x), -1e-4 * -np.expm1(-0.7 * x), 1e-4 * x, np.full(8, np.nan),
+                   np.where(x > 3, np.inf, 1e-3 * x)])
     popt, pcov, msg = classic.fit_saturation_many(x, Y)
     assert msg[0] == "" and np.allclose(popt[0], [1e-3, 0.7], rtol=1e-6)
-    assert "amplitude" in msg[1] and "linear" in msg[2] and "NaN" in msg[3]
+    assert "amplitude" in msg[1] and "linear" in msg[2] and "NaN" in msg[3] and "inf" in msg[4]
     assert np.all(np.isnan(popt[1:]))
 
 

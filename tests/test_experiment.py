@@ -182,6 +182,19 @@ def remove(name):
     return apply
 
 
+def copy(name, to):
+    def apply(folder):
+        (folder / to).write_bytes((folder / name).read_bytes())
+    return apply
+
+
+def chain(*mutations):
+    def apply(folder):
+        for m in mutations:
+            m(folder)
+    return apply
+
+
 M = "experiment.toml"
 TA_M04_LOW = 'file = "film_ta_m0.4V_low.csv"\npotential_V = -0.4\nfluence_photons_cm2 = 5.0e13\n'
 SEC_FWD = 'file = "sec_abs_c1_forward.csv"\nkind = "absorption"\ncycle = 1\ndirection = "forward"\n'
@@ -219,8 +232,11 @@ MALFORMED = [
      r"\[film\.tr\[1\]\]: missing pump fluence: expected exactly one of"),
     ("ta-potential-outside-sec", edit(M, "potential_V = -0.4", "potential_V = -1.5", count=2),
      r"film_ta_m0\.4V_low\.csv \[film\.ta\[1\]\.potential_V\]: potential_V = -1\.5 V is outside the SEC potential range \[-1\.2, 0\] V"),
-    ("ta-grid-incomplete", edit(M, "[[film.ta]]\n" + TA_M04_LOW + "reflection_corrected = true\n\n", ""),
-     r"\[film\.ta\]: film TA grid is incomplete: no file for \(-0\.4 V, 5e\+13 photons/cm\^2\)"),
+    # a film TA grid may have holes (test_film_ta_grid_with_a_hole_loads); the TR grid that corrects it may not
+    ("tr-grid-incomplete", chain(copy("film_tr_m0.8V_high.csv", "film_tr_m0.4V_low.csv"),
+                                 edit(M, "[[film.tr]]", "[[film.tr]]\nfile = \"film_tr_m0.4V_low.csv\"\n"
+                                      "potential_V = -0.4\nfluence_photons_cm2 = 5.0e13\n\n[[film.tr]]")),
+     r"\[film\.tr\]: film TR grid is incomplete: no file for \(-0\.8 V, 5e\+13 photons/cm\^2\)"),
     ("ta-duplicate", edit(M, 'file = "film_ta_m0.8V_high.csv"\npotential_V = -0.8', 'file = "film_ta_m0.8V_high.csv"\npotential_V = -0.4'),
      r"film_ta_m0\.8V_high\.csv \[film\.ta\[4\]\]: duplicate film TA measurement at -0\.4 V and 1e\+14 photons/cm\^2 \(also film_ta_m0\.4V_high\.csv\)"),
     # film TA files on different grids are accepted (tests/test_lab_data.py); TR files must share one grid
@@ -285,6 +301,20 @@ def test_malformed_input_is_refused_with_a_clear_error(folder, mutate, pattern):
 def test_corpus_is_large_enough():
     assert len(MALFORMED) >= 25
     assert len({i for i, _, _ in MALFORMED}) == len(MALFORMED)
+
+
+def test_film_ta_grid_with_a_hole_loads(folder):
+    # a lab measures the runs it chose: a potential x fluence cell without a file is NaN, ``measured`` False
+    edit(M, "[[film.ta]]\n" + TA_M04_LOW + "reflection_corrected = true\n\n", "")(folder)
+    tree = load_experiment(folder)
+    ta = tree["film/ta"]
+    hole = dict(potential=-0.4, fluence=5e13)
+    assert not bool(ta["measured"].sel(**hole)) and int(ta["measured"].sum()) == 3
+    assert bool(np.isnan(ta["dA"].sel(**hole)).all()) and str(ta["source_file"].sel(**hole).values) == ""
+    assert np.isfinite(ta["dA"].sel(potential=-0.4, fluence=1e14)).all()
+    report = check_experiment(folder)
+    assert report.ok, report.text
+    assert "1 of 4 potential x fluence cells not measured ((-0.4 V, 5e+13 photons/cm^2))" in report.text
 
 
 def test_check_collects_every_problem(folder):

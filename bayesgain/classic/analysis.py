@@ -60,6 +60,8 @@ def subgap_rows(corrected):
     rows = []
     for V in corrected["potential"].values:
         for F in corrected["fluence"].values:
+            if "measured" in corrected and not bool(corrected["measured"].sel(potential=V, fluence=F)):
+                continue  # a hole in a sparse grid: no file, no row
             rows.append(make_row("subgap_residual_OD", float(corrected["subgap_after"].sel(potential=V, fluence=F)),
                                  float("nan"), "OD", "mean |dA| in the sub-gap window after reflection correction",
                                  "no uncertainty (a diagnostic); before correction: "

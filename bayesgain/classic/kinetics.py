@@ -233,10 +233,12 @@ def biexciton_lifetime_robust(tree, corrected=None, window=None, potential=None,
         if not pp._has(tree, "solution"):
             raise ValueError("biexciton lifetime needs <N> = sigma J: no /solution group for the cross-section")
         cross_section_cm2 = cross_section_from_tree(tree)["value"]
-    N = float(cross_section_cm2) * dA["fluence"].values
     traces = bleach.transpose("fluence", "delay").values
-    out = biexciton_lifetime_from_traces(dA["delay"].values, traces, N, t_min_ps=t_min_ps)
-    out["fluence"] = float(dA["fluence"].values[out["index"]])
+    own = np.isfinite(traces).any(axis=1)  # the fluences measured at this potential (a sparse grid has holes)
+    F = dA["fluence"].values[own]
+    out = biexciton_lifetime_from_traces(dA["delay"].values, traces[own], float(cross_section_cm2) * F,
+                                         t_min_ps=t_min_ps)
+    out["fluence"] = float(F[out["index"]])
     return out
 
 
@@ -256,6 +258,10 @@ def biexciton_lifetime(tree, corrected=None, window=None, potential=None, fluenc
     sub = dA.sel(potential=V, method="nearest")
     bleach, _ = pp.window_average(-sub, bw)
     traces = bleach.isel(fluence=list(fluence_indices)).transpose("fluence", "delay").values
+    lost = [int(i) for i, tr in zip(fluence_indices, traces) if not np.isfinite(tr).any()]
+    if lost:
+        raise ValueError(f"biexciton lifetime: no film TA file at {float(sub['potential']):g} V and fluence index "
+                         f"{lost[0]} ({float(dA['fluence'][lost[0]]):.4g} photons/cm^2): not measured")
     common = np.isfinite(traces).all(axis=0)  # files on different delay grids: the delays all of them measured
     fits = nested_exponential_fits(dA["delay"].values[common], traces[:, common], n_terms=len(fluence_indices),
                                    t_min_ps=t_min_ps)
@@ -438,26 +444,27 @@ def gain_lifetime_rows(tree, corrected, confirm, method):
     bw = pp.resolve_window(tree, probe_wavelengths=corrected["wavelength"].values)
     astar, astar_sem = pp.window_average(esa["A_star"], bw)
     rows = []
-    for V in astar["potential"].values if method in ("crossing", "both") else ():
-        for F in astar["fluence"].values:
-            rows.append(_gain_crossing_row(astar.sel(potential=V, fluence=F), astar_sem.sel(potential=V, fluence=F),
-                                           confirm, V, F))
+    measured = pp.film_ta_measured(tree)
+    cells = [(V, F) for V in astar["potential"].values for F in astar["fluence"].values
+             if bool(measured.sel(potential=V, fluence=F))]  # a sparse grid: only the runs there are
+    for V, F in cells if method in ("crossing", "both") else ():
+        rows.append(_gain_crossing_row(astar.sel(potential=V, fluence=F), astar_sem.sel(potential=V, fluence=F),
+                                       confirm, V, F))
     if method not in ("fit", "both"):
         return rows
     how = ("Fig. S28: -A*(t) (1S window) fitted with up to 2 exponentials + constant (t >= 0.5 ps); "
            "first zero crossing of the fit")
-    for V in astar["potential"].values:
-        for F in astar["fluence"].values:
-            a = astar.sel(potential=V, fluence=F)
-            own = np.isfinite(a.values)  # the delays this file measured (other files' grids are NaN here)
-            try:
-                gl = gain_lifetime_fit(a["delay"].values[own], a.values[own])
-                rows.append(make_row("gain_lifetime_fit_ps", gl["value"], np.nan, "ps", how,
-                                     f"no uncertainty (crossing of the fitted curve); {gl['n_exp']} exponential(s)",
-                                     potential=V, fluence=F))
-            except ValueError as err:
-                rows.append(make_row("gain_lifetime_fit_ps", np.nan, np.nan, "ps", how, str(err), potential=V,
-                                     fluence=F))
+    for V, F in cells:
+        a = astar.sel(potential=V, fluence=F)
+        own = np.isfinite(a.values)  # the delays this file measured (other files' grids are NaN here)
+        try:
+            gl = gain_lifetime_fit(a["delay"].values[own], a.values[own])
+            rows.append(make_row("gain_lifetime_fit_ps", gl["value"], np.nan, "ps", how,
+                                 f"no uncertainty (crossing of the fitted curve); {gl['n_exp']} exponential(s)",
+                                 potential=V, fluence=F))
+        except ValueError as err:
+            rows.append(make_row("gain_lifetime_fit_ps", np.nan, np.nan, "ps", how, str(err), potential=V,
+                                 fluence=F))
     return rows
 
 

@@ -116,8 +116,10 @@ def film_thresholds(tree, cross_section_cm2, corrected=None, window=None, delays
     N = cross_section_cm2 * corrected["fluence"].values
     out = {}
     for V in corrected["potential"].values:
+        b = bleach.sel(potential=V).values
+        own = ~np.isnan(b)  # the fluences measured at this potential (a sparse grid has holes)
         try:
-            out[float(V)] = threshold_from_bleach(N, bleach.sel(potential=V).values, float(level.sel(potential=V)),
+            out[float(V)] = threshold_from_bleach(N[own], b[own], float(level.sel(potential=V)),
                                                   float(level_sem.sel(potential=V)))
         except ValueError as err:
             out[float(V)] = err

@@ -16,8 +16,9 @@ raises :class:`ExperimentError` listing all of them, :func:`check_experiment` re
                       attrs: open_circuit_potential_V, reference_electrode, pump_absorbance (OD, if given)
     /film/sec         absorption(cycle, direction, potential, wavelength)           OD
                       photoluminescence(cycle, direction, potential, wavelength_pl) counts
-    /film/ta          dA(potential, fluence, wavelength, delay)  OD
+    /film/ta          dA(potential, fluence, wavelength, delay)  OD      NaN in the cells not measured
                       reflection_corrected(potential, fluence)   bool
+                      measured(potential, fluence)               bool    which cells hold a file (holes allowed)
     /film/tr          dR(potential, fluence, wavelength, delay)  OD
     /chirp            dA_uncorrected(wavelength, delay)         as the file   the first chirp-corrected TA
                       entry near time zero; attrs: chirp_coefficients_ps, chirp_source, chirp_file
@@ -611,8 +612,25 @@ def _sweep_notes(e: Entry, sweeps: list) -> list[str]:
     return []
 
 
+def _film_cells(ctx: _Ctx, good: list, label: str):
+    """(potentials, fluences, {(i, j): (entry, matrix)}): the files placed on the potential x fluence grid, a
+    second file for a cell being a problem."""
+    pots = _group_values([e.potential_V for e, _ in good], atol=1e-9)
+    fls = _group_values([e.fluence_photons_cm2 for e, _ in good], rtol=FLUENCE_RTOL)
+    cells: dict = {}
+    for e, da in good:
+        key = (_index(pots, e.potential_V, atol=1e-9), _index(fls, e.fluence_photons_cm2, rtol=FLUENCE_RTOL))
+        if key in cells:
+            ctx.problem(ctx.path(e.file), f"duplicate {label} measurement at {e.potential_V:g} V and "
+                        f"{e.fluence_photons_cm2:.6g} photons/cm^2 (also {cells[key][0].file}); expected one "
+                        "file per potential and fluence", e.field)
+            continue
+        cells[key] = (e, da)
+    return pots, fls, cells
+
+
 def _film_matrix(ctx: _Ctx, entries: list[Entry], nodes: dict, which: str, sec_range) -> None:
-    """Film TA or TR files -> a complete potential x fluence grid of matrices."""
+    """Film TA or TR files -> a potential x fluence grid of matrices (film TA: holes allowed, NaN there)."""
     label = {"ta": "film TA", "tr": "film TR"}[which]
     read = [(e, _to_od(ctx, e, da)) for e, da in _read_matrices(ctx, entries, "delay")]
     read = [(e, da) for e, da in read if e.fluence_photons_cm2 is not None and e.potential_V is not None]
@@ -634,26 +652,25 @@ def _film_matrix(ctx: _Ctx, entries: list[Entry], nodes: dict, which: str, sec_r
         good = [(e, da) for e, da in read if _check_against(ctx, ref, ref_e, da, e, ("wavelength", "delay"))]
     if not good:
         return
-    pots = _group_values([e.potential_V for e, _ in good], atol=1e-9)
-    fls = _group_values([e.fluence_photons_cm2 for e, _ in good], rtol=FLUENCE_RTOL)
-    cells: dict = {}
-    for e, da in good:
-        key = (_index(pots, e.potential_V, atol=1e-9), _index(fls, e.fluence_photons_cm2, rtol=FLUENCE_RTOL))
-        if key in cells:
-            ctx.problem(ctx.path(e.file), f"duplicate {label} measurement at {e.potential_V:g} V and "
-                        f"{e.fluence_photons_cm2:.6g} photons/cm^2 (also {cells[key][0].file}); expected one "
-                        "file per potential and fluence", e.field)
-            continue
-        cells[key] = (e, da)
+    pots, fls, cells = _film_cells(ctx, good, label)
     missing = [(i, j) for i in range(pots.size) for j in range(fls.size) if (i, j) not in cells]
-    if missing:
-        listed = ", ".join(f"({pots[i]:g} V, {fls[j]:.4g} photons/cm^2)" for i, j in missing[:5])
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    listed = ", ".join(f"({pots[i]:g} V, {fls[j]:.4g} photons/cm^2)" for i, j in missing[:5])
+    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    if missing and which == "tr":  # TR corrects every TA file of its fluence: its grid must be whole
         ctx.problem(ctx.folder / "experiment.toml", f"{label} grid is incomplete: no file for {listed}{more}; "
                     f"expected one file for every potential x fluence ({pots.size} x {fls.size})",
                     f"film.{which}")
         return
-    data = np.stack([np.stack([cells[(i, j)][1].values for j in range(fls.size)]) for i in range(pots.size)])
+    # film TA: a lab measures the runs it chose (a design's batch, a film that died): the grid may have holes,
+    # stored as NaN cells that every reduction skips (``measured`` says which cells hold a file)
+    shape = (ref.sizes["wavelength"], ref.sizes["delay"])
+    hole = xr.DataArray(np.full(shape, np.nan), dims=("wavelength", "delay"))
+
+    def cell(i, j):
+        return cells[(i, j)][1] if (i, j) in cells else hole
+
+    data = np.stack([np.stack([cell(i, j).transpose("wavelength", "delay").values for j in range(fls.size)])
+                     for i in range(pots.size)])
     var = "dA" if which == "ta" else "dR"
     ds = xr.Dataset(coords={
         "potential": ("potential", pots, _COORD_ATTRS["potential"]),
@@ -664,7 +681,7 @@ def _film_matrix(ctx: _Ctx, entries: list[Entry], nodes: dict, which: str, sec_r
     long = "film TA dA" if which == "ta" else "film transient reflection dR"
     ds[var] = xr.DataArray(data, dims=("potential", "fluence", "wavelength", "delay"),
                            attrs={"units": "OD", "long_name": long})
-    sems = [[cells[(i, j)][1].attrs.get("_scan_sem") for j in range(fls.size)] for i in range(pots.size)]
+    sems = [[cell(i, j).attrs.get("_scan_sem") for j in range(fls.size)] for i in range(pots.size)]
     if any(x is not None for row in sems for x in row):  # NaN where an entry is a single file
         ds[f"{var}_scan_sem"] = xr.DataArray(
             np.stack([np.stack([np.full(data.shape[2:], np.nan) if x is None else x for x in row]) for row in sems]),
@@ -672,12 +689,15 @@ def _film_matrix(ctx: _Ctx, entries: list[Entry], nodes: dict, which: str, sec_r
             attrs={"units": "OD", "long_name": "standard error of the per-pixel mean over scans (NaN: one file)"})
     if which == "ta":
         ds["reflection_corrected"] = xr.DataArray(
-            np.array([[bool(cells[(i, j)][0].reflection_corrected) for j in range(fls.size)]
-                      for i in range(pots.size)]), dims=("potential", "fluence"),
-            attrs={"units": "1", "long_name": "dA already corrected for transient reflection"})
-    ds["source_file"] = xr.DataArray(np.array([[cells[(i, j)][0].file for j in range(fls.size)]
-                                               for i in range(pots.size)]), dims=("potential", "fluence"),
-                                     attrs={"units": "1"})
+            np.array([[bool(cells[(i, j)][0].reflection_corrected) if (i, j) in cells else True
+                       for j in range(fls.size)] for i in range(pots.size)]), dims=("potential", "fluence"),
+            attrs={"units": "1", "long_name": "dA already corrected for transient reflection (True where not measured)"})
+        ds["measured"] = xr.DataArray(
+            np.array([[(i, j) in cells for j in range(fls.size)] for i in range(pots.size)]),
+            dims=("potential", "fluence"), attrs={"units": "1", "long_name": "a film TA file was measured here"})
+    ds["source_file"] = xr.DataArray(np.array([[cells[(i, j)][0].file if (i, j) in cells else ""
+                                                for j in range(fls.size)] for i in range(pots.size)]),
+                                     dims=("potential", "fluence"), attrs={"units": "1"})
     if note:
         ds[var].attrs["grid_note"] = note.strip()
         ctx.summary.append(note)
@@ -685,6 +705,9 @@ def _film_matrix(ctx: _Ctx, entries: list[Entry], nodes: dict, which: str, sec_r
     ctx.summary.append(f"  {label}: {len(cells)} file(s), potentials {_grid_text(pots, 'V')} x fluences "
                        f"{_grid_text(fls, 'photons/cm^2')}, {ref.sizes['wavelength']} wavelengths x "
                        f"{ref.sizes['delay']} delays")
+    if missing:
+        ctx.summary.append(f"  {label}: {len(missing)} of {pots.size * fls.size} potential x fluence cells "
+                           f"not measured ({listed}{more}); each reduction uses the files there are")
 
 
 # ----------------------------------------------------------------------------- [analysis]

@@ -87,9 +87,9 @@ def _open_circuit_dR(tree, dA_raw):
     return dR.interp(wavelength=dA_raw["wavelength"].values, delay=dA_raw["delay"].values)
 
 
-def _first_file(ta, mask):
-    """ ' (first: FILE)' for the first film TA file without any delay in ``mask``."""
-    p, f = (int(x[0]) for x in np.nonzero(~mask.any(axis=2)))
+def _first_file(ta, mask, has_file):
+    """ ' (first: FILE)' for the first film TA file (``has_file``: the cells measured) without any delay in ``mask``."""
+    p, f = (int(x[0]) for x in np.nonzero(~mask.any(axis=2) & has_file))
     return f" (first: {str(ta['source_file'].values[p, f])})"
 
 
@@ -221,16 +221,17 @@ def _reduce_film_ta(tree, options, name, want, film_A0, data, coords, attrs):
     dyn_mask = _file_delays(measured, delays, lo_dyn, options["dynamics_delays_ps"][1],
                             options["n_dynamics_delays"])
     yi = np.nonzero(dyn_mask.any(axis=(0, 1)))[0]
+    has_file = _film_files(ta, pp.film_ta_measured(tree), data)
     parts = []
     if want("gain"):
-        if not gain_mask.any(axis=2).all():
+        if not gain_mask.any(axis=2)[has_file].all():
             raise ValueError(f"{name}: no film TA delays within gain_delays_ps {options['gain_delays_ps']} ps"
-                             + _first_file(ta, gain_mask))
+                             + _first_file(ta, gain_mask, has_file))
         parts.append(("gain", gi, gain_mask))
     if want("dynamics"):
-        if not dyn_mask.any(axis=2).all():
+        if not dyn_mask.any(axis=2)[has_file].all():
             raise ValueError(f"{name}: no film TA delays within dynamics_delays_ps {options['dynamics_delays_ps']}"
-                             + _first_file(ta, dyn_mask))
+                             + _first_file(ta, dyn_mask, has_file))
         parts.append(("dynamics", yi, dyn_mask))
     if not parts:  # reflection alone still needs the film TA grid: use the gain delays
         parts.append(("gain", gi, gain_mask))
@@ -252,7 +253,7 @@ def _reduce_film_ta(tree, options, name, want, film_A0, data, coords, attrs):
     for key in blocks[0]:
         data[key] = ("ta_point", np.concatenate([b[key][1] for b in blocks]))
     if want("gain"):
-        data.update(_gain_spectra(esa, gi, lam))
+        data.update(_gain_spectra(esa, gi, lam, has_file))
     if options.get("pump_attenuation", "none") == "beer-lambert":
         attrs["film_pump_OD"] = film_pump_absorbance(tree, name)
     coords["ta_fluence_nominal_photons_cm2"] = ("ta_fluence", flu)
@@ -268,14 +269,26 @@ def _reduce_film_ta(tree, options, name, want, film_A0, data, coords, attrs):
         _reduce_subgap(corrected, sens, measured, bw, (lam, delays, pots, flu), options, data, attrs)
 
 
-def _gain_spectra(esa, gi, lam):
-    """Spectra for the single-wavelength thresholds: A* averaged over the gain delays ``gi``, A_pre = A_0 + dA_SEC."""
+def _film_files(ta, measured, data):
+    """The film TA files there are (a lab's grid may have holes), potential-major: the model's ``ta_file``
+    (potential, fluence index, source file) into ``data``; returns the (potential, fluence) mask of them."""
+    has_file = measured.transpose("potential", "fluence").values
+    fp, ff = np.nonzero(has_file)
+    data["ta_file_potential_V"] = ("ta_file", ta["potential"].values[fp])
+    data["ta_file_fluence"] = ("ta_file", ff)
+    data["ta_file_source"] = ("ta_file", np.asarray(ta["source_file"].values[fp, ff], str))
+    return has_file
+
+
+def _gain_spectra(esa, gi, lam, has_file):
+    """Spectra for the single-wavelength thresholds: A* averaged over the gain delays ``gi`` per film TA file
+    (``has_file``: the (potential, fluence) cells measured), A_pre = A_0 + dA_SEC."""
     out = {}
-    spec = esa["A_star"].isel(delay=gi).mean("delay").transpose("potential", "fluence", "wavelength")
+    spec = esa["A_star"].isel(delay=gi).mean("delay").transpose("potential", "fluence", "wavelength").values
+    spec = spec[has_file]  # the files, potential-major (the ``ta_file`` order)
     # files on different grids: only the wavelengths every file measured
-    lk = np.isfinite(spec.values).all(axis=(0, 1))
-    # files in potential-major order (file = potential index x n_fluence + fluence index)
-    out["spectrum_A_star"] = (("ta_file", "spectrum_wavelength"), spec.values[..., lk].reshape(-1, lk.sum()))
+    lk = np.isfinite(spec).all(axis=0)
+    out["spectrum_A_star"] = (("ta_file", "spectrum_wavelength"), spec[:, lk])
     out["spectrum_A_pre"] = (("ta_potential", "spectrum_wavelength"),
                               esa["A_pre"].transpose("potential", "wavelength").values[:, lk])
     out["spectrum_A0"] = (("spectrum_wavelength",), esa["A0"].values[lk])
@@ -310,9 +323,9 @@ def concat_experiments(datasets):
     names = [ds.attrs["experiment"] for ds in datasets]
     if len(set(names)) != len(names):
         raise ValueError(f"experiment names must be unique, got {names}")
-    point_dims = ("sol_point", "sec_point", "ta_point", "subgap_point")
+    point_dims = ("sol_point", "sec_point", "ta_point", "subgap_point", "ta_file")
     axis_dims = {"sol_fluence": ("sol_point_fluence",), "sweep": ("sec_point_sweep",),
-                 "ta_fluence": ("ta_point_fluence", "subgap_point_fluence"),
+                 "ta_fluence": ("ta_point_fluence", "subgap_point_fluence", "ta_file_fluence"),
                  "ta_potential": ()}
     out = {}
     coords = {}

@@ -396,17 +396,16 @@ def single_wavelength_thresholds(model, experiment=0, g_min_per_cm=50.0, max_sam
     if "spectrum_A_star" not in d:
         raise ValueError("single-wavelength thresholds need the gain component (its spectra are stored with it)")
     pots = np.nonzero(d["ta_potential_experiment"].values == experiment)[0]
-    fls = np.nonzero(d["ta_fluence_experiment"].values == experiment)[0]
     lam_all = d["spectrum_wavelength_nm"].values[experiment]
     keep = np.isfinite(lam_all)
     lam = lam_all[keep]
-    # files of this experiment in (potential, fluence) order
-    files = np.nonzero(model.file_experiment == experiment)[0]
-    spec = d["spectrum_A_star"].values[files][:, keep].reshape(pots.size, fls.size, lam.size)  # (P, F, L)
+    # the files at each potential of this experiment (a grid with holes has fewer at some)
+    at = [np.nonzero(model.layout.file_potential == q)[0] for q in pots]
+    spec = d["spectrum_A_star"].values[:, keep]  # (files, L)
     pre = d["spectrum_A_pre"].values[pots][:, keep]  # (P, L)
     A0 = d["spectrum_A0"].values[experiment][keep]
     s, take = posterior_samples(model, ["ta_mean_excitons", "film_cross_section_cm2"], experiment, max_samples, seed)
-    N = s["ta_mean_excitons"][:, files].reshape(take.size, pots.size, fls.size)
+    N = s["ta_mean_excitons"]
     th = float(d["experiment_film_thickness_nm"].values[experiment])
     sd = float(d["experiment_film_thickness_sd_nm"].values[experiment])
     thick = np.clip(th + sd * np.random.default_rng(seed).standard_normal(take.size), 0.2 * th, None)
@@ -415,10 +414,10 @@ def single_wavelength_thresholds(model, experiment=0, g_min_per_cm=50.0, max_sam
     gain = np.full((ns, P, L), np.nan)
     for i in range(ns):
         for p in range(P):
-            bleach = (pre[p][:, None] - spec[p].T)  # (L, F): A_pre - A*, grows with <N>
-            popt, _, msg = fit_saturation_many(N[i, p], bleach)
+            bleach = (pre[p][:, None] - spec[at[p]].T)  # (L, F): A_pre - A*, grows with <N>
+            popt, _, msg = fit_saturation_many(N[i, at[p]], bleach)
             a, b = popt[:, 0], popt[:, 1]
-            resid = bleach - saturation_curve(N[i, p][None, :], a[:, None], b[:, None])
+            resid = bleach - saturation_curve(N[i, at[p]][None, :], a[:, None], b[:, None])
             with warnings.catch_warnings():  # wavelengths without any finite point stay NaN (not usable)
                 warnings.simplefilter("ignore", RuntimeWarning)
                 noise = np.sqrt(np.nanmean(resid**2, axis=1))

@@ -132,7 +132,9 @@ def model_coords(spec, data, names):
     for dim in ("sol_point", "sec_point", "subgap_point"):
         if dim in d.dims:
             c[dim] = np.arange(d.sizes[dim])
-    if "ta_potential" in d.dims:
+    if "ta_file_fluence" in d:  # the film TA files there are (a grid may have holes)
+        c["ta_file"] = np.arange(d.sizes["ta_file"])
+    elif "ta_potential" in d.dims:  # a fit saved before: every potential x fluence cell is a file
         c["ta_file"] = np.arange(sum(int((d["ta_potential_experiment"] == e).sum()) *
                                      int((d["ta_fluence_experiment"] == e).sum()) for e in range(len(names))))
     c["charge_state"] = np.arange(int(d["experiment_g_e"].values[0]) + 1)
