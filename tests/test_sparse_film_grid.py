@@ -29,12 +29,17 @@ def _without(folder, names):
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def holes_tree(tmp_path_factory):
     folder = tmp_path_factory.mktemp("holes") / "batch-a"
     shutil.copytree(BATCH_A, folder)
     _without(folder, HOLES)
-    full = GainModel("joint", load_experiment(BATCH_A), names=["batch-a"])
-    sparse = GainModel("joint", load_experiment(folder), names=["batch-a"])
+    return load_experiment(folder)
+
+
+@pytest.fixture(scope="module")
+def models(holes_tree, batch_a):
+    full = GainModel("joint", batch_a, names=["batch-a"])
+    sparse = GainModel("joint", holes_tree, names=["batch-a"])
     full.build()
     sparse.build()
     return full, sparse
@@ -89,3 +94,34 @@ def test_kept_points_have_the_full_grids_likelihood(models):
     ks = ordered(sparse)
     assert len(ks) < len(where)
     np.testing.assert_allclose(lp_s, lp_f[[where[k] for k in ks]], rtol=1e-10, atol=1e-10)
+
+
+def test_classic_analysis_uses_the_runs_there_are(holes_tree, tmp_path):
+    import warnings
+
+    from bayesgain import classic
+    from bayesgain.classic import figures as cf
+
+    from bayesgain.classic.dataset import parse_row_name
+
+    rows = [dict(r, base=parse_row_name(r["name"])[1], at=parse_row_name(r["name"])[3])
+            for r in classic.classic_analysis(holes_tree)]
+    measured = holes_tree["film/ta"]["measured"]
+    n_files = int(measured.sum())
+    def cell(V, F):  # as the row names write them (4 significant digits)
+        return float(f"{V:.3f}"), float(f"{F:.3g}")
+
+    holes = [cell(V, F) for V in measured["potential"].values for F in measured["fluence"].values
+             if not bool(measured.sel(potential=V, fluence=F))]
+    assert len(holes) == len(HOLES)
+    per_cell = [r for r in rows if r["base"] in ("subgap_residual_OD", "gain_lifetime_ps")]
+    assert len(per_cell) == 2 * n_files
+    assert not any(cell(r["at"]["potential"], r["at"]["fluence"]) in holes for r in per_cell)
+    # a potential with a hole still has its saturation threshold, fitted over the fluences it has
+    thr = {r["at"]["potential"]: r for r in rows if r["base"] == "threshold_excitons"}
+    assert len(thr) == measured.sizes["potential"] and all(np.isfinite(r["value"]) for r in thr.values())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        paths = cf.write_classic_figures(holes_tree, tmp_path)
+    assert [p.name for p in paths] == list(cf.FIGURE_NAMES)
+    assert not [w for w in caught if "skipped" in str(w.message)]

@@ -103,9 +103,12 @@ def gain_maps_figure(tree, corrected):
     A = esa["A_star"]
     bw = _band_window(tree, corrected)
     pots = np.sort(A["potential"].values)
-    F = float(A["fluence"].values.max())
+    measured = pp.film_ta_measured(tree)
+    # each potential at the highest fluence measured there (a grid with holes may lack the overall highest)
+    top = {float(V): float(A["fluence"].values[measured.sel(potential=V).values].max()) for V in pots}
+    F = max(top.values())
     chosen = [pots[0], pots[-1]] if pots.size > 1 else [pots[0]]
-    maps = [A.sel(potential=V, fluence=F).transpose("wavelength", "delay") for V in chosen]
+    maps = [A.sel(potential=V, fluence=top[float(V)]).transpose("wavelength", "delay") for V in chosen]
     lam = A["wavelength"].values
     t = A["delay"].values
     # colour range from the band-edge region (the blue end, far above the gap, saturates: extend="both")
@@ -130,16 +133,17 @@ def gain_maps_figure(tree, corrected):
         ax.text(t.max(), bw.hi, " 1S window", color="goldenrod", fontsize=8, ha="right", va="bottom")
         ax.set_xlabel("pump-probe delay (ps, symlog)")
         ax.set_ylabel("probe wavelength (nm)")
-        ax.set_title(f"V = {V:+.3f} {ref}\n" + rf"$J = {_sci(F)}$ photons cm$^{{-2}}$", fontsize=9.5)
+        ax.set_title(f"V = {V:+.3f} {ref}\n" + rf"$J = {_sci(top[float(V)])}$ photons cm$^{{-2}}$", fontsize=9.5)
     cb = fig.colorbar(im, ax=axes[:len(chosen)], shrink=0.9, pad=0.01, extend="both")
     cb.set_label("A* = A$_0$ + ΔA$_{SEC}$ + ΔA$_{TA}$ (OD)\nnegative (blue) = gain; black line: A* = 0")
 
     ax = axes[-1]
-    avg, sem = pp.window_average(A.sel(fluence=F), bw)
+    avg, sem = pp.window_average(A, bw)
     cmap = plt.get_cmap("viridis")
     for i, V in enumerate(pots):
-        y = avg.sel(potential=V).values
-        ax.plot(t, y * 1e3, color=cmap(i / max(len(pots) - 1, 1)), lw=1.3, label=f"{V:+.3f} V")
+        y = avg.sel(potential=V, fluence=top[float(V)]).values
+        lower = "" if top[float(V)] == F else rf" ($J = {_sci(top[float(V)])}$)"
+        ax.plot(t, y * 1e3, color=cmap(i / max(len(pots) - 1, 1)), lw=1.3, label=f"{V:+.3f} V{lower}")
     ax.axhline(0.0, color="k", lw=0.8)
     ax.set_xscale("symlog", linthresh=1.0, linscale=0.5)
     ax.set_xlim(t.min(), t.max())
