@@ -388,6 +388,21 @@ def _banners(model):
     return L
 
 
+def _film_run_lines(model):
+    """One line per experiment: its film TA runs on the potential x fluence grid (the cells not measured)."""
+    lay, d = model.layout, model.data
+    if lay is None:
+        return []
+    out = []
+    for k, name in enumerate(model.names):
+        n_pot = int((d["ta_potential_experiment"].values == k).sum())
+        n_fl = int((d["ta_fluence_experiment"].values == k).sum())
+        n = int((lay.file_experiment == k).sum())
+        holes = f" ({n_pot * n_fl - n} cells not measured)" if n < n_pot * n_fl else ""
+        out.append(f"- film TA runs of {name}: {n} files on {n_pot} potentials x {n_fl} fluences{holes}")
+    return out
+
+
 def _what_was_fitted(model):
     from .. import __version__
 
@@ -401,6 +416,7 @@ def _what_was_fitted(model):
             f"likelihood = {model.spec.options.get('likelihood')}",
             *[f"- {note}" for note in _component_notes(model)],
             f"- experiments: {', '.join(map(str, model.names))}",
+            *_film_run_lines(model),
             "- observations: " + ", ".join(f"{d} {model.data.sizes[d]}" for d in
                                             ("sol_point", "sec_point", "ta_point", "subgap_point")
                                             if d in model.data.dims),
