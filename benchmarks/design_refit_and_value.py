@@ -161,21 +161,30 @@ def refit_study(args):
         base = fit(campaign_folder(sup, start, out / f"refit-seed{seed}-start"), args, seed)
         V = np.array(sorted({v for v, _ in pool}))
         F = np.array(sorted({f for _, f in pool}))
-        r = design(base, args.target, potentials=V, fluences=F, n=1, seed=seed)
-        ranked = [row for row in r.rows() if (row["potential_V"], row["fluence_photons_cm2"]) not in start]
-        for label, row in (("best", ranked[0]), ("median", ranked[len(ranked) // 2]), ("worst", ranked[-1])):
-            run = nearest(pool, row["potential_V"], row["fluence_photons_cm2"])
-            m = fit(campaign_folder(sup, start | {run}, out / f"refit-seed{seed}-{label}"), args, seed)
-            rows.append(dict(seed=seed, target=args.target, candidate=label, potential_V=run[0],
-                             fluence_photons_cm2=run[1],
-                             current=r.current_width, expected=row["expected_hdi_width_after"],
-                             realised=width_now(m, args.target), converged=bool(m.convergence.ok)))
-            print(rows[-1], flush=True)
+        fitted = {}  # run -> refit (two targets may pick the same run)
+        for target in args.target:
+            r = design(base, target, potentials=V, fluences=F, n=1, seed=seed)
+            ranked = [row for row in r.rows() if (row["potential_V"], row["fluence_photons_cm2"]) not in start]
+            for label, row in (("best", ranked[0]), ("median", ranked[len(ranked) // 2]), ("worst", ranked[-1])):
+                run = nearest(pool, row["potential_V"], row["fluence_photons_cm2"])
+                if run not in fitted:
+                    fitted[run] = fit(campaign_folder(sup, start | {run}, out / f"refit-seed{seed}-{run[0]:.3f}V-"
+                                                      f"{run[1]:.3g}"), args, seed)
+                m = fitted[run]
+                conv = m.convergence
+                rows.append(dict(seed=seed, target=target, candidate=label, potential_V=run[0],
+                                 fluence_photons_cm2=run[1], current=r.current_width,
+                                 expected=row["expected_hdi_width_after"], realised=width_now(m, target),
+                                 converged=bool(conv.ok), start_converged=bool(base.convergence.ok)))
+                print(rows[-1], flush=True)
+                _write(out / "refit.csv", rows, quiet=True)  # after every refit: a long run can be stopped
     _write(out / "refit.csv", rows)
-    for label in ("best", "median", "worst"):
-        sel = [x for x in rows if x["candidate"] == label]
-        print(f"{label:>6}: expected {np.mean([x['expected'] for x in sel]):.4g}, realised "
-              f"{np.mean([x['realised'] for x in sel]):.4g} (mean of {len(sel)} seeds)")
+    for target in args.target:
+        for label in ("best", "median", "worst"):
+            sel = [x for x in rows if x["candidate"] == label and x["target"] == target]
+            print(f"{target} {label:>6}: current {np.mean([x['current'] for x in sel]):.4g}, expected "
+                  f"{np.mean([x['expected'] for x in sel]):.4g}, realised {np.mean([x['realised'] for x in sel]):.4g} "
+                  f"(mean of {len(sel)} seeds)")
 
 
 def value_study(args):
@@ -193,6 +202,7 @@ def value_study(args):
                 rows.append(dict(seed=seed, arm=arm, runs=len(measured), width=width_now(m),
                                  converged=bool(m.convergence.ok)))
                 print(rows[-1], flush=True)
+                _write(out / "value.csv", rows, quiet=True)
                 if rnd == args.rounds:
                     break
                 if arm == "uniform":
@@ -212,12 +222,13 @@ def value_study(args):
               f"{need if need is not None else '>' + str(d[-1]['runs'])}")
 
 
-def _write(path, rows):
+def _write(path, rows, quiet=False):
     with open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    print(f"wrote {path}")
+    if not quiet:
+        print(f"wrote {path}")
 
 
 def _plot(rows, path):
@@ -247,7 +258,8 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--rounds", type=int, default=6, help="design rounds after the start (value study)")
     ap.add_argument("--batch", type=int, default=3, help="runs added per round (value study)")
-    ap.add_argument("--target", default=TARGET, help="design target of the refit study (value: always the issue's)")
+    ap.add_argument("--target", nargs="+", default=[TARGET],
+                    help="design target(s) of the refit study (value: always the issue's)")
     ap.add_argument("--draws", type=int, default=500)
     ap.add_argument("--tune", type=int, default=500)
     ap.add_argument("--chains", type=int, default=2)
