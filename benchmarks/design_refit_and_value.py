@@ -175,7 +175,8 @@ def refit_study(args):
                 rows.append(dict(seed=seed, target=target, candidate=label, potential_V=run[0],
                                  fluence_photons_cm2=run[1], current=r.current_width,
                                  expected=row["expected_hdi_width_after"], realised=width_now(m, target),
-                                 converged=bool(conv.ok), start_converged=bool(base.convergence.ok)))
+                                 converged=bool(conv.ok), start_converged=bool(base.convergence.ok),
+                                 convergence=conv.text(), start_convergence=base.convergence.text()))
                 print(rows[-1], flush=True)
                 _write(out / "refit.csv", rows, quiet=True)  # after every refit: a long run can be stopped
     _write(out / "refit.csv", rows)
@@ -203,7 +204,7 @@ def value_study(args):
             for rnd in range(args.rounds + 1):
                 m = fit(campaign_folder(sup, measured, out / f"value-seed{seed}-{arm}"), args, seed)
                 rows.append(dict(seed=seed, arm=arm, runs=len(measured), width=width_now(m),
-                                 converged=bool(m.convergence.ok)))
+                                 converged=bool(m.convergence.ok), convergence=m.convergence.text()))
                 print(rows[-1], flush=True)
                 _write(out / "value.csv", rows, quiet=True)
                 if rnd == args.rounds:
@@ -263,9 +264,9 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=3, help="runs added per round (value study)")
     ap.add_argument("--target", nargs="+", default=[TARGET],
                     help="design target(s) of the refit study (value: always the issue's)")
-    ap.add_argument("--draws", type=int, default=500)
-    ap.add_argument("--tune", type=int, default=500)
-    ap.add_argument("--chains", type=int, default=2)
+    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--tune", type=int, default=1000)
+    ap.add_argument("--chains", type=int, default=4)
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
