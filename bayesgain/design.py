@@ -346,7 +346,7 @@ class _Predictor:
         T = float(d["experiment_temperature_K"].values[experiment])
         names = ["V_1S_V", "V_C_V", "sigma_1S_V", "T_eff_K", *CASCADE_PARAMETERS, "gamma_OD", "window_occupancy_bleach_OD",
                  "window_shift_loss", "film_cross_section_cm2", "fluence_log_sd", "ta_noise_rel",
-                 "window_tail_amplitude_rel", "window_tail_time_ps"]
+                 "window_tail_amplitude_rel", "window_tail_time_ps", "window_tail_basis_amplitudes_rel"]
         s, _ = posterior_samples(model, names, experiment)
         missing = [n for n in ("tau_xx_ps", "gamma_OD", "film_cross_section_cm2", "ta_noise_rel", "V_1S_V")
                    if s[n] is None]
@@ -378,6 +378,7 @@ class _Predictor:
         self.A0 = A0
         # the window tail's amplitude is its size at the earliest film TA delay the fit saw (as in the model)
         self.t_ref = float(d["ta_point_delay"].values[d["ta_point_experiment"].values == experiment].min())
+        self.tail_times = [float(t) for t in model.spec.options.get("window_tail_times_ps", [])]
         # a Beer-Lambert pump: <N> falls through the film as r_k; the run's Delta A is the depth average (weights w_k)
         self.depth = (np.ones(1), np.ones(1))
         if model.spec.options.get("pump_attenuation") == "beer-lambert":
@@ -408,11 +409,20 @@ class _Predictor:
         dA = optics.window_absorption_change(A_eff, occ, A_pre, occ_pre, p["gamma_OD"][j],
                                              opt("window_shift_loss", 0.0), p["window_occupancy_bleach_OD"][j], g_e,
                                              self.g_h)
-        if p["window_tail_amplitude_rel"] is not None:
+        for amplitude, time in self._tail_terms(j):
             N = (front[..., None] * r)[None, :, :, :, None]  # (1, F, Z, K, 1)
-            dA = dA - optics.window_tail_bleach(N, self.t, self.t_ref, self.A0 * p["window_tail_amplitude_rel"][j],
-                                                p["window_tail_time_ps"][j])
+            dA = dA - optics.window_tail_bleach(N, self.t, self.t_ref, self.A0 * amplitude, time)
         return np.sum(dA * w[:, None], axis=-2)  # depth average: (P, F, Z, T)
+
+
+    def _tail_terms(self, j):
+        """The window tail of draw j as [(amplitude / A0_1S, decay time ps)], as the model's film TA has it."""
+        p = self.p
+        if p["window_tail_amplitude_rel"] is not None:
+            return [(p["window_tail_amplitude_rel"][j], p["window_tail_time_ps"][j])]
+        if p["window_tail_basis_amplitudes_rel"] is not None:
+            return list(zip(p["window_tail_basis_amplitudes_rel"][j], self.tail_times))
+        return []
 
 
 def _film_delays(model, experiment=0):

@@ -254,8 +254,9 @@ def test_reweighted_widths_is_the_row_by_row_weighted_hdi():
         assert ess[k] == pytest.approx(w[k].sum() ** 2 / (w[k] ** 2).sum())
 
 
-@pytest.mark.parametrize("pump", ["none", "beer-lambert"])
-def test_candidate_prediction_is_the_models_own_for_an_existing_run(batch_a, pump):
+@pytest.mark.parametrize("pump, tail", [("none", "window-tail"), ("beer-lambert", "window-tail"),
+                                        ("none", "window-tail-basis")])
+def test_candidate_prediction_is_the_models_own_for_an_existing_run(batch_a, pump, tail):
     """A candidate at an existing run's potential and fluence, with that run's calibration, predicts what the
     fitted model predicts for the run's film TA (window terms, window tail and depth-averaged pump included)."""
     import xarray as xr
@@ -264,12 +265,14 @@ def test_candidate_prediction_is_the_models_own_for_an_existing_run(batch_a, pum
     from bayesgain.model.spec import spec_from_dict
 
     spec = spec_from_dict({"components": {"reflection": False},
-                           "options": {"pump_attenuation": pump, "discrepancy": "window-tail"}})
+                           "options": {"pump_attenuation": pump, "discrepancy": tail}})
     gm = GainModel(spec, batch_a)
     m = gm.build()
     names = ["V_1S_V", "V_C_V", "sigma_1S_V", "tau_xx_ps", "tau_x_ps", "gamma_OD", "window_occupancy_bleach_OD",
              "window_shift_loss", "film_cross_section_cm2", "fluence_log_sd", "ta_noise_rel",
-             "window_tail_amplitude_rel", "window_tail_time_ps", "fluence_log_cal_film"]
+             "fluence_log_cal_film"]
+    names += (["window_tail_amplitude_rel", "window_tail_time_ps"] if tail == "window-tail"
+              else ["window_tail_basis_amplitudes_rel"])
     point = m.initial_point()
     rng = np.random.default_rng(3)
     point = {k: v + 0.05 * rng.standard_normal(np.shape(v)) for k, v in point.items()}  # away from prior centres

@@ -96,8 +96,11 @@ DEFAULT_OPTIONS = {
     "film_thickness_from": ("experiment", ("experiment",)),
     # film TA model discrepancy: "delay-gp" adds a smooth function of log delay per file (bayesgain.model.discrepancy)
     # "window-tail": a bleach of the photo-excited QDs in the 1S window with its own decay time (2S/higher bands,
-    # hot carriers), shared by every file
-    "discrepancy": ("none", ("none", "delay-gp", "window-tail")),
+    # hot carriers), shared by every file; "window-tail-basis": the same tail as amplitudes on the fixed decay times
+    # window_tail_times_ps (a lifetime-density basis: linear in its parameters, so no amplitude-time funnel when
+    # the data hardly see a tail)
+    "discrepancy": ("none", ("none", "delay-gp", "window-tail", "window-tail-basis")),
+    "window_tail_times_ps": ([3.0, 30.0, 300.0], list),
     "discrepancy_basis": (14, int),
     # error of a window average: "sem+scatter" = its standard error (known) plus a fitted extra scatter in
     # quadrature; "scatter" = the fitted scatter alone
@@ -401,6 +404,11 @@ def _validated_option(k, v, source):
     elif allowed is bool:
         if not isinstance(v, bool):
             raise SpecError(f"{source}: [options] {k} must be true or false, got {v!r}")
+    elif k == "window_tail_times_ps":  # decay times of the tail basis: distinct, positive, increasing
+        numbers = isinstance(v, list) and v and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+        if not (numbers and v[0] > 0 and all(a < b for a, b in zip(v, v[1:]))):
+            raise SpecError(f"{source}: [options] {k} must be a list of increasing decay times > 0 ps, got {v!r}")
+        v = [float(x) for x in v]
     elif allowed is list:
         if (not isinstance(v, list) or len(v) != 2 or not all(isinstance(x, (int, float)) for x in v)
                 or not 0 <= v[0] < v[1]):

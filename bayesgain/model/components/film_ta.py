@@ -16,7 +16,7 @@ sensitivity of the corrected Delta A to it.  Sampled as gamma_scale + beta_rel (
 and, with hole trapping, as the emission scale gamma (1 - eta): the combinations the data pin (see
 :func:`gamma_scale`).  Option pump_attenuation = "beer-lambert": <N> is each file's front value and the
 prediction is averaged over depth, where the pump falls as 10^(-A_pump z) (Gauss-Legendre nodes,
-physics.optics.pump_depth_profile).  Options discrepancy = "window-tail" / "delay-gp" add a tail bleach or a
+physics.optics.pump_depth_profile).  Options discrepancy = "window-tail" (or "-basis") / "delay-gp" add a tail bleach or a
 smooth misfit per file (:mod:`..discrepancy`).
 """
 
@@ -68,6 +68,21 @@ def occupancy_bleach(ctx, gamma_scale):
         return ctx.prior("window_occupancy_bleach_rel")
     u = prior_variable("window_bleach_per_electron_rel", {**p, "mu": p["mu"] + gamma_scale}, dims="experiment")
     return pm.Deterministic("window_occupancy_bleach_rel", u - gamma_scale, dims="experiment")
+
+
+def window_tail(ctx):
+    """The window tail's terms as ``k -> [(amplitude / A0_1S, decay time ps), ...]`` for experiment k, or None:
+    one term with a free time ("window-tail"), or amplitudes on the fixed times window_tail_times_ps
+    ("window-tail-basis")."""
+    opt = ctx.options["discrepancy"]
+    if opt == "window-tail":
+        amp, time = ctx.prior("window_tail_amplitude_rel"), ctx.prior("window_tail_time_ps")
+        return lambda k: [(amp[k], time[k])]
+    if opt == "window-tail-basis":
+        amps = ctx.prior("window_tail_basis_amplitudes_rel", dims=("experiment", "window_tail_time"))
+        times = [float(t) for t in ctx.options["window_tail_times_ps"]]
+        return lambda k: [(amps[k, i], t) for i, t in enumerate(times)]
+    return None
 
 
 def delay_discrepancy(ctx, file_index, file_experiment):
@@ -135,6 +150,11 @@ class FilmTA(Component):
             "window bleach (> 0) or absorption (< 0) per photo-excited QD that decays on its own clock, at "
             "the earliest film TA delay fitted (discrepancy = window-tail)",
             "discrepancy=window-tail", mu=0.0, sigma=0.1),
+        "window_tail_basis_amplitudes_rel": prior_table(
+            "Normal", "A0_1S",
+            "window bleach (> 0) or absorption (< 0) per photo-excited QD decaying with each of the fixed times "
+            "window_tail_times_ps, at the earliest film TA delay fitted (discrepancy = window-tail-basis)",
+            "discrepancy=window-tail-basis", mu=0.0, sigma=0.1),
         "window_tail_time_ps": prior_table(
             "LogNormal", "ps",
             "decay time of the window tail (discrepancy = window-tail)",
@@ -176,9 +196,7 @@ class FilmTA(Component):
             depth = pump_depth_profile(od, pump_depth_node_count(od))  # r (experiment, K), w (K,)
             pm.Deterministic("ta_mean_excitons_depth_average",
                              file_mean * pt.sum(depth[0][fe] * depth[1], axis=-1), dims="ta_file")
-        tail = None
-        if opt["discrepancy"] == "window-tail":
-            tail = (ctx.prior("window_tail_amplitude_rel"), ctx.prior("window_tail_time_ps"))
+        tail = window_tail(ctx)
         mu = pt.concatenate([self._experiment_mean(ctx, k, np.nonzero(e == k)[0], f_pot, file_mean, depth, tail)
                              for k in range(ctx.n_exp)])
         if ctx.components["reflection"]:
@@ -225,11 +243,11 @@ class FilmTA(Component):
         # charge fractions and pulled sigma_1S 1 % low.
         dA = optics.window_absorption_change(A_eff, occ, A_pre, occ_pre, film.gamma[k], film.shift_loss[k],
                                              film.beta[k], ctx.g_e, ctx.g_h)
-        if tail is not None:
+        for amplitude, time in ([] if tail is None else tail(k)):
             # amplitude at the earliest delay fitted: a tail faster than the data's delays then has
             # no free amplitude (measured: divergences at tau < 1 ps with the t = 0 amplitude)
             dA = dA - optics.window_tail_bleach(N_files[:, None], delays[None, :], float(delays.min()),
-                                                A0[k] * tail[0][k], tail[1][k], pt.exp)
+                                                A0[k] * amplitude, time, pt.exp)
         if depth is not None:
             dA = pt.sum(dA.reshape((files.size, K, delays.size)) * depth[1][None, :, None], axis=1)
         a_pre = d["ta_potential_A_pre_OD"].values[pot_of_file][:, None]

@@ -140,4 +140,6 @@ def model_coords(spec, data, names):
     c["charge_state"] = np.arange(int(d["experiment_g_e"].values[0]) + 1)
     if spec.options["discrepancy"] != "none" and "ta_potential" in d.dims:
         c["discrepancy_basis"] = np.arange(int(spec.options["discrepancy_basis"]))
+    if spec.options["discrepancy"] == "window-tail-basis":
+        c["window_tail_time"] = [float(t) for t in spec.options["window_tail_times_ps"]]
     return c
