@@ -52,12 +52,13 @@ def simulate(scenario, seed, root):
 
 
 def spec_text(base, options):
+    """The complete spec of ``base`` with ``options`` changed (through ``extends``: an option that changes the
+    model's parameters, such as discrepancy, takes its own priors and drops the base's unused ones)."""
     from bayesgain.model.spec import load_spec, spec_from_dict
 
     spec = load_spec(base)
-    d = tomllib.loads(spec.to_toml())
-    d.setdefault("options", {}).update(options)
-    return spec_from_dict(d).to_toml()
+    return spec_from_dict({"extends": base, "name": spec.name, "description": spec.description,
+                           "options": dict(options)}).to_toml()
 
 
 def parse_value(v):
