@@ -414,7 +414,6 @@ class _Predictor:
             dA = dA - optics.window_tail_bleach(N, self.t, self.t_ref, self.A0 * amplitude, time)
         return np.sum(dA * w[:, None], axis=-2)  # depth average: (P, F, Z, T)
 
-
     def _tail_terms(self, j):
         """The window tail of draw j as [(amplitude / A0_1S, decay time ps)], as the model's film TA has it."""
         p = self.p

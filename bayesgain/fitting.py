@@ -114,7 +114,7 @@ def fit_saturation_many(x, Y, n_grid=801, b_range=(1e-5, 1e3)):
     # NaN = not measured (a fluence this potential lacks): each series is fitted on its own points
     w = (~np.isnan(Y)).astype(float)
     n_pts = w.sum(axis=1)
-    ok = np.all(np.isfinite(Y) | np.isnan(Y), axis=1) & (n_pts >= 3)
+    ok = ~np.isinf(Y).any(axis=1) & (n_pts >= 3)
     msg[n_pts < 3] = [f"a fluence series needs at least 3 measured points (NaN = not measured), got {int(n)}"
                       for n in n_pts[n_pts < 3]]
     msg[(n_pts >= 3) & ~ok] = "NaN or inf in the data"

@@ -664,13 +664,14 @@ def _film_matrix(ctx: _Ctx, entries: list[Entry], nodes: dict, which: str, sec_r
     # film TA: a lab measures the runs it chose (a design's batch, a film that died): the grid may have holes,
     # stored as NaN cells that every reduction skips (``measured`` says which cells hold a file)
     shape = (ref.sizes["wavelength"], ref.sizes["delay"])
-    hole = xr.DataArray(np.full(shape, np.nan), dims=("wavelength", "delay"))
+    hole = np.full(shape, np.nan)
 
-    def cell(i, j):
-        return cells[(i, j)][1] if (i, j) in cells else hole
+    def on_grid(value, hole_value):
+        """value(entry, matrix) of every cell as a (potential, fluence) nested list, ``hole_value`` where no file."""
+        return [[value(*cells[(i, j)]) if (i, j) in cells else hole_value for j in range(fls.size)]
+                for i in range(pots.size)]
 
-    data = np.stack([np.stack([cell(i, j).transpose("wavelength", "delay").values for j in range(fls.size)])
-                     for i in range(pots.size)])
+    data = np.array(on_grid(lambda e, da: da.transpose("wavelength", "delay").values, hole))
     var = "dA" if which == "ta" else "dR"
     ds = xr.Dataset(coords={
         "potential": ("potential", pots, _COORD_ATTRS["potential"]),
@@ -681,7 +682,7 @@ def _film_matrix(ctx: _Ctx, entries: list[Entry], nodes: dict, which: str, sec_r
     long = "film TA dA" if which == "ta" else "film transient reflection dR"
     ds[var] = xr.DataArray(data, dims=("potential", "fluence", "wavelength", "delay"),
                            attrs={"units": "OD", "long_name": long})
-    sems = [[cell(i, j).attrs.get("_scan_sem") for j in range(fls.size)] for i in range(pots.size)]
+    sems = on_grid(lambda e, da: da.attrs.get("_scan_sem"), None)
     if any(x is not None for row in sems for x in row):  # NaN where an entry is a single file
         ds[f"{var}_scan_sem"] = xr.DataArray(
             np.stack([np.stack([np.full(data.shape[2:], np.nan) if x is None else x for x in row]) for row in sems]),
@@ -689,15 +690,13 @@ def _film_matrix(ctx: _Ctx, entries: list[Entry], nodes: dict, which: str, sec_r
             attrs={"units": "OD", "long_name": "standard error of the per-pixel mean over scans (NaN: one file)"})
     if which == "ta":
         ds["reflection_corrected"] = xr.DataArray(
-            np.array([[bool(cells[(i, j)][0].reflection_corrected) if (i, j) in cells else True
-                       for j in range(fls.size)] for i in range(pots.size)]), dims=("potential", "fluence"),
+            np.array(on_grid(lambda e, da: bool(e.reflection_corrected), True)), dims=("potential", "fluence"),
             attrs={"units": "1", "long_name": "dA already corrected for transient reflection (True where not measured)"})
         ds["measured"] = xr.DataArray(
-            np.array([[(i, j) in cells for j in range(fls.size)] for i in range(pots.size)]),
+            np.array(on_grid(lambda e, da: True, False)),
             dims=("potential", "fluence"), attrs={"units": "1", "long_name": "a film TA file was measured here"})
-    ds["source_file"] = xr.DataArray(np.array([[cells[(i, j)][0].file if (i, j) in cells else ""
-                                                for j in range(fls.size)] for i in range(pots.size)]),
-                                     dims=("potential", "fluence"), attrs={"units": "1"})
+    ds["source_file"] = xr.DataArray(np.array(on_grid(lambda e, da: e.file, "")), dims=("potential", "fluence"),
+                                     attrs={"units": "1"})
     if note:
         ds[var].attrs["grid_note"] = note.strip()
         ctx.summary.append(note)

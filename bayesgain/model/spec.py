@@ -98,8 +98,7 @@ DEFAULT_OPTIONS = {
     # "window-tail": a bleach of the photo-excited QDs in the 1S window with its own decay time (2S/higher bands,
     # hot carriers), shared by every file; "window-tail-basis": the same tail as amplitudes on the fixed decay times
     # window_tail_times_ps (a lifetime-density basis: linear in its parameters, so no amplitude-time funnel when
-    # the data hardly see a tail; half-decade steps: a 100 ps tail between them is fitted, where 3/30/300 ps
-    # moved tau_XX 2 % low, benchmarks/results/window-tail-basis_2026-12-01.md)
+    # the data hardly see a tail; half-decade steps, because a tail between decade-spaced times biased tau_XX)
     "discrepancy": ("none", ("none", "delay-gp", "window-tail", "window-tail-basis")),
     "window_tail_times_ps": ([2.0, 6.0, 20.0, 60.0, 200.0, 600.0, 2000.0], list),
     "discrepancy_basis": (14, int),
