@@ -59,8 +59,9 @@ def compile_nutpie(model, backend="numba", jitter_rvs=None, freeze_model=None):
         from .compiled_cache import compiled_for
 
         names = None if jitter_rvs is None else [rv.name for rv in jitter_rvs]
-        compiled, _ = compiled_for(model, lambda lifted, jitter: nutpie.compile_pymc_model(lifted, jitter_rvs=jitter),
-                                   names)
+        from .nutpie_numba import compile_pymc_model_cached
+
+        compiled, _ = compiled_for(model, compile_pymc_model_cached, names)
         return compiled
     kw = {}
     if backend == "jax":

@@ -1,0 +1,308 @@
+"""nutpie's numba model with C entry points that numba keeps on disk: a second process does not compile.
+
+Why: nutpie wraps PyTensor's compiled log density (and the function that expands a draw into every variable)
+in ``numba.cfunc`` C callbacks.  PyTensor caches its own numba functions on disk, but nutpie's callbacks
+read the data through the uuid-named fields of a record and hold the arrays as module globals, so numba
+cannot cache them: every new process links the whole compiled model into two new LLVM modules and optimises
+them again (~30 s of the joint model's warm start, on 2 cores, out of ~35 s of compiling).
+
+Here the callbacks are generated from source whose only globals are the PyTensor function (itself cached
+by PyTensor under the key of its graph) and two helpers; the data arrive at run time through a flat
+``uint64`` array of pointers and shapes.  The source is registered with PyTensor's numba cache locator under
+a key made of PyTensor's graph key, the shapes' ranks and dtypes and the versions of numba and this layout,
+so numba finds the compiled callbacks on disk in the next process.  A graph PyTensor cannot key (an Op
+without a cache key) falls back to nutpie's own callbacks.
+
+The first compile of a structure runs in a child process that only fills the cache, and this process then
+loads it like every later one: numba's cached object code and the same code compiled in-process can differ in
+the last bit of the log density, and a fit's draws must not depend on whether the cache was warm.
+
+The callbacks compute the same function of the same arrays as the PyTensor functions they wrap
+(tests/test_nutpie_numba.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import logging
+
+import numpy as np
+
+__all__ = ["compile_pymc_model_cached", "flat_user_data", "STATS"]
+
+_LAYOUT_VERSION = "1"  # change when the generated source or the user-data layout changes
+# which path this process's compiles took
+STATS = {"cached_callbacks": 0, "nutpie_callbacks": 0, "child_compiles": 0, "child_failures": 0}
+
+
+def _import_nutpie():
+    from nutpie import compile_pymc as ncp
+
+    return ncp
+
+
+def flat_user_data(shared_vars, shared_data, shared_var_keys):
+    """``(uint64 array, offsets)``: per shared variable its data pointer then its shape, in ``shared_vars``
+    order; ``offsets[i]`` is where variable i starts.  The arrays must stay alive while the array is used."""
+    words, offsets = [], []
+    for var in shared_vars:
+        arr = shared_data[shared_var_keys[var]]
+        offsets.append(len(words))
+        words.append(arr.ctypes.data)
+        words.extend(int(s) for s in arr.shape)
+    return np.array(words if words else [0], dtype=np.uint64), tuple(offsets)
+
+
+def _read_args(names_offsets_dtypes):
+    """Source lines that turn the user-data words into the PyTensor function's shared-array arguments."""
+    lines = []
+    for j, (offset, ndim, dtype) in enumerate(names_offsets_dtypes):
+        shape = "(" + "".join(f"int(ud[{offset + 1 + k}]), " for k in range(ndim)) + ")"
+        lines.append(f"        s{j} = carray(as_ptr(ud[{offset}]), {shape}, np.{dtype})")
+    return lines
+
+
+def _callback_source(kind, n_dim, n_expanded, args, n_words):
+    """Source of the C callback ``kind`` ("logp" or "expand") with nutpie's signature and return codes."""
+    # CPython builds calls and tuples of more than 30 items through a list, which numba cannot type: chunks
+    names = ["x"] + [f"s{j}" for j in range(len(args))]
+    chunks = [names[i:i + 20] for i in range(0, len(names), 20)]
+    read = _read_args(args) + ["        args = " + " + ".join("(" + ", ".join(c) + ",)" for c in chunks)]
+    call = "*args"
+    if kind == "logp":
+        return "\n".join([
+            "def logp_c(dim, x_, out_, logp_, user_data_):",
+            f"    if dim != {n_dim}:",
+            "        return -1",
+            "    try:",
+            f"        x = carray(x_, ({n_dim},))",
+            f"        out = carray(out_, ({n_dim},))",
+            "        logp = carray(logp_, ())",
+            f"        ud = carray(user_data_, ({n_words},), np.uint64)",
+            *read,
+            f"        logp_val, grad = inner({call})",
+            "        logp[()] = logp_val",
+            "        out[...] = grad",
+            "        if not np.all(np.isfinite(out)):",
+            "            return 3",
+            "        if not np.isfinite(logp_val):",
+            "            return 4",
+            "    except Exception:",
+            "        return 1",
+            "    return 0",
+        ]) + "\n"
+    return "\n".join([
+        "def expand_c(dim, expanded, x_, out_, user_data_):",
+        f"    if dim != {n_dim}:",
+        "        return -1",
+        f"    if expanded != {n_expanded}:",
+        "        return -1",
+        "    try:",
+        f"        x = carray(x_, ({n_dim},))",
+        f"        out = carray(out_, ({n_expanded},))",
+        f"        ud = carray(user_data_, ({n_words},), np.uint64)",
+        *read,
+        f"        (values,) = inner({call})",
+        "        out[...] = values",
+        "    except Exception:",
+        "        return -2",
+        "    return 0",
+    ]) + "\n"
+
+
+def _graph_key(fn_pt):
+    """PyTensor's on-disk cache key of the compiled function ``fn_pt`` (None: not cacheable)."""
+    from pytensor.configdefaults import config
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
+
+    if not config.numba__cache:
+        return None
+    jit_fn = fn_pt.vm.jit_fn
+    return CACHED_SRC_FUNCTIONS.get(getattr(jit_fn, "py_func", None))
+
+
+_SIGNATURES = {"logp": "int64(uint64, CPointer(double), CPointer(double), CPointer(double), voidptr)",
+               "expand": "int64(uint64, uint64, CPointer(double), CPointer(double), voidptr)"}
+
+
+def _callback_function(kind, inner, src, key):
+    """The Python function of callback ``kind`` registered under ``key`` with PyTensor's numba cache locator."""
+    import numba
+    from pytensor.link.numba.cache import compile_numba_function_src
+
+    ncp = _import_nutpie()
+    # __name__: numba rebuilds a cached function's environment from its module on loading
+    return compile_numba_function_src(
+        src, "logp_c" if kind == "logp" else "expand_c",
+        global_env={"__name__": __name__, "np": np, "carray": numba.carray, "as_ptr": ncp.address_as_void_pointer,
+                    "inner": inner},
+        cache_key=key)
+
+
+def _on_disk(py_fn):
+    """Whether numba's cache holds an index for ``py_fn`` (then ``cfunc(cache=True)`` loads it)."""
+    import os
+
+    from numba.core.caching import FunctionCache
+
+    return os.path.exists(FunctionCache(py_fn)._cache_file._index_path)
+
+
+def _compile_in_child(jobs):
+    """Compile callbacks ``[(kind, fn_pt, src, key), ...]`` into numba's disk cache in a child process.
+
+    Why a child: numba's object code loaded from its cache can differ in the last bit from the same code
+    compiled in this process, so a first run that compiled here would not give the same draws as every later
+    run that loads; compiled in a child, every process (this one included) runs the cached code.
+    """
+    import os
+    import pickle
+    import subprocess
+    import sys
+    import tempfile
+
+    from pytensor.configdefaults import config
+
+    flags = [f for f in os.environ.get("PYTENSOR_FLAGS", "").split(",") if f and not f.startswith("base_compiledir=")]
+    flags.append(f"base_compiledir={config.base_compiledir}")
+    # the child imports this package from where this process did (a checkout on sys.path, not only an install)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = {**os.environ, "PYTENSOR_FLAGS": ",".join(flags), "PYTHONPATH": os.pathsep.join(path)}
+    with tempfile.TemporaryDirectory(prefix="bayesgain-compile-") as tmp:
+        job_file = os.path.join(tmp, "jobs.pkl")
+        with open(job_file, "wb") as fh:
+            pickle.dump(jobs, fh)
+        run = subprocess.run([sys.executable, "-m", __name__, job_file], env=env, capture_output=True, text=True)
+    return run.returncode == 0, (run.stderr or "").strip().splitlines()[-1:]
+
+
+def _callbacks(fns, shared_vars, shared_data, shared_var_keys, offsets, n_words, n_dim, n_expanded):
+    """``{kind: numba C callback}`` of the PyTensor functions ``fns`` (kind -> function), cached on disk;
+    None when PyTensor cannot key a graph (then nutpie compiles its own)."""
+    import numba
+    from pytensor.configdefaults import config
+
+    made = {}
+    for kind, fn_pt in fns.items():
+        graph_key = _graph_key(fn_pt)
+        if graph_key is None:
+            return None
+        positions = [shared_vars.index(v) for v in fn_pt.get_shared()]
+        args = [(offsets[p], shared_data[shared_var_keys[shared_vars[p]]].ndim,
+                 np.dtype(shared_data[shared_var_keys[shared_vars[p]]].dtype).name) for p in positions]
+        src = _callback_source(kind, n_dim, n_expanded, args, n_words)
+        key = hashlib.sha256("|".join([
+            "bayesgain-nutpie-callback", _LAYOUT_VERSION, kind, graph_key, src, numba.__version__,
+            f"fastmath{int(config.numba__fastmath)}"]).encode()).hexdigest()
+        made[kind] = (fn_pt, src, key, _callback_function(kind, fn_pt.vm.jit_fn, src, key))
+    missing = [(kind, fn_pt, src, key) for kind, (fn_pt, src, key, py_fn) in made.items() if not _on_disk(py_fn)]
+    if missing:
+        ok, why = _compile_in_child(missing)
+        STATS["child_compiles"] += 1
+        if not ok:  # compiled here instead: this run's last bits may differ from later runs'
+            STATS["child_failures"] += 1
+            STATS["child_error"] = " ".join(why)
+            logging.getLogger(__name__).warning("compiling the sampler's callbacks in a child process failed (%s); "
+                                                "compiled here: this run's draws may differ from a later run's in the "
+                                                "last digits", " ".join(why) or "no message")
+    return {kind: numba.cfunc(_SIGNATURES[kind], cache=True)(py_fn) for kind, (_, _, _, py_fn) in made.items()}
+
+
+def compile_pymc_model_cached(model, jitter_rvs=None):
+    """nutpie's compiled numba model of ``model`` (as ``nutpie.compile_pymc_model(model, jitter_rvs=...)``),
+    with C callbacks numba caches on disk; nutpie's own callbacks where the graph cannot be keyed."""
+    import nutpie
+    from pymc.initial_point import make_initial_point_fn
+
+    ncp = _import_nutpie()
+    if jitter_rvs is None:
+        jitter_rvs = set(model.free_RVs)
+    initial_point_fn = ncp._wrap_with_lock(make_initial_point_fn(
+        model=model, overrides=None, default_strategy="support_point", jitter_rvs=jitter_rvs,
+        return_transformed=True))
+    n_dim, n_expanded, logp_pt, expand_pt, init_fn, shape_info, reparam = ncp._make_functions(
+        model, mode="NUMBA", compute_grad=True, join_expanded=True, pymc_initial_point_fn=initial_point_fn,
+        var_names=None)
+    shared_vars = []
+    for v in [*logp_pt.get_shared(), *expand_pt.get_shared()]:
+        if v not in shared_vars:
+            shared_vars.append(v)
+    # deterministic keys: the callbacks do not depend on them, but a model's with_data looks them up
+    shared_var_keys = {v: f"shared{i}" for i, v in enumerate(shared_vars)}
+    shared_data = {}
+    for v in shared_vars:
+        arr = np.array(v.get_value(), order="C", copy=True)
+        arr.flags.writeable = False
+        shared_data[shared_var_keys[v]] = arr
+    user_data, offsets = flat_user_data(shared_vars, shared_data, shared_var_keys)
+    n_words = user_data.size
+    made = _callbacks({"logp": logp_pt, "expand": expand_pt}, shared_vars, shared_data, shared_var_keys, offsets,
+                      n_words, n_dim, n_expanded)
+    if made is None:
+        STATS["nutpie_callbacks"] += 1
+        return nutpie.compile_pymc_model(model, jitter_rvs=jitter_rvs)
+    STATS["cached_callbacks"] += 1
+    dims, coords = ncp._prepare_dims_and_coords(model, shape_info, reparam)
+    return _model_class()(
+        _n_dim=n_dim, dims=dims, _coords=coords,
+        _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info)},
+        compiled_logp_func=made["logp"], compiled_expand_func=made["expand"], initial_point_func=init_fn,
+        shared_data=shared_data, shared_var_keys=shared_var_keys, user_data=user_data, n_expanded=n_expanded,
+        shape_info=shape_info, logp_func=logp_pt, expand_func=expand_pt, shared_order=tuple(shared_vars))
+
+
+@functools.cache
+def _model_class():
+    ncp = _import_nutpie()
+
+    @dataclasses.dataclass(frozen=True)
+    class CachedNumbaModel(ncp.CompiledPyMCModel):
+        """nutpie's compiled model whose ``user_data`` is the flat pointer/shape array of
+        :func:`flat_user_data` (what the cached callbacks read)."""
+
+        shared_order: tuple = ()
+
+        def with_data(self, **updates):
+            shared_data = dict(self.shared_data)
+            for name, new_val in updates.items():
+                keys = [k for v, k in self.shared_var_keys.items() if v.name == name]
+                if len(keys) != 1:
+                    raise KeyError(f"shared variable {name!r}: {len(keys)} matches, expected 1")
+                old = shared_data[keys[0]]
+                new = np.array(new_val, dtype=old.dtype, order="C", copy=True)
+                if new.ndim != old.ndim:
+                    raise ValueError(f"shared variable {name!r} must have rank {old.ndim}, got {new.ndim}")
+                new.flags.writeable = False
+                shared_data[keys[0]] = new
+            user_data, _ = flat_user_data(list(self.shared_order), shared_data, self.shared_var_keys)
+            return dataclasses.replace(self, shared_data=shared_data, user_data=user_data)
+
+    return CachedNumbaModel
+
+
+def __getattr__(name):
+    # the class derives from nutpie's, imported only when a model is compiled
+    if name == "CachedNumbaModel":
+        return _model_class()
+    raise AttributeError(name)
+
+
+def _child_main(job_file):
+    """Compile the callbacks of ``job_file`` into numba's disk cache (run by :func:`_compile_in_child`)."""
+    import pickle
+
+    import numba
+
+    with open(job_file, "rb") as fh:
+        jobs = pickle.load(fh)
+    for kind, fn_pt, src, key in jobs:
+        numba.cfunc(_SIGNATURES[kind], cache=True)(_callback_function(kind, fn_pt.vm.jit_fn, src, key))
+
+
+if __name__ == "__main__":
+    import sys
+
+    _child_main(sys.argv[1])
