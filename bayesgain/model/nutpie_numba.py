@@ -158,11 +158,11 @@ def _compile_in_child(jobs):
     run that loads; compiled in a child, every process (this one included) runs the cached code.
     """
     import os
-    import pickle
     import subprocess
     import sys
     import tempfile
 
+    import cloudpickle
     from pytensor.configdefaults import config
 
     flags = [f for f in os.environ.get("PYTENSOR_FLAGS", "").split(",") if f and not f.startswith("base_compiledir=")]
@@ -173,8 +173,12 @@ def _compile_in_child(jobs):
     env = {**os.environ, "PYTENSOR_FLAGS": ",".join(flags), "PYTHONPATH": os.pathsep.join(path)}
     with tempfile.TemporaryDirectory(prefix="bayesgain-compile-") as tmp:
         job_file = os.path.join(tmp, "jobs.pkl")
+        try:  # cloudpickle (a PyMC dependency): PyTensor graphs can hold local functions (OpFromGraph gradients)
+            payload = cloudpickle.dumps(jobs)
+        except Exception as err:  # noqa: BLE001 -- any graph that cannot travel is compiled here
+            return False, [f"cannot send the graph to a child: {type(err).__name__}: {err}"[:200]]
         with open(job_file, "wb") as fh:
-            pickle.dump(jobs, fh)
+            fh.write(payload)
         run = subprocess.run([sys.executable, "-m", __name__, job_file], env=env, capture_output=True, text=True)
     return run.returncode == 0, (run.stderr or "").strip().splitlines()[-1:]
 
