@@ -2,9 +2,9 @@
 
 Each run is a fresh process with ``PYTENSOR_FLAGS=base_compiledir=<DIR>`` (numba's and PyTensor's caches
 live there): "cold" starts from an empty DIR, "warm" is the next process with the same DIR.  Printed: wall
-seconds of ``bayesgain fit FOLDER --out OUT`` (4 x 1000 after 1000, the defaults) and the "fitted in" figure it
-prints, and with ``--suite`` the default test suite (``pytest -m "not slow"``) from an empty cache.  Prints a
-Markdown table; asserts nothing.  Run on an idle machine: the figures are wall times.
+seconds of ``bayesgain fit FOLDER --out OUT`` (4 x 1000 after 1000, the defaults), the "fitted in" figure it
+prints and whether a warm run's posterior draws equal the cold run's (same seed); with ``--suite`` also the
+default test suite (``pytest -m "not slow"``) from an empty cache.  Prints a Markdown table; asserts nothing.  Run on an idle machine: the figures are wall times.
 
     .venv/bin/python benchmarks/first_contact.py                   # cold and warm fit
     .venv/bin/python benchmarks/first_contact.py --suite           # and the test suite, cold
@@ -34,6 +34,21 @@ def _run(cmd, cwd, compiledir, log):
     return rc, time.perf_counter() - t, pathlib.Path(log).read_text()
 
 
+def _same_draws(a, b):
+    """``"identical"`` or the largest relative difference between the posterior draws of two fits."""
+    import numpy as np
+    import xarray as xr
+
+    pa, pb = (xr.open_datatree(p)["posterior"].ds for p in (a, b))
+    worst = 0.0
+    for name in pa.data_vars:
+        x, y = np.asarray(pa[name].values, float), np.asarray(pb[name].values, float)
+        if x.shape != y.shape:
+            return "different shapes"
+        worst = max(worst, float(np.max(np.abs(x - y) / np.maximum(np.abs(x), 1e-300), initial=0.0)))
+    return "identical" if worst == 0.0 else f"max relative difference {worst:.1e}"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkout", default=str(ROOT), help="the source tree to time (default: this one)")
@@ -54,7 +69,8 @@ def main(argv=None):
             rc, wall, text = _run(fit + ["--out", str(out)], src, cache, work / f"fit{i}.log")
             fitted = re.search(r"fitted in ([0-9.]+) s", text)
             conv = next((ln for ln in text.splitlines() if ln.startswith(("converged", "NOT CONVERGED"))), "")
-            rows.append((f"bayesgain fit, {kind} cache", wall, fitted.group(1) if fitted else "-", rc, conv[:60]))
+            same = "" if i == 0 else "; draws vs cold: " + _same_draws(work / "fit0" / "posterior.nc", out / "posterior.nc")
+            rows.append((f"bayesgain fit, {kind} cache", wall, fitted.group(1) if fitted else "-", rc, conv[:60] + same))
             print(rows[-1], flush=True)
         if args.suite:
             suite_cache = work / "suite-compiledir"
