@@ -7,6 +7,9 @@ import pytest
 
 pytensor.config.floatX = "float64"  # the physics is checked to 1e-8; float32 would hide errors
 warnings.filterwarnings("ignore", message=".*BLAS.*")
+# the suite compiles many small model structures once each: their sampler callbacks compile in this process, not
+# in a child each (tests/test_nutpie_numba.py checks the child path in processes of its own)
+os.environ.setdefault("BAYESGAIN_CALLBACKS_IN_PROCESS", "1")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

@@ -117,7 +117,8 @@ _PROBE = textwrap.dedent("""
 
 
 def test_a_second_process_loads_the_callbacks_and_gives_the_same_bits(tmp_path):
-    env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={tmp_path / 'compiledir'}"}
+    env = {k: v for k, v in os.environ.items() if k != nutpie_numba.IN_PROCESS_ENV}  # the default path: a child
+    env["PYTENSOR_FLAGS"] = f"base_compiledir={tmp_path / 'compiledir'}"
     code = _PROBE.format(test_dir=os.path.dirname(__file__))
     runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
             for _ in range(2)]

@@ -27,12 +27,16 @@ import dataclasses
 import functools
 import hashlib
 import logging
+import os
 
 import numpy as np
 
 __all__ = ["compile_pymc_model_cached", "flat_user_data", "STATS"]
 
 _LAYOUT_VERSION = "1"  # change when the generated source or the user-data layout changes
+# "1": compile missing callbacks in this process, no child (the test suite: many small structures, each compiled
+# once; this process's last bits may then differ from a later process's)
+IN_PROCESS_ENV = "BAYESGAIN_CALLBACKS_IN_PROCESS"
 # which path this process's compiles took
 STATS = {"cached_callbacks": 0, "nutpie_callbacks": 0, "child_compiles": 0, "child_failures": 0}
 
@@ -143,8 +147,6 @@ def _callback_function(kind, inner, src, key):
 
 def _on_disk(py_fn):
     """Whether numba's cache holds an index for ``py_fn`` (then ``cfunc(cache=True)`` loads it)."""
-    import os
-
     from numba.core.caching import FunctionCache
 
     return os.path.exists(FunctionCache(py_fn)._cache_file._index_path)
@@ -157,7 +159,6 @@ def _compile_in_child(jobs):
     compiled in this process, so a first run that compiled here would not give the same draws as every later
     run that loads; compiled in a child, every process (this one included) runs the cached code.
     """
-    import os
     import subprocess
     import sys
     import tempfile
@@ -203,7 +204,7 @@ def _callbacks(fns, shared_vars, shared_data, shared_var_keys, offsets, n_words,
             f"fastmath{int(config.numba__fastmath)}"]).encode()).hexdigest()
         made[kind] = (fn_pt, src, key, _callback_function(kind, fn_pt.vm.jit_fn, src, key))
     missing = [(kind, fn_pt, src, key) for kind, (fn_pt, src, key, py_fn) in made.items() if not _on_disk(py_fn)]
-    if missing:
+    if missing and os.environ.get(IN_PROCESS_ENV) != "1":
         ok, why = _compile_in_child(missing)
         STATS["child_compiles"] += 1
         if not ok:  # compiled here instead: this run's last bits may differ from later runs'
