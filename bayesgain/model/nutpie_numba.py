@@ -33,7 +33,7 @@ import numpy as np
 
 __all__ = ["compile_pymc_model_cached", "flat_user_data", "STATS"]
 
-_LAYOUT_VERSION = "1"  # change when the generated source or the user-data layout changes
+_LAYOUT_VERSION = "2"  # change when the generated source or the user-data layout changes
 # "1": compile missing callbacks in this process, no child (the test suite: many small structures, each compiled
 # once; this process's last bits may then differ from a later process's)
 IN_PROCESS_ENV = "BAYESGAIN_CALLBACKS_IN_PROCESS"
@@ -141,8 +141,18 @@ def _callback_function(kind, inner, src, key):
     return compile_numba_function_src(
         src, "logp_c" if kind == "logp" else "expand_c",
         global_env={"__name__": __name__, "np": np, "carray": numba.carray, "as_ptr": ncp.address_as_void_pointer,
-                    "inner": inner},
+                    "inner": _graph_body(inner)},
         cache_key=key)
+
+
+def _graph_body(jit_fn):
+    """The function the callback calls: the graph's own body where PyTensor's caching wrapper exposes it.
+
+    Why: numba links every callee into its caller and optimises the whole module again, so callback -> caching
+    wrapper -> graph body optimised the whole model three times on a cold compile; the callback is cached itself.
+    """
+    body = getattr(getattr(jit_fn, "py_func", None), "__globals__", {}).get("jitable_func")
+    return body if body is not None and hasattr(body, "py_func") else jit_fn
 
 
 def _on_disk(py_fn):
