@@ -23,6 +23,7 @@ The callbacks compute the same function of the same arrays as the PyTensor funct
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -162,6 +163,24 @@ def _on_disk(py_fn):
     return os.path.exists(FunctionCache(py_fn)._cache_file._index_path)
 
 
+@contextlib.contextmanager
+def _compile_lock(key):
+    """An exclusive lock per callback key in numba's cache directory (POSIX; elsewhere no lock)."""
+    try:
+        import fcntl
+    except ImportError:  # no flock: two processes may both compile, and one cache entry wins
+        yield
+        return
+    from pytensor.link.numba.cache import NUMBA_CACHE_PATH
+
+    with open(NUMBA_CACHE_PATH / f"bayesgain-callbacks-{key[:24]}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _compile_in_child(jobs):
     """Compile callbacks ``[(kind, fn_pt, src, key), ...]`` into numba's disk cache in a child process.
 
@@ -213,16 +232,22 @@ def _callbacks(fns, shared_vars, shared_data, shared_var_keys, offsets, n_words,
             "bayesgain-nutpie-callback", _LAYOUT_VERSION, kind, graph_key, src, numba.__version__,
             f"fastmath{int(config.numba__fastmath)}"]).encode()).hexdigest()
         made[kind] = (fn_pt, src, key, _callback_function(kind, fn_pt.vm.jit_fn, src, key))
-    missing = [(kind, fn_pt, src, key) for kind, (fn_pt, src, key, py_fn) in made.items() if not _on_disk(py_fn)]
-    if missing and os.environ.get(IN_PROCESS_ENV) != "1":
-        ok, why = _compile_in_child(missing)
-        STATS["child_compiles"] += 1
-        if not ok:  # compiled here instead: this run's last bits may differ from later runs'
-            STATS["child_failures"] += 1
-            STATS["child_error"] = " ".join(why)
-            logging.getLogger(__name__).warning("compiling the sampler's callbacks in a child process failed (%s); "
-                                                "compiled here: this run's draws may differ from a later run's in the "
-                                                "last digits", " ".join(why) or "no message")
+    def missing():
+        return [(kind, fn_pt, src, key) for kind, (fn_pt, src, key, py_fn) in made.items() if not _on_disk(py_fn)]
+
+    if missing() and os.environ.get(IN_PROCESS_ENV) != "1":
+        # processes that start together (Dask workers of a study) compile a structure once: the others wait
+        with _compile_lock(made["logp"][2]):
+            jobs = missing()
+            if jobs:
+                ok, why = _compile_in_child(jobs)
+                STATS["child_compiles"] += 1
+                if not ok:  # compiled here instead: this run's last bits may differ from later runs'
+                    STATS["child_failures"] += 1
+                    STATS["child_error"] = " ".join(why)
+                    logging.getLogger(__name__).warning(
+                        "compiling the sampler's callbacks in a child process failed (%s); compiled here: this run's "
+                        "draws may differ from a later run's in the last digits", " ".join(why) or "no message")
     return {kind: numba.cfunc(_SIGNATURES[kind], cache=True)(py_fn) for kind, (_, _, _, py_fn) in made.items()}
 
 
