@@ -70,7 +70,10 @@ def _read_args(names_offsets_dtypes):
 
 
 def _callback_source(kind, n_dim, n_expanded, args, n_words):
-    """Source of the C callback ``kind`` ("logp" or "expand") with nutpie's signature and return codes."""
+    """Source of the C callback ``kind`` ("logp" or "expand") with nutpie's signature and return codes.
+
+    Its ``except Exception`` is nutpie's own contract: numba's nopython mode catches no narrower class, and an
+    error must become a return code for the sampler, never cross the C boundary."""
     # CPython builds calls and tuples of more than 30 items through a list, which numba cannot type: chunks
     names = ["x"] + [f"s{j}" for j in range(len(args))]
     chunks = [names[i:i + 20] for i in range(0, len(names), 20)]
@@ -188,6 +191,7 @@ def _compile_in_child(jobs):
     compiled in this process, so a first run that compiled here would not give the same draws as every later
     run that loads; compiled in a child, every process (this one included) runs the cached code.
     """
+    import pickle
     import subprocess
     import sys
     import tempfile
@@ -205,7 +209,7 @@ def _compile_in_child(jobs):
         job_file = os.path.join(tmp, "jobs.pkl")
         try:  # cloudpickle (a PyMC dependency): PyTensor graphs can hold local functions (OpFromGraph gradients)
             payload = cloudpickle.dumps(jobs)
-        except Exception as err:  # noqa: BLE001 -- any graph that cannot travel is compiled here
+        except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as err:  # compiled here instead
             return False, [f"cannot send the graph to a child: {type(err).__name__}: {err}"[:200]]
         with open(job_file, "wb") as fh:
             fh.write(payload)
@@ -224,14 +228,16 @@ def _callbacks(fns, shared_vars, shared_data, shared_var_keys, offsets, n_words,
         graph_key = _graph_key(fn_pt)
         if graph_key is None:
             return None
-        positions = [shared_vars.index(v) for v in fn_pt.get_shared()]
-        args = [(offsets[p], shared_data[shared_var_keys[shared_vars[p]]].ndim,
-                 np.dtype(shared_data[shared_var_keys[shared_vars[p]]].dtype).name) for p in positions]
+        args = []  # (offset in the user data, rank, dtype) of each shared argument, in the function's order
+        for v in fn_pt.get_shared():
+            arr = shared_data[shared_var_keys[v]]
+            args.append((offsets[shared_vars.index(v)], arr.ndim, np.dtype(arr.dtype).name))
         src = _callback_source(kind, n_dim, n_expanded, args, n_words)
         key = hashlib.sha256("|".join([
             "bayesgain-nutpie-callback", _LAYOUT_VERSION, kind, graph_key, src, numba.__version__,
             f"fastmath{int(config.numba__fastmath)}"]).encode()).hexdigest()
         made[kind] = (fn_pt, src, key, _callback_function(kind, fn_pt.vm.jit_fn, src, key))
+
     def missing():
         return [(kind, fn_pt, src, key) for kind, (fn_pt, src, key, py_fn) in made.items() if not _on_disk(py_fn)]
 
@@ -244,7 +250,6 @@ def _callbacks(fns, shared_vars, shared_data, shared_var_keys, offsets, n_words,
                 STATS["child_compiles"] += 1
                 if not ok:  # compiled here instead: this run's last bits may differ from later runs'
                     STATS["child_failures"] += 1
-                    STATS["child_error"] = " ".join(why)
                     logging.getLogger(__name__).warning(
                         "compiling the sampler's callbacks in a child process failed (%s); compiled here: this run's "
                         "draws may differ from a later run's in the last digits", " ".join(why) or "no message")
