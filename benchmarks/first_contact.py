@@ -56,6 +56,8 @@ def main(argv=None):
     ap.add_argument("--experiment", default="data/synthetic-batch-a", help="relative to --checkout")
     ap.add_argument("--warm-runs", type=int, default=1)
     ap.add_argument("--suite", action="store_true", help="also time pytest -m 'not slow' from an empty cache")
+    ap.add_argument("--suite-workers", default="auto", help="pytest-xdist's -n for the suite (README's command: auto; "
+                                                            "0 runs it in one process)")
     ap.add_argument("--label", default="")
     args = ap.parse_args(argv)
     src = pathlib.Path(args.checkout).resolve()
@@ -74,10 +76,10 @@ def main(argv=None):
             print(rows[-1], flush=True)
         if args.suite:
             suite_cache = work / "suite-compiledir"
-            rc, wall, text = _run([args.python, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider"],
-                                  src, suite_cache, work / "suite.log")
+            rc, wall, text = _run([args.python, "-m", "pytest", "-q", "-m", "not slow", "-n", args.suite_workers,
+                                   "-p", "no:cacheprovider"], src, suite_cache, work / "suite.log")
             tail = text.strip().splitlines()[-1] if text.strip() else ""
-            rows.append(("pytest -m 'not slow', cold cache", wall, "-", rc, tail[:60]))
+            rows.append((f"pytest -m 'not slow' -n {args.suite_workers}, cold cache", wall, "-", rc, tail[:60]))
             print(rows[-1], flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
