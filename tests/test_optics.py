@@ -105,3 +105,24 @@ def test_absorbance_from_absorptance_is_the_transmitted_fraction_in_od():
     # a film absorbing F_A of the light passes 1 - F_A: 90 % absorbed is 1 OD, 99 % is 2 OD
     FA = np.array([0.0, 0.5, 0.9, 0.99])
     np.testing.assert_allclose(ph.optics.absorbance_from_absorptance(FA), [0.0, np.log10(2.0), 1.0, 2.0], atol=1e-12)
+
+
+def test_numpy_mode_evaluates_the_window_change_with_whole_array_operations(rng):
+    # x**4 in the window change: PyTensor's nested squaring would make it a Composite, which the Python VM of
+    # numpy_mode evaluates one element at a time (most of the report's posterior predictive time)
+    import pytensor
+    import pytensor.tensor as pt
+    from pytensor.scalar.basic import Composite
+
+    from bayesgain.physics.api import numpy_mode
+
+    A_eff, occ = pt.dvector("A_eff"), pt.dvector("occ")
+    from bayesgain.physics.optics import window_absorption_change
+
+    out = window_absorption_change(A_eff, occ, 4.0, 0.1, 0.02, 0.3, 0.01, 2, 2)
+    fn = pytensor.function([A_eff, occ], out, mode=numpy_mode())
+    composites = [n for n in fn.maker.fgraph.apply_nodes if isinstance(getattr(n.op, "scalar_op", None), Composite)]
+    assert composites == []
+    a, o = rng.uniform(0.0, 4.0, 200), rng.uniform(0.0, 1.0, 200)
+    x = (4.0 - a) / 8.0
+    np.testing.assert_allclose(fn(a, o), 0.02 * (a * (1 - 0.3 * x**4) - 4.0) - 0.01 * (o - 0.1), rtol=1e-12)

@@ -126,7 +126,9 @@ def numpy_mode():
     report's gain-lifetime curves: 187 s cold, measured on the 2-core machine) for calls that are few
     and vectorised over whole arrays.  So these graphs run on PyTensor's Python VM with the fast_run
     rewrites but no elementwise fusion (a fused Composite would loop per element in Python): compiled
-    in a second, each op a NumPy call (the same lifetimes: 17.7 s in all).  Sampling keeps numba.
+    in a second, each op a NumPy call (the same lifetimes: 17.7 s in all).  Integer powers stay NumPy's power:
+    PyTensor's nested squaring makes x**4 a Composite, which this VM evaluates one element at a time (the report's
+    posterior predictive and residual check spent most of their time there).  Sampling keeps numba.
     ``BAYESGAIN_PYTENSOR_MODE=NUMBA`` (or any PyTensor mode name) overrides it.
     """
     import os
@@ -142,7 +144,7 @@ def numpy_mode():
 
         _NUMPY_MODE = Mode(VMLinker(use_cloop=False, c_thunks=False),
                            RewriteDatabaseQuery(include=["fast_run"], exclude=["fusion", "cxx_only", "BlasOpt",
-                                                                                "inplace"]))
+                                                                                "inplace", "local_pow_to_nested_squaring"]))
     return _NUMPY_MODE
 
 
