@@ -117,9 +117,7 @@ def test_numpy_mode_evaluates_the_window_change_with_whole_array_operations(rng)
     from bayesgain.physics.api import numpy_mode
 
     A_eff, occ = pt.dvector("A_eff"), pt.dvector("occ")
-    from bayesgain.physics.optics import window_absorption_change
-
-    out = window_absorption_change(A_eff, occ, 4.0, 0.1, 0.02, 0.3, 0.01, 2, 2)
+    out = ph.optics.window_absorption_change(A_eff, occ, 4.0, 0.1, 0.02, 0.3, 0.01, 2, 2)
     fn = pytensor.function([A_eff, occ], out, mode=numpy_mode())
     composites = [n for n in fn.maker.fgraph.apply_nodes if isinstance(getattr(n.op, "scalar_op", None), Composite)]
     assert composites == []
