@@ -76,7 +76,8 @@ def row_of(scenario, seed, label, result, truth):
     conv = result["convergence"]
     row.update(ok=result["ok"], max_r_hat=conv.get("max_r_hat"), min_ess_bulk=conv.get("min_ess_bulk"),
                divergences=conv.get("divergences"), stuck_chains=conv.get("stuck_chains", ""),
-               note=conv.get("note", ""))
+               note=conv.get("note", "") or ("" if result["ok"] else f"largest R-hat {conv.get('worst_r_hat', '?')}, "
+                                                f"smallest bulk ESS {conv.get('worst_ess_bulk', '?')}"))
     summ = result["summary"]
     for p, key in TARGETS.items():
         rows = [v for k, v in summ.items() if k == p or k.startswith(p + "[")]

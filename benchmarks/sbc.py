@@ -132,7 +132,9 @@ def _rank_rows(i, r, prior, params):
             rows.append({"replicate": i, "parameter": label, "base": name, "truth": float(t), "rank": int(rank),
                          "converged": bool(r["ok"]), "max_r_hat": r["convergence"]["max_r_hat"],
                          "min_ess_bulk": r["convergence"]["min_ess_bulk"],
-                         "divergences": r["convergence"]["divergences"], "seconds": r["seconds"]})
+                         "divergences": r["convergence"]["divergences"], "seconds": r["seconds"],
+                         "worst_r_hat": r["convergence"].get("worst_r_hat", ""),
+                         "worst_ess_bulk": r["convergence"].get("worst_ess_bulk", "")})
     return rows
 
 

@@ -424,6 +424,36 @@ def test_a_chain_trapped_in_a_minor_mode_is_named(rng):
     assert "chain 1 (31 nats below)" in text and "chain 0" not in text.split("best")[0]
 
 
+def test_a_fit_that_did_not_converge_names_its_worst_parameters(rng):
+    """The report of a fit that fails names the element with the largest R-hat and the one with the smallest ESS;
+    a converged fit's sentence stays as it was."""
+    import xarray as xr
+
+    from bayesgain.model.convergence import convergence_report
+
+    good = rng.standard_normal((4, 500, 3))
+    drift = good.copy()
+    drift[:, :, 2] += np.arange(4)[:, None]  # element 2: every chain elsewhere (R-hat >> 1.01)
+    sticky = np.zeros((4, 500))  # AR(1) with rho 0.995: stationary, every chain alike, tiny bulk ESS
+    for t in range(1, 500):
+        sticky[:, t] = 0.995 * sticky[:, t - 1] + 0.1 * rng.standard_normal(4)
+
+    def tree(a, s):
+        post = xr.Dataset({"a": (("chain", "draw", "k"), a), "s": (("chain", "draw"), s)})
+        stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((4, 500), bool)),
+                            "logp": (("chain", "draw"), rng.standard_normal((4, 500)))})
+        return xr.DataTree.from_dict({"posterior": post, "sample_stats": stats})
+
+    white = rng.standard_normal((4, 500))
+    bad = convergence_report(tree(drift, white), ["a", "s"], min_ess=400)
+    assert not bad.ok and bad["worst_r_hat"] == "a[2]"
+    assert "largest R-hat: a[2], smallest bulk ESS: " in bad.text()
+    slow = convergence_report(tree(good, sticky), ["a", "s"], min_ess=400)
+    assert not slow.ok and slow["worst_ess_bulk"] == "s" and "smallest bulk ESS: s" in slow.text()
+    ok = convergence_report(tree(good, rng.standard_normal((4, 500))), ["a", "s"], min_ess=400)
+    assert ok.ok and "largest R-hat" not in ok.text()
+
+
 def test_fluence_calibration_spread_has_a_floor(batch_a):
     """fluence_log_sd = floor + excess (the spec's prior on the excess); floor 0 gives back the plain spread."""
     import dataclasses

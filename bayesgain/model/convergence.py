@@ -22,6 +22,9 @@ class ConvergenceReport(dict):
         verdict = "converged" if self.ok else "NOT CONVERGED -- do not report these numbers"
         text = (f"{verdict}: max R-hat {self['max_r_hat']:.4f} (<= 1.01), min bulk ESS {self['min_ess_bulk']:.0f}, "
                 f"min tail ESS {self['min_ess_tail']:.0f} (>= {self['min_ess']}), divergences {self['divergences']}")
+        if not self.ok and self.get("worst_r_hat"):
+            # which parameters fail: the first thing a user asks of a fit that did not converge
+            text += f"; largest R-hat: {self['worst_r_hat']}, smallest bulk ESS: {self['worst_ess_bulk']}"
         if self.get("stuck_chains"):
             text += f"; {self['stuck_chains']}"
         if self.get("note") and not self.ok:
@@ -47,6 +50,22 @@ def stuck_chains(idata, min_gap_nats=5.0):
             "rerun with another seed or more tuning steps")
 
 
+def _extreme_element(ds, largest):
+    """``name[i, j]`` of the largest (or smallest) finite value over the variables of ``ds``, or ""."""
+    best, where = None, ""
+    for name, da in ds.data_vars.items():
+        x = np.asarray(da, float)
+        if not np.isfinite(x).any():
+            continue
+        flat = np.where(np.isfinite(x), x, -np.inf if largest else np.inf)
+        i = int(np.argmax(flat) if largest else np.argmin(flat))
+        v = flat.ravel()[i]
+        if best is None or (v > best if largest else v < best):
+            idx = np.unravel_index(i, x.shape) if x.ndim else ()
+            best, where = v, name + (f"[{', '.join(str(int(j)) for j in idx)}]" if idx else "")
+    return where
+
+
 def convergence_report(idata, var_names, min_ess=400):
     """The :class:`ConvergenceReport` of the posterior variables ``var_names`` of ``idata``."""
     import arviz as az
@@ -66,7 +85,8 @@ def convergence_report(idata, var_names, min_ess=400):
         return float(min((x.min() for x in finite if x.size), default=np.nan))
     div = int(np.asarray(idata["sample_stats"]["diverging"]).sum()) if "diverging" in idata["sample_stats"] else 0
     r = ConvergenceReport(max_r_hat=mx(rhat), min_ess_bulk=mn(ess_b), min_ess_tail=mn(ess_t), divergences=div,
-                          min_ess=min_ess)
+                          min_ess=min_ess, worst_r_hat=_extreme_element(rhat, True),
+                          worst_ess_bulk=_extreme_element(ess_b, False))
     n_chains = idata["posterior"].sizes["chain"]
     r["ok"] = bool(r["max_r_hat"] <= 1.01 and r["min_ess_bulk"] >= min_ess and div == 0 and n_chains >= 2)
     if n_chains < 2:
