@@ -199,11 +199,16 @@ def value_study(args):
         # every prefix of the queue is as close to a uniform grid as its length allows (the strong baseline; a
         # lab's potential-by-potential order would be a weaker one)
         uniform = [(v, fl[i]) for i in (0, 4, 8, 2, 6, 1, 5, 3, 7) for v in pick(pool, PAPER_NE)]
+        start_fit = None
         for arm in ("design", "uniform"):
             measured = set(start)
             queue = [r for r in uniform if r not in measured]
             for rnd in range(args.rounds + 1):
-                m = fit(campaign_folder(sup, measured, out / f"value-seed{seed}-{arm}"), args, seed)
+                if rnd == 0 and start_fit is not None:
+                    m = start_fit  # both arms start from the same runs and seed: the same fit, bit for bit
+                else:
+                    m = fit(campaign_folder(sup, measured, out / f"value-seed{seed}-{arm}"), args, seed)
+                start_fit = m if rnd == 0 else start_fit
                 rows.append(dict(seed=seed, arm=arm, runs=len(measured), width=width_now(m),
                                  converged=bool(m.convergence.ok), convergence=m.convergence.text()))
                 print(rows[-1], flush=True)
