@@ -6,6 +6,7 @@ does not depend on it), with no chain re-run unless ``--rerun`` (the demo's own 
 this shows whether it ever has to).  One line per seed: convergence, chains' mean log density, seconds.
 
     .venv/bin/python benchmarks/demo_seeds.py --seeds 1-5
+    .venv/bin/python benchmarks/demo_seeds.py --seeds 1-5 --experiment data/synthetic-batch-b   # the other batch
 """
 
 from __future__ import annotations
@@ -30,18 +31,21 @@ def main(argv=None):
     ap.add_argument("--seeds", default="1-5")
     ap.add_argument("--rerun", action="store_true", help="let a stuck chain be run again (the demo's default)")
     ap.add_argument("--target-accept", type=float, default=None, help="NUTS target acceptance (default: the fit's)")
+    ap.add_argument("--experiment", default=None, help="experiment folder (default: the demo's, batch A)")
+    ap.add_argument("--spec", default="joint", help="model spec name or file (default: joint, the demo's)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     from bayesgain.demo import DEMO_FOLDER
     from bayesgain.io import load_experiment
     from bayesgain.model.core import GainModel
 
-    tree = load_experiment(DEMO_FOLDER)
+    folder = args.experiment or DEMO_FOLDER
+    tree = load_experiment(folder)
     ok = 0
     seeds = seeds_of(args.seeds)
     for seed in seeds:
         t0 = time.time()
-        m = GainModel("joint", tree, names=[pathlib.Path(DEMO_FOLDER).name])
+        m = GainModel(args.spec, tree, names=[pathlib.Path(folder).name])
         kw = {} if args.target_accept is None else {"target_accept": args.target_accept}
         m.fit(draws=1000, tune=1000, chains=4, seed=seed, progress=False, rerun_stuck=args.rerun, **kw)
         ss = m.idata["sample_stats"]
