@@ -132,14 +132,14 @@ def coarse_start(out, seed):
     return sup, pool, start_runs(pool)
 
 
-def design_on(model, pool, measured, n, seed):
+def design_on(model, pool, measured, n, seed, target=TARGET):
     """The next ``n`` runs by the design: its greedy batch, then its single-run ranking, skipping measured runs
     (a repeat of a measured run is a real option in the lab, but a campaign folder cannot hold one twice)."""
     from bayesgain.design import design
 
     V = np.array(sorted({v for v, _ in pool}))
     F = np.array(sorted({f for _, f in pool}))
-    r = design(model, TARGET, potentials=V, fluences=F, n=n + 3, seed=seed)
+    r = design(model, target, potentials=V, fluences=F, n=n + 3, seed=seed)
     Vc, Fc = r.candidates.potentials_V, r.candidates.fluences_photons_cm2
     ranked = [(Vc[p], Fc[f]) for p, f in r.batch] + [(x["potential_V"], x["fluence_photons_cm2"]) for x in r.rows()]
     add = []
@@ -191,6 +191,7 @@ def refit_study(args):
 
 def value_study(args):
     out = args.out
+    target = args.target[0]
     rows = []
     for seed in args.seeds:
         sup, pool, start = coarse_start(out, seed)
@@ -209,7 +210,7 @@ def value_study(args):
                 else:
                     m = fit(campaign_folder(sup, measured, out / f"value-seed{seed}-{arm}"), args, seed)
                 start_fit = m if rnd == 0 else start_fit
-                rows.append(dict(seed=seed, arm=arm, runs=len(measured), width=width_now(m),
+                rows.append(dict(seed=seed, arm=arm, target=target, runs=len(measured), width=width_now(m, target),
                                  converged=bool(m.convergence.ok), convergence=m.convergence.text()))
                 print(rows[-1], flush=True)
                 _write(out / "value.csv", rows, quiet=True)
@@ -219,7 +220,7 @@ def value_study(args):
                     add = queue[:args.batch]
                     queue = queue[args.batch:]
                 else:
-                    add = design_on(m, pool, measured, args.batch, seed)
+                    add = design_on(m, pool, measured, args.batch, seed, target)
                 measured |= set(add)
     _write(out / "value.csv", rows)
     _plot(rows, out / "value.png")
@@ -228,7 +229,7 @@ def value_study(args):
         u = [x for x in rows if x["seed"] == seed and x["arm"] == "uniform"]
         goal = u[-1]["width"]
         need = next((x["runs"] for x in d if x["width"] <= goal), None)
-        print(f"seed {seed}: uniform grid reaches {goal:.4g} excitons/QD with {u[-1]['runs']} runs; design with "
+        print(f"seed {seed}: uniform grid reaches a {target} width of {goal:.4g} with {u[-1]['runs']} runs; design with "
               f"{need if need is not None else '>' + str(d[-1]['runs'])}")
 
 
@@ -254,7 +255,8 @@ def _plot(rows, path):
             ax.plot([x["runs"] for x in sel], [x["width"] for x in sel], "o-", color=colour, alpha=0.7,
                     label=arm if seed == rows[0]["seed"] else None)
     ax.set_xlabel("film TA runs")
-    ax.set_ylabel("94 % HDI width, <N_gain> at <n_e> = 1")
+    target = rows[0].get("target", TARGET)
+    ax.set_ylabel("94 % HDI width, " + ("<N_gain> at <n_e> = 1" if target == TARGET else target))
     ax.set_yscale("log")
     ax.legend()
     fig.savefig(path, dpi=120)
@@ -269,7 +271,7 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=6, help="design rounds after the start (value study)")
     ap.add_argument("--batch", type=int, default=3, help="runs added per round (value study)")
     ap.add_argument("--target", nargs="+", default=[TARGET],
-                    help="design target(s) of the refit study (value: always the issue's)")
+                    help="design target(s) of the refit study; the value study uses the first (default: the issue's)")
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--tune", type=int, default=1000)
     ap.add_argument("--chains", type=int, default=4)
