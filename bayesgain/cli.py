@@ -381,6 +381,8 @@ def _design(args):
           + ", ".join(f"{V[p]:.3f} V x {F[f]:.3g} photons/cm^2" for p, f in result.batch)
           + (f" -> expected {result.batch_widths[-1]:.4g} {result.target.unit}" if result.batch_widths else "")
           + f" ({result.seconds:.0f} s)")
+    if result.limited_by:
+        print(f"note: {result.limited_by}")
     return 0
 
 

@@ -42,7 +42,7 @@ from .model.quantities import CASCADE_PARAMETERS, _cascade_draw_fn, _trap_form, 
 
 __all__ = ["DesignError", "Target", "parse_target", "Candidates", "candidate_grid", "weighted_hdi_width",
            "reweighted_widths", "linear_gaussian_width", "expected_width", "log_marginal_over_grid", "greedy_batch", "design",
-           "DesignResult", "write_design", "HDI_PROB"]
+           "DesignResult", "write_design", "prior_limited_target", "HDI_PROB"]
 
 HDI_PROB = 0.94
 TARGET_HELP = "threshold-at-ne=<x> (e.g. threshold-at-ne=1.0), threshold-curve, tau_xx"
@@ -452,6 +452,7 @@ class DesignResult:
     seconds: float
     pump_wavelength_nm: float
     reference_electrode: str = "the reference electrode"
+    limited_by: str = ""  # a sentence when the target follows one parameter the data barely inform
 
     @property
     def expected_reduction(self):
@@ -532,7 +533,50 @@ def design(model, target="threshold-at-ne=1.0", potentials=None, fluences=None, 
     notes = _design_notes(model, pred, experiment)
     return DesignResult(tgt, cand, current, expected, ne, [pairs[i] for i in chosen], widths, fallback, min_ess, S, K,
                         existing, notes, time.time() - t0,
-                        float(d["experiment_pump_wavelength_nm"].values[experiment]))
+                        float(d["experiment_pump_wavelength_nm"].values[experiment]),
+                        limited_by=prior_limited_target(model, tgt, values[:, 0], take, experiment))
+
+
+def prior_limited_target(model, target, values, take, experiment=0, min_corr=0.9, min_ratio=0.5):
+    """A sentence when the target's draws follow one physical parameter (|correlation| >= ``min_corr``) whose
+    posterior sd is still >= ``min_ratio`` of its prior's (on the prior's own scale: log for a LogNormal), else "".
+
+    Then no run that does not measure that parameter narrows the target much, and the target's width moves with
+    where that parameter's posterior lands (measured: the threshold at <n_e> = 1 is V_C's posterior, correlation
+    -1.00, with V_C at ~100 % of its prior's width on batch-A-like films).
+    """
+    from .model.quantities import posterior_samples
+
+    priors = {k: v for k, v in model.spec.priors.items() if v["dist"] in ("Normal", "LogNormal", "HalfNormal")}
+    draws, _ = posterior_samples(model, list(priors), experiment)
+    best = None
+    for name, prior in priors.items():
+        x = draws[name]
+        if x is None or x.ndim != 1:  # one value per draw only: vectors (per file, per sweep) are not one cause
+            continue
+        x = x[take]
+        if not np.all(np.isfinite(x)):
+            continue
+        if prior["dist"] == "LogNormal":
+            if np.any(x <= 0):
+                continue
+            x, prior_sd = np.log(x), float(prior["sigma"])
+        elif prior["dist"] == "HalfNormal":
+            prior_sd = float(prior["sigma"]) * np.sqrt(1.0 - 2.0 / np.pi)
+        else:
+            prior_sd = float(prior["sigma"])
+        if np.std(x) == 0 or np.std(values) == 0:
+            continue
+        corr = float(np.corrcoef(x, values)[0, 1])
+        if best is None or abs(corr) > abs(best[1]):
+            best = (name, corr, float(np.std(x)) / prior_sd)
+    if best is None or abs(best[1]) < min_corr or best[2] < min_ratio:
+        return ""
+    name, corr, ratio = best
+    return (f"{target.name} follows {name} over the posterior draws (correlation {corr:+.2f}), and the data have "
+            f"narrowed {name} only to {100 * ratio:.0f} % of its prior's width.  A run that does not measure {name} "
+            f"cannot narrow this target much, and its width will move with where {name}'s posterior lands; a "
+            f"measurement that informs {name} (or a justified tighter prior) will.")
 
 
 def _outcome_likelihoods(pred, rng, S, K, n_z, shape):
@@ -639,6 +683,8 @@ def design_markdown(r):
         lines.append(f"| {i} | {V[p]:.3f} | {r.n_e_median[p]:.2f} | {Fl[f]:.3g} | {float(_uJ(Fl[f], pump)):.3g} | "
                      f"{w:.4g} | {100 * (1 - w / r.current_width):.1f} % |")
     best = r.rows()[0]
+    if r.limited_by:
+        lines += ["", "## What limits this target", "", r.limited_by]
     lines += ["", "## Why", "",
               f"The single most informative run is at {best['potential_V']:.3f} V vs {r.reference_electrode} "
               f"({best['n_e_at_potential']:.2f} "

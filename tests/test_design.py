@@ -223,6 +223,38 @@ def test_outputs_columns_sorting_and_units(fake_result, tmp_path):
     assert [float(r["potential_V"]) for r in b] == [-1.3, -1.4]
 
 
+def _fit_with_draws(rng, V_C, tau):
+    """Only what prior_limited_target reads: posterior draws (chain x draw) and the spec's priors."""
+    post = xr.Dataset({"V_C_V": (("chain", "draw"), V_C.reshape(4, -1)),
+                       "tau_xx_ps": (("chain", "draw"), tau.reshape(4, -1))})
+    priors = {"V_C_V": {"dist": "LogNormal", "mu": -5.3, "sigma": 0.5},
+              "tau_xx_ps": {"dist": "LogNormal", "mu": 5.7, "sigma": 0.7}}
+    return types.SimpleNamespace(idata={"posterior": post}, spec=types.SimpleNamespace(priors=priors))
+
+
+def test_a_target_that_follows_a_prior_dominated_parameter_is_named(fake_result, tmp_path):
+    rng = np.random.default_rng(3)
+    S = 4000
+    take = np.arange(S)
+    tau = np.exp(np.log(310.0) + 0.01 * rng.standard_normal(S))  # pinned by the data: 1 % of a 0.7 log-sd prior
+    wide = np.exp(-5.3 + 0.5 * rng.standard_normal(S))  # V_C as wide as its prior
+    target = dz.parse_target("threshold-at-ne=1.0")
+    # the threshold at <n_e> = 1 falls as V_C rises (measured: correlation -1.00 on batch-A-like films)
+    text = dz.prior_limited_target(_fit_with_draws(rng, wide, tau), target, 1.03 + 0.01 * np.log(1.0 / wide), take)
+    assert "follows V_C_V" in text and "correlation -1.00" in text and "100 % of its prior" in text
+    # the same dependence on a V_C the data pin (a tenth of the prior's width): nothing to say
+    narrow = np.exp(np.log(0.005) + 0.05 * rng.standard_normal(S))
+    assert dz.prior_limited_target(_fit_with_draws(rng, narrow, tau), target, 1.03 + 0.01 * np.log(1.0 / narrow), take) == ""
+    # a target that follows tau_XX, which the data pin: nothing to say either
+    assert dz.prior_limited_target(_fit_with_draws(rng, wide, tau), dz.parse_target("tau_xx"), tau, take) == ""
+    # design.md gets its own section for the sentence
+    import dataclasses
+
+    dz.write_design(dataclasses.replace(fake_result, limited_by=text), tmp_path, figure=False)
+    md = (tmp_path / "design.md").read_text(encoding="utf-8")
+    assert "## What limits this target" in md and "follows V_C_V" in md
+
+
 def test_cli_refuses_non_fit_folder_and_unknown_target(tmp_path, capsys):
     empty = tmp_path / "not-a-fit"
     empty.mkdir()
