@@ -542,8 +542,8 @@ def prior_limited_target(model, target, values, take, experiment=0, min_corr=0.9
     posterior sd is still >= ``min_ratio`` of its prior's (on the prior's own scale: log for a LogNormal), else "".
 
     Then no run that does not measure that parameter narrows the target much, and the target's width moves with
-    where that parameter's posterior lands (measured: the threshold at <n_e> = 1 is V_C's posterior, correlation
-    -1.00, with V_C at ~100 % of its prior's width on batch-A-like films).
+    where that parameter's posterior lands (measured: the threshold at <n_e> = 1 follows V_C, correlation -1.00
+    with V_C and -0.94 with its log, and V_C stays at ~100 % of its prior's width on batch-A-like films).
     """
     from .model.quantities import posterior_samples
 
