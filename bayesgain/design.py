@@ -45,7 +45,7 @@ __all__ = ["DesignError", "Target", "parse_target", "Candidates", "candidate_gri
            "DesignResult", "write_design", "prior_limited_target", "HDI_PROB"]
 
 HDI_PROB = 0.94
-TARGET_HELP = "threshold-at-ne=<x> (e.g. threshold-at-ne=1.0), threshold-curve, tau_xx"
+TARGET_HELP = ("threshold-at-ne=<x> (e.g. threshold-at-ne=1.0), threshold-fluence-at-ne=<x> (the pump fluence at that threshold), threshold-curve, tau_xx")
 
 
 class DesignError(ValueError):
@@ -58,14 +58,15 @@ class Target:
     """What the experimenter wants to know better: its name, the <n_e> levels it reads and its unit."""
 
     name: str
-    kind: str  # "threshold" (at the levels in n_e) or "tau_xx"
+    kind: str  # "threshold" (at the levels in n_e), "threshold-fluence" (the same over the film cross-section), "tau_xx"
     n_e: tuple = ()
     unit: str = ""
     description: str = ""
 
 
 def parse_target(text, g_e=2):
-    """``threshold-at-ne=1.0`` | ``threshold-curve`` | ``tau_xx`` -> :class:`Target` (DesignError otherwise).
+    """``threshold-at-ne=1.0`` | ``threshold-fluence-at-ne=1.0`` | ``threshold-curve`` | ``tau_xx`` -> :class:`Target`
+    (DesignError otherwise).
 
     ``g_e=None`` checks the spelling only (before a fit is opened)."""
     t = str(text).strip().lower().replace("_", "-")
@@ -77,15 +78,19 @@ def parse_target(text, g_e=2):
         return Target("threshold-curve", "threshold", levels, "excitons/QD",
                       f"gain threshold <N_gain> averaged over <n_e> = {levels[0]:g}..{levels[-1]:g} "
                       f"({len(levels)} levels)")
-    m = re.fullmatch(r"threshold-at-ne=([-+0-9.eE]+)", t)
+    m = re.fullmatch(r"threshold-(fluence-)?at-ne=([-+0-9.eE]+)", t)
     if m:
         try:
-            x = float(m.group(1))
+            x = float(m.group(2))
         except ValueError:
             x = math.nan
         if not (0.0 <= x < (math.inf if g_e is None else g_e)):
             raise DesignError(f"--target {text}: <n_e> must be a number from 0 to below g_e = {g_e} electrons/QD "
                               f"(at <n_e> = g_e there is no threshold)")
+        if m.group(1):  # what the lab sets: the pump fluence, through the film cross-section the film TA measures
+            return Target(f"threshold-fluence-at-ne={x:g}", "threshold-fluence", (x,), "photons/cm^2",
+                          f"pump fluence at the gain threshold, <N_gain> / film cross-section, at <n_e> = {x:g} "
+                          "electrons/QD")
         return Target(f"threshold-at-ne={x:g}", "threshold", (x,), "excitons/QD",
                       f"gain threshold <N_gain> at <n_e> = {x:g} electrons/QD")
     raise DesignError(f"--target {text}: unknown target; expected one of {TARGET_HELP}")
@@ -104,6 +109,12 @@ def target_draws(model, target, take, experiment=0):
         raise DesignError(f"--target {target.name}: this fit has no charging parameters (model "
                           f"'{model.spec.name}'); threshold targets need a joint fit")
     thr = threshold_curve(model, n_e=np.asarray(target.n_e), experiment=experiment).values[take]
+    if target.kind == "threshold-fluence":
+        s, _ = posterior_samples(model, ["film_cross_section_cm2"], experiment)
+        if s["film_cross_section_cm2"] is None:
+            raise DesignError(f"--target {target.name}: this fit has no film cross-section (model "
+                              f"'{model.spec.name}'); the threshold fluence needs film TA in the fit")
+        thr = thr / s["film_cross_section_cm2"][take][:, None]
     return thr
 
 

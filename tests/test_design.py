@@ -160,6 +160,32 @@ def test_parse_target():
     assert dz.parse_target("threshold-at-ne=2.5", g_e=None).n_e == (2.5,)  # spelling only
 
 
+def test_threshold_fluence_target_is_the_threshold_over_the_film_cross_section(monkeypatch):
+    """threshold-fluence-at-ne=x: per draw <N_gain>(x) / film cross-section (photons/cm^2), the same draws taken."""
+    from bayesgain.model import quantities
+
+    t = dz.parse_target("threshold-fluence-at-ne=1.0")
+    assert (t.kind, t.n_e, t.unit) == ("threshold-fluence", (1.0,), "photons/cm^2")
+    with pytest.raises(dz.DesignError):
+        dz.parse_target("threshold-fluence-at-ne=2.0", g_e=2)
+    rng = np.random.default_rng(5)
+    thr = 1.0 + 0.01 * rng.standard_normal((2, 50))
+    sigma = 3.5e-14 * np.exp(0.05 * rng.standard_normal((2, 50, 1)))
+    post = xr.Dataset({"V_C_V": (("chain", "draw", "experiment"), np.full((2, 50, 1), 0.005)),
+                       "film_cross_section_cm2": (("chain", "draw", "experiment"), sigma)})
+    fit = types.SimpleNamespace(idata={"posterior": post}, spec=types.SimpleNamespace(name="joint"))
+    # the threshold's own computation is tested elsewhere: here only what the target does with it
+    monkeypatch.setattr(quantities, "threshold_curve",
+                        lambda model, n_e, experiment=0: types.SimpleNamespace(values=thr.reshape(-1, 1)))
+    take = np.array([3, 0, 77, 41])
+    got = dz.target_draws(fit, t, take)
+    np.testing.assert_allclose(got[:, 0], thr.ravel()[take] / sigma.ravel()[take], rtol=1e-12)
+    assert 2.0e13 < got.min() and got.max() < 4.0e13  # ~1 exciton / 3.5e-14 cm^2
+    fit.idata["posterior"] = post.drop_vars("film_cross_section_cm2")
+    with pytest.raises(dz.DesignError, match="film cross-section"):
+        dz.target_draws(fit, t, take)
+
+
 @pytest.fixture(scope="module")
 def fake_model():
     """Only what candidate_grid reads: the fit's reduced data (SEC sweeps -1.6..-0.3 V, film TA runs)."""
