@@ -209,7 +209,8 @@ def value_study(args):
                     m = start_fit  # both arms start from the same runs and seed: the same fit, bit for bit
                 else:
                     m = fit(campaign_folder(sup, measured, out / f"value-seed{seed}-{arm}"), args, seed)
-                start_fit = m if rnd == 0 else start_fit
+                    if rnd == 0:
+                        start_fit = m
                 rows.append(dict(seed=seed, arm=arm, target=target, runs=len(measured), width=width_now(m, target),
                                  converged=bool(m.convergence.ok), convergence=m.convergence.text()))
                 print(rows[-1], flush=True)

@@ -51,19 +51,20 @@ def stuck_chains(idata, min_gap_nats=5.0):
 
 
 def _extreme_element(ds, largest):
-    """``name[i, j]`` of the largest (or smallest) finite value over the variables of ``ds``, or ""."""
-    best, where = None, ""
+    """(value, ``name[i, j]``) of the largest (or smallest) finite value over the variables of ``ds``; (NaN, "")
+    when none is finite (R-hat/ESS are NaN for constant draws: one chain, a fixed value)."""
+    best, where = np.nan, ""
     for name, da in ds.data_vars.items():
         x = np.asarray(da, float)
         if not np.isfinite(x).any():
             continue
         flat = np.where(np.isfinite(x), x, -np.inf if largest else np.inf)
         i = int(np.argmax(flat) if largest else np.argmin(flat))
-        v = flat.ravel()[i]
-        if best is None or (v > best if largest else v < best):
+        v = float(flat.ravel()[i])
+        if not np.isfinite(best) or (v > best if largest else v < best):
             idx = np.unravel_index(i, x.shape) if x.ndim else ()
             best, where = v, name + (f"[{', '.join(str(int(j)) for j in idx)}]" if idx else "")
-    return where
+    return best, where
 
 
 def convergence_report(idata, var_names, min_ess=400):
@@ -75,18 +76,11 @@ def convergence_report(idata, var_names, min_ess=400):
     rhat = az.rhat(post[names])
     ess_b = az.ess(post[names], method="bulk")
     ess_t = az.ess(post[names], method="tail")
-    def mx(ds):  # R-hat/ESS are NaN for constant draws (one chain, a fixed value): NaN, without a warning
-        vals = [np.asarray(v, float) for v in ds.data_vars.values()]
-        finite = [x[np.isfinite(x)] for x in vals]
-        return float(max((x.max() for x in finite if x.size), default=np.nan))
-
-    def mn(ds):
-        finite = [np.asarray(v, float)[np.isfinite(np.asarray(v, float))] for v in ds.data_vars.values()]
-        return float(min((x.min() for x in finite if x.size), default=np.nan))
     div = int(np.asarray(idata["sample_stats"]["diverging"]).sum()) if "diverging" in idata["sample_stats"] else 0
-    r = ConvergenceReport(max_r_hat=mx(rhat), min_ess_bulk=mn(ess_b), min_ess_tail=mn(ess_t), divergences=div,
-                          min_ess=min_ess, worst_r_hat=_extreme_element(rhat, True),
-                          worst_ess_bulk=_extreme_element(ess_b, False))
+    max_r_hat, worst_r_hat = _extreme_element(rhat, True)
+    min_ess_bulk, worst_ess_bulk = _extreme_element(ess_b, False)
+    r = ConvergenceReport(max_r_hat=max_r_hat, min_ess_bulk=min_ess_bulk, min_ess_tail=_extreme_element(ess_t, False)[0],
+                          divergences=div, min_ess=min_ess, worst_r_hat=worst_r_hat, worst_ess_bulk=worst_ess_bulk)
     n_chains = idata["posterior"].sizes["chain"]
     r["ok"] = bool(r["max_r_hat"] <= 1.01 and r["min_ess_bulk"] >= min_ess and div == 0 and n_chains >= 2)
     if n_chains < 2:
