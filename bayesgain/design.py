@@ -558,6 +558,8 @@ def prior_limited_target(model, target, values, take, experiment=0, min_corr=0.9
     """
     from .model.quantities import posterior_samples
 
+    if np.std(values) == 0:
+        return ""
     priors = {k: v for k, v in model.spec.priors.items() if v["dist"] in ("Normal", "LogNormal", "HalfNormal")}
     draws, _ = posterior_samples(model, list(priors), experiment)
     best = None
@@ -576,7 +578,7 @@ def prior_limited_target(model, target, values, take, experiment=0, min_corr=0.9
             prior_sd = float(prior["sigma"]) * np.sqrt(1.0 - 2.0 / np.pi)
         else:
             prior_sd = float(prior["sigma"])
-        if np.std(x) == 0 or np.std(values) == 0:
+        if np.std(x) == 0:
             continue
         corr = float(np.corrcoef(x, values)[0, 1])
         if best is None or abs(corr) > abs(best[1]):
