@@ -23,9 +23,36 @@ import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
+# --numba-inline: numba inlines PyTensor's inner functions into their callers (IR level) at every call site it
+# can (not one made with *args, which numba refuses); measured slower to compile and to run, kept to re-measure
+INLINE = r"""
+import inspect
+import pytensor.link.numba.dispatch.basic as _nb
+_njit = _nb.numba_njit
+def _plain(fn):
+    try:
+        ps = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return not any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in ps)
+def _site(expr, caller_info, callee_info):
+    return getattr(expr, "vararg", None) is None and not getattr(expr, "varkwarg", None)
+def _inlining(*args, final_function=False, **kw):
+    if final_function:
+        return _njit(*args, final_function=final_function, **kw)
+    def deco(fn, rest=()):
+        return _njit(fn, *rest, final_function=False, **(dict(kw, inline=_site) if _plain(fn) else kw))
+    if args and callable(args[0]):
+        return deco(args[0], args[1:])
+    return lambda fn: deco(fn, args)
+_nb.numba_njit = _inlining
+"""
+
 CHILD = r"""
 import json, sys, time, warnings
 warnings.filterwarnings("ignore")
+if sys.argv[4] == "inline":
+    exec(sys.argv[5])
 t0 = time.perf_counter()
 from bayesgain.model.core import GainModel
 gm = GainModel(sys.argv[1], sys.argv[2])
@@ -47,9 +74,12 @@ print(json.dumps({"package": bayesgain.__file__, "build_s": t_build, "compile_s"
 """
 
 
-def _run(spec, experiment, compiledir, backend="numba"):
+def _run(spec, experiment, compiledir, backend="numba", inline=False):
     env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={compiledir}", "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", CHILD, spec, experiment, backend], env=env, capture_output=True,
+    if inline:  # the patch lives in this process, so the callbacks must compile here, not in a child
+        env["BAYESGAIN_CALLBACKS_IN_PROCESS"] = "1"
+    argv = [sys.executable, "-c", CHILD, spec, experiment, backend, "inline" if inline else "-", INLINE]
+    out = subprocess.run(argv, env=env, capture_output=True,
                          text=True,
                          cwd=compiledir)  # not the repository: "-c" puts the working directory first on sys.path
     if out.returncode != 0:
@@ -63,14 +93,16 @@ def main(argv=None):
     ap.add_argument("--experiment", default=str(ROOT / "data" / "synthetic-batch-a"))
     ap.add_argument("--no-warm", action="store_true", help="skip the second (warm-cache) process")
     ap.add_argument("--backend", default="numba", choices=["numba", "jax"], help="nutpie's PyTensor backend")
+    ap.add_argument("--numba-inline", action="store_true",
+                    help="numba inlines PyTensor's inner functions into their callers (an experiment)")
     args = ap.parse_args(argv)
     specs = args.spec or ["joint"]
     print(f"backend: {args.backend}")
     print(f"{'spec':28s} {'build s':>8s} {'cold s':>8s} {'warm s':>8s} {'nodes':>6s}", flush=True)
     for spec in specs:
         with tempfile.TemporaryDirectory(prefix="bayesgain-compile-") as tmp:
-            cold = _run(spec, args.experiment, tmp, args.backend)
-            warm = None if args.no_warm else _run(spec, args.experiment, tmp, args.backend)
+            cold = _run(spec, args.experiment, tmp, args.backend, args.numba_inline)
+            warm = None if args.no_warm else _run(spec, args.experiment, tmp, args.backend, args.numba_inline)
         w = f"{warm['compile_s']:8.1f}" if warm else f"{'-':>8s}"
         print(f"# {cold['package']}")
         print(f"{spec:28s} {cold['build_s']:8.1f} {cold['compile_s']:8.1f} {w} {cold['graph_nodes']:6d}", flush=True)
