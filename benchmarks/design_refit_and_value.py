@@ -21,6 +21,8 @@ superset stays out of it), so runs added later are the same simulated measuremen
     PYTHONPATH=$PWD .venv/bin/python benchmarks/design_refit_and_value.py refit --seeds 0 1 2 --out /tmp/dz
     PYTHONPATH=$PWD .venv/bin/python benchmarks/design_refit_and_value.py value --seeds 0 1 2 --rounds 6 --out /tmp/dz
 
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/design_refit_and_value.py summary --csv A.csv B.csv --out /tmp/dz
+
 Results: ``OUT/refit.csv`` (seed, candidate, expected, realised) and ``OUT/value.csv`` (seed, arm, runs,
 width), plus ``OUT/value.png`` (width vs runs, both arms, every seed) and a summary printed at the end.
 """
@@ -225,13 +227,56 @@ def value_study(args):
                 measured |= set(add)
     _write(out / "value.csv", rows)
     _plot(rows, out / "value.png")
-    for seed in args.seeds:
-        d = [x for x in rows if x["seed"] == seed and x["arm"] == "design"]
-        u = [x for x in rows if x["seed"] == seed and x["arm"] == "uniform"]
-        goal = u[-1]["width"]
-        need = next((x["runs"] for x in d if x["width"] <= goal), None)
-        print(f"seed {seed}: uniform grid reaches a {target} width of {goal:.4g} with {u[-1]['runs']} runs; design with "
-              f"{need if need is not None else '>' + str(d[-1]['runs'])}")
+    print(runs_to_target_table(rows))
+
+
+REDUCTIONS = (0.10, 0.15, 0.20, 0.25, 0.30, 0.40)
+
+
+def runs_needed(curve, goal):
+    """The fewest runs at which a campaign's width is at or below ``goal``; None if it never gets there."""
+    return next((runs for runs, width in curve if width <= goal), None)
+
+
+def runs_to_target_table(rows, reductions=REDUCTIONS):
+    """Markdown: per seed and for the mean change over seeds, the runs each arm needs to narrow the width by each
+    of ``reductions`` against the start (the issue's measure), and the share of runs the design saves."""
+    seeds = sorted({int(x["seed"]) for x in rows})
+    curves = {}
+    for seed in seeds:
+        for arm in ("design", "uniform"):
+            sel = sorted((int(x["runs"]), float(x["width"])) for x in rows if int(x["seed"]) == seed and x["arm"] == arm)
+            curves[seed, arm] = [(r, w / sel[0][1]) for r, w in sel]  # relative to the start's width
+    for arm in ("design", "uniform"):  # the mean relative width over seeds, at the run counts all seeds share
+        shared = sorted(set.intersection(*({r for r, _ in curves[s, arm]} for s in seeds)))
+        curves["mean", arm] = [(r, float(np.mean([dict(curves[s, arm])[r] for s in seeds]))) for r in shared]
+    budget = max(r for (_, _), c in curves.items() for r, _ in c)
+    lines = ["| seed | " + " | ".join(f"-{f:.0%}: design / uniform" for f in reductions) + " |",
+             "|---" * (len(reductions) + 1) + "|"]
+    for seed in [*seeds, "mean"]:
+        cells = []
+        for f in reductions:
+            d, u = (runs_needed(curves[seed, arm], 1 - f) for arm in ("design", "uniform"))
+            cell = f"{d if d is not None else '>' + str(budget)} / {u if u is not None else '>' + str(budget)}"
+            if d is not None and (u is None or u > d):
+                cell += f" ({'>=' if u is None else ''}{1 - d / (u if u is not None else budget + 1):.0%} fewer)"
+            cells.append(cell)
+        lines.append(f"| {seed} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary(args):
+    """The runs-to-target table and the figure from value CSVs already written (``--csv``), for ``--target``."""
+    rows = []
+    for path in args.csv:
+        with open(path, newline="") as fh:
+            rows += [x for x in csv.DictReader(fh) if x.get("target", TARGET) == args.target[0]]
+    if not rows:
+        raise SystemExit(f"no rows for target {args.target[0]} in {', '.join(map(str, args.csv))}")
+    for x in rows:
+        x["seed"], x["runs"], x["width"] = int(x["seed"]), int(x["runs"]), float(x["width"])
+    print(runs_to_target_table(rows))
+    _plot(rows, args.out / "value.png")
 
 
 def _write(path, rows, quiet=False):
@@ -266,7 +311,7 @@ def _plot(rows, path):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("study", choices=["refit", "value"])
+    ap.add_argument("study", choices=["refit", "value", "summary"])
     ap.add_argument("--out", type=pathlib.Path, required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--rounds", type=int, default=6, help="design rounds after the start (value study)")
@@ -276,10 +321,11 @@ def main(argv=None):
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--tune", type=int, default=1000)
     ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--csv", type=pathlib.Path, nargs="+", help="value CSVs to summarise (summary)")
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    (refit_study if args.study == "refit" else value_study)(args)
+    {"refit": refit_study, "value": value_study, "summary": summary}[args.study](args)
     print(f"done in {time.time() - t0:.0f} s")
 
 
