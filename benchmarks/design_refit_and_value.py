@@ -239,14 +239,16 @@ def runs_needed(curve, goal):
 
 
 def runs_to_target_table(rows, reductions=REDUCTIONS):
-    """Markdown: per seed and for the mean change over seeds, the runs each arm needs to narrow the width by each
-    of ``reductions`` against the start (the issue's measure), and the share of runs the design saves."""
+    """Markdown: per seed and for the mean change over seeds, the runs each arm adds to the start to narrow the
+    width by each of ``reductions`` against the start's (the issue's measure), and the share of runs the design
+    saves.  "> B": not within the campaign's B runs (the share saved is then a lower bound, against B + 1)."""
     seeds = sorted({int(x["seed"]) for x in rows})
     curves = {}
     for seed in seeds:
         for arm in ("design", "uniform"):
             sel = sorted((int(x["runs"]), float(x["width"])) for x in rows if int(x["seed"]) == seed and x["arm"] == arm)
-            curves[seed, arm] = [(r, w / sel[0][1]) for r, w in sel]  # relative to the start's width
+            # runs added to the start (what the campaign costs), width relative to the start's
+            curves[seed, arm] = [(r - sel[0][0], w / sel[0][1]) for r, w in sel]
     for arm in ("design", "uniform"):  # the mean relative width over seeds, at the run counts all seeds share
         shared = sorted(set.intersection(*({r for r, _ in curves[s, arm]} for s in seeds)))
         curves["mean", arm] = [(r, float(np.mean([dict(curves[s, arm])[r] for s in seeds]))) for r in shared]
@@ -302,7 +304,9 @@ def _plot(rows, path):
                     label=arm if seed == rows[0]["seed"] else None)
     ax.set_xlabel("film TA runs")
     target = rows[0].get("target", TARGET)
-    ax.set_ylabel("94 % HDI width, " + ("<N_gain> at <n_e> = 1" if target == TARGET else target))
+    unit = {"threshold-fluence": " (photons/cm^2)", "tau_xx": " (ps)", "threshold-at": " (excitons/QD)"}
+    unit = next((u for k, u in unit.items() if target.startswith(k)), "")
+    ax.set_ylabel("94 % HDI width, " + ("<N_gain> at <n_e> = 1" if target == TARGET else target) + unit)
     ax.set_yscale("log")
     ax.legend()
     fig.savefig(path, dpi=120)
