@@ -377,9 +377,9 @@ def _design(args):
         for p in write_design(result, folder.path, figure=not args.no_figures):
             print(f"wrote {p}")
     V, F = result.candidates.potentials_V, result.candidates.fluences_photons_cm2
-    print(f"{result.target.name}: 94 % HDI now {result.current_width:.4g} {result.target.unit}; next runs "
+    print(f"{result.target.name}: 94 % HDI now {result.current_width:#.4g} {result.target.unit}; next runs "
           + ", ".join(f"{V[p]:.3f} V x {F[f]:.3g} photons/cm^2" for p, f in result.batch)
-          + (f" -> expected {result.batch_widths[-1]:.4g} {result.target.unit}" if result.batch_widths else "")
+          + (f" -> expected {result.batch_widths[-1]:#.4g} {result.target.unit}" if result.batch_widths else "")
           + f" ({result.seconds:.0f} s)")
     if result.limited_by:
         print(f"note: {result.limited_by}")

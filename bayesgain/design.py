@@ -683,7 +683,7 @@ def design_markdown(r):
     V, Fl = r.candidates.potentials_V, r.candidates.fluences_photons_cm2
     pump = r.pump_wavelength_nm
     lines = [f"# Where to measure next: {t.description}", "",
-             f"Target: **{t.name}** ({t.unit}); its 94 % HDI is now **{r.current_width:.4g} {t.unit}** wide.", "",
+             f"Target: **{t.name}** ({t.unit}); its 94 % HDI is now **{r.current_width:#.4g} {t.unit}** wide.", "",
              f"Candidates: {V.size} potentials from {V.min():g} to {V.max():g} V vs {r.reference_electrode} x "
              f"{Fl.size} pump fluences from {Fl.min():.3g} to {Fl.max():.3g} photons/cm² "
              f"({float(_uJ(Fl.min(), pump)):.3g} to {float(_uJ(Fl.max(), pump)):.3g} µJ/cm² at {pump:g} nm), "
@@ -694,7 +694,7 @@ def design_markdown(r):
              "|---|---|---|---|---|---|---|"]
     for i, ((p, f), w) in enumerate(zip(r.batch, r.batch_widths), 1):
         lines.append(f"| {i} | {V[p]:.3f} | {r.n_e_median[p]:.2f} | {Fl[f]:.3g} | {float(_uJ(Fl[f], pump)):.3g} | "
-                     f"{w:.4g} | {100 * (1 - w / r.current_width):.1f} % |")
+                     f"{w:#.4g} | {100 * (1 - w / r.current_width):.1f} % |")
     best = r.rows()[0]
     if r.limited_by:
         lines += ["", "## What limits this target", "", r.limited_by]
