@@ -694,8 +694,9 @@ def _add_design(sub):
     g.add_argument("dir", metavar="FIT_DIR", help="folder written by `bayesgain fit` (or the path of its posterior.nc)")
     g.add_argument("--out", required=True, help="output folder (an existing non-empty folder is refused unless --force)")
     g.add_argument("--target", default="threshold-at-ne=1.0",
-                   help="what to learn: threshold-at-ne=<x> (<N_gain> at <n_e> = x electrons/QD), threshold-curve "
-                        "(mean width over <n_e> levels), tau_xx; default threshold-at-ne=1.0")
+                   help="what to learn: threshold-at-ne=<x> (<N_gain> at <n_e> = x electrons/QD), "
+                        "threshold-fluence-at-ne=<x> (the pump fluence at that threshold, photons/cm^2), "
+                        "threshold-curve (mean width over <n_e> levels), tau_xx; default threshold-at-ne=1.0")
     g.add_argument("--potentials", default=None, metavar="V1:V2:STEP",
                    help="candidate potentials in V vs the reference electrode (START:STOP:STEP or a comma list), "
                         "inside the SEC sweeps; default: 25 mV steps around the measured film TA potentials")
