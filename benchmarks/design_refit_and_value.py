@@ -2,7 +2,8 @@
 
 EXPENSIVE: every step is a full joint NUTS fit.  Measured on 2 cores (2026-12-01, 4 chains x 2000 after 1500,
 which a 6-run start needs with discrepancy = "window-tail"): ``refit --seeds 0 1`` with two targets, 1645 s;
-``value --seeds 0 1 --rounds 3``, 16 fits, 3007 s.  The defaults (3 seeds, 6 rounds) take hours.
+``value --seeds 0 1 --rounds 3``, 16 fits, 3007 s; ``value --seeds 1 2 3 --rounds 3 --draws 2000 --tune 2000``
+(what every campaign fit needs to converge), 21 fits, 3289 s.  The defaults (3 seeds, 6 rounds) take hours.
 
 Both studies draw their measurements from one SYNTHETIC "superset" experiment per seed
 (``simulate_experiment`` with the batch-a preset on a dense grid of doping levels x fluences); a campaign
