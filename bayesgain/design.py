@@ -514,7 +514,7 @@ def design(model, target="threshold-at-ne=1.0", potentials=None, fluences=None, 
     take = np.arange(total) if total <= max_draws else np.sort(rng.choice(total, max_draws, replace=False))
     S = take.size
     values = target_draws(model, tgt, take, experiment)  # (S, Q)
-    current = float(np.mean([weighted_hdi_width(values[:, q]) for q in range(values.shape[1])]))
+    current = _mean_hdi_width(values)
     pred = _Predictor(model, take, cand, _film_delays(model, experiment), experiment)
     P, F, T = cand.potentials_V.size, cand.fluences_photons_cm2.size, pred.t.size
     K = min(n_outcomes, S)
@@ -535,6 +535,9 @@ def design(model, target="threshold-at-ne=1.0", potentials=None, fluences=None, 
     order = np.argsort(expected.ravel(), kind="stable")[:max(pool, n)]
     pairs = [(int(i) // F, int(i) % F) for i in order]
     chosen, widths = greedy_batch(lambda idx: width_of([pairs[i] for i in idx])[0], len(pairs), n)
+    if S < total:
+        current, expected, widths = on_all_draws(target_draws(model, tgt, np.arange(total), experiment), current,
+                                                 expected, widths)
     d = model.data
     ne = np.median(pred.f @ np.arange(g_e + 1.0), axis=0)
     lay = model.layout  # the runs measured (a grid may have holes)
@@ -546,6 +549,22 @@ def design(model, target="threshold-at-ne=1.0", potentials=None, fluences=None, 
                         existing, notes, time.time() - t0,
                         float(d["experiment_pump_wavelength_nm"].values[experiment]),
                         limited_by=prior_limited_target(model, tgt, values[:, 0], take, experiment))
+
+
+def _mean_hdi_width(values):
+    """The 94 % HDI width of a target's draws (S, Q), averaged over its Q quantities."""
+    return float(np.mean([weighted_hdi_width(values[:, q]) for q in range(values.shape[1])]))
+
+
+def on_all_draws(values_all, current, expected, widths):
+    """The widths of a design on thinned draws, put on the scale of all the fit's draws (``values_all`` (N, Q)).
+
+    The HDI of 600 thinned draws scatters ~3 % around that of all draws and runs 0.4-2 % short (measured on a
+    batch-A fit, 50 thinnings); each expected width is that thinned width times a ratio, so it is rescaled to
+    all draws' current width, which is the fit's own interval.  The ratios that rank the runs are unchanged.
+    """
+    scale = _mean_hdi_width(values_all) / current
+    return current * scale, np.asarray(expected) * scale, [w * scale for w in widths]
 
 
 def prior_limited_target(model, target, values, take, experiment=0, min_corr=0.9, min_ratio=0.5):

@@ -355,3 +355,17 @@ def test_candidate_prediction_is_the_models_own_for_an_existing_run(batch_a, pum
     got = pred.delta_A(0, np.array([z]))[0, 0, 0]
     want = mu[pts] - d["ta_potential_A_pre_OD"].values[pot]
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9 * float(np.max(np.abs(want))))
+
+
+def test_widths_of_thinned_draws_are_put_on_all_draws_scale():
+    """The design's widths come out on the scale of all the fit's draws: the current width is all draws' 94 % HDI
+    (what the fit's report shows), and every expected width keeps its ratio to it."""
+    rng = np.random.default_rng(5)
+    values = rng.standard_normal((8000, 1)) * 2.0
+    thin = values[np.sort(rng.choice(8000, 600, replace=False))]
+    current = dz.weighted_hdi_width(thin[:, 0])
+    expected = np.array([[0.9, 0.8], [0.7, 1.0]]) * current
+    now, after, batch = dz.on_all_draws(values, current, expected, [0.75 * current, 0.6 * current])
+    assert now == pytest.approx(dz.weighted_hdi_width(values[:, 0]), rel=1e-12)
+    assert now == pytest.approx(2 * 2 * 1.8808, rel=0.03)  # a normal's 94 % HDI: +-1.8808 sd
+    assert np.allclose(after / now, [[0.9, 0.8], [0.7, 1.0]]) and np.allclose(np.array(batch) / now, [0.75, 0.6])
