@@ -54,6 +54,10 @@ START_N = (0.2, 1.2, 3.2)
 TARGET = "threshold-at-ne=1.0"  # the issue's target; --target chooses another (the estimator's check)
 
 
+FILM = {}  # simulator overrides of the batch-a preset (--film KEY=VALUE), e.g. a film whose V_C the data resolve
+SPEC = "joint"  # the model fitted (--spec: a shipped name or a model TOML)
+
+
 def superset(out, seed):
     """The dense SYNTHETIC experiment of one seed (written once)."""
     from bayesgain.simulate import simulate_experiment
@@ -61,7 +65,7 @@ def superset(out, seed):
     folder = out / f"superset-seed{seed}"
     if not (folder / "experiment.toml").exists():
         simulate_experiment(folder, preset="batch-a", seed=seed, overwrite=True,
-                            film_mean_electrons=SUPERSET_NE, film_mean_excitons=SUPERSET_N)
+                            film_mean_electrons=SUPERSET_NE, film_mean_excitons=SUPERSET_N, **FILM)
     return folder
 
 
@@ -96,7 +100,7 @@ def campaign_folder(superset_dir, runs, dest):
 def fit(folder, args, seed):
     from bayesgain.model.core import GainModel
 
-    m = GainModel("joint", [folder])
+    m = GainModel(SPEC, [folder])
     m.build()
     m.fit(draws=args.draws, tune=args.tune, chains=args.chains, seed=seed, progress=False)
     return m
@@ -327,7 +331,13 @@ def main(argv=None):
     ap.add_argument("--tune", type=int, default=1000)
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--csv", type=pathlib.Path, nargs="+", help="value CSVs to summarise (summary)")
+    ap.add_argument("--film", action="append", default=[], metavar="KEY=VALUE",
+                    help="simulator override of the batch-a preset (repeatable), e.g. V_C_V=0.06 sigma_1S_V=0.04")
+    ap.add_argument("--spec", default="joint", help="model fitted: a shipped name or a model TOML (default joint)")
     args = ap.parse_args(argv)
+    global SPEC
+    SPEC = args.spec
+    FILM.update({k: float(v) for k, v in (kv.split("=", 1) for kv in args.film)})
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     {"refit": refit_study, "value": value_study, "summary": summary}[args.study](args)
