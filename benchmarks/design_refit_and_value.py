@@ -54,18 +54,14 @@ START_N = (0.2, 1.2, 3.2)
 TARGET = "threshold-at-ne=1.0"  # the issue's target; --target chooses another (the estimator's check)
 
 
-FILM = {}  # simulator overrides of the batch-a preset (--film KEY=VALUE), e.g. a film whose V_C the data resolve
-SPEC = "joint"  # the model fitted (--spec: a shipped name or a model TOML)
-
-
-def superset(out, seed):
-    """The dense SYNTHETIC experiment of one seed (written once)."""
+def superset(out, seed, film=None):
+    """The dense SYNTHETIC experiment of one seed (written once); ``film``: overrides of the batch-a preset."""
     from bayesgain.simulate import simulate_experiment
 
     folder = out / f"superset-seed{seed}"
     if not (folder / "experiment.toml").exists():
         simulate_experiment(folder, preset="batch-a", seed=seed, overwrite=True,
-                            film_mean_electrons=SUPERSET_NE, film_mean_excitons=SUPERSET_N, **FILM)
+                            film_mean_electrons=SUPERSET_NE, film_mean_excitons=SUPERSET_N, **(film or {}))
     return folder
 
 
@@ -100,7 +96,7 @@ def campaign_folder(superset_dir, runs, dest):
 def fit(folder, args, seed):
     from bayesgain.model.core import GainModel
 
-    m = GainModel(SPEC, [folder])
+    m = GainModel(args.spec, [folder])
     m.build()
     m.fit(draws=args.draws, tune=args.tune, chains=args.chains, seed=seed, progress=False)
     return m
@@ -132,9 +128,9 @@ def start_runs(pool):
     return {(v, by_n[n]) for v in pick(pool, START_NE) for n in START_N}
 
 
-def coarse_start(out, seed):
+def coarse_start(out, seed, film=None):
     """The seed's superset folder, all its runs, and the coarse start (2 potentials x 3 fluences)."""
-    sup = superset(out, seed)
+    sup = superset(out, seed, film)
     pool = runs_of(sup)
     return sup, pool, start_runs(pool)
 
@@ -165,7 +161,7 @@ def refit_study(args):
     out = args.out
     rows = []
     for seed in args.seeds:
-        sup, pool, start = coarse_start(out, seed)
+        sup, pool, start = coarse_start(out, seed, args.film)
         base = fit(campaign_folder(sup, start, out / f"refit-seed{seed}-start"), args, seed)
         V = np.array(sorted({v for v, _ in pool}))
         F = np.array(sorted({f for _, f in pool}))
@@ -201,7 +197,7 @@ def value_study(args):
     target = args.target[0]
     rows = []
     for seed in args.seeds:
-        sup, pool, start = coarse_start(out, seed)
+        sup, pool, start = coarse_start(out, seed, args.film)
         fl = sorted({f for _, f in pool})
         # the paper's grid filled evenly: each fluence (interleaved low/high) at all six potentials in turn, so
         # every prefix of the queue is as close to a uniform grid as its length allows (the strong baseline; a
@@ -335,9 +331,7 @@ def main(argv=None):
                     help="simulator override of the batch-a preset (repeatable), e.g. V_C_V=0.06 sigma_1S_V=0.04")
     ap.add_argument("--spec", default="joint", help="model fitted: a shipped name or a model TOML (default joint)")
     args = ap.parse_args(argv)
-    global SPEC
-    SPEC = args.spec
-    FILM.update({k: float(v) for k, v in (kv.split("=", 1) for kv in args.film)})
+    args.film = {k: float(v) for k, v in (kv.split("=", 1) for kv in args.film)}
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     {"refit": refit_study, "value": value_study, "summary": summary}[args.study](args)
