@@ -513,7 +513,10 @@ def design(model, target="threshold-at-ne=1.0", potentials=None, fluences=None, 
     rng = np.random.default_rng(seed)
     take = np.arange(total) if total <= max_draws else np.sort(rng.choice(total, max_draws, replace=False))
     S = take.size
-    values = target_draws(model, tgt, take, experiment)  # (S, Q)
+    # the target on all draws once (the threshold curve is computed for every draw either way): the thinned draws
+    # drive the design, all of them set the widths' scale
+    values_all = target_draws(model, tgt, np.arange(total), experiment)
+    values = values_all[take]  # (S, Q)
     current = _mean_hdi_width(values)
     pred = _Predictor(model, take, cand, _film_delays(model, experiment), experiment)
     P, F, T = cand.potentials_V.size, cand.fluences_photons_cm2.size, pred.t.size
@@ -536,8 +539,7 @@ def design(model, target="threshold-at-ne=1.0", potentials=None, fluences=None, 
     pairs = [(int(i) // F, int(i) % F) for i in order]
     chosen, widths = greedy_batch(lambda idx: width_of([pairs[i] for i in idx])[0], len(pairs), n)
     if S < total:
-        current, expected, widths = on_all_draws(target_draws(model, tgt, np.arange(total), experiment), current,
-                                                 expected, widths)
+        current, expected, widths = on_all_draws(values_all, current, expected, widths)
     d = model.data
     ne = np.median(pred.f @ np.arange(g_e + 1.0), axis=0)
     lay = model.layout  # the runs measured (a grid may have holes)
