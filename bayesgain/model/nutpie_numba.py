@@ -131,22 +131,68 @@ def _graph_key(fn_pt):
     return CACHED_SRC_FUNCTIONS.get(getattr(jit_fn, "py_func", None))
 
 
-_SIGNATURES = {"logp": "int64(uint64, CPointer(double), CPointer(double), CPointer(double), voidptr)",
-               "expand": "int64(uint64, uint64, CPointer(double), CPointer(double), voidptr)"}
+_LOGP_SIGNATURE = "int64(uint64, CPointer(double), CPointer(double), CPointer(double), voidptr)"
+_EXPAND_SIGNATURE = "int64(uint64, uint64, CPointer(double), CPointer(double), voidptr)"
+# by kind: the model's own callbacks, and callbacks that wrap another through its address (model/whitening.py)
+_SIGNATURES = {"logp": _LOGP_SIGNATURE, "expand": _EXPAND_SIGNATURE,
+               "wrap-logp": _LOGP_SIGNATURE, "wrap-expand": _EXPAND_SIGNATURE}
 
 
 def _callback_function(kind, inner, src, key):
-    """The Python function of callback ``kind`` registered under ``key`` with PyTensor's numba cache locator."""
+    """The Python function of callback ``kind`` registered under ``key`` with PyTensor's numba cache locator:
+    "logp"/"expand" call the compiled PyTensor function ``inner``; "wrap-*" (``inner`` None) call other callbacks
+    by address (``call_logp_at``, ``call_expand_at``)."""
     import numba
     from pytensor.link.numba.cache import compile_numba_function_src
 
     ncp = _import_nutpie()
     # __name__: numba rebuilds a cached function's environment from its module on loading
-    return compile_numba_function_src(
-        src, "logp_c" if kind == "logp" else "expand_c",
-        global_env={"__name__": __name__, "np": np, "carray": numba.carray, "as_ptr": ncp.address_as_void_pointer,
-                    "inner": _graph_body(inner)},
-        cache_key=key)
+    env = {"__name__": __name__, "np": np, "carray": numba.carray, "as_ptr": ncp.address_as_void_pointer}
+    if inner is not None:
+        env["inner"] = _graph_body(inner)
+    else:
+        env["call_logp_at"], env["call_expand_at"] = _calls_by_address()
+    name = "expand_c" if kind.endswith("expand") else "logp_c"
+    return compile_numba_function_src(src, name, global_env=env, cache_key=key)
+
+
+@functools.cache
+def _calls_by_address():
+    """numba intrinsics ``call_logp_at(address, dim, x, grad, logp, user_data)`` and ``call_expand_at(address,
+    dim, expanded, x, out, user_data)``: call the C callback with nutpie's signature at ``address``; a pointer
+    argument may be given as an integer address (``array.ctypes.data``).
+
+    Why by address: the address is data, so a wrapping callback's compiled code does not depend on the wrapped
+    one and numba caches it once for every model of its size; calling the wrapped dispatcher would link the
+    whole model into the wrapper and compile it again."""
+    from llvmlite import ir
+    from numba import types
+    from numba.extending import intrinsic
+
+    i64 = ir.IntType(64)
+    dbl = ir.DoubleType().as_pointer()
+    byte = ir.IntType(8).as_pointer()
+
+    def cast(builder, value, to):
+        return builder.inttoptr(value, to) if isinstance(value.type, ir.IntType) else builder.bitcast(value, to)
+
+    def caller(arg_types):
+        def codegen(context, builder, signature, args):
+            fnty = ir.FunctionType(i64, arg_types)
+            fn = builder.inttoptr(args[0], fnty.as_pointer())
+            values = [v if t == i64 else cast(builder, v, t) for v, t in zip(args[1:], arg_types)]
+            return builder.call(fn, values)
+        return codegen
+
+    @intrinsic
+    def call_logp_at(typingctx, address, dim, x, grad, logp, user_data):
+        return types.int64(address, dim, x, grad, logp, user_data), caller([i64, dbl, dbl, dbl, byte])
+
+    @intrinsic
+    def call_expand_at(typingctx, address, dim, expanded, x, out, user_data):
+        return types.int64(address, dim, expanded, x, out, user_data), caller([i64, i64, dbl, dbl, byte])
+
+    return call_logp_at, call_expand_at
 
 
 def _graph_body(jit_fn):
@@ -236,14 +282,22 @@ def _callbacks(fns, shared_vars, shared_data, shared_var_keys, offsets, n_words,
         key = hashlib.sha256("|".join([
             "bayesgain-nutpie-callback", _LAYOUT_VERSION, kind, graph_key, src, numba.__version__,
             f"fastmath{int(config.numba__fastmath)}"]).encode()).hexdigest()
-        made[kind] = (fn_pt, src, key, _callback_function(kind, fn_pt.vm.jit_fn, src, key))
+        made[kind] = (kind, fn_pt, src, key, _callback_function(kind, fn_pt.vm.jit_fn, src, key))
+
+    return _load_or_compile(made)
+
+
+def _load_or_compile(made):
+    """``{name: numba C callback}`` of ``made`` (name -> (kind, PyTensor function or None, source, key, Python
+    function)): loaded from numba's disk cache, the missing ones compiled into it first in a child process."""
+    import numba
 
     def missing():
-        return [(kind, fn_pt, src, key) for kind, (fn_pt, src, key, py_fn) in made.items() if not _on_disk(py_fn)]
+        return [(kind, fn_pt, src, key) for kind, fn_pt, src, key, py_fn in made.values() if not _on_disk(py_fn)]
 
     if missing() and os.environ.get(IN_PROCESS_ENV) != "1":
         # processes that start together (Dask workers of a study) compile a structure once: the others wait
-        with _compile_lock(made["logp"][2]):
+        with _compile_lock(next(iter(made.values()))[3]):
             jobs = missing()
             if jobs:
                 ok, why = _compile_in_child(jobs)
@@ -253,7 +307,22 @@ def _callbacks(fns, shared_vars, shared_data, shared_var_keys, offsets, n_words,
                     logging.getLogger(__name__).warning(
                         "compiling the sampler's callbacks in a child process failed (%s); compiled here: this run's "
                         "draws may differ from a later run's in the last digits", " ".join(why) or "no message")
-    return {kind: numba.cfunc(_SIGNATURES[kind], cache=True)(py_fn) for kind, (_, _, _, py_fn) in made.items()}
+    return {name: numba.cfunc(_SIGNATURES[kind], cache=True)(py_fn) for name, (kind, *_, py_fn) in made.items()}
+
+
+def cached_callbacks(sources):
+    """``{name: numba C callback}`` of wrapping callbacks given as ``{name: (kind, source)}`` ("wrap-logp" or
+    "wrap-expand"), cached on disk under a key of their source like the model's own."""
+    import numba
+    from pytensor.configdefaults import config
+
+    made = {}
+    for name, (kind, src) in sources.items():
+        key = hashlib.sha256("|".join([
+            "bayesgain-nutpie-callback", _LAYOUT_VERSION, kind, src, numba.__version__,
+            f"fastmath{int(config.numba__fastmath)}"]).encode()).hexdigest()
+        made[name] = (kind, None, src, key, _callback_function(kind, None, src, key))
+    return _load_or_compile(made)
 
 
 def compile_pymc_model_cached(model, jitter_rvs=None):
@@ -344,7 +413,8 @@ def _child_main(job_file):
     with open(job_file, "rb") as fh:
         jobs = pickle.load(fh)
     for kind, fn_pt, src, key in jobs:
-        numba.cfunc(_SIGNATURES[kind], cache=True)(_callback_function(kind, fn_pt.vm.jit_fn, src, key))
+        inner = fn_pt.vm.jit_fn if fn_pt is not None else None
+        numba.cfunc(_SIGNATURES[kind], cache=True)(_callback_function(kind, inner, src, key))
 
 
 if __name__ == "__main__":
