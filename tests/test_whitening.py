@@ -109,7 +109,8 @@ def test_whitened_sampling_keeps_the_posterior_and_shortens_the_warm_up():
     centre = np.array([1.0, -2.0, 50.0])
     with pm.Model() as m:
         pm.MvNormal("x", mu=centre, cov=cov)
-    white, report = sampling.sample_nutpie(m, draws=1000, tune=300, chains=2, seed=5, cores=1, progress=False)
+    white, report = sampling.sample_nutpie(m, draws=1000, tune=300, chains=2, seed=5, cores=1, progress=False,
+                                           whiten=True)
     assert report["whitened"]
     x = white.posterior["x"].values.reshape(-1, 3)
     assert np.all(np.abs(x.mean(0) - centre) < 0.2 * sd), x.mean(0)  # ~4 Monte Carlo errors

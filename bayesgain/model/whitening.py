@@ -1,11 +1,12 @@
-"""Sampling in whitened coordinates: nutpie samples z, the model sees x = mu + L z.
+"""Sampling in whitened coordinates: nutpie samples z, the model sees x = mu + L z (opt-in: ``whiten=True``).
 
-Why: nutpie's warm-up starts from a mass matrix that knows nothing of the posterior's scales and correlations,
-and learns them over hundreds of draws, with long trajectories meanwhile.  On the joint model of batch A
-(4 x 1000 after 1000) the warm-up took 146,494 log density + gradient evaluations against 60,000 for the draws,
-162 per draw over its first 100 draws.  L is the Cholesky factor of the inverse curvature (Laplace's covariance)
-at the chains' best start, so the sampler starts close to unit scales: warm-up 82,797 evaluations (-43 %), the
-draws unchanged (benchmarks/results/first-contact_2026-12-02.md).
+Why: nutpie's warm-up learns the posterior's scales and correlations over hundreds of draws, with long
+trajectories meanwhile: on the joint model of batch A (4 x 1000 after 1000) the warm-up took 146,494 and 153,522
+log density + gradient evaluations (seeds 1, 2) against 60,000 for the draws, 162 per draw over its first 100.
+L is the Cholesky factor of the inverse curvature (Laplace's covariance) at the chains' best start, so that the
+sampler starts near unit scales.  Measured from the default starts (each chain at its climbed point, its
+hyperparameters jittered): 130,862 and 145,642 (-11 %, -5 %); most of the remaining warm-up is the chains
+travelling from those starts (docs/decisions/whitened-sampling.md).
 
 The map is affine, so the posterior of x is exactly the model's (constant Jacobian); the draws nutpie stores come
 from the model's own expansion of x.  Curvature is taken from central differences of the gradient (2 n
