@@ -63,6 +63,20 @@ def to_whitened(points, mu, L):
     return [solve_triangular(L, np.asarray(x, dtype="float64") - mu, lower=True) for x in points]
 
 
+def _x_of_z(n):
+    """Source lines that read mu and L from the user data and compute x = mu + L z (L lower triangular)."""
+    return [
+        f"        mu = carray(as_ptr(ud[3]), ({n},), np.float64)",
+        f"        L = carray(as_ptr(ud[4]), ({n}, {n}), np.float64)",
+        f"        x = np.empty({n})",
+        f"        for i in range({n}):",
+        "            s = mu[i]",
+        "            for j in range(i + 1):",
+        "                s += L[i, j] * z[j]",
+        "            x[i] = s",
+    ]
+
+
 def _logp_source(n):
     return "\n".join([
         "def logp_c(dim, z_, out_, logp_, user_data_):",
@@ -72,14 +86,7 @@ def _logp_source(n):
         "        ud = carray(user_data_, (5,), np.uint64)",
         f"        z = carray(z_, ({n},))",
         f"        out = carray(out_, ({n},))",
-        f"        mu = carray(as_ptr(ud[3]), ({n},), np.float64)",
-        f"        L = carray(as_ptr(ud[4]), ({n}, {n}), np.float64)",
-        f"        x = np.empty({n})",
-        f"        for i in range({n}):",
-        "            s = mu[i]",
-        "            for j in range(i + 1):",
-        "                s += L[i, j] * z[j]",
-        "            x[i] = s",
+        *_x_of_z(n),
         f"        grad = np.empty({n})",
         "        status = call_logp_at(ud[0], dim, x.ctypes.data, grad.ctypes.data, logp_, ud[2])",
         "        if status != 0:",
@@ -107,14 +114,7 @@ def _expand_source(n, n_expanded):
         "    try:",
         "        ud = carray(user_data_, (5,), np.uint64)",
         f"        z = carray(z_, ({n},))",
-        f"        mu = carray(as_ptr(ud[3]), ({n},), np.float64)",
-        f"        L = carray(as_ptr(ud[4]), ({n}, {n}), np.float64)",
-        f"        x = np.empty({n})",
-        f"        for i in range({n}):",
-        "            s = mu[i]",
-        "            for j in range(i + 1):",
-        "                s += L[i, j] * z[j]",
-        "            x[i] = s",
+        *_x_of_z(n),
         "        return call_expand_at(ud[1], dim, expanded, x.ctypes.data, out_, ud[2])",
         "    except Exception:",
         "        return -2",
