@@ -129,3 +129,16 @@ def test_whitened_sampling_keeps_the_posterior_and_shortens_the_warm_up():
         steps.append(int(trace["warmup_sample_stats"]["n_steps"].sum()))
     print("warm-up gradients, plain / whitened:", steps)
     assert steps[1] < 0.5 * steps[0], f"warm-up gradients, plain / whitened: {steps}"
+
+
+def test_moved_starts_need_whitening_and_keep_the_posterior():
+    with pm.Model() as m:
+        pm.Normal("x", mu=np.array([3.0, -1.0]), sigma=np.array([0.01, 5.0]), shape=2)
+    with pytest.raises(ValueError, match="whiten=True"):
+        sampling.sample_nutpie(m, draws=10, tune=10, chains=1, cores=1, progress=False, start_radius=1.0)
+    tree, report = sampling.sample_nutpie(m, draws=1000, tune=300, chains=2, seed=3, cores=1, progress=False,
+                                          whiten=True, start_radius=1.0)
+    assert report["start_radius"] == 1.0 and "U(-1, 1)" in sampling.report_text(report)
+    x = tree.posterior["x"].values.reshape(-1, 2)
+    assert np.all(np.abs(x.mean(0) - [3.0, -1.0]) < 0.2 * np.array([0.01, 5.0])), x.mean(0)
+    np.testing.assert_allclose(x.std(0), [0.01, 5.0], rtol=0.15)

@@ -167,7 +167,7 @@ class GainModel:
 
     def fit(self, draws=1000, tune=1000, chains=4, seed=0, sampler="nutpie", progress=True, target_accept=0.95,
             cores=None, min_ess=400, adaptation="low_rank", max_treedepth=None, starts="optimum", backend="numba",
-            initvals=None, rerun_stuck=True, resize_truncation=True, whiten=False):
+            initvals=None, rerun_stuck=True, resize_truncation=True, whiten=False, start_radius=0.0):
         """Sample the posterior; returns the DataTree (also kept as ``self.idata``) with log-likelihoods.
 
         ``sampler``: "nutpie" (default) or "pymc".  ``backend`` (nutpie): the PyTensor backend of the log
@@ -193,7 +193,8 @@ class GainModel:
         mode again from the best chain's start (a safety net; benchmarks switch it off to see the geometry).
         ``whiten`` (nutpie, numba, climbed starts; off by default): sample z with x = mu + L z, L from the log
         density's curvature at the best chain's start (:mod:`.whitening`): the same posterior, 5-11 % fewer warm-up
-        gradients on batch A from these starts (docs/decisions/whitened-sampling.md).
+        gradients on batch A from these starts (docs/decisions/whitened-sampling.md); ``start_radius`` (with
+        ``whiten``, an experiment): the starts moved by U(-r, r) in whitened coordinates (see :func:`.sample_nutpie`).
         ``resize_truncation``: where the posterior reaches <N> beyond what the Poisson truncation (sized before
         sampling from the nominal fluences) holds, raise the truncation to the posterior's largest <N> and fit
         once more (a more accurate model, not a rescue of mixing: measured under a 20 % fluence calibration
@@ -213,7 +214,7 @@ class GainModel:
                     model, draws=draws, tune=tune, chains=chains, seed=seed, cores=cores, target_accept=target_accept,
                     adaptation=adaptation, max_treedepth=max_treedepth, progress=progress,
                     jitter_rvs=self.jitter_rvs(), starts=starts, backend=backend, rerun_stuck=rerun_stuck,
-                    whiten=whiten)
+                    whiten=whiten, start_radius=start_radius)
             else:
                 if backend != "numba":
                     raise ValueError(f"backend={backend!r} applies to the nutpie sampler only")
@@ -236,7 +237,8 @@ class GainModel:
             return self.fit(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler, progress=progress,
                             target_accept=target_accept, cores=cores, min_ess=min_ess, adaptation=adaptation,
                             max_treedepth=max_treedepth, starts=starts, backend=backend, initvals=initvals,
-                            rerun_stuck=rerun_stuck, resize_truncation=False, whiten=whiten)
+                            rerun_stuck=rerun_stuck, resize_truncation=False, whiten=whiten,
+                            start_radius=start_radius)
         return idata
 
     def _resize_truncation(self, margin=1.2):
