@@ -391,19 +391,9 @@ def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed
         points, report = climbed_starts(model, compiled, chains, seed, at_optimum=starts == "optimum")
         seeds = chain_init_seeds(compiled, chains, seed, point=points[report["best_chain"]])
         report["starts_pinned"] = seeds is not None
-        factor = None
+        report["whitened"] = False
         if whiten and _is_numba(compiled):
-            from . import whitening
-
-            factor = whitening.laplace_factor(logp_and_gradient(compiled), points[report["best_chain"]])
-        report["whitened"] = factor is not None
-        if factor is not None:
-            compiled = whitening.whitened(compiled, *factor)
-            points = whitening.to_whitened(points, *factor)
-            if start_radius:
-                rng = np.random.default_rng(int(seed))
-                points = [z + rng.uniform(-start_radius, start_radius, size=z.size) for z in points]
-                report["start_radius"] = float(start_radius)
+            compiled, points = _whitened(compiled, points, report, seed, start_radius)
         compiled = with_starts(compiled, points, seeds)
     extra = {} if adaptation == "diag" else {"adaptation": adaptation}
     if max_treedepth is not None:
@@ -434,6 +424,24 @@ def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed
     if report is not None:
         idata.attrs["chain_starts"] = report_text(report)
     return idata, report
+
+
+def _whitened(compiled, points, report, seed, start_radius):
+    """``(model, starts)`` in whitened coordinates (:mod:`.whitening`), the factor taken at the best chain's start,
+    each start moved by U(-r, r) there when ``start_radius`` r; as given where the curvature is not finite.
+    ``report`` records what was done."""
+    from . import whitening
+
+    factor = whitening.laplace_factor(logp_and_gradient(compiled), points[report["best_chain"]])
+    if factor is None:
+        return compiled, points
+    report["whitened"] = True
+    points = whitening.to_whitened(points, *factor)
+    if start_radius:
+        rng = np.random.default_rng(int(seed))
+        points = [z + rng.uniform(-start_radius, start_radius, size=z.size) for z in points]
+        report["start_radius"] = float(start_radius)
+    return whitening.whitened(compiled, *factor), points
 
 
 def jitter_rvs(model, max_scale=0.25):
