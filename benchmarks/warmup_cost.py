@@ -29,8 +29,6 @@ import warnings
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -39,19 +37,14 @@ def run(gm, compiled, seed, variant, radius, chains=4, draws=1000, tune=1000):
     import arviz as az
     import nutpie
 
-    from bayesgain.model import sampling, whitening
+    from bayesgain.model import sampling
 
     points, report = sampling.climbed_starts(gm.model, compiled, chains, seed, at_optimum=True)
-    best = report["best_chain"]
-    seeds = sampling.chain_init_seeds(compiled, chains, seed, point=points[best])
+    seeds = sampling.chain_init_seeds(compiled, chains, seed, point=points[report["best_chain"]])
     sampled = compiled
-    if variant != "plain":
-        factor = whitening.laplace_factor(sampling.logp_and_gradient(compiled), points[best])
-        sampled = whitening.whitened(compiled, *factor)
-        points = whitening.to_whitened(points, *factor)
-        if variant == "whitened-jitter":
-            rng = np.random.default_rng(seed)
-            points = [z + rng.uniform(-radius, radius, size=z.size) for z in points]
+    if variant != "plain":  # what sample_nutpie(whiten=True, start_radius=r) does
+        sampled, points = sampling._whitened(compiled, points, report, seed,
+                                             radius if variant == "whitened-jitter" else 0.0)
     t0 = time.time()
     tree = nutpie.sample(sampling.with_starts(sampled, points, seeds), draws=draws, tune=tune, chains=chains,
                          cores=2, seed=seed, target_accept=0.95, adaptation="low_rank", progress_bar=False,

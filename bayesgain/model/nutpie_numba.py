@@ -266,9 +266,6 @@ def _compile_in_child(jobs):
 def _callbacks(fns, shared_vars, shared_data, shared_var_keys, offsets, n_words, n_dim, n_expanded):
     """``{kind: numba C callback}`` of the PyTensor functions ``fns`` (kind -> function), cached on disk;
     None when PyTensor cannot key a graph (then nutpie compiles its own)."""
-    import numba
-    from pytensor.configdefaults import config
-
     made = {}
     for kind, fn_pt in fns.items():
         graph_key = _graph_key(fn_pt)
@@ -279,12 +276,21 @@ def _callbacks(fns, shared_vars, shared_data, shared_var_keys, offsets, n_words,
             arr = shared_data[shared_var_keys[v]]
             args.append((offsets[shared_vars.index(v)], arr.ndim, np.dtype(arr.dtype).name))
         src = _callback_source(kind, n_dim, n_expanded, args, n_words)
-        key = hashlib.sha256("|".join([
-            "bayesgain-nutpie-callback", _LAYOUT_VERSION, kind, graph_key, src, numba.__version__,
-            f"fastmath{int(config.numba__fastmath)}"]).encode()).hexdigest()
+        key = _callback_key(kind, graph_key, src)
         made[kind] = (kind, fn_pt, src, key, _callback_function(kind, fn_pt.vm.jit_fn, src, key))
 
     return _load_or_compile(made)
+
+
+def _callback_key(kind, *parts):
+    """The disk-cache key of a callback: its kind, what it is made of (graph key, source), numba's version and the
+    fast-math setting."""
+    import numba
+    from pytensor.configdefaults import config
+
+    return hashlib.sha256("|".join([
+        "bayesgain-nutpie-callback", _LAYOUT_VERSION, kind, *parts, numba.__version__,
+        f"fastmath{int(config.numba__fastmath)}"]).encode()).hexdigest()
 
 
 def _load_or_compile(made):
@@ -313,14 +319,9 @@ def _load_or_compile(made):
 def cached_callbacks(sources):
     """``{name: numba C callback}`` of wrapping callbacks given as ``{name: (kind, source)}`` ("wrap-logp" or
     "wrap-expand"), cached on disk under a key of their source like the model's own."""
-    import numba
-    from pytensor.configdefaults import config
-
     made = {}
     for name, (kind, src) in sources.items():
-        key = hashlib.sha256("|".join([
-            "bayesgain-nutpie-callback", _LAYOUT_VERSION, kind, src, numba.__version__,
-            f"fastmath{int(config.numba__fastmath)}"]).encode()).hexdigest()
+        key = _callback_key(kind, src)
         made[name] = (kind, None, src, key, _callback_function(kind, None, src, key))
     return _load_or_compile(made)
 

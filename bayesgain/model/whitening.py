@@ -77,6 +77,10 @@ def _x_of_z(n):
     ]
 
 
+# The sources' ``except Exception`` is nutpie's callback contract, as in the model's own callbacks: numba's nopython
+# mode catches no narrower class, and an error (an allocation failing) must become the return code nutpie reports
+# (1 for the log density, -2 for the expansion, as the model's), never cross the C boundary.  The wrapped callback's
+# own non-zero status is passed on as it is.
 def _logp_source(n):
     return "\n".join([
         "def logp_c(dim, z_, out_, logp_, user_data_):",
@@ -141,7 +145,7 @@ def whitened(compiled, mu, L):
     words = np.array([compiled.compiled_logp_func.address, compiled.compiled_expand_func.address,
                       compiled.user_data.ctypes.data, mu.ctypes.data, L.ctypes.data], dtype=np.uint64)
     base = type(compiled)
-    while getattr(base, "_whitened_base", None) is not None:  # a whitened model whitened again wraps the model
+    while getattr(base, "_whitened_base", None) is not None:  # whitened again: the same class, wrapping the whitened
         base = base._whitened_base
     fields = {f.name: getattr(compiled, f.name) for f in dataclasses.fields(compiled) if f.init}
     fields.update(compiled_logp_func=made["logp"], compiled_expand_func=made["expand"], user_data=words,
