@@ -141,7 +141,17 @@ def test_with_starts_hands_out_the_points_in_turn():
     np.testing.assert_array_equal(third, np.zeros(2))
 
 
-def test_hyperparameters_are_the_parents_of_other_free_variables():
+def _layout(m):
+    names = [m.rvs_to_values[v].name for v in m.free_RVs]
+    slices, start = [], 0
+    for v in m.free_RVs:
+        n = int(np.prod(m.initial_point()[m.rvs_to_values[v].name].shape) or 1)
+        slices.append(slice(start, start + n))
+        start += n
+    return types.SimpleNamespace(shape_info=(names, slices, None), n_dim=start), slices
+
+
+def test_hyperparameters_are_the_parents_of_other_free_variables_scales():
     import pymc as pm
 
     with pm.Model() as m:
@@ -149,15 +159,22 @@ def test_hyperparameters_are_the_parents_of_other_free_variables():
         mu = pm.Normal("mu", 0.0, 1.0)
         pm.Normal("c", mu, sd, shape=3)
         pm.Normal("z", 0.0, 1.0, shape=2)
-    names = [m.rvs_to_values[v].name for v in m.free_RVs]  # sd_log__, mu, c, z
-    slices, start = [], 0
-    for v in m.free_RVs:
-        n = int(np.prod(m.initial_point()[m.rvs_to_values[v].name].shape) or 1)
-        slices.append(slice(start, start + n))
-        start += n
-    compiled = types.SimpleNamespace(shape_info=(names, slices, None), n_dim=start)
+        shift = pm.LogNormal("shift", 0.0, 1.0)
+        pm.Normal("u", 1.0 + shift, 2.0)  # a reparametrisation's shift: no funnel
+        nu = pm.Gamma("nu", 2.0, 0.1)
+        pm.StudentT("t", nu=nu, mu=0.0, sigma=1.0)  # an upstream shape parameter counts, as anything not a location
+    compiled, slices = _layout(m)  # sd_log__, mu, c, z, shift_log__, u, nu_log__, t
     got = sampling.hyperparameter_slices(m, compiled)
-    assert got == [slices[0], slices[1]]  # sd and mu: the parameters of c; c and z are nobody's parent
+    assert got == [slices[0], slices[6]]
+
+
+def test_distribution_parameter_names_line_up_with_the_inputs():
+    import pymc as pm
+
+    for rv, names in [(pm.Normal.dist(0.0, 1.0), ("loc", "scale")), (pm.LogNormal.dist(0.0, 1.0), ("mean", "sigma")),
+                      (pm.StudentT.dist(nu=3.0, mu=0.0, sigma=1.0), ("df", "loc", "scale"))]:
+        got = sampling._parameter_names(rv.owner.op)
+        assert got == names and len(got) == len(rv.owner.inputs[2:])
 
 
 def test_hyperparameters_keep_their_jittered_start_at_the_optimum():

@@ -167,15 +167,39 @@ STARTS = ("optimum", "checked", "jitter")
 RERUN_GAP_NATS = 20.0
 
 
+# Parameter names of a location: a variable upstream only of another's location shifts it (a
+# reparametrisation such as u = beta + gamma_scale), it opens no funnel.
+_LOCATION_PARAMETERS = frozenset({"loc", "mu", "mean"})
+
+
+def _parameter_names(op):
+    """The distribution's parameter names in the order of its inputs (after rng and size), or () if unknown."""
+    import inspect
+
+    try:
+        names = [n for n, p in inspect.signature(op.__call__).parameters.items()
+                 if p.kind is p.POSITIONAL_OR_KEYWORD and n not in ("self", "size")]
+    except (TypeError, ValueError):
+        return ()
+    return tuple(names)
+
+
 def hyperparameter_slices(model, compiled):
     """Slices of nutpie's flat vector holding hyperparameters: free variables among the ancestors of another
-    free variable's distribution parameters (fluence_log_sd of the centred calibrations, pooling scales)."""
+    free variable's scale-like parameters (fluence_log_sd of the centred calibrations, pooling scales).
+    Ancestors of a location only are not hyperparameters: jittering them with the child at its optimum
+    moves the fit's prediction, not a funnel's width (gamma_scale, upstream of window_bleach_per_electron_rel's
+    mean, put the chains 5e4-5e5 nats below the optimum)."""
     from pytensor.graph.traversal import ancestors
 
     free = set(model.free_RVs)
     names = set()
     for rv in model.free_RVs:
-        for a in ancestors(rv.owner.inputs[2:]):  # inputs: rng, size, then the distribution parameters
+        params = rv.owner.inputs[2:]  # inputs: rng, size, then the distribution parameters
+        labels = _parameter_names(rv.owner.op)
+        if len(labels) == len(params):
+            params = [p for p, label in zip(params, labels) if label not in _LOCATION_PARAMETERS]
+        for a in ancestors(params):
             if a in free and a is not rv:
                 names.add(model.rvs_to_values[a].name)
     all_names, all_slices = flat_layout(compiled)
@@ -387,12 +411,14 @@ def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed
         raise ValueError(f"starts={starts!r}: expected one of {', '.join(STARTS)}")
     if start_radius and not (whiten and starts != "jitter"):
         raise ValueError("start_radius moves the starts in whitened coordinates: it needs whiten=True and climbed starts")
+    if whiten and not _is_numba(compiled):
+        raise ValueError("whiten=True wraps the numba backend's compiled callbacks; the jax backend cannot be whitened")
     if starts != "jitter":
         points, report = climbed_starts(model, compiled, chains, seed, at_optimum=starts == "optimum")
         seeds = chain_init_seeds(compiled, chains, seed, point=points[report["best_chain"]])
         report["starts_pinned"] = seeds is not None
         report["whitened"] = False
-        if whiten and _is_numba(compiled):
+        if whiten:
             compiled, points = _whitened(compiled, points, report, seed, start_radius)
         compiled = with_starts(compiled, points, seeds)
     extra = {} if adaptation == "diag" else {"adaptation": adaptation}
