@@ -165,7 +165,9 @@ def main(argv=None):
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--target-accept", type=float, default=None, help="NUTS target acceptance (default: the fit's)")
     ap.add_argument("--whiten-radius", type=float, default=None,
-                    help="fit with whiten=True and the starts moved by U(-r, r) in whitened units (0: not moved)")
+                    help="fit with whiten=True and the starts moved by U(-r, r) in whitened units (0: not moved; "
+                         "default: the fit's own settings)")
+    ap.add_argument("--no-whiten", action="store_true", help="fit in the model's own coordinates (whiten=False)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--scheduler", default=None)
     ap.add_argument("--data-root", default="/tmp/bayesgain-mismatch", help="where simulated folders are kept")
@@ -197,7 +199,8 @@ def main(argv=None):
                                  "rerun_stuck": False,
                                  **({} if args.target_accept is None else {"target_accept": args.target_accept}),
                                  **({} if args.whiten_radius is None else
-                                    {"whiten": True, "start_radius": args.whiten_radius})}})
+                                    {"whiten": True, "start_radius": args.whiten_radius}),
+                                 **({"whiten": False} if args.no_whiten else {})}})
             meta.append((sc, seed, truth))
     print(f"{len(jobs)} fits ({len(done)} already in {csv_path})", flush=True)
     new_file = not csv_path.exists()

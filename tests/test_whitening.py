@@ -5,6 +5,8 @@ compute the model's log density at x = mu + L z with the gradient L^T grad (or t
 data swap does not reach the wrapped model, or if the whitened sampler does not sample the model's posterior.
 """
 
+import types
+
 import numpy as np
 import pymc as pm
 import pytest
@@ -135,10 +137,23 @@ def test_moved_starts_need_whitening_and_keep_the_posterior():
     with pm.Model() as m:
         pm.Normal("x", mu=np.array([3.0, -1.0]), sigma=np.array([0.01, 5.0]), shape=2)
     with pytest.raises(ValueError, match="whiten=True"):
-        sampling.sample_nutpie(m, draws=10, tune=10, chains=1, cores=1, progress=False, start_radius=1.0)
-    tree, report = sampling.sample_nutpie(m, draws=1000, tune=300, chains=2, seed=3, cores=1, progress=False,
-                                          whiten=True, start_radius=1.0)
+        sampling.sample_nutpie(m, draws=10, tune=10, chains=1, cores=1, progress=False, whiten=False, start_radius=1.0)
+    tree, report = sampling.sample_nutpie(m, draws=1000, tune=300, chains=2, seed=3, cores=1, progress=False)
     assert report["start_radius"] == 1.0 and "U(-1, 1)" in sampling.report_text(report)
     x = tree.posterior["x"].values.reshape(-1, 2)
     assert np.all(np.abs(x.mean(0) - [3.0, -1.0]) < 0.2 * np.array([0.01, 5.0])), x.mean(0)
     np.testing.assert_allclose(x.std(0), [0.01, 5.0], rtol=0.15)
+
+
+def test_whitening_settings_default_where_they_can_and_refuse_where_they_cannot():
+    numba_model, jax_model = object(), types.SimpleNamespace(_make_logp_func=None)  # jax models are Python callbacks
+    assert sampling._whitening_settings(numba_model, "optimum", None, None) == (True, sampling.START_RADIUS)
+    assert sampling._whitening_settings(numba_model, "checked", True, 0.0) == (True, 0.0)
+    assert sampling._whitening_settings(numba_model, "jitter", None, None) == (False, 0.0)
+    assert sampling._whitening_settings(jax_model, "optimum", None, None) == (False, 0.0)
+    assert sampling._whitening_settings(numba_model, "optimum", False, None) == (False, 0.0)
+    for model, starts, whiten, radius in [(jax_model, "optimum", True, None), (numba_model, "jitter", True, None),
+                                          (numba_model, "optimum", False, 0.5), (numba_model, "optimum", True, -1.0),
+                                          (numba_model, "optimum", True, float("nan"))]:
+        with pytest.raises(ValueError):
+            sampling._whitening_settings(model, starts, whiten, radius)

@@ -42,6 +42,10 @@ __all__ = ["BACKENDS", "STARTS", "compile_nutpie", "sample_nutpie", "optimised_s
 # The whole 4 x (1000 + 1000) fit: numba 167 s cold / 74 s warm, jax 85 s.
 BACKENDS = ("numba", "jax")
 
+# Chains start U(-1, 1) from their climbed points in whitened coordinates (~ a posterior sd): far enough that
+# nutpie's first mass matrix, 1/|gradient|, is ~1 there, near enough to stay in the optimum's basin.
+START_RADIUS = 1.0
+
 
 def compile_nutpie(model, backend="numba", jitter_rvs=None, freeze_model=None):
     """nutpie's compiled model of ``model`` with the PyTensor ``backend`` ("numba" or "jax").
@@ -376,7 +380,7 @@ def with_starts(compiled, starts, chain_seeds=None):
 
 def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed=0, cores=None, target_accept=0.95,
                   adaptation="low_rank", max_treedepth=None, progress=True, jitter_rvs=None, starts="optimum",
-                  rerun_stuck=True, backend="numba", whiten=False, start_radius=0.0):
+                  rerun_stuck=True, backend="numba", whiten=None, start_radius=None):
     """Sample ``model`` (a pm.Model) with nutpie; returns ``(idata, start_report_or_None)``.
 
     ``compiled``: a nutpie model compiled from ``model`` (with its data swapped in), else it is compiled
@@ -393,11 +397,12 @@ def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed
     quarter of the draws; unless the mode is e^20 times wider than the best one, its share of the posterior is
     negligible.  A chain still stuck after the rerun stays and the convergence report flags it.
 
-    ``whiten`` (numba backend, climbed starts; off by default): nutpie samples z with x = mu + L z, L from the
-    curvature at the best chain's start (:mod:`~bayesgain.model.whitening`): the same posterior; from these starts
-    the warm-up is only 5-11 % shorter on batch A (docs/decisions/whitened-sampling.md).  ``start_radius`` r (with
-    ``whiten``; an experiment, not validated as a default): each chain's start moves by U(-r, r) in every whitened
-    coordinate (seeded by ``seed``): about a posterior sd from the climbed points with r = 1, a third shorter warm-up.
+    ``whiten`` (None: wherever it can, the numba backend with climbed starts): nutpie samples z with x = mu + L z,
+    L from the curvature at the best chain's start (:mod:`~bayesgain.model.whitening`): the same posterior.
+    ``start_radius`` r (None: :data:`START_RADIUS` when whitened): each chain's start moves by U(-r, r) in every
+    whitened coordinate (seeded by ``seed``), about a posterior sd from the climbed point, where the gradient is
+    not ~0 and nutpie's first mass matrix (1/|gradient|) is about right: a third shorter warm-up
+    (docs/decisions/whitened-sampling.md).
     """
     import time
 
@@ -409,10 +414,7 @@ def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed
     report = None
     if starts not in STARTS:
         raise ValueError(f"starts={starts!r}: expected one of {', '.join(STARTS)}")
-    if start_radius and not (whiten and starts != "jitter"):
-        raise ValueError("start_radius moves the starts in whitened coordinates: it needs whiten=True and climbed starts")
-    if whiten and not _is_numba(compiled):
-        raise ValueError("whiten=True wraps the numba backend's compiled callbacks; the jax backend cannot be whitened")
+    whiten, start_radius = _whitening_settings(compiled, starts, whiten, start_radius)
     if starts != "jitter":
         points, report = climbed_starts(model, compiled, chains, seed, at_optimum=starts == "optimum")
         seeds = chain_init_seeds(compiled, chains, seed, point=points[report["best_chain"]])
@@ -450,6 +452,23 @@ def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed
     if report is not None:
         idata.attrs["chain_starts"] = report_text(report)
     return idata, report
+
+
+def _whitening_settings(compiled, starts, whiten, start_radius):
+    """``(whiten, start_radius)`` resolved from the caller's (None: the defaults); ValueError where they clash."""
+    if whiten is None:
+        whiten = starts != "jitter" and _is_numba(compiled)
+    if whiten and starts == "jitter":
+        raise ValueError("whiten=True takes the curvature at a climbed start: it needs starts='optimum' or 'checked'")
+    if whiten and not _is_numba(compiled):
+        raise ValueError("whiten=True wraps the numba backend's compiled callbacks; the jax backend cannot be whitened")
+    if start_radius is None:
+        start_radius = START_RADIUS if whiten else 0.0
+    if start_radius and not whiten:
+        raise ValueError("start_radius moves the starts in whitened coordinates: it needs whiten=True and climbed starts")
+    if not (np.isfinite(start_radius) and start_radius >= 0):
+        raise ValueError(f"start_radius must be a finite number >= 0; got {start_radius!r}")
+    return bool(whiten), float(start_radius)
 
 
 def _whitened(compiled, points, report, seed, start_radius):
