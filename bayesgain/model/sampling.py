@@ -397,7 +397,7 @@ def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed
     quarter of the draws; unless the mode is e^20 times wider than the best one, its share of the posterior is
     negligible.  A chain still stuck after the rerun stays and the convergence report flags it.
 
-    ``whiten`` (None: wherever it can, the numba backend with climbed starts): nutpie samples z with x = mu + L z,
+    ``whiten`` (None: with climbed starts): nutpie samples z with x = mu + L z,
     L from the curvature at the best chain's start (:mod:`~bayesgain.model.whitening`): the same posterior.
     ``start_radius`` r (None: :data:`START_RADIUS` when whitened): each chain's start moves by U(-r, r) in every
     whitened coordinate (seeded by ``seed``), about a posterior sd from the climbed point, where the gradient is
@@ -414,7 +414,7 @@ def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed
     report = None
     if starts not in STARTS:
         raise ValueError(f"starts={starts!r}: expected one of {', '.join(STARTS)}")
-    whiten, start_radius = _whitening_settings(compiled, starts, whiten, start_radius)
+    whiten, start_radius = _whitening_settings(starts, whiten, start_radius)
     if starts != "jitter":
         points, report = climbed_starts(model, compiled, chains, seed, at_optimum=starts == "optimum")
         seeds = chain_init_seeds(compiled, chains, seed, point=points[report["best_chain"]])
@@ -454,14 +454,12 @@ def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed
     return idata, report
 
 
-def _whitening_settings(compiled, starts, whiten, start_radius):
+def _whitening_settings(starts, whiten, start_radius):
     """``(whiten, start_radius)`` resolved from the caller's (None: the defaults); ValueError where they clash."""
     if whiten is None:
-        whiten = starts != "jitter" and _is_numba(compiled)
+        whiten = starts != "jitter"
     if whiten and starts == "jitter":
         raise ValueError("whiten=True takes the curvature at a climbed start: it needs starts='optimum' or 'checked'")
-    if whiten and not _is_numba(compiled):
-        raise ValueError("whiten=True wraps the numba backend's compiled callbacks; the jax backend cannot be whitened")
     if start_radius is None:
         start_radius = START_RADIUS if whiten else 0.0
     if start_radius and not whiten:

@@ -135,11 +135,14 @@ def whitened(compiled, mu, L):
     :func:`~bayesgain.model.sampling.with_starts` and :func:`to_whitened`."""
     from . import nutpie_numba
 
-    n, n_expanded = int(compiled.n_dim), int(compiled.n_expanded)
+    n = int(compiled.n_dim)
     mu = np.ascontiguousarray(mu, dtype="float64")
     L = np.ascontiguousarray(L, dtype="float64")
     if mu.shape != (n,) or L.shape != (n, n):
         raise ValueError(f"whitening of a {n}-dimensional model: mu {mu.shape}, L {L.shape}")
+    if hasattr(compiled, "_make_logp_func"):  # nutpie's jax models: Python callbacks
+        return _python_whitened(compiled, mu, L)
+    n_expanded = int(compiled.n_expanded)
     made = nutpie_numba.cached_callbacks({"logp": ("wrap-logp", _logp_source(n)),
                                           "expand": ("wrap-expand", _expand_source(n, n_expanded))})
     words = np.array([compiled.compiled_logp_func.address, compiled.compiled_expand_func.address,
@@ -151,6 +154,26 @@ def whitened(compiled, mu, L):
     fields.update(compiled_logp_func=made["logp"], compiled_expand_func=made["expand"], user_data=words,
                   whitening=(compiled, mu, L))
     return _whitened_class(base)(**fields)
+
+
+def _python_whitened(compiled, mu, L):
+    """:func:`whitened` for a model of Python callbacks (nutpie's ``PyFuncModel``: the jax backend)."""
+    make_logp, make_expand = compiled._make_logp_func, compiled._make_expand_func
+
+    def make_logp_func():
+        inner = make_logp()
+
+        def logp(z, **data):
+            lp, grad = inner(mu + L @ z, **data)
+            return lp, L.T @ np.asarray(grad, dtype="float64")
+
+        return logp
+
+    def make_expand_func(*args):
+        inner = make_expand(*args)
+        return lambda z, **data: inner(mu + L @ z, **data)
+
+    return dataclasses.replace(compiled, _make_logp_func=make_logp_func, _make_expand_func=make_expand_func)
 
 
 @functools.cache
