@@ -222,9 +222,7 @@ def _fit_write(args, spec, model, out, say, t0, write_fit_outputs):
     wait = "this can take minutes" if args.backend == "numba" else "seconds"
     say(f"sampling {args.chains} chains x {args.draws} draws after {args.tune} tuning steps with {how} "
         f"(compiling first: {wait})")
-    model.fit(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler,
-              progress=not args.quiet, max_treedepth=args.max_treedepth, starts=args.starts, backend=args.backend,
-              **({} if args.target_accept is None else {"target_accept": args.target_accept}))
+    model.fit(**_fit_options(args))
     raise_if_interrupted()  # nutpie returns the draws so far on Ctrl-C: never write those as a fit
     say(f"fitted in {time.time() - t0:.1f} s")
     classic_from = args.folders[0] if (not args.no_classic and len(args.folders) == 1) else None
@@ -235,6 +233,14 @@ def _fit_write(args, spec, model, out, say, t0, write_fit_outputs):
         print(f"the results in {', '.join(written) or 'posterior.nc'} are NOT FINAL"
               + (" (marked so)" if written else ""))
     return 3 if (args.strict and not model.convergence.ok) else 0
+
+
+def _fit_options(args):
+    """``GainModel.fit``'s keywords from ``bayesgain fit``'s arguments (the fit's own defaults where not given)."""
+    return dict(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler,
+                progress=not args.quiet, max_treedepth=args.max_treedepth, starts=args.starts, backend=args.backend,
+                **({} if args.target_accept is None else {"target_accept": args.target_accept}),
+                **({"whiten": False} if args.no_whiten else {}))
 
 
 def _report_failures(result):
@@ -606,6 +612,9 @@ def _add_fit(sub):
                    help="where the nutpie chains start: optimum (default: where L-BFGS from each jittered point "
                         "ends; a climb ending > 20 nats below the best takes the best one's end), checked (the "
                         "jittered points, those draining into a worse basin replaced) or jitter (PyMC's points)")
+    f.add_argument("--no-whiten", action="store_true",
+                   help="sample the model's own coordinates (default with climbed starts: coordinates whitened by "
+                        "the curvature at the best start, each start moved ~1 posterior sd from its climbed point)")
     f.add_argument("--force", action="store_true", help="write into an existing non-empty --out folder")
     f.add_argument("--strict", action="store_true",
                    help="exit with status 3 when the fit did not converge (R-hat > 1.01, bulk/tail ESS < 400 or "
