@@ -613,7 +613,7 @@ def _add_fit(sub):
                         "ends; a climb ending > 20 nats below the best takes the best one's end), checked (the "
                         "jittered points, those draining into a worse basin replaced) or jitter (PyMC's points)")
     f.add_argument("--no-whiten", action="store_true",
-                   help="sample the model's own coordinates (default with climbed starts: coordinates whitened by "
+                   help="sample the model's own coordinates (default with --starts optimum: coordinates whitened by "
                         "the curvature at the best start, each start moved ~1 posterior sd from its climbed point)")
     f.add_argument("--force", action="store_true", help="write into an existing non-empty --out folder")
     f.add_argument("--strict", action="store_true",

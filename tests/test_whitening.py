@@ -147,6 +147,7 @@ def test_whitening_settings_default_where_they_can_and_refuse_where_they_cannot(
     assert sampling._whitening_settings("optimum", None, None) == (True, sampling.START_RADIUS)
     assert sampling._whitening_settings("checked", True, 0.0) == (True, 0.0)
     assert sampling._whitening_settings("jitter", None, None) == (False, 0.0)
+    assert sampling._whitening_settings("checked", None, None) == (False, 0.0)  # jittered starts: no climbed point
     assert sampling._whitening_settings("optimum", False, None) == (False, 0.0)
     for starts, whiten, radius in [("jitter", True, None), ("optimum", False, 0.5), ("optimum", True, -1.0),
                                    ("optimum", True, float("nan"))]:

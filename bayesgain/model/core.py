@@ -191,7 +191,7 @@ class GainModel:
         (replacing only those in a worse basin); "jitter" is PyMC's (see :mod:`.sampling`; the report is
         in ``self.start_report`` and the tree's attrs).  ``rerun_stuck`` (nutpie): run a chain stuck in a minor
         mode again from the best chain's start (a safety net; benchmarks switch it off to see the geometry).
-        ``whiten`` (nutpie; None: on with climbed starts): sample z with x = mu + L z, L from
+        ``whiten`` (nutpie; None: on with ``starts="optimum"``): sample z with x = mu + L z, L from
         the log density's curvature at the best chain's start (:mod:`.whitening`), each start moved by U(-r, r) in z,
         r = ``start_radius`` (None: 1): the same posterior, a third fewer warm-up gradients on batch A
         (docs/decisions/whitened-sampling.md); ``whiten=False`` samples the model's own coordinates.

@@ -397,7 +397,7 @@ def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed
     quarter of the draws; unless the mode is e^20 times wider than the best one, its share of the posterior is
     negligible.  A chain still stuck after the rerun stays and the convergence report flags it.
 
-    ``whiten`` (None: with climbed starts): nutpie samples z with x = mu + L z,
+    ``whiten`` (None: with ``starts`` "optimum"): nutpie samples z with x = mu + L z,
     L from the curvature at the best chain's start (:mod:`~bayesgain.model.whitening`): the same posterior.
     ``start_radius`` r (None: :data:`START_RADIUS` when whitened): each chain's start moves by U(-r, r) in every
     whitened coordinate (seeded by ``seed``), about a posterior sd from the climbed point, where the gradient is
@@ -456,8 +456,8 @@ def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed
 
 def _whitening_settings(starts, whiten, start_radius):
     """``(whiten, start_radius)`` resolved from the caller's (None: the defaults); ValueError where they clash."""
-    if whiten is None:
-        whiten = starts != "jitter"
+    if whiten is None:  # the curvature is taken at the best start: at a climbed point, not a jittered one
+        whiten = starts == "optimum"
     if whiten and starts == "jitter":
         raise ValueError("whiten=True takes the curvature at a climbed start: it needs starts='optimum' or 'checked'")
     if start_radius is None:

@@ -1,12 +1,11 @@
-"""Sampling in whitened coordinates: nutpie samples z, the model sees x = mu + L z (opt-in: ``whiten=True``).
+"""Sampling in whitened coordinates: nutpie samples z, the model sees x = mu + L z (the default: starts "optimum").
 
 Why: nutpie's warm-up learns the posterior's scales and correlations over hundreds of draws, with long
-trajectories meanwhile: on the joint model of batch A (4 x 1000 after 1000) the warm-up took 146,494 and 153,522
-log density + gradient evaluations (seeds 1, 2) against 60,000 for the draws, 162 per draw over its first 100.
-L is the Cholesky factor of the inverse curvature (Laplace's covariance) at the chains' best start, so that the
-sampler starts near unit scales.  Measured from the default starts (each chain at its climbed point, its
-hyperparameters jittered): 130,862 and 145,642 (-11 %, -5 %); most of the remaining warm-up is the chains
-travelling from those starts (docs/decisions/whitened-sampling.md).
+trajectories meanwhile, and its first mass matrix is 1/|gradient| at the start.  L is the Cholesky factor of the
+inverse curvature (Laplace's covariance) at the chains' best start, so that the sampler starts near unit scales;
+the starts are moved about a posterior sd from the climbed points (``sampling.START_RADIUS``), where the gradient in
+z is ~1 and that first mass matrix about right.  On the joint model of batch A the warm-up needs ~30 % fewer
+gradients than in the model's own coordinates (docs/decisions/whitened-sampling.md).
 
 The map is affine, so the posterior of x is exactly the model's (constant Jacobian); the draws nutpie stores come
 from the model's own expansion of x.  Curvature is taken from central differences of the gradient (2 n
