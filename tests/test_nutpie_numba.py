@@ -131,3 +131,28 @@ def test_processes_compile_a_structure_once_and_compute_the_same_bits(tmp_path):
     assert sorted(r[1] for r in runs) == ["0", "1"], f"exactly one process should compile (in a child): {runs}"
     assert all(r[2] == "1" for r in runs), f"both should run the callbacks loaded from the cache: {runs}"
     assert runs[0][0] == runs[1][0], "the compiling and the loading process must compute the same bits"
+
+
+def test_compilations_beside_the_child_run_in_a_thread_and_never_raise(caplog):
+    import threading
+
+    ran = []
+    with nutpie_numba._running_beside(lambda: ran.append(threading.current_thread().name)):
+        pass
+    assert ran == ["bayesgain-compile-beside"]  # joined before the block is left
+    with caplog.at_level("INFO", logger=nutpie_numba.__name__):
+        with nutpie_numba._running_beside(lambda: 1 / 0):  # a failed warm-up is logged, the fit goes on
+            pass
+    assert "ZeroDivisionError" in caplog.text
+    with nutpie_numba._running_beside(None):
+        pass
+
+
+def test_what_a_first_run_compiles_beside_the_model(monkeypatch):
+    from bayesgain.model import whitening
+
+    seen = []
+    monkeypatch.setattr(whitening, "precompile", lambda n, ne: seen.append(("whitening", n, ne)))
+    sampling._compiling_beside(True, lambda: seen.append("log-likelihood"))(94, 400)
+    sampling._compiling_beside(False, None)(94, 400)
+    assert seen == [("whitening", 94, 400), "log-likelihood"]

@@ -29,6 +29,7 @@ import functools
 import hashlib
 import logging
 import os
+import threading
 
 import numpy as np
 
@@ -230,12 +231,14 @@ def _compile_lock(key):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _compile_in_child(jobs):
+def _compile_in_child(jobs, beside=None):
     """Compile callbacks ``[(kind, fn_pt, src, key), ...]`` into numba's disk cache in a child process.
 
     Why a child: numba's object code loaded from its cache can differ in the last bit from the same code
     compiled in this process, so a first run that compiled here would not give the same draws as every later
     run that loads; compiled in a child, every process (this one included) runs the cached code.
+    ``beside``: a callable run in a thread of this process while the child compiles (this process only waits
+    meanwhile): other first-run compilations, overlapped with the child's on a second core.
     """
     import pickle
     import subprocess
@@ -259,13 +262,36 @@ def _compile_in_child(jobs):
             return False, [f"cannot send the graph to a child: {type(err).__name__}: {err}"[:200]]
         with open(job_file, "wb") as fh:
             fh.write(payload)
-        run = subprocess.run([sys.executable, "-m", __name__, job_file], env=env, capture_output=True, text=True)
+        with _running_beside(beside):
+            run = subprocess.run([sys.executable, "-m", __name__, job_file], env=env, capture_output=True, text=True)
     return run.returncode == 0, (run.stderr or "").strip().splitlines()[-1:]
 
 
-def _callbacks(fns, shared_vars, shared_data, shared_var_keys, offsets, n_words, n_dim, n_expanded):
+@contextlib.contextmanager
+def _running_beside(fn):
+    """Run ``fn()`` in a thread for the duration of the block and wait for it; its errors are logged, not raised
+    (what it does is a warm-up of caches: the work is done again, slower, where it failed)."""
+    if fn is None:
+        yield
+        return
+
+    def run():
+        try:
+            fn()
+        except Exception as err:  # noqa: BLE001 -- a cache warm-up must never fail the fit
+            logging.getLogger(__name__).info("compiling beside the sampler's callbacks failed: %r", err)
+
+    thread = threading.Thread(target=run, name="bayesgain-compile-beside", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+
+
+def _callbacks(fns, shared_vars, shared_data, shared_var_keys, offsets, n_words, n_dim, n_expanded, beside=None):
     """``{kind: numba C callback}`` of the PyTensor functions ``fns`` (kind -> function), cached on disk;
-    None when PyTensor cannot key a graph (then nutpie compiles its own)."""
+    None when PyTensor cannot key a graph (then nutpie compiles its own).  ``beside``: see :func:`_compile_in_child`."""
     made = {}
     for kind, fn_pt in fns.items():
         graph_key = _graph_key(fn_pt)
@@ -279,7 +305,7 @@ def _callbacks(fns, shared_vars, shared_data, shared_var_keys, offsets, n_words,
         key = _callback_key(kind, graph_key, src)
         made[kind] = (kind, fn_pt, src, key, _callback_function(kind, fn_pt.vm.jit_fn, src, key))
 
-    return _load_or_compile(made)
+    return _load_or_compile(made, beside)
 
 
 def _callback_key(kind, *parts):
@@ -293,11 +319,18 @@ def _callback_key(kind, *parts):
         f"fastmath{int(config.numba__fastmath)}"]).encode()).hexdigest()
 
 
-def _load_or_compile(made):
+def _load_or_compile(made, beside=None):
     """``{name: numba C callback}`` of ``made`` (name -> (kind, PyTensor function or None, source, key, Python
-    function)): loaded from numba's disk cache, the missing ones compiled into it first in a child process."""
+    function)): loaded from numba's disk cache, the missing ones compiled into it first in a child process
+    (``beside`` run meanwhile, see :func:`_compile_in_child`)."""
     import numba
 
+    _compile_missing(made, beside)
+    return {name: numba.cfunc(_SIGNATURES[kind], cache=True)(py_fn) for name, (kind, *_, py_fn) in made.items()}
+
+
+def _compile_missing(made, beside=None):
+    """Compile the callbacks of ``made`` that numba's disk cache lacks, in a child process (not loaded here)."""
     def missing():
         return [(kind, fn_pt, src, key) for kind, fn_pt, src, key, py_fn in made.values() if not _on_disk(py_fn)]
 
@@ -306,29 +339,39 @@ def _load_or_compile(made):
         with _compile_lock(next(iter(made.values()))[3]):
             jobs = missing()
             if jobs:
-                ok, why = _compile_in_child(jobs)
+                ok, why = _compile_in_child(jobs, beside)
                 STATS["child_compiles"] += 1
                 if not ok:  # compiled here instead: this run's last bits may differ from later runs'
                     STATS["child_failures"] += 1
                     logging.getLogger(__name__).warning(
                         "compiling the sampler's callbacks in a child process failed (%s); compiled here: this run's "
                         "draws may differ from a later run's in the last digits", " ".join(why) or "no message")
-    return {name: numba.cfunc(_SIGNATURES[kind], cache=True)(py_fn) for name, (kind, *_, py_fn) in made.items()}
+
+
+def _wrapping(sources):
+    made = {}
+    for name, (kind, src) in sources.items():
+        key = _callback_key(kind, src)
+        made[name] = (kind, None, src, key, _callback_function(kind, None, src, key))
+    return made
 
 
 def cached_callbacks(sources):
     """``{name: numba C callback}`` of wrapping callbacks given as ``{name: (kind, source)}`` ("wrap-logp" or
     "wrap-expand"), cached on disk under a key of their source like the model's own."""
-    made = {}
-    for name, (kind, src) in sources.items():
-        key = _callback_key(kind, src)
-        made[name] = (kind, None, src, key, _callback_function(kind, None, src, key))
-    return _load_or_compile(made)
+    return _load_or_compile(_wrapping(sources))
 
 
-def compile_pymc_model_cached(model, jitter_rvs=None):
+def precompile_callbacks(sources):
+    """Compile the wrapping callbacks ``sources`` (as :func:`cached_callbacks`) into numba's disk cache where it
+    lacks them, without loading them: a later :func:`cached_callbacks` of the same sources only loads."""
+    _compile_missing(_wrapping(sources))
+
+
+def compile_pymc_model_cached(model, jitter_rvs=None, beside=None):
     """nutpie's compiled numba model of ``model`` (as ``nutpie.compile_pymc_model(model, jitter_rvs=...)``),
-    with C callbacks numba caches on disk; nutpie's own callbacks where the graph cannot be keyed."""
+    with C callbacks numba caches on disk; nutpie's own callbacks where the graph cannot be keyed.
+    ``beside(n_dim, n_expanded)``: run while a first run's callbacks compile in a child (see :func:`_compile_in_child`)."""
     import nutpie
     from pymc.initial_point import make_initial_point_fn
 
@@ -355,7 +398,7 @@ def compile_pymc_model_cached(model, jitter_rvs=None):
     user_data, offsets = flat_user_data(shared_vars, shared_data, shared_var_keys)
     n_words = user_data.size
     made = _callbacks({"logp": logp_pt, "expand": expand_pt}, shared_vars, shared_data, shared_var_keys, offsets,
-                      n_words, n_dim, n_expanded)
+                      n_words, n_dim, n_expanded, None if beside is None else lambda: beside(n_dim, n_expanded))
     if made is None:
         STATS["nutpie_callbacks"] += 1
         return nutpie.compile_pymc_model(model, jitter_rvs=jitter_rvs)

@@ -47,14 +47,17 @@ BACKENDS = ("numba", "jax")
 START_RADIUS = 1.0
 
 
-def compile_nutpie(model, backend="numba", jitter_rvs=None, freeze_model=None):
+def compile_nutpie(model, backend="numba", jitter_rvs=None, freeze_model=None, beside=None):
     """nutpie's compiled model of ``model`` with the PyTensor ``backend`` ("numba" or "jax").
 
     numba: the model's data arrays are lifted into shared variables and the compiled model is kept per
     structure in this process (:mod:`.compiled_cache`): a later model of the same structure gets it with
     its own data swapped in, without compiling.  ``freeze_model`` (jax): fold shared variables into
     constants (nutpie's default for jax); pass False to keep them swappable with ``with_data``.
+    ``beside(n_dim, n_expanded)`` (numba): run in a thread while a first run's callbacks compile in a child process.
     """
+    import functools
+
     import nutpie
 
     if backend not in BACKENDS:
@@ -65,7 +68,7 @@ def compile_nutpie(model, backend="numba", jitter_rvs=None, freeze_model=None):
         names = None if jitter_rvs is None else [rv.name for rv in jitter_rvs]
         from .nutpie_numba import compile_pymc_model_cached
 
-        compiled, _ = compiled_for(model, compile_pymc_model_cached, names)
+        compiled, _ = compiled_for(model, functools.partial(compile_pymc_model_cached, beside=beside), names)
         return compiled
     kw = {}
     if backend == "jax":
@@ -380,7 +383,7 @@ def with_starts(compiled, starts, chain_seeds=None):
 
 def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed=0, cores=None, target_accept=0.95,
                   adaptation="low_rank", max_treedepth=None, progress=True, jitter_rvs=None, starts="optimum",
-                  rerun_stuck=True, backend="numba", whiten=None, start_radius=None):
+                  rerun_stuck=True, backend="numba", whiten=None, start_radius=None, while_compiling=None):
     """Sample ``model`` (a pm.Model) with nutpie; returns ``(idata, start_report_or_None)``.
 
     ``compiled``: a nutpie model compiled from ``model`` (with its data swapped in), else it is compiled
@@ -402,19 +405,22 @@ def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed
     ``start_radius`` r (None: :data:`START_RADIUS` when whitened): each chain's start moves by U(-r, r) in every
     whitened coordinate (seeded by ``seed``), about a posterior sd from the climbed point, where the gradient is
     not ~0 and nutpie's first mass matrix (1/|gradient|) is about right: a third shorter warm-up
-    (docs/decisions/whitened-sampling.md).
+    (docs/decisions/whitened-sampling.md).  ``while_compiling``: a callable run while a first run's numba callbacks
+    compile in a child process (other compilations of the fit, overlapped on a second core), beside the whitening
+    callbacks' own.
     """
     import time
 
     import nutpie
     from pymc.backends.arviz import patch_nutpie_idata
 
-    if compiled is None:
-        compiled = compile_nutpie(model, backend=backend, jitter_rvs=jitter_rvs)
-    report = None
     if starts not in STARTS:
         raise ValueError(f"starts={starts!r}: expected one of {', '.join(STARTS)}")
     whiten, start_radius = _whitening_settings(starts, whiten, start_radius)
+    if compiled is None:
+        compiled = compile_nutpie(model, backend=backend, jitter_rvs=jitter_rvs,
+                                  beside=_compiling_beside(whiten, while_compiling))
+    report = None
     if starts != "jitter":
         points, report = climbed_starts(model, compiled, chains, seed, at_optimum=starts == "optimum")
         seeds = chain_init_seeds(compiled, chains, seed, point=points[report["best_chain"]])
@@ -452,6 +458,19 @@ def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed
     if report is not None:
         idata.attrs["chain_starts"] = report_text(report)
     return idata, report
+
+
+def _compiling_beside(whiten, while_compiling):
+    """What a first run compiles beside the model's callbacks: the whitening callbacks, then ``while_compiling``."""
+    from . import whitening
+
+    def beside(n_dim, n_expanded):
+        if whiten:
+            whitening.precompile(n_dim, n_expanded)
+        if while_compiling is not None:
+            while_compiling()
+
+    return beside
 
 
 def _whitening_settings(starts, whiten, start_radius):

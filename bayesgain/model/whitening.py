@@ -21,7 +21,7 @@ import functools
 
 import numpy as np
 
-__all__ = ["MIN_CURVATURE", "laplace_factor", "whitened", "to_whitened"]
+__all__ = ["MIN_CURVATURE", "laplace_factor", "whitened", "to_whitened", "precompile"]
 
 # smallest curvature used (1 / variance on the unconstrained scale): a direction the start does not curve in gets a
 # scale of 10, wider than any prior the shipped models put on an unconstrained coordinate
@@ -142,8 +142,7 @@ def whitened(compiled, mu, L):
     if hasattr(compiled, "_make_logp_func"):  # nutpie's jax models: Python callbacks
         return _python_whitened(compiled, mu, L)
     n_expanded = int(compiled.n_expanded)
-    made = nutpie_numba.cached_callbacks({"logp": ("wrap-logp", _logp_source(n)),
-                                          "expand": ("wrap-expand", _expand_source(n, n_expanded))})
+    made = nutpie_numba.cached_callbacks(_sources(n, n_expanded))
     words = np.array([compiled.compiled_logp_func.address, compiled.compiled_expand_func.address,
                       compiled.user_data.ctypes.data, mu.ctypes.data, L.ctypes.data], dtype=np.uint64)
     base = type(compiled)
@@ -153,6 +152,18 @@ def whitened(compiled, mu, L):
     fields.update(compiled_logp_func=made["logp"], compiled_expand_func=made["expand"], user_data=words,
                   whitening=(compiled, mu, L))
     return _whitened_class(base)(**fields)
+
+
+def _sources(n, n_expanded):
+    return {"logp": ("wrap-logp", _logp_source(n)), "expand": ("wrap-expand", _expand_source(n, n_expanded))}
+
+
+def precompile(n, n_expanded):
+    """Compile the numba callbacks that whiten an ``n``-dimensional model into the disk cache, if missing (a first
+    run does it while the model's own compile, so that :func:`whitened` only loads them)."""
+    from . import nutpie_numba
+
+    nutpie_numba.precompile_callbacks(_sources(int(n), int(n_expanded)))
 
 
 def _python_whitened(compiled, mu, L):
