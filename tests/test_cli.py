@@ -106,13 +106,13 @@ def test_atomic_outputs_get_ordinary_permissions(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.csv"]  # no temporary file left
 
 
-def test_fit_no_whiten_reaches_the_fit_and_the_defaults_stay_the_fits():
+def test_fit_whiten_reaches_the_fit_and_the_defaults_stay_the_fits():
     from bayesgain.cli import _fit_options, build_parser
 
     p = build_parser()
     default = _fit_options(p.parse_args(["fit", "x", "--out", "y"]))
     assert "whiten" not in default and "target_accept" not in default  # GainModel.fit's own defaults
-    assert _fit_options(p.parse_args(["fit", "x", "--out", "y", "--no-whiten"]))["whiten"] is False
+    assert _fit_options(p.parse_args(["fit", "x", "--out", "y", "--whiten"]))["whiten"] is True
 
 
 def test_fit_target_accept_is_parsed_and_checked(capsys):

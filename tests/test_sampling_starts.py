@@ -151,7 +151,7 @@ def _layout(m):
     return types.SimpleNamespace(shape_info=(names, slices, None), n_dim=start), slices
 
 
-def test_hyperparameters_are_the_parents_of_other_free_variables_scales():
+def test_hyperparameters_are_the_parents_of_other_free_variables_or_of_their_scales():
     import pymc as pm
 
     with pm.Model() as m:
@@ -164,8 +164,9 @@ def test_hyperparameters_are_the_parents_of_other_free_variables_scales():
         nu = pm.Gamma("nu", 2.0, 0.1)
         pm.StudentT("t", nu=nu, mu=0.0, sigma=1.0)  # an upstream shape parameter counts, as anything not a location
     compiled, slices = _layout(m)  # sd_log__, mu, c, z, shift_log__, u, nu_log__, t
-    got = sampling.hyperparameter_slices(m, compiled)
-    assert got == [slices[0], slices[6]]
+    assert sampling.hyperparameter_slices(m, compiled, scale_only=True) == [slices[0], slices[6]]
+    # the default (validated by the mismatch scenarios) counts a location's parents too
+    assert sampling.hyperparameter_slices(m, compiled) == [slices[0], slices[1], slices[4], slices[6]]
 
 
 def test_distribution_parameter_names_line_up_with_the_inputs():

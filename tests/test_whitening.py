@@ -136,7 +136,8 @@ def test_moved_starts_need_whitening_and_keep_the_posterior():
         pm.Normal("x", mu=np.array([3.0, -1.0]), sigma=np.array([0.01, 5.0]), shape=2)
     with pytest.raises(ValueError, match="whiten=True"):
         sampling.sample_nutpie(m, draws=10, tune=10, chains=1, cores=1, progress=False, whiten=False, start_radius=1.0)
-    tree, report = sampling.sample_nutpie(m, draws=1000, tune=300, chains=2, seed=3, cores=1, progress=False)
+    tree, report = sampling.sample_nutpie(m, draws=1000, tune=300, chains=2, seed=3, cores=1, progress=False,
+                                          whiten=True)
     assert report["start_radius"] == 1.0 and "U(-1, 1)" in sampling.report_text(report)
     x = tree.posterior["x"].values.reshape(-1, 2)
     assert np.all(np.abs(x.mean(0) - [3.0, -1.0]) < 0.2 * np.array([0.01, 5.0])), x.mean(0)
@@ -144,10 +145,10 @@ def test_moved_starts_need_whitening_and_keep_the_posterior():
 
 
 def test_whitening_settings_default_where_they_can_and_refuse_where_they_cannot():
-    assert sampling._whitening_settings("optimum", None, None) == (True, sampling.START_RADIUS)
+    assert sampling._whitening_settings("optimum", None, None) == (False, 0.0)  # off by default
+    assert sampling._whitening_settings("optimum", True, None) == (True, sampling.START_RADIUS)
     assert sampling._whitening_settings("checked", True, 0.0) == (True, 0.0)
     assert sampling._whitening_settings("jitter", None, None) == (False, 0.0)
-    assert sampling._whitening_settings("checked", None, None) == (False, 0.0)  # jittered starts: no climbed point
     assert sampling._whitening_settings("optimum", False, None) == (False, 0.0)
     for starts, whiten, radius in [("jitter", True, None), ("optimum", False, 0.5), ("optimum", True, -1.0),
                                    ("optimum", True, float("nan"))]:
@@ -168,7 +169,8 @@ def test_python_callback_models_are_whitened_too():
     lp_ref, g_ref = f(mu + L @ z)
     assert lp == pytest.approx(lp_ref, rel=1e-12)
     np.testing.assert_allclose(g, L.T @ g_ref, rtol=1e-12)
-    tree, report = sampling.sample_nutpie(m, compiled, draws=500, tune=300, chains=2, seed=3, cores=1, progress=False)
+    tree, report = sampling.sample_nutpie(m, compiled, draws=500, tune=300, chains=2, seed=3, cores=1, progress=False,
+                                          whiten=True)
     assert report["whitened"]
     x = tree.posterior["x"].values.reshape(-1, 3)
     assert np.all(np.abs(x.mean(0) - [1.0, -2.0, 0.5]) < 0.25 * np.array([0.1, 2.0, 1.0])), x.mean(0)

@@ -1,4 +1,4 @@
-"""Sampling in whitened coordinates: nutpie samples z, the model sees x = mu + L z (the default: starts "optimum").
+"""Sampling in whitened coordinates: nutpie samples z, the model sees x = mu + L z (opt-in: ``whiten=True``).
 
 Why: nutpie's warm-up learns the posterior's scales and correlations over hundreds of draws, with long
 trajectories meanwhile, and its first mass matrix is 1/|gradient| at the start.  L is the Cholesky factor of the
