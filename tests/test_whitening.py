@@ -145,11 +145,10 @@ def test_moved_starts_need_whitening_and_keep_the_posterior():
 
 
 def test_whitening_settings_default_where_they_can_and_refuse_where_they_cannot():
-    assert sampling._whitening_settings("optimum", None, None) == (False, 0.0)  # off by default
+    assert sampling._whitening_settings("optimum", False, None) == (False, 0.0)
     assert sampling._whitening_settings("optimum", True, None) == (True, sampling.START_RADIUS)
     assert sampling._whitening_settings("checked", True, 0.0) == (True, 0.0)
-    assert sampling._whitening_settings("jitter", None, None) == (False, 0.0)
-    assert sampling._whitening_settings("optimum", False, None) == (False, 0.0)
+    assert sampling._whitening_settings("jitter", False, None) == (False, 0.0)
     for starts, whiten, radius in [("jitter", True, None), ("optimum", False, 0.5), ("optimum", True, -1.0),
                                    ("optimum", True, float("nan"))]:
         with pytest.raises(ValueError):

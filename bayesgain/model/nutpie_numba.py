@@ -278,8 +278,12 @@ def _running_beside(fn):
     def run():
         try:
             fn()
-        except Exception as err:  # noqa: BLE001 -- a cache warm-up must never fail the fit
-            logging.getLogger(__name__).info("compiling beside the sampler's callbacks failed: %r", err)
+        # noqa below: a best-effort cache warm-up (PyTensor, numba, PyMC raise errors of any class) must never fail
+        # the fit; the work is redone where it is needed
+        except Exception as err:  # noqa: BLE001
+            first = (str(err).splitlines() or [""])[0][:200]
+            logging.getLogger(__name__).info("compiling beside the sampler's callbacks failed (%s: %s); that work is "
+                                             "done again where it is needed", type(err).__name__, first)
 
     thread = threading.Thread(target=run, name="bayesgain-compile-beside", daemon=True)
     thread.start()
@@ -371,7 +375,8 @@ def precompile_callbacks(sources):
 def compile_pymc_model_cached(model, jitter_rvs=None, beside=None):
     """nutpie's compiled numba model of ``model`` (as ``nutpie.compile_pymc_model(model, jitter_rvs=...)``),
     with C callbacks numba caches on disk; nutpie's own callbacks where the graph cannot be keyed.
-    ``beside(n_dim, n_expanded)``: run while a first run's callbacks compile in a child (see :func:`_compile_in_child`)."""
+    ``beside(n_dim, n_expanded)``: run while a first run's callbacks compile in a child
+    (see :func:`_compile_in_child`)."""
     import nutpie
     from pymc.initial_point import make_initial_point_fn
 

@@ -387,7 +387,7 @@ def with_starts(compiled, starts, chain_seeds=None):
 
 def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed=0, cores=None, target_accept=0.95,
                   adaptation="low_rank", max_treedepth=None, progress=True, jitter_rvs=None, starts="optimum",
-                  rerun_stuck=True, backend="numba", whiten=None, start_radius=None, while_compiling=None):
+                  rerun_stuck=True, backend="numba", whiten=False, start_radius=None, while_compiling=None):
     """Sample ``model`` (a pm.Model) with nutpie; returns ``(idata, start_report_or_None)``.
 
     ``compiled``: a nutpie model compiled from ``model`` (with its data swapped in), else it is compiled
@@ -410,9 +410,9 @@ def sample_nutpie(model, compiled=None, *, draws=1000, tune=1000, chains=4, seed
     ``start_radius`` r (None: :data:`START_RADIUS` when whitened): each chain's start moves by U(-r, r) in every
     whitened coordinate (seeded by ``seed``), about a posterior sd from the climbed point, where the gradient is
     not ~0 and nutpie's first mass matrix (1/|gradient|) is about right: a 40 % shorter warm-up on batch A, but
-    two fits of a hard mismatch scenario missed the convergence rule (docs/decisions/whitened-sampling.md).  ``while_compiling``: a callable run while a first run's numba callbacks
-    compile in a child process (other compilations of the fit, overlapped on a second core), beside the whitening
-    callbacks' own.
+    two fits of a hard mismatch scenario missed the convergence rule (docs/decisions/whitened-sampling.md).
+    ``while_compiling``: a callable run while a first run's numba callbacks compile in a child process (other
+    compilations of the fit, overlapped on a second core), beside the whitening callbacks' own.
     """
     import time
 
@@ -480,9 +480,7 @@ def _compiling_beside(whiten, while_compiling):
 
 
 def _whitening_settings(starts, whiten, start_radius):
-    """``(whiten, start_radius)`` resolved from the caller's (None: the defaults); ValueError where they clash."""
-    if whiten is None:  # off by default: docs/decisions/whitened-sampling.md
-        whiten = False
+    """``(whiten, start_radius)`` resolved from the caller's (radius None: the default); ValueError where they clash."""
     if whiten and starts == "jitter":
         raise ValueError("whiten=True takes the curvature at a climbed start: it needs starts='optimum' or 'checked'")
     if start_radius is None:

@@ -133,13 +133,14 @@ def whitened(compiled, mu, L):
     ``with_data`` swaps the wrapped model's data.  Its initial points are still x: give it z starts with
     :func:`~bayesgain.model.sampling.with_starts` and :func:`to_whitened`."""
     from . import nutpie_numba
+    from .sampling import _is_numba
 
     n = int(compiled.n_dim)
     mu = np.ascontiguousarray(mu, dtype="float64")
     L = np.ascontiguousarray(L, dtype="float64")
     if mu.shape != (n,) or L.shape != (n, n):
         raise ValueError(f"whitening of a {n}-dimensional model: mu {mu.shape}, L {L.shape}")
-    if hasattr(compiled, "_make_logp_func"):  # nutpie's jax models: Python callbacks
+    if not _is_numba(compiled):  # nutpie's jax models: Python callbacks
         return _python_whitened(compiled, mu, L)
     n_expanded = int(compiled.n_expanded)
     made = nutpie_numba.cached_callbacks(_sources(n, n_expanded))
