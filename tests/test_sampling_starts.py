@@ -97,6 +97,35 @@ def test_a_start_draining_into_the_minor_basin_is_replaced_by_the_best_start():
     assert "chains [1, 3]" in text and "27.6" in text
 
 
+def test_climbs_on_threads_give_the_sequential_climbs_in_chain_order(monkeypatch):
+    """The climbs of a numba model run on the cores at once; each chain still gets its own climb, bit for bit."""
+    import os
+    import threading
+
+    starts = [np.array(x) for x in ([2.0, 2.5], [-2.4, 2.6], [3.5, 2.2], [2.8, -3.3], [-1.0, 0.5])]
+    f = sampling.logp_and_gradient(_compiled(starts))
+    threads, both_running = set(), threading.Barrier(2, timeout=30)
+
+    def recorded(x):  # each thread's first call waits for the other's: fails unless two climb at once
+        name = threading.current_thread().name
+        if name not in threads:
+            threads.add(name)
+            both_running.wait()
+        return f(x)
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    sequential = sampling._climbs(f, starts, 2000, threads=False)
+    threaded = sampling._climbs(recorded, starts, 2000, threads=True)
+    assert len(threads) == 2 and all(t.startswith("bayesgain-climb") for t in threads)
+    for (xs, lps, lp0s), (xt, lpt, lp0t) in zip(sequential, threaded):
+        np.testing.assert_array_equal(xt, xs)
+        assert (lpt, lp0t) == (lps, lp0s)
+    # the chains' own basins: chain 1 ends in the minor basin of its first coordinate, chain 0 does not
+    assert threaded[1][0][0] == pytest.approx(MINOR, abs=1e-3)
+    assert threaded[0][0][0] == pytest.approx(MAJOR, abs=1e-3)
+
+
 def test_starts_in_one_basin_keep_their_own_points():
     starts = [[2.0, 2.5], [3.9, 2.4]]
     got, report = sampling.optimised_starts(_compiled(starts), chains=2, seed=0, at_optimum=False)

@@ -169,6 +169,26 @@ def _climb(f, x0, maxiter):
     return np.asarray(x, dtype="float64"), float(lp), float(start_lp)
 
 
+def _climbs(f, starts, maxiter, threads):
+    """:func:`_climb` from each of ``starts``, in order; ``threads``: on the machine's cores at once (the numba
+    callback releases the GIL and is re-entrant; each climb is independent, so the results do not depend on it)."""
+    import concurrent.futures
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = min(len(starts), cores)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # without it BLAS's own threads would contend with the climbs' (2x slower on 2 cores)
+        threads = False
+    if not threads or workers < 2:
+        return [_climb(f, x0, maxiter) for x0 in starts]
+    # L-BFGS-B's small BLAS calls on one thread each: BLAS threads spinning beside the climbs' doubled their time
+    with threadpool_limits(limits=1, user_api="blas"), concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="bayesgain-climb") as pool:
+        return list(pool.map(lambda x0: _climb(f, x0, maxiter), starts))
+
+
 STARTS = ("optimum", "checked", "jitter")
 # a chain this far below the best in mean log density is run again (see sample_nutpie)
 RERUN_GAP_NATS = 20.0
@@ -238,14 +258,9 @@ def optimised_starts(compiled, chains, seed, maxiter=2000, max_gap_nats=20.0, at
     arrays and a dict with the log densities before/after the climbs and the replaced chains.
     """
     f = logp_and_gradient(compiled)
-    jittered, climbed, before, after = [], [], [], []
-    for c in range(int(chains)):
-        x0 = initial_point(compiled, int(seed) * 1000 + c)
-        x, lp, lp0 = _climb(f, x0, maxiter)
-        jittered.append(x0)
-        climbed.append(x)
-        before.append(lp0)
-        after.append(lp)
+    jittered = [initial_point(compiled, int(seed) * 1000 + c) for c in range(int(chains))]
+    climbs = _climbs(f, jittered, maxiter, threads=_is_numba(compiled))
+    climbed, after, before = ([c[k] for c in climbs] for k in range(3))
     after_arr = np.asarray(after)
     best = int(np.nanargmax(np.where(np.isfinite(after_arr), after_arr, -np.inf)))
     replaced = [c for c in range(len(after)) if not after_arr[c] >= after_arr[best] - max_gap_nats]
