@@ -62,6 +62,24 @@ def test_disorder_quadrature_matches_adaptive_integral(sigma, nodes, atol):
     np.testing.assert_allclose(got, expected, atol=atol)
 
 
+def test_fractions_of_many_draws_are_evaluated_in_blocks_with_the_same_values(rng, monkeypatch):
+    """The NumPy face splits a large batch into blocks (its temporaries stay in cache); the values do not change."""
+    from bayesgain.physics import api
+
+    V = np.linspace(-1.5, -0.9, 31)[None, :]
+    V1, Vc, s = rng.normal(-1.2, 0.02, (40, 1)), rng.uniform(0.0, 0.01, (40, 1)), rng.uniform(0.05, 0.15, (40, 1))
+    whole = ph.charge_fractions(V, V1, Vc, s)
+    calls, n = [], api.charging.DEFAULT_QUADRATURE_NODES
+    fn = api._fractions_fn(2, n, float(api.charging.QUADRATURE_HALF_WIDTH))
+    monkeypatch.setattr(api, "_BLOCK_VALUES", n * 97)  # blocks of 97 of the 1240 elements, the last one short
+    monkeypatch.setattr(api, "_fractions_fn", lambda *a: lambda *x: calls.append(x[0].size) or fn(*x))
+    blocks = ph.charge_fractions(V, V1, Vc, s)
+    assert calls == [97] * 12 + [1240 - 97 * 12]
+    np.testing.assert_array_equal(blocks, whole)
+    expected = np.array([ref.fractions_disordered(V[0, j], V1[3, 0], Vc[3, 0], s[3, 0]) for j in (0, 15, 30)])
+    np.testing.assert_allclose(blocks[3, [0, 15, 30]], expected, atol=1e-10)
+
+
 def test_disorder_zero_width_is_plain():
     V = np.linspace(-1.5, -0.9, 7)
     plain = ph.charge_fractions(V, -1.2, 0.005)

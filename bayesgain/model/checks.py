@@ -66,9 +66,10 @@ def _physics_mean_and_sd(gm, max_draws):
     pick = np.unique(np.round(np.linspace(0, len(flat) - 1, min(max_draws, len(flat)))).astype(int))
     mus, sds = [], []
     n = gm.data.sizes["ta_point"]
+    draws = [post[rv.name].values for rv in rvs]  # once: a DataTree lookup per draw cost more than the draw
     for i in pick:
         c, k = flat[i]
-        vals = [np.asarray(post[rv.name].values[c, k], dtype=rv.dtype) for rv in rvs]
+        vals = [np.asarray(v[c, k], dtype=rv.dtype) for v, rv in zip(draws, rvs)]
         mu, sd = fn(*vals)
         mus.append(np.asarray(mu, float))
         sds.append(np.broadcast_to(np.asarray(sd, float), (n,)))

@@ -69,10 +69,11 @@ _GRID = 2001  # points of the crossing search per draw and potential: error < (l
 
 def ladder_basis(mean_excitons, K):
     """P(N >= j; <N>) for j = 1..K: array (..., K) (the survival functions of the Poisson distribution)."""
-    from scipy import stats
+    from scipy import special
 
     m = np.asarray(mean_excitons, float)[..., None]
-    return stats.poisson.sf(np.arange(K), m)  # sf(j - 1) = P(N >= j)
+    # pdtrc(j - 1, m) = P(N >= j): scipy.stats.poisson.sf's own kernel, without its per-call argument handling
+    return special.pdtrc(np.arange(K), m)
 
 
 def ladder_curve(mean_excitons, A_pre, d):

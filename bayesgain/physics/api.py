@@ -109,6 +109,20 @@ def _flat(*arrays):
     return [np.ascontiguousarray(x).reshape(-1) for x in b], b[0].shape
 
 
+# values one block of a NumPy-side evaluation holds (elements x quadrature nodes): its temporaries stay in the CPU's
+# caches; the report's <n_e>(V) band (1000 draws x 131 potentials x 64 nodes) took 5.1 s whole, 0.34 s in blocks
+_BLOCK_VALUES = 1 << 19
+
+
+def _in_blocks(fn, *flats, per_element=1):
+    """``fn`` of 1-D ``flats`` evaluated on blocks of their elements, joined (elementwise graphs: the same values)."""
+    step = max(1, _BLOCK_VALUES // max(1, int(per_element)))
+    n = flats[0].size
+    if n <= step:
+        return fn(*flats)
+    return np.concatenate([fn(*(x[i:i + step] for x in flats)) for i in range(0, n, step)])
+
+
 def _flat_with_fractions(batch_arrays, fractions):
     """Broadcast batch arrays with the leading axes of ``fractions`` (..., S); flatten."""
     S = fractions.shape[-1]
@@ -304,7 +318,8 @@ def charge_fractions(potential_V, V_1S, V_C=0.0, sigma_1S=0.0, temperature_K=293
     if np.all(sf == 0):
         out = _plain_fractions_fn(g_e)(Vf, V1f, Vcf, Tf)
     else:
-        out = _fractions_fn(g_e, int(n_nodes), float(half_width))(Vf, V1f, Vcf, sf, Tf)
+        out = _in_blocks(_fractions_fn(g_e, int(n_nodes), float(half_width)), Vf, V1f, Vcf, sf, Tf,
+                         per_element=n_nodes)
     return out.reshape(shape + (g_e + 1,))
 
 
