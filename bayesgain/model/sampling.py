@@ -175,12 +175,10 @@ def _climbs(f, starts, maxiter, threads):
     import concurrent.futures
     import os
 
+    from threadpoolctl import threadpool_limits
+
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     workers = min(len(starts), cores)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # without it BLAS's own threads would contend with the climbs' (2x slower on 2 cores)
-        threads = False
     if not threads or workers < 2:
         return [_climb(f, x0, maxiter) for x0 in starts]
     # L-BFGS-B's small BLAS calls on one thread each: BLAS threads spinning beside the climbs' doubled their time
@@ -260,7 +258,7 @@ def optimised_starts(compiled, chains, seed, maxiter=2000, max_gap_nats=20.0, at
     f = logp_and_gradient(compiled)
     jittered = [initial_point(compiled, int(seed) * 1000 + c) for c in range(int(chains))]
     climbs = _climbs(f, jittered, maxiter, threads=_is_numba(compiled))
-    climbed, after, before = ([c[k] for c in climbs] for k in range(3))
+    climbed, after, before = (list(v) for v in zip(*climbs))  # _climb: (point, log density, at the start)
     after_arr = np.asarray(after)
     best = int(np.nanargmax(np.where(np.isfinite(after_arr), after_arr, -np.inf)))
     replaced = [c for c in range(len(after)) if not after_arr[c] >= after_arr[best] - max_gap_nats]
